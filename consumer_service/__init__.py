@@ -1,0 +1,1 @@
+"""Consumer service: stores messages addressed to its client and dead-letters what fails."""

@@ -1,0 +1,105 @@
+"""Use case: handle a batch of incoming records: store, skip or dead-letter each one."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared_domain.clock import utc_now
+from shared_domain.envelope import PoisonRecord, SchemaViolation, decode
+from shared_domain.failures import Failure, SourcePosition
+from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
+
+from .ports import DeadLetterSink, MessageStore
+from .records import DeadLetter, IncomingRecord
+from .retry import RetriesExhausted, RetryPolicy
+
+STORE_UNAVAILABLE = "StoreUnavailable"
+STORE_REJECTED = "StoreRejected"
+
+
+@dataclass
+class BatchHandler:
+    """Everything a consumer for one client (or '*') needs to handle its records."""
+
+    client: str
+    store: MessageStore
+    dead_letters: DeadLetterSink
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    clock: Callable[[], datetime] = utc_now
+
+
+@dataclass
+class BatchOutcome:
+    """How many records of a batch were stored, skipped and dead-lettered."""
+
+    stored: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+
+
+def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
+    """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored.
+
+    Returns only once every record is stored, skipped or acknowledged by the dead-letter
+    topic, so the caller may then commit the batch; raises DeadLetterUnavailable otherwise.
+    """
+    outcome = BatchOutcome()
+    to_store: list[tuple[IncomingRecord, Message]] = []
+    letters: list[DeadLetter] = []
+    for record in records:
+        try:
+            message = decode(record.value, handler.max_length)
+        except PoisonRecord as poison:
+            recipient = _recipient_of_poison(record, poison)
+            # A record nobody can be identified as the recipient of is kept by every consumer.
+            if recipient is None or is_addressed_to(recipient, handler.client):
+                letters.append(_letter(handler, record, type(poison).__name__, str(poison), 1))
+            else:
+                outcome.skipped += 1
+            continue
+        if is_addressed_to(message.recipient, handler.client):
+            to_store.append((record, message))
+        else:
+            outcome.skipped += 1
+    unstored = _store(to_store, handler)
+    letters += unstored
+    if letters:
+        handler.dead_letters.send_all(letters)
+    outcome.stored = len(to_store) - len(unstored)
+    outcome.dead_lettered = len(letters)
+    return outcome
+
+
+def _store(items: list[tuple[IncomingRecord, Message]], handler: BatchHandler) -> list[DeadLetter]:
+    """Store messages with retries; return dead letters for those that could not be stored."""
+    if not items:
+        return []
+    batch = [(message, record.position) for record, message in items]
+    try:
+        rejected, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
+    except RetriesExhausted as exhausted:
+        reason = f"store unavailable: {exhausted.last_error}"
+        return [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
+    return [
+        _letter(handler, record, STORE_REJECTED, rejected[message.message_id], attempts)
+        for record, message in items
+        if message.message_id in rejected
+    ]
+
+
+def _letter(handler: BatchHandler, record: IncomingRecord, error_type: str, reason: str, attempts: int) -> DeadLetter:
+    """Build a dead letter for a record."""
+    failure = Failure(error_type=error_type, reason=reason, attempts=attempts, failed_at=handler.clock())
+    return DeadLetter(record=record, failure=failure, consumer_client=handler.client)
+
+
+def _recipient_of_poison(record: IncomingRecord, poison: PoisonRecord) -> str | None:
+    """Best guess at whom a poison record was for: its envelope's `to`, else its key."""
+    candidates = [poison.recipient_hint if isinstance(poison, SchemaViolation) else None]
+    if record.key is not None:
+        candidates.append(record.key.decode("utf-8", errors="replace"))
+    for candidate in candidates:
+        if candidate is not None and client_id_problem(candidate) is None:
+            return candidate
+    return None

@@ -1,0 +1,32 @@
+"""What the use cases need from the outside world."""
+
+from typing import Protocol
+
+from shared_domain.failures import SourcePosition
+from shared_domain.message import Message
+
+from .records import DeadLetter
+
+
+class MessageStore(Protocol):
+    """Stores messages idempotently, keyed on their message id."""
+
+    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> dict[str, str]:
+        """Store messages; return {message id: reason} for those the store refused for good.
+
+        Raises StoreUnavailable when the store cannot be reached.
+        """
+
+
+class DeadLetterSink(Protocol):
+    """Writes dead letters to the dead-letter topic and waits for the broker's acknowledgement."""
+
+    def send_all(self, letters: list[DeadLetter]) -> None:
+        """Write every letter or raise DeadLetterUnavailable."""
+
+
+class FailedMessageStore(Protocol):
+    """Keeps the queryable projection of the dead-letter topic."""
+
+    def save_all(self, documents: list[dict]) -> None:
+        """Insert failure documents that are not there yet; raises StoreUnavailable."""

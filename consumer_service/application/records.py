@@ -1,0 +1,42 @@
+"""Plain records passed between the Kafka adapters and the use cases."""
+
+from dataclasses import dataclass, field
+
+from shared_domain.failures import Failure, SourcePosition
+
+Headers = list[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """One record read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+    @property
+    def position(self) -> SourcePosition:
+        """Where this record sits in Kafka."""
+        return SourcePosition(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record to write to the dead-letter topic, with why it failed."""
+
+    record: IncomingRecord
+    failure: Failure
+    consumer_client: str
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """A record to produce: key, value and headers."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers

@@ -1,0 +1,62 @@
+"""Consumer service settings, read from environment variables."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
+from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
+from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """Everything a consumer deployment is configured with."""
+
+    client: str
+    kafka_bootstrap_servers: str
+    mongodb_uri: str
+    mongodb_database: str
+    group_id: str
+    messages_topic: str
+    dead_letter_topic: str
+    topic_partitions: int
+    batch_size: int
+    retry_attempts: int
+    retry_first_wait: float
+    retry_max_wait: float
+    mongodb_timeout_ms: int
+    dead_letter_timeout: float
+    max_message_length: int
+    project_dead_letters: bool
+
+
+def load_settings(client: str | None = None, env: Mapping[str, str] | None = None) -> ConsumerSettings:
+    """Read the settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if env is None else env
+    client = client or read_str(env, "CLIENT_ID", ALL_CLIENTS)
+    if client != ALL_CLIENTS and client_id_problem(client):
+        raise ConfigError("CLIENT_ID", f"{client_id_problem(client)}, or '*' for all clients")
+    return ConsumerSettings(
+        client=client,
+        kafka_bootstrap_servers=read_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        mongodb_uri=read_str(env, "MONGODB_URI", "mongodb://127.0.0.1:27017/"),
+        mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
+        group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(client)),
+        messages_topic=read_str(env, "MESSAGES_TOPIC", MESSAGES_TOPIC),
+        dead_letter_topic=read_str(env, "DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
+        topic_partitions=read_int(env, "TOPIC_PARTITIONS", 3, minimum=1),
+        batch_size=read_int(env, "CONSUMER_BATCH_SIZE", 500, minimum=1),
+        retry_attempts=read_int(env, "STORE_RETRY_ATTEMPTS", 3, minimum=1),
+        retry_first_wait=read_float(env, "STORE_RETRY_FIRST_WAIT_S", 1.0),
+        retry_max_wait=read_float(env, "STORE_RETRY_MAX_WAIT_S", 30.0),
+        mongodb_timeout_ms=read_int(env, "MONGODB_TIMEOUT_MS", 2000, minimum=100),
+        dead_letter_timeout=read_float(env, "DEAD_LETTER_TIMEOUT_S", 10.0, minimum=0.1),
+        max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", DEFAULT_MAX_MESSAGE_LENGTH, minimum=1),
+        project_dead_letters=read_bool(env, "PROJECT_DEAD_LETTERS", True),
+    )
+
+
+def default_group_id(client: str) -> str:
+    """One consumer group per deployment: per client, or one for all clients."""
+    return "client-messages.for-all" if client == ALL_CLIENTS else f"client-messages.for.{client}"

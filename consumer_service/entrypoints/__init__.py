@@ -1,0 +1,1 @@
+"""Process entrypoints: the consumer loops and the command line."""

@@ -1,0 +1,88 @@
+"""Composition root of the consumer service: wires the real adapters into the use cases."""
+
+import logging
+import threading
+from functools import partial
+
+from confluent_kafka import KafkaException
+
+from ..application.handle_batch import BatchHandler, handle_batch
+from ..application.project_failures import project_dead_letters
+from ..application.retry import RetryPolicy
+from ..config import ConsumerSettings
+from ..infrastructure import kafka_io
+from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect
+from .loop import DependencyWait, run_loop
+
+log = logging.getLogger(__name__)
+PROJECTOR_GROUP_ID = "client-messages-dlq.projector"
+
+
+def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
+    """Create the topics if absent, waiting for Kafka; False if stopped before Kafka answered."""
+    wait = DependencyWait("kafka", stop)
+    while not stop.is_set():
+        try:
+            topics = [settings.messages_topic, settings.dead_letter_topic]
+            kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0)
+        except KafkaException as error:
+            wait.failed(error)
+            continue
+        wait.succeeded()
+        return True
+    return False
+
+
+def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> None:
+    """Run the message consumer (and the dead-letter projector) until `stop` is set."""
+    if not create_topics(settings, stop):
+        return
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    database = mongo[settings.mongodb_database]
+    projector = None
+    if settings.project_dead_letters:
+        projector = threading.Thread(target=_run_projector, args=(settings, database, stop), name="dlq-projector")
+        projector.start()
+    try:
+        _run_message_consumer(settings, database, stop)
+    finally:
+        stop.set()
+        if projector is not None:
+            projector.join()
+        mongo.close()
+
+
+def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event) -> None:
+    """Consume client-messages for one client (or all) until stopped."""
+    name = f"consumer[{settings.client}]"
+    dlq_producer = kafka_io.new_reliable_producer(
+        settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
+    )
+    handler = BatchHandler(
+        client=settings.client,
+        store=MongoMessageStore(database),
+        dead_letters=kafka_io.KafkaDeadLetterSink(dlq_producer, settings.dead_letter_topic, settings.dead_letter_timeout),
+        retry=RetryPolicy(settings.retry_attempts, settings.retry_first_wait, settings.retry_max_wait),
+        max_length=settings.max_message_length,
+    )
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name)
+    consumer.subscribe([settings.messages_topic])
+    log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
+    try:
+        run_loop(name, consumer, partial(handle_batch, handler=handler), stop, settings.batch_size)
+    finally:
+        dlq_producer.flush(settings.dead_letter_timeout)
+
+
+def _run_projector(settings: ConsumerSettings, database, stop: threading.Event) -> None:
+    """Project the dead-letter topic into failed_messages until stopped."""
+    name = "dlq-projector"
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name)
+    consumer.subscribe([settings.dead_letter_topic])
+    store = MongoFailedMessageStore(database)
+    try:
+        run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size)
+    except Exception:
+        log.exception("%s stopped on an unexpected error; stopping the service", name)
+        stop.set()
+        raise

@@ -1,0 +1,59 @@
+"""Command line of the consumer service (`consumer-service ...`)."""
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from shared_domain.config import ConfigError
+
+from ..config import load_settings
+from .bootstrap import create_topics, run_consumer_service
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, envvar="LOG_LEVEL", help="Python logging level.")
+def cli(log_level: str) -> None:
+    """Consume client messages into MongoDB and manage the dead-letter queue."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+@click.option("--client", "client", default=None, help="Recipient client id to keep, or '*' for all [env CLIENT_ID].")
+def run(client: str | None) -> None:
+    """Consume messages addressed to one client (or all) until SIGTERM or Ctrl-C."""
+    settings = _settings(client)
+    stop = _stop_on_signals()
+    run_consumer_service(settings, stop)
+
+
+@cli.command("create-topics")
+def create_topics_command() -> None:
+    """Create the message and dead-letter topics if they do not exist."""
+    settings = _settings(None)
+    if create_topics(settings, _stop_on_signals()):
+        click.echo(f"topics ready: {settings.messages_topic}, {settings.dead_letter_topic}")
+
+
+def _settings(client: str | None):
+    """Load settings or exit 2 with one line naming the bad variable."""
+    try:
+        return load_settings(client)
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+
+
+def _stop_on_signals() -> threading.Event:
+    """Return an event set by SIGTERM or SIGINT, so loops finish their batch and exit."""
+    stop = threading.Event()
+
+    def request_stop(signum, _frame):
+        logging.getLogger(__name__).info("received %s, finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop

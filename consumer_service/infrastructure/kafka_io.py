@@ -1,0 +1,142 @@
+"""confluent-kafka adapters: consumer settings, record conversion, the dead-letter sink, topics."""
+
+import logging
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ..application.dead_letter import dead_letter_record
+from ..application.errors import DeadLetterUnavailable
+from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
+
+log = logging.getLogger(__name__)
+
+
+def new_consumer(bootstrap_servers: str, group_id: str, client_name: str) -> Consumer:
+    """A consumer that commits only when told to, starting from the earliest unread record."""
+    return Consumer({
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "client.id": client_name,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "max.poll.interval.ms": 300000,
+    })
+
+
+def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int) -> Producer:
+    """A producer whose acknowledgement means every in-sync replica has the record."""
+    return Producer({
+        "bootstrap.servers": bootstrap_servers,
+        "client.id": client_name,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": delivery_timeout_ms,
+    })
+
+
+def to_incoming(message: Message) -> IncomingRecord:
+    """Convert a confluent-kafka message into a plain record."""
+    return IncomingRecord(
+        topic=message.topic(), partition=message.partition(), offset=message.offset(),
+        key=message.key(), value=message.value(), headers=list(message.headers() or []),
+    )
+
+
+def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecord], timeout: float) -> list[str]:
+    """Produce records and wait for their acknowledgements; return the errors (empty when all landed)."""
+    errors: list[str] = []
+    pending = [len(records)]
+
+    def on_delivery(error, _message):
+        pending[0] -= 1
+        if error is not None:
+            errors.append(str(error))
+
+    for record in records:
+        _produce(producer, topic, record, on_delivery)
+    producer.flush(timeout)
+    if pending[0]:
+        errors.append(f"{pending[0]} record(s) not acknowledged within {timeout:.1f}s")
+    return errors
+
+
+def _produce(producer: Producer, topic: str, record: OutgoingRecord, on_delivery) -> None:
+    """Produce one record, serving delivery reports while the local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, key=record.key, value=record.value, headers=record.headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+class KafkaDeadLetterSink:
+    """Writes dead letters to the dead-letter topic and waits until the broker has them."""
+
+    def __init__(self, producer: Producer, topic: str, timeout: float):
+        self._producer = producer
+        self._topic = topic
+        self._timeout = timeout
+
+    def send_all(self, letters: list[DeadLetter]) -> None:
+        """Write every letter, or raise DeadLetterUnavailable."""
+        errors = produce_and_wait(self._producer, self._topic, [dead_letter_record(x) for x in letters], self._timeout)
+        if errors:
+            raise DeadLetterUnavailable(f"dead-letter topic {self._topic}: {errors[0]}")
+        for letter in letters:
+            log.warning(
+                "dead-lettered %s:%d:%d (%s: %s, %d attempt(s))", letter.record.topic, letter.record.partition,
+                letter.record.offset, letter.failure.error_type, letter.failure.reason, letter.failure.attempts,
+            )
+
+
+def commit(consumer: Consumer, records: list[IncomingRecord]) -> bool:
+    """Commit the offsets after the given records; False when a rebalance took the partitions away."""
+    try:
+        consumer.commit(offsets=_next_offsets(records, lambda offsets: max(offsets) + 1), asynchronous=False)
+    except KafkaException as error:
+        log.warning("commit failed, records will be redelivered to their new owner: %s", error)
+        return False
+    return True
+
+
+def rewind(consumer: Consumer, records: list[IncomingRecord]) -> None:
+    """Seek each partition back to the first record of the batch so it is read again."""
+    for partition in _next_offsets(records, min):
+        try:
+            consumer.seek(partition)
+        except KafkaException as error:
+            log.info("could not rewind %s[%d] (no longer assigned?): %s", partition.topic, partition.partition, error)
+
+
+def _next_offsets(records: list[IncomingRecord], pick) -> list[TopicPartition]:
+    """One TopicPartition per partition of the batch, at the offset `pick` chooses."""
+    offsets: dict[tuple[str, int], list[int]] = {}
+    for record in records:
+        offsets.setdefault((record.topic, record.partition), []).append(record.offset)
+    return [TopicPartition(topic, partition, pick(found)) for (topic, partition), found in offsets.items()]
+
+
+def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, timeout: float) -> None:
+    """Create the topics that do not exist yet; raise KafkaException when the broker cannot be reached."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=timeout).topics
+    missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in topics if name not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, operation_timeout=timeout, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created topic %s with %d partitions", name, partitions)
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """Tell whether a consumer error means the client cannot go on."""
+    return error.fatal()

@@ -1,0 +1,128 @@
+"""pymongo adapters: the idempotent message store and the failed-messages projection."""
+
+from contextlib import contextmanager
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+
+from shared_domain.clock import utc_now
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, message_document
+from shared_domain.failures import SourcePosition
+from shared_domain.message import Message
+
+from ..application.errors import StoreUnavailable
+
+DUPLICATE_KEY = 11000
+TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
+
+
+def connect(uri: str, timeout_ms: int) -> MongoClient:
+    """Open a client whose every wait is bounded, so an outage surfaces as an error quickly."""
+    return MongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 5000),
+    )
+
+
+def ensure_indexes(database: Database) -> None:
+    """Create the indexes the queries of both services rely on."""
+    messages = database[MESSAGES_COLLECTION]
+    for field in ("to", "from"):
+        messages.create_index([(field, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
+    messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
+    failed = database[FAILED_MESSAGES_COLLECTION]
+    failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
+    failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING)])
+
+
+class _IdempotentWriter:
+    """Inserts documents keyed on _id into one collection; creates the indexes on first use."""
+
+    def __init__(self, database: Database, collection: str):
+        self._database = database
+        self._collection: Collection = database[collection]
+        self._indexed = False
+
+    def _insert_new(self, documents: list[dict]) -> dict[str, str]:
+        """Insert documents not there yet; return {_id: reason} for those refused for good."""
+        if not documents:
+            return {}
+        with transient_as_unavailable():
+            if not self._indexed:
+                # Done on first use, so a service started while the store is down still runs.
+                ensure_indexes(self._database)
+                self._indexed = True
+            return _insert_ignoring_duplicates(self._collection, documents)
+
+
+class MongoMessageStore(_IdempotentWriter):
+    """Stores messages under their message id; a message already there is left alone."""
+
+    def __init__(self, database: Database, clock=utc_now):
+        super().__init__(database, MESSAGES_COLLECTION)
+        self._clock = clock
+
+    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> dict[str, str]:
+        """Insert every message not stored yet; return {message id: reason} for permanent refusals."""
+        stored_at = self._clock()
+        return self._insert_new([message_document(message, source, stored_at) for message, source in messages])
+
+
+class MongoFailedMessageStore(_IdempotentWriter):
+    """Keeps one document per failure; a failure projected twice is stored once."""
+
+    def __init__(self, database: Database):
+        super().__init__(database, FAILED_MESSAGES_COLLECTION)
+
+    def save_all(self, documents: list[dict]) -> None:
+        """Insert failure documents not there yet; a refusal is retried like an outage."""
+        refused = self._insert_new(documents)
+        if refused:
+            raise StoreUnavailable(f"failed_messages refused documents: {refused}")
+
+
+def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> dict[str, str]:
+    """insert_many(ordered=False), where an existing _id counts as success."""
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        if error.details.get("writeConcernErrors"):
+            raise StoreUnavailable(f"write concern not met: {error.details['writeConcernErrors']}") from None
+        return {
+            str(documents[item["index"]]["_id"]): item.get("errmsg", "write refused")
+            for item in error.details.get("writeErrors", [])
+            if item.get("code") != DUPLICATE_KEY
+        }
+    except PyMongoError as error:
+        if is_transient(error):
+            raise
+        reason = f"{type(error).__name__}: {error}"
+        return {str(document["_id"]): reason for document in documents}
+    return {}
+
+
+def is_transient(error: PyMongoError) -> bool:
+    """Tell whether an error may go away by itself (connection loss, timeouts, failover)."""
+    return isinstance(error, TRANSIENT_ERRORS) or error.has_error_label("RetryableWriteError")
+
+
+@contextmanager
+def transient_as_unavailable():
+    """Turn transient pymongo errors into StoreUnavailable."""
+    try:
+        yield
+    except PyMongoError as error:
+        if is_transient(error):
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        raise
+
+
+def is_reachable(client: MongoClient) -> bool:
+    """Tell whether the store answers a ping."""
+    try:
+        client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True

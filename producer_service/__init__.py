@@ -1,0 +1,1 @@
+"""Producer service: the HTTP API that publishes messages and queries the stores."""

@@ -1,0 +1,44 @@
+"""What the producer's use cases need from the outside world."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared_domain.message import Message
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge the record in time."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where the broker put an acknowledged record."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """Equality filters, a time range and a cursor over one collection, in (time, id) order."""
+
+    equals: dict
+    since: datetime | None = None
+    until: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+class Publisher(Protocol):
+    """Publishes a message and waits for the broker's acknowledgement."""
+
+    def publish(self, message: Message) -> Receipt:
+        """Publish or raise BrokerUnavailable."""
+
+
+class Reader(Protocol):
+    """Reads one page of documents matching a query, as API objects."""
+
+    def find(self, query: PageQuery) -> list[dict]:
+        """Return up to query.limit items in (time, id) order."""

@@ -1,0 +1,47 @@
+"""Producer service settings, read from environment variables."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared_domain.config import read_float, read_int, read_str
+from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
+from shared_domain.topics import MESSAGES_TOPIC
+
+
+@dataclass(frozen=True)
+class ProducerSettings:
+    """Everything the producer service is configured with."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = "messaging"
+    messages_topic: str = MESSAGES_TOPIC
+    delivery_timeout_ms: int = 5000
+    mongodb_timeout_ms: int = 2000
+    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    max_body_bytes: int = 65536
+    page_size_default: int = 50
+    page_size_max: int = 500
+    retry_after_s: int = 5
+    readiness_timeout_s: float = 1.0
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
+    """Read the settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if env is None else env
+    defaults = ProducerSettings()
+    return ProducerSettings(
+        kafka_bootstrap_servers=read_str(env, "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
+        mongodb_uri=read_str(env, "MONGODB_URI", defaults.mongodb_uri),
+        mongodb_database=read_str(env, "MONGODB_DATABASE", defaults.mongodb_database),
+        messages_topic=read_str(env, "MESSAGES_TOPIC", defaults.messages_topic),
+        delivery_timeout_ms=read_int(env, "KAFKA_DELIVERY_TIMEOUT_MS", defaults.delivery_timeout_ms, minimum=100),
+        mongodb_timeout_ms=read_int(env, "MONGODB_TIMEOUT_MS", defaults.mongodb_timeout_ms, minimum=100),
+        max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", defaults.max_message_length, minimum=1),
+        max_body_bytes=read_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024),
+        page_size_default=read_int(env, "PAGE_SIZE_DEFAULT", defaults.page_size_default, minimum=1),
+        page_size_max=read_int(env, "PAGE_SIZE_MAX", defaults.page_size_max, minimum=1),
+        retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
+        readiness_timeout_s=read_float(env, "READINESS_TIMEOUT_S", defaults.readiness_timeout_s, minimum=0.1),
+    )

@@ -1,0 +1,1 @@
+"""The Flask application, its blueprints and the gunicorn configuration."""

@@ -1,0 +1,40 @@
+"""Flask application factory of the producer service."""
+
+import logging
+import sys
+
+from flask import Flask
+
+from shared_domain.config import ConfigError
+
+from ..config import ProducerSettings, load_settings
+from . import errors, health_api, query_api, send_api
+from .services import EXTENSION, Services
+
+
+def create_app(settings: ProducerSettings | None = None, services: Services | None = None) -> Flask:
+    """Build the app; with no `services`, wire the real Kafka and MongoDB adapters."""
+    if settings is None:
+        settings = _settings_or_exit()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    if services is None:
+        from .bootstrap import real_services
+
+        services = real_services(settings)
+    app.extensions[EXTENSION] = services
+    errors.init_app(app)
+    for blueprint in (send_api.bp, query_api.bp, health_api.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _settings_or_exit() -> ProducerSettings:
+    """Load settings from the environment or exit 2 with one line naming the bad variable."""
+    try:
+        return load_settings()
+    except ConfigError as error:
+        logging.getLogger(__name__).error("%s", error)
+        print(str(error), file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,32 @@
+"""Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
+
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_view, message_view
+
+from ..config import ProducerSettings
+from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
+from ..infrastructure.mongo_readers import MongoReader, connect, is_reachable
+from .services import Services
+
+
+def real_services(settings: ProducerSettings) -> Services:
+    """One producer and one MongoDB client for this process."""
+    producer = new_producer(settings.kafka_bootstrap_servers, settings.delivery_timeout_ms)
+    publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms)
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    database = mongo[settings.mongodb_database]
+
+    def close() -> None:
+        publisher.close()
+        mongo.close()
+
+    return Services(
+        settings=settings,
+        publisher=publisher,
+        messages=MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+        failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_view),
+        checks={
+            "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
+            "mongodb": lambda: is_reachable(mongo),
+        },
+        close=close,
+    )

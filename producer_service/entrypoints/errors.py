@@ -1,0 +1,44 @@
+"""JSON errors for every failure the API can meet; never a stack trace."""
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as `{"error", "message", "details"}` with a status code."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None):
+    """Build a JSON error response."""
+    response = jsonify({"error": code, "message": message, "details": details or {}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register JSON handlers for API errors, HTTP errors and anything unexpected."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return error_response(error.code or 500, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed to handle the request")

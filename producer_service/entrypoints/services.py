@@ -1,0 +1,28 @@
+"""The adapters a Flask app is wired with, kept on `app.extensions`."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ..application.ports import Publisher, Reader
+from ..config import ProducerSettings
+
+EXTENSION = "messaging"
+
+
+@dataclass
+class Services:
+    """Publisher, readers and dependency checks of one producer process."""
+
+    settings: ProducerSettings
+    publisher: Publisher
+    messages: Reader
+    failures: Reader
+    checks: dict[str, Callable[[], bool]]
+    close: Callable[[], None] = lambda: None
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    return current_app.extensions[EXTENSION]

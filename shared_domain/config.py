@@ -1,0 +1,59 @@
+"""Reading settings from environment variables, with one clear error per bad value."""
+
+from collections.abc import Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"configuration error: {name} {problem}")
+        self.name = name
+
+
+def read_str(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a non-empty string variable."""
+    value = env.get(name, default).strip()
+    if not value:
+        raise ConfigError(name, "must not be empty")
+    return value
+
+
+def read_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """Read an integer variable no smaller than `minimum`."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def read_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    """Read a number variable no smaller than `minimum`."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Read a yes/no variable (true/false, yes/no, 1/0)."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"must be true or false, got {raw!r}")

@@ -1,0 +1,87 @@
+"""Shapes of the MongoDB documents: written by the consumer, read by the producer's API."""
+
+import base64
+from datetime import datetime
+
+from .clock import to_iso
+from .failures import SourcePosition
+from .message import Message
+
+MESSAGES_COLLECTION = "messages"
+FAILED_MESSAGES_COLLECTION = "failed_messages"
+
+
+def message_document(message: Message, source: SourcePosition, stored_at: datetime) -> dict:
+    """Build the stored document of a message; its id is the message id."""
+    return {
+        "_id": message.message_id,
+        "from": message.sender,
+        "to": message.recipient,
+        "message": message.text,
+        "sentAt": message.sent_at,
+        "storedAt": stored_at,
+        "source": position_view(source),
+    }
+
+
+def message_view(document: dict) -> dict:
+    """Turn a stored message document into its API representation."""
+    return {
+        "messageId": document["_id"],
+        "from": document["from"],
+        "to": document["to"],
+        "message": document["message"],
+        "sentAt": to_iso(document["sentAt"]),
+    }
+
+
+def position_view(source: SourcePosition) -> dict:
+    """Represent a Kafka position as a document or API object."""
+    return {"topic": source.topic, "partition": source.partition, "offset": source.offset}
+
+
+def bytes_view(data: bytes | None) -> tuple[str | None, str]:
+    """Represent raw bytes as text when they are UTF-8, else as base64; return (text, encoding)."""
+    if data is None:
+        return None, "none"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def bytes_from_view(text: str | None, encoding: str) -> bytes | None:
+    """Restore raw bytes from their text representation."""
+    if encoding == "none" or text is None:
+        return None
+    if encoding == "base64":
+        return base64.b64decode(text)
+    return text.encode("utf-8")
+
+
+def failure_view(document: dict) -> dict:
+    """Turn a `failed_messages` document into its API representation."""
+    view = {
+        "id": document["_id"],
+        "status": document["status"],
+        "reason": document["reason"],
+        "errorType": document["errorType"],
+        "attempts": document["attempts"],
+        "failedAt": to_iso(document["failedAt"]),
+        "consumerClient": document["consumerClient"],
+        "source": document["source"],
+        "key": document.get("key"),
+        "payload": document.get("payload"),
+        "payloadEncoding": document.get("payloadEncoding"),
+        "replayCount": document.get("replayCount", 0),
+        "history": [_history_view(entry) for entry in document.get("history", [])],
+    }
+    for field in ("messageId", "from", "to"):
+        if field in document:
+            view[field] = document[field]
+    return view
+
+
+def _history_view(entry: dict) -> dict:
+    """Represent one status change with its time as ISO 8601."""
+    return {name: to_iso(value) if isinstance(value, datetime) else value for name, value in entry.items()}

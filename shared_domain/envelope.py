@@ -1,0 +1,66 @@
+"""Encoding a message into a Kafka record value and decoding it back."""
+
+import json
+
+from marshmallow import ValidationError
+
+from .clock import as_utc, to_iso
+from .message import DEFAULT_MAX_MESSAGE_LENGTH, Message
+from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
+
+CONTENT_TYPE = "application/json"
+CONTENT_TYPE_HEADER = "content-type"
+TRACE_ID_HEADER = "trace-id"
+
+
+class PoisonRecord(Exception):
+    """A record that can never be stored, whatever is retried."""
+
+
+class UndecodableRecord(PoisonRecord):
+    """The record value is not a UTF-8 JSON object."""
+
+
+class SchemaViolation(PoisonRecord):
+    """The record is JSON but not a valid message envelope."""
+
+    def __init__(self, errors: dict, recipient_hint: str | None = None):
+        super().__init__(f"envelope fails validation: {json.dumps(errors, sort_keys=True)}")
+        self.errors = errors
+        self.recipient_hint = recipient_hint
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message as the JSON envelope written to Kafka."""
+    envelope = {
+        "schemaVersion": ENVELOPE_SCHEMA_VERSION,
+        "messageId": message.message_id,
+        "from": message.sender,
+        "to": message.recipient,
+        "message": message.text,
+        "sentAt": to_iso(message.sent_at),
+    }
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> Message:
+    """Decode a Kafka record value into a message, or raise a PoisonRecord."""
+    if value is None:
+        raise UndecodableRecord("record has no value")
+    try:
+        document = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise UndecodableRecord(f"value is not UTF-8: {error}") from None
+    except json.JSONDecodeError as error:
+        raise UndecodableRecord(f"value is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise UndecodableRecord(f"value is JSON {type(document).__name__}, not an object")
+    try:
+        fields = EnvelopeSchema(max_length=max_length).load(document)
+    except ValidationError as error:
+        hint = document.get("to") if isinstance(document.get("to"), str) else None
+        raise SchemaViolation(error.normalized_messages(), recipient_hint=hint) from None
+    return Message(
+        message_id=fields["message_id"], sender=fields["sender"], recipient=fields["recipient"],
+        text=fields["text"], sent_at=as_utc(fields["sent_at"]),
+    )

@@ -1,0 +1,56 @@
+"""Marshmallow schemas for the message on the HTTP API and on the Kafka wire."""
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from .message import DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem, message_id_problem, text_problem
+
+ENVELOPE_SCHEMA_VERSION = 1
+
+
+def _rule(problem_of):
+    """Turn a `*_problem` function into a marshmallow validator."""
+
+    def check(value):
+        problem = problem_of(value)
+        if problem:
+            raise ValidationError(problem)
+
+    return check
+
+
+class MessageFieldsSchema(Schema):
+    """The fields every message carries: sender, recipient and text."""
+
+    class Meta:
+        unknown = RAISE
+
+    sender = fields.String(required=True, data_key="from", validate=_rule(client_id_problem))
+    recipient = fields.String(required=True, data_key="to", validate=_rule(client_id_problem))
+    text = fields.String(required=True, data_key="message")
+
+    def __init__(self, *args, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_length = max_length
+
+    @validates("text")
+    def _check_text(self, value: str, **_kwargs) -> None:
+        problem = text_problem(value, self.max_length)
+        if problem:
+            raise ValidationError(problem)
+
+
+class SendMessageSchema(MessageFieldsSchema):
+    """A request to send one message; the client may choose the message id."""
+
+    message_id = fields.String(data_key="messageId", validate=_rule(message_id_problem))
+
+
+class EnvelopeSchema(MessageFieldsSchema):
+    """The versioned JSON envelope of a message on Kafka."""
+
+    schema_version = fields.Integer(
+        required=True, data_key="schemaVersion", strict=True,
+        validate=validate.Equal(ENVELOPE_SCHEMA_VERSION),
+    )
+    message_id = fields.String(required=True, data_key="messageId", validate=_rule(message_id_problem))
+    sent_at = fields.AwareDateTime(required=True, data_key="sentAt", format="iso")

@@ -1,0 +1,63 @@
+"""Fixtures for unit tests: the Flask app wired with a fake publisher and mongomock readers."""
+
+import mongomock
+import pytest
+
+from producer_service.application.ports import BrokerUnavailable, Receipt
+from producer_service.config import ProducerSettings
+from producer_service.entrypoints.app import create_app
+from producer_service.entrypoints.services import Services
+from producer_service.infrastructure.mongo_readers import MongoReader
+from shared_domain.documents import failure_view, message_view
+
+
+class FakePublisher:
+    """Records published messages; can be told the broker is down."""
+
+    def __init__(self):
+        self.published = []
+        self.down = False
+
+    def publish(self, message):
+        if self.down:
+            raise BrokerUnavailable("Local: Message timed out")
+        self.published.append(message)
+        return Receipt(partition=0, offset=len(self.published) - 1)
+
+
+@pytest.fixture
+def database():
+    """A fresh mongomock database."""
+    return mongomock.MongoClient(tz_aware=True)["messaging"]
+
+
+@pytest.fixture
+def publisher():
+    """The fake publisher the app sends to."""
+    return FakePublisher()
+
+
+@pytest.fixture
+def health():
+    """Dependency states the readiness endpoint reports."""
+    return {"kafka": True, "mongodb": True}
+
+
+@pytest.fixture
+def app(publisher, database, health):
+    """The producer app wired with fakes and small limits."""
+    settings = ProducerSettings(max_body_bytes=2048, max_message_length=100, page_size_default=2, page_size_max=5)
+    services = Services(
+        settings=settings,
+        publisher=publisher,
+        messages=MongoReader(database.messages, "sentAt", message_view),
+        failures=MongoReader(database.failed_messages, "failedAt", failure_view),
+        checks={name: (lambda name=name: health[name]) for name in health},
+    )
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()

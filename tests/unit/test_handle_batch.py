@@ -1,0 +1,155 @@
+"""Handling a batch: store what is ours, skip the rest, dead-letter what cannot be stored."""
+
+import json
+from datetime import datetime, timezone
+
+import mongomock
+import pytest
+
+from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
+from consumer_service.application.handle_batch import BatchHandler, handle_batch
+from consumer_service.application.records import IncomingRecord
+from consumer_service.application.retry import RetryPolicy
+from consumer_service.infrastructure.mongo_store import MongoMessageStore
+from shared_domain.envelope import encode
+from shared_domain.message import Message
+
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+
+
+class FakeSink:
+    """Collects dead letters; can be told to fail."""
+
+    def __init__(self, fail: bool = False):
+        self.letters = []
+        self.fail = fail
+
+    def send_all(self, letters):
+        if self.fail:
+            raise DeadLetterUnavailable("broker down")
+        self.letters += letters
+
+
+class FlakyStore:
+    """Raises StoreUnavailable a number of times, then delegates to a real store."""
+
+    def __init__(self, inner, failures: int):
+        self.inner, self.failures, self.calls = inner, failures, 0
+
+    def save_all(self, messages):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise StoreUnavailable("connection refused")
+        return self.inner.save_all(messages)
+
+
+class RefusingStore:
+    """Refuses one message id for good."""
+
+    def __init__(self, refused_id):
+        self.refused_id = refused_id
+
+    def save_all(self, messages):
+        return {self.refused_id: "document too large"}
+
+
+def record(offset: int, to: str = "clientB", message_id: str | None = None, value: bytes | None = None, key=None):
+    """An incoming record carrying a valid envelope unless `value` is given."""
+    if value is None:
+        value = encode(Message(message_id or f"m-{offset}", "clientA", to, f"text {offset}", NOW))
+    return IncomingRecord("client-messages", 0, offset, key if key is not None else to.encode(), value, [("trace-id", b"t")])
+
+
+@pytest.fixture
+def database():
+    """A fresh mongomock database."""
+    return mongomock.MongoClient(tz_aware=True)["messaging"]
+
+
+@pytest.fixture
+def waits():
+    """The backoff waits the retry policy asked for."""
+    return []
+
+
+def handler_for(client, store, sink, waits, attempts=3):
+    """A batch handler whose retries record their waits instead of sleeping."""
+    return BatchHandler(client=client, store=store, dead_letters=sink,
+                        retry=RetryPolicy(attempts=attempts, first_wait=1.0, max_wait=30.0, sleep=waits.append),
+                        clock=lambda: NOW)
+
+
+def test_messages_for_the_client_are_stored_and_others_skipped(database, waits):
+    sink = FakeSink()
+    outcome = handle_batch([record(1), record(2, to="clientC"), record(3)],
+                           handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert (outcome.stored, outcome.skipped, outcome.dead_lettered) == (2, 1, 0)
+    assert sorted(d["_id"] for d in database.messages.find()) == ["m-1", "m-3"]
+
+
+def test_a_consumer_for_all_clients_keeps_everything(database, waits):
+    outcome = handle_batch([record(1, to="clientB"), record(2, to="clientC")],
+                           handler_for("*", MongoMessageStore(database), FakeSink(), waits))
+    assert outcome.stored == 2
+
+
+def test_a_redelivered_batch_stores_nothing_twice(database, waits):
+    handler = handler_for("clientB", MongoMessageStore(database), FakeSink(), waits)
+    batch = [record(1), record(2), record(3, message_id="m-1")]
+    handle_batch(batch, handler)
+    handle_batch(batch, handler)
+    assert database.messages.count_documents({}) == 2
+
+
+@pytest.mark.parametrize("value, error_type", [
+    (b"\xff\x00 not text", "UndecodableRecord"),
+    (b'{"to": "clientB", "message": "no envelope"}', "SchemaViolation"),
+])
+def test_poison_is_dead_lettered_at_once_without_retries(database, waits, value, error_type):
+    sink = FakeSink()
+    outcome = handle_batch([record(1, value=value), record(2)], handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert outcome.dead_lettered == 1 and outcome.stored == 1
+    [letter] = sink.letters
+    assert (letter.failure.error_type, letter.failure.attempts, letter.record.offset) == (error_type, 1, 1)
+    assert waits == []
+
+
+def test_poison_for_another_client_is_left_to_that_client(database, waits):
+    sink = FakeSink()
+    poison = json.dumps({"to": "clientC", "message": 1}).encode()
+    outcome = handle_batch([record(1, to="clientC", value=poison)], handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert outcome.skipped == 1 and sink.letters == []
+
+
+def test_poison_with_no_recipient_is_kept_by_every_consumer(database, waits):
+    sink = FakeSink()
+    handle_batch([record(1, value=b"garbage", key=b"")], handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert len(sink.letters) == 1
+
+
+def test_transient_store_errors_are_retried_with_growing_waits(database, waits):
+    store = FlakyStore(MongoMessageStore(database), failures=2)
+    outcome = handle_batch([record(1)], handler_for("clientB", store, FakeSink(), waits))
+    assert outcome.stored == 1 and store.calls == 3
+    assert len(waits) == 2 and 1.0 <= waits[0] <= 2.0 and 2.0 <= waits[1] <= 3.0
+
+
+def test_exhausted_retries_dead_letter_every_message_with_the_attempts(database, waits):
+    sink = FakeSink()
+    store = FlakyStore(MongoMessageStore(database), failures=99)
+    outcome = handle_batch([record(1), record(2)], handler_for("clientB", store, sink, waits, attempts=4))
+    assert outcome.dead_lettered == 2 and store.calls == 4
+    assert {(x.failure.error_type, x.failure.attempts) for x in sink.letters} == {("StoreUnavailable", 4)}
+    assert database.messages.count_documents({}) == 0
+
+
+def test_a_message_the_store_refuses_for_good_is_dead_lettered(waits):
+    sink = FakeSink()
+    outcome = handle_batch([record(1), record(2)], handler_for("clientB", RefusingStore("m-2"), sink, waits))
+    assert outcome.stored == 1
+    assert [(x.record.offset, x.failure.error_type, x.failure.reason) for x in sink.letters] == [(2, "StoreRejected", "document too large")]
+
+
+def test_an_unavailable_dead_letter_topic_stops_the_batch(database, waits):
+    with pytest.raises(DeadLetterUnavailable):
+        handle_batch([record(1, value=b"garbage")], handler_for("clientB", MongoMessageStore(database), FakeSink(fail=True), waits))
