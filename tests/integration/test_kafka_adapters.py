@@ -1,0 +1,90 @@
+"""The confluent-kafka adapters against the real broker."""
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+from confluent_kafka import Consumer
+
+from consumer_service.application.errors import DeadLetterUnavailable
+from consumer_service.application.records import DeadLetter, IncomingRecord
+from consumer_service.infrastructure.kafka_io import KafkaDeadLetterSink, ensure_topics, new_reliable_producer
+from infra.process import free_ports
+from producer_service.application.ports import BrokerUnavailable
+from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
+from shared_domain.envelope import decode
+from shared_domain.failures import Failure
+from shared_domain.message import Message
+
+NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def topic(kafka, unique):
+    """A fresh topic with three partitions."""
+    name = f"test-{unique}"
+    ensure_topics(kafka.address, [name], partitions=3, timeout=10)
+    return name
+
+
+def read_all(bootstrap: str, topic: str, count: int, deadline: float = 20.0) -> list:
+    """Read `count` records from the start of a topic, or fail at the deadline."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    records, end = [], time.monotonic() + deadline
+    try:
+        while len(records) < count and time.monotonic() < end:
+            record = consumer.poll(0.5)
+            if record is not None and record.error() is None:
+                records.append(record)
+    finally:
+        consumer.close()
+    assert len(records) == count, f"read {len(records)} of {count} records from {topic}"
+    return records
+
+
+def test_creating_topics_twice_is_harmless(kafka, topic):
+    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+
+
+def test_a_published_message_is_acknowledged_keyed_by_recipient(kafka, topic):
+    publisher = KafkaPublisher(new_producer(kafka.address, 5000), topic, 5000)
+    message = Message("m-1", "clientA", "clientB", "hello", NOW)
+    try:
+        receipt = publisher.publish(message, trace_id="trace-1")
+        assert publisher.is_reachable(2.0)
+    finally:
+        publisher.close()
+    [record] = read_all(kafka.address, topic, 1)
+    assert (record.partition(), record.offset()) == (receipt.partition, receipt.offset)
+    assert record.key() == b"clientB" and decode(record.value()) == message
+    assert dict(record.headers()) == {"content-type": b"application/json", "trace-id": b"trace-1"}
+
+
+def test_an_unreachable_broker_fails_a_publish_within_the_delivery_timeout():
+    publisher = KafkaPublisher(new_producer(f"127.0.0.1:{free_ports(1)[0]}", 1000), "nowhere", 1000)
+    started = time.monotonic()
+    try:
+        with pytest.raises(BrokerUnavailable):
+            publisher.publish(Message("m-1", "clientA", "clientB", "hello", NOW))
+        assert not publisher.is_reachable(0.5)
+    finally:
+        publisher.close(timeout=1)
+    assert time.monotonic() - started < 10
+
+
+def test_dead_letters_are_written_with_original_and_context_headers(kafka, topic):
+    producer = new_reliable_producer(kafka.address, "test-dlq", 5000)
+    original = IncomingRecord("client-messages", 1, 17, b"clientB", b"\x00poison", [("trace-id", b"t-1")])
+    KafkaDeadLetterSink(producer, topic, 10).send_all([DeadLetter(original, Failure("UndecodableRecord", "bad", 1, NOW), "clientB")])
+    [record] = read_all(kafka.address, topic, 1)
+    headers = dict(record.headers())
+    assert (record.key(), record.value()) == (b"clientB", b"\x00poison")
+    assert headers["trace-id"] == b"t-1" and headers["dlq.original-offset"] == b"17"
+
+
+def test_an_unreachable_dead_letter_topic_raises_instead_of_losing_the_record():
+    producer = new_reliable_producer(f"127.0.0.1:{free_ports(1)[0]}", "test-dlq", 1000)
+    original = IncomingRecord("client-messages", 0, 1, None, b"x", [])
+    with pytest.raises(DeadLetterUnavailable):
+        KafkaDeadLetterSink(producer, "dlq", 2).send_all([DeadLetter(original, Failure("X", "y", 1, NOW), "c")])

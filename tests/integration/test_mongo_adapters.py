@@ -1,0 +1,70 @@
+"""The pymongo adapters against the real MongoDB-protocol server."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect
+from producer_service.application.ports import PageQuery
+from producer_service.infrastructure.mongo_readers import MongoReader
+from shared_domain.documents import message_view
+from shared_domain.failures import SourcePosition
+from shared_domain.message import Message
+
+T0 = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def database(mongo, unique):
+    """A database of its own on the real server."""
+    client = connect(mongo.address, 5000)
+    yield client[f"test_{unique}"]
+    client.drop_database(f"test_{unique}")
+    client.close()
+
+
+def message(n: int, to: str = "clientB", minutes: int | None = None) -> tuple[Message, SourcePosition]:
+    """A message and its Kafka position."""
+    sent = T0 + timedelta(minutes=n if minutes is None else minutes)
+    return Message(f"m-{n:03d}", "clientA", to, f"text {n}", sent), SourcePosition("client-messages", 0, n)
+
+
+def test_storing_the_same_messages_twice_keeps_one_copy(database):
+    store = MongoMessageStore(database)
+    batch = [message(n) for n in range(5)]
+    assert store.save_all(batch) == {}
+    assert store.save_all(batch + [message(5)]) == {}
+    assert database.messages.count_documents({}) == 6
+    stored = database.messages.find_one({"_id": "m-003"})
+    assert stored["sentAt"] == T0 + timedelta(minutes=3) and stored["source"]["offset"] == 3
+
+
+def test_the_first_write_creates_the_indexes(database):
+    MongoMessageStore(database).save_all([message(1)])
+    keys = [tuple(k for k, _ in index["key"].items()) for index in database.messages.list_indexes()]
+    assert ("to", "sentAt", "_id") in keys and ("from", "sentAt", "_id") in keys
+
+
+def test_failures_projected_twice_are_stored_once(database):
+    store = MongoFailedMessageStore(database)
+    document = {"_id": "client-messages:0:1:clientB", "status": "failed", "failedAt": T0}
+    store.save_all([document])
+    store.save_all([document, {**document, "_id": "client-messages:0:2:clientB"}])
+    assert database.failed_messages.count_documents({}) == 2
+
+
+def test_the_reader_pages_in_time_then_id_order_with_filters(database):
+    store = MongoMessageStore(database)
+    store.save_all([message(n, minutes=n // 3) for n in range(9)] + [message(99, to="clientC", minutes=1)])
+    reader = MongoReader(database.messages, "sentAt", message_view)
+    seen, after = [], None
+    while True:
+        page = reader.find(PageQuery(equals={"to": "clientB"}, after=after, limit=4))
+        seen += [item["messageId"] for item in page]
+        if len(page) < 4:
+            break
+        last = page[-1]
+        after = (datetime.fromisoformat(last["sentAt"]), last["messageId"])
+    assert seen == [f"m-{n:03d}" for n in range(9)]
+    ranged = reader.find(PageQuery(equals={}, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2), limit=50))
+    assert [item["messageId"] for item in ranged] == ["m-003", "m-004", "m-005", "m-099"]
