@@ -1,0 +1,45 @@
+"""Start the real producer (gunicorn) and consumer processes against the test servers."""
+
+import os
+import sys
+from pathlib import Path
+
+from infra.process import ManagedProcess, free_ports, wait_until
+
+from .api import Api
+
+BIN = Path(sys.executable).parent
+
+
+def service_env(kafka: str, mongo: str, database: str, topics: tuple[str, str], **overrides) -> dict:
+    """Environment for a service process of one isolated test stack."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "MONGODB_URI": mongo,
+        "MONGODB_DATABASE": database,
+        "MESSAGES_TOPIC": topics[0],
+        "DEAD_LETTER_TOPIC": topics[1],
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({name: str(value) for name, value in overrides.items()})
+    return env
+
+
+def start_producer(env: dict, logs: Path) -> tuple[ManagedProcess, Api]:
+    """Start the producer under gunicorn on a free port and wait until /health answers."""
+    port = free_ports(1)[0]
+    argv = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config", "--bind", f"127.0.0.1:{port}"]
+    process = ManagedProcess("producer", argv, logs / f"producer-{port}.log", env={**env, "PRODUCER_WORKERS": "2"})
+    process.start()
+    api = Api(f"http://127.0.0.1:{port}")
+    wait_until(lambda: api.get("/health").status == 200, timeout=30, what="producer /health", process=process)
+    return process, api
+
+
+def start_consumer(env: dict, client: str, logs: Path, name: str | None = None) -> ManagedProcess:
+    """Start `consumer-service run --client CLIENT`; the caller waits on what it needs."""
+    name = name or f"consumer-{client.replace('*', 'all')}"
+    process = ManagedProcess(name, [str(BIN / "consumer-service"), "run", "--client", client], logs / f"{name}.log", env=env)
+    process.start()
+    return process
