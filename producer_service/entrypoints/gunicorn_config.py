@@ -9,6 +9,8 @@ threads = int(os.environ.get("PRODUCER_THREADS", "8"))
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None
+# Several producers may run on one machine (tests, local runs); none needs the control socket.
+control_socket_disable = True
 wsgi_app = "producer_service.entrypoints.app:create_app()"
 
 

@@ -1,0 +1,147 @@
+"""`make run`: Kafka, FerretDB, the producer under gunicorn and one consumer per example client.
+
+Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services at existing
+servers instead of starting local ones. Ctrl-C or SIGTERM stops everything this started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from infra.cache import cache_dir
+from infra.ferretdb import FerretDBServer
+from infra.kafka import KafkaServer
+from infra.process import ManagedProcess, run, wait_until
+
+BIN = Path(sys.executable).parent
+CLIENTS = os.environ.get("RUN_CLIENTS", "clientA clientB").split()
+PRODUCER_BIND = os.environ.get("PRODUCER_BIND", "127.0.0.1:8000")
+
+
+class Stop(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM or when the parent goes away."""
+
+
+def main() -> int:
+    """Start everything, print how to use it, and supervise until told to stop."""
+    data = cache_dir() / "data" / "local"
+    logs = Path(".run/logs").absolute()
+    logs.mkdir(parents=True, exist_ok=True)
+    servers, services = [], []
+    _install_signal_handlers()
+    try:
+        env = _start_servers(data, servers)
+        run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
+        services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env, logs)
+                     for client in CLIENTS]
+        services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",
+                                              "--bind", PRODUCER_BIND], env, logs))
+        base = f"http://{PRODUCER_BIND}"
+        wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-1])
+        _print_usage(base, logs)
+        _supervise(servers + services)
+        return 1
+    except Stop as reason:
+        print(f"\nstopping ({reason}) ...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for process in reversed(services + servers):
+            process.stop()
+        print("all processes stopped", flush=True)
+
+
+def _start_servers(data: Path, servers: list) -> dict:
+    """Start Kafka and FerretDB unless the environment names existing ones; return the services' env."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = KafkaServer(9092, 9093, data / "kafka")
+        servers.append(kafka)
+        print("starting Kafka on 127.0.0.1:9092 ...", flush=True)
+        kafka.start()
+        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+    if not env.get("MONGODB_URI"):
+        mongo = FerretDBServer(27017, data / "ferretdb")
+        servers.append(mongo)
+        print("starting FerretDB (MongoDB protocol) on 127.0.0.1:27017 ...", flush=True)
+        mongo.start()
+        env["MONGODB_URI"] = mongo.uri
+    return env
+
+
+def _service(name: str, argv: list[str], env: dict, logs: Path) -> ManagedProcess:
+    """Start a service process whose output is echoed here with its name in front."""
+    process = ManagedProcess(name, [str(BIN / argv[0]), *argv[1:]], logs / f"{name}.log", env=env)
+    log_start = process.log_path.stat().st_size if process.log_path.exists() else 0
+    process.start()
+    threading.Thread(target=_follow, args=(name, process.log_path, log_start), daemon=True).start()
+    return process
+
+
+def _follow(name: str, path: Path, offset: int) -> None:
+    """Print lines appended to a log file, prefixed with the process name."""
+    while not path.exists():
+        time.sleep(0.2)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        handle.seek(offset)
+        while True:
+            line = handle.readline()
+            if line:
+                print(f"[{name}] {line}", end="", flush=True)
+            else:
+                time.sleep(0.2)
+
+
+def _ready(base: str) -> bool:
+    """Tell whether the producer's /ready answers 200."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/ready", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _print_usage(base: str, logs: Path) -> None:
+    """Print ready-to-paste curl examples."""
+    print(f"""
+ready: producer on {base}, consumers for {', '.join(CLIENTS)}; logs in {logs}
+try:
+  curl -s -X POST {base}/send-message -H 'Content-Type: application/json' \\
+       -d '{{"from": "clientA", "to": "clientB", "message": "hello B"}}'
+  curl -s '{base}/messages?to=clientB'
+  curl -s '{base}/failed-messages'
+  curl -s {base}/ready
+Ctrl-C stops everything.
+""", flush=True)
+
+
+def _supervise(processes: list) -> None:
+    """Return when any process dies (the caller then stops the rest); Stop interrupts the wait."""
+    parent = os.getppid()
+    while all(process.alive for process in processes):
+        if os.getppid() != parent:
+            raise Stop("parent process exited")
+        time.sleep(0.5)
+    dead = [getattr(p, "name", type(p).__name__) for p in processes if not p.alive]
+    print(f"{', '.join(dead)} exited unexpectedly; stopping the rest", flush=True)
+
+
+def _install_signal_handlers() -> None:
+    """Turn SIGINT and SIGTERM into Stop in the main thread."""
+    def handler(signum, _frame):
+        raise Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`make bench`: throughput and latency of the running pipeline on real servers, printed as figures.
+
+BENCH_MESSAGES (default 2000) messages are sent by BENCH_CONCURRENCY (default 16) threads to a
+producer under gunicorn; a consumer for all clients stores them. Reports accepted/s, the
+latency of POST /send-message, and how long until every message was stored.
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from infra.ferretdb import FerretDBServer
+from infra.kafka import KafkaServer
+from infra.process import free_ports, wait_until
+from tests.support.services import service_env, start_consumer, start_producer
+
+
+def main() -> int:
+    """Start a private stack, run the load, print the figures, stop everything."""
+    count = int(os.environ.get("BENCH_MESSAGES", "2000"))
+    concurrency = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        root = Path(scratch)
+        kafka = KafkaServer(*free_ports(2), root / "kafka")
+        mongo = FerretDBServer(free_ports(1)[0], root / "mongo")
+        processes = []
+        try:
+            kafka.start()
+            mongo.start()
+            suffix = uuid.uuid4().hex[:8]
+            env = service_env(kafka.bootstrap_servers, mongo.uri, f"bench_{suffix}", (f"bench-{suffix}", f"bench-dlq-{suffix}"))
+            processes.append(start_consumer(env, "*", root))
+            producer, api = start_producer(env, root)
+            processes.append(producer)
+            wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
+            _run(api, MongoClient(mongo.uri)[f"bench_{suffix}"], count, concurrency)
+        finally:
+            for process in processes:
+                process.stop()
+            mongo.stop()
+            kafka.stop()
+    return 0
+
+
+def _run(api, database, count: int, concurrency: int) -> None:
+    """Send `count` messages and report the figures."""
+    def send(n: int) -> float:
+        began = time.perf_counter()
+        reply = api.send(f"client{n % 10}", f"client{n % 7}", f"benchmark message {n}")
+        if reply.status != 202:
+            raise RuntimeError(f"send {n} got {reply.status}: {reply.body}")
+        return time.perf_counter() - began
+
+    api.send("warmup", "warmup", "warm-up")
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = sorted(pool.map(send, range(count)))
+    sent_in = time.perf_counter() - began
+    wait_until(lambda: database.messages.count_documents({"from": {"$ne": "warmup"}}) >= count,
+               timeout=300, interval=0.1, what=f"{count} stored messages")
+    stored_in = time.perf_counter() - began
+    quantile = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    print(f"messages:             {count} ({concurrency} concurrent senders, 2 gunicorn workers x 8 threads)")
+    print(f"accepted (202):       {count / sent_in:8.0f} msg/s  ({sent_in:.2f} s)")
+    print(f"send latency:         p50 {quantile(0.50):.1f} ms  p95 {quantile(0.95):.1f} ms  "
+          f"p99 {quantile(0.99):.1f} ms  mean {statistics.mean(latencies) * 1000:.1f} ms")
+    print(f"all stored after:     {stored_in:.2f} s  ({count / stored_in:.0f} msg/s end to end)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
