@@ -1,0 +1,173 @@
+"""Build (from the Go module proxy) and run FerretDB with its SQLite backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from infra.cache import atomic_install, cache_dir
+from infra.process import ManagedProcess, port_open, run, wait_until
+
+log = logging.getLogger("infra")
+
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_VERSION = "v1.24.2"
+
+
+def _go_env(work: Path) -> dict[str, str]:
+    """Return the environment for go commands: throwaway caches under `work`, no cgo."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "CGO_ENABLED": "0",
+            # Only the binary is kept: the module and build caches would add ~1 GB to the cache.
+            "GOMODCACHE": str(work / "gomod"),
+            "GOCACHE": str(work / "gocache"),
+            # -modcacherw lets the temporary module cache be deleted like any directory.
+            "GOFLAGS": "-modcacherw -buildvcs=false",
+            "GOWORK": "off",
+            # Never fetch another toolchain; go.mod asks for 1.24, which the local go must meet.
+            "GOTOOLCHAIN": "local",
+            "HOME": env.get("HOME", str(work)),
+        }
+    )
+    return env
+
+
+def install_ferretdb() -> Path:
+    """Return the path of the ferretdb binary, building it with the local Go on first use."""
+    target = cache_dir() / "ferretdb" / FERRETDB_VERSION
+    return atomic_install(target, _build_ferretdb, "ferretdb") / "ferretdb"
+
+
+def _build_ferretdb(dest: Path) -> None:
+    """Download FerretDB's module source and build cmd/ferretdb into dest."""
+    go = shutil.which("go")
+    if not go:
+        raise RuntimeError("go not found on PATH: Go >= 1.24 is needed once to build FerretDB")
+    log.info("building FerretDB %s (takes a minute or two the first time)", FERRETDB_VERSION)
+    with tempfile.TemporaryDirectory(prefix="infra-ferretdb-") as tmp:
+        work = Path(tmp)
+        env = _go_env(work)
+        info = json.loads(
+            run(
+                [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+                what="go mod download FerretDB",
+                env=env,
+                cwd=work,
+            )
+        )
+        src = work / "src"
+        shutil.copytree(info["Dir"], src)
+        for path in [src, *src.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        # The module zip lacks build/version/version.txt, which FerretDB's own main embeds and
+        # insists on at start-up ("Invalid build/version/version.txt file content").
+        (src / "build" / "version" / "version.txt").write_text(f"{FERRETDB_VERSION}\n")
+        run(
+            [go, "build", "-trimpath", "-o", str(dest / "ferretdb"), "./cmd/ferretdb"],
+            what="go build FerretDB",
+            env=env,
+            cwd=src,
+        )
+    version = run([str(dest / "ferretdb"), "--version"], what="ferretdb --version")
+    if FERRETDB_VERSION not in version:
+        raise RuntimeError(f"built ferretdb reports an unexpected version:\n{version}")
+
+
+class FerretDBServer:
+    """A FerretDB process speaking the MongoDB wire protocol, storing data in SQLite files."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        """Configure the server; nothing runs until start()."""
+        self.port = port
+        self.data_dir = Path(data_dir).absolute()
+        self.sqlite_dir = self.data_dir / "sqlite"
+        self.state_dir = self.data_dir / "state"
+        self._process: ManagedProcess | None = None
+
+    @property
+    def uri(self) -> str:
+        """Return the MongoDB connection URI, e.g. 'mongodb://127.0.0.1:27017/'."""
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the server process is running."""
+        return self._process is not None and self._process.alive
+
+    @property
+    def log_path(self) -> Path:
+        """Return the file that receives the server's output."""
+        return self.data_dir / "ferretdb.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start FerretDB and wait until it answers a ping."""
+        if self.alive:
+            return
+        if port_open(self.port):
+            raise RuntimeError(f"port {self.port} is already in use")
+        if any(char in str(self.sqlite_dir) for char in "?#%"):
+            # The path goes into a file: URL that SQLite parses; these would be misread.
+            raise ValueError(f"FerretDB data dir must not contain '?', '#' or '%': {self.data_dir}")
+        binary = install_ferretdb()
+        self.sqlite_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._process = ManagedProcess(
+            name=f"ferretdb:{self.port}",
+            argv=[
+                str(binary),
+                "--handler=sqlite",
+                f"--sqlite-url=file:{self.sqlite_dir}/",
+                f"--listen-addr=127.0.0.1:{self.port}",
+                f"--state-dir={self.state_dir}",
+                "--telemetry=disable",
+                "--debug-addr=-",
+                "--log-level=warn",
+            ],
+            log_path=self.log_path,
+        )
+        began = time.monotonic()
+        self._process.start()
+        try:
+            wait_until(self._ready, timeout, interval=0.1, what=f"FerretDB on {self.uri}", process=self._process)
+        except BaseException:
+            self._process.kill()
+            raise
+        log.info("FerretDB ready on %s in %.1fs", self.uri, time.monotonic() - began)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Shut FerretDB down cleanly (SIGTERM), killing it after `timeout` seconds."""
+        if self._process is not None:
+            self._process.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL FerretDB, as in a crash."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Stop, then start again on the same port and data."""
+        self.stop()
+        self.start(timeout)
+
+    def _ready(self) -> bool:
+        """Return True once the port accepts and (if pymongo exists) a ping succeeds."""
+        if not port_open(self.port):
+            return False
+        try:
+            from pymongo import MongoClient
+        except ImportError:
+            return True
+        client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        try:
+            client.admin.command("ping")
+            return True
+        finally:
+            client.close()

@@ -1,0 +1,329 @@
+"""Install (from Maven Central) and run a single-node KRaft Apache Kafka broker."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from infra.cache import atomic_install, cache_dir, file_lock
+from infra.process import ManagedProcess, free_ports, port_open, run, wait_until
+
+log = logging.getLogger("infra")
+
+KAFKA_VERSION = "4.1.2"
+SCALA_VERSION = "2.13"
+# The log4j version kafka-server 4.1.2 itself depends on; log4j-slf4j-impl must match it.
+LOG4J_VERSION = "2.25.3"
+DEPENDENCY_PLUGIN_VERSION = "3.11.0"
+STARTED_MARKER = b"Kafka Server started"
+
+JVM_OPTS = (
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    # C1 only: the broker starts faster and a test broker never needs peak throughput.
+    "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+)
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.infra</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_{scala}</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+"""
+
+
+def java_executable() -> str:
+    """Return the java launcher from $JAVA_HOME or PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise RuntimeError("java not found: Kafka 4.x needs a Java 17+ runtime on PATH or in JAVA_HOME")
+    return found
+
+
+def install_kafka() -> Path:
+    """Return the directory of Kafka runtime jars, fetching them with Maven on first use."""
+    target = cache_dir() / "kafka" / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}"
+    return atomic_install(target, _build_kafka, "kafka") / "libs"
+
+
+def _build_kafka(dest: Path) -> None:
+    """Resolve the broker's runtime jars into dest/libs with a throwaway pom."""
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise RuntimeError("mvn not found on PATH: it is needed once to fetch the Kafka jars")
+    log.info("fetching Kafka %s jars from Maven Central", KAFKA_VERSION)
+    with tempfile.TemporaryDirectory(prefix="infra-kafka-pom-") as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(_POM.format(scala=SCALA_VERSION, kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+        run(
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-Dstyle.color=never",
+                f"-Dmaven.repo.local={cache_dir() / 'maven-repo'}",
+                "-f",
+                str(pom),
+                f"org.apache.maven.plugins:maven-dependency-plugin:{DEPENDENCY_PLUGIN_VERSION}:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={dest / 'libs'}",
+            ],
+            what="mvn dependency:copy-dependencies for Kafka",
+            cwd=Path(work),
+        )
+    if not (dest / "libs" / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar").exists():
+        raise RuntimeError(f"Kafka jar missing from {dest / 'libs'} after mvn")
+
+
+def random_cluster_id() -> str:
+    """Return a cluster id the way Kafka's Uuid.randomUuid() makes one (no JVM needed)."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # Kafka rejects ids starting with '-' since they look like CLI flags.
+        if not value.startswith("-"):
+            return value
+
+
+def class_archive() -> Path | None:
+    """Return a CDS archive of the broker's classes for this JVM (made once), or None if unavailable."""
+    libs = install_kafka()
+    java = Path(java_executable()).resolve()
+    stat = java.stat()
+    key = hashlib.sha1(f"{java}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    archive = libs.parent / f"classes-{key}.jsa"
+    failed = archive.with_suffix(".failed")
+    if archive.exists() or failed.exists():
+        return archive if archive.exists() else None
+    with file_lock("kafka-cds"):
+        if not archive.exists() and not failed.exists():
+            try:
+                _train_class_archive(archive)
+            except Exception as exc:  # any failure: the archive only speeds start-up
+                log.warning("could not build a class archive for Kafka (start-up will be slower): %s", exc)
+                failed.write_text(str(exc))
+    return archive if archive.exists() else None
+
+
+def _train_class_archive(archive: Path) -> None:
+    """Run a throwaway broker once with -XX:ArchiveClassesAtExit to record the classes it loads."""
+    log.info("recording a class-data-sharing archive for faster Kafka start-up")
+    partial = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="infra-kafka-cds-") as tmp:
+        port, controller_port = free_ports(2)
+        server = KafkaServer(port, controller_port, Path(tmp))
+        server._jvm_extra = [f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds*=error"]
+        server.start()
+        # The JVM writes the archive while exiting after SIGTERM.
+        server.stop(timeout=60)
+    if not partial.exists():
+        raise RuntimeError("the JVM did not write the archive")
+    os.rename(partial, archive)
+
+
+class KafkaServer:
+    """A single-node Kafka broker+controller (KRaft) on loopback."""
+
+    def __init__(self, port: int, controller_port: int, data_dir: Path) -> None:
+        """Configure the broker; nothing runs until start()."""
+        self.port = port
+        self.controller_port = controller_port
+        self.data_dir = Path(data_dir).absolute()
+        self.log_dir = self.data_dir / "kraft-logs"
+        self.properties_path = self.data_dir / "server.properties"
+        self.log4j_path = self.data_dir / "log4j2.properties"
+        self._process: ManagedProcess | None = None
+        self._log_offset = 0
+        # None: use the shared class archive if one can be had; a list: use these options instead.
+        self._jvm_extra: list[str] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Return the client bootstrap address, e.g. '127.0.0.1:9092'."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the broker process is running."""
+        return self._process is not None and self._process.alive
+
+    @property
+    def log_path(self) -> Path:
+        """Return the file that receives the broker's output."""
+        return self.data_dir / "kafka.log"
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the broker (formatting storage on first use) and wait until it serves metadata."""
+        if self.alive:
+            return
+        if port_open(self.port) or port_open(self.controller_port):
+            raise RuntimeError(f"port {self.port} or {self.controller_port} is already in use")
+        libs = install_kafka()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_path.write_text(self._properties())
+        self.log4j_path.write_text(_LOG4J2)
+        classpath = f"{libs}/*"
+        if self._jvm_extra is None:
+            archive = class_archive()
+            self._jvm_extra = [f"-XX:SharedArchiveFile={archive}"] if archive else []
+        if not (self.log_dir / "meta.properties").exists():
+            self._format(classpath)
+        self._process = ManagedProcess(
+            name=f"kafka:{self.port}",
+            argv=[
+                java_executable(),
+                *JVM_OPTS,
+                *self._jvm_extra,
+                f"-Dlog4j2.configurationFile={self.log4j_path}",
+                f"-Dkafka.logs.dir={self.data_dir}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(self.properties_path),
+            ],
+            log_path=self.log_path,
+        )
+        began = time.monotonic()
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._process.start()
+        try:
+            wait_until(
+                self._ready, timeout, interval=0.2, what=f"Kafka on {self.bootstrap_servers}", process=self._process
+            )
+        except BaseException:
+            self._process.kill()
+            raise
+        log.info("Kafka ready on %s in %.1fs", self.bootstrap_servers, time.monotonic() - began)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Shut the broker down cleanly (SIGTERM), killing it after `timeout` seconds."""
+        if self._process is not None:
+            self._process.stop(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as in a crash."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Stop, then start again on the same ports and data."""
+        self.stop()
+        self.start(timeout)
+
+    def _format(self, classpath: str) -> None:
+        """Format the KRaft log dir as a standalone controller quorum of one."""
+        log.info("formatting Kafka storage in %s", self.log_dir)
+        run(
+            [
+                java_executable(),
+                "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",
+                *[opt for opt in self._jvm_extra or [] if opt.startswith("-XX:SharedArchiveFile=")],
+                f"-Dlog4j2.configurationFile={self.log4j_path}",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                random_cluster_id(),
+                "-c",
+                str(self.properties_path),
+            ],
+            what="kafka StorageTool format",
+        )
+
+    def _properties(self) -> str:
+        """Return server.properties for a combined broker+controller on loopback."""
+        broker = f"PLAINTEXT://127.0.0.1:{self.port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": f"{broker},{controller}",
+            "advertised.listeners": f"{broker},{controller}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.log_dir),
+            "auto.create.topics.enable": "false",
+            "num.partitions": "3",
+            "offsets.topic.replication.factor": "1",
+            # Fewer internal partitions: the first consumer group joins much faster.
+            "offsets.topic.num.partitions": "5",
+            "transaction.state.log.num.partitions": "5",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # After a crash the restarted broker waits out the old registration's session
+            # (default 9 s); on loopback a short session is safe and makes fault tests faster.
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": "3000",
+        }
+        return "".join(f"{key}={value}\n" for key, value in props.items())
+
+    def _ready(self) -> bool:
+        """Return True once the broker logged its start and (with confluent_kafka) lists itself."""
+        if not self._logged_started() or not port_open(self.port):
+            return False
+        try:
+            from confluent_kafka.admin import AdminClient
+        except ImportError:
+            return True
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        metadata = admin.list_topics(timeout=2)
+        return bool(metadata.brokers)
+
+    def _logged_started(self) -> bool:
+        """Return True if this run's log has the line Kafka prints once the broker is unfenced."""
+        with open(self.log_path, "rb") as handle:
+            handle.seek(self._log_offset)
+            return STARTED_MARKER in handle.read()

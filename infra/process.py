@@ -1,0 +1,197 @@
+"""Subprocess management, polling and port helpers shared by the servers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger("infra")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct free TCP ports on 127.0.0.1."""
+    sockets = []
+    try:
+        # Keep every socket bound until all are chosen so the OS cannot hand out one twice.
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Return True if a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Return the last `lines` lines of a text file, or '' if it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            data = handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """A child process in its own session, with output appended to a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """Describe the process; nothing runs until start()."""
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process; its stdout and stderr are appended to the log file."""
+        if self.alive:
+            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} start: {self.argv}\n".encode())
+            out.flush()
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        log.debug("started %s pid=%s", self.name, self._popen.pid)
+
+    @property
+    def pid(self) -> int | None:
+        """Return the pid of the current or last started process."""
+        return self._popen.pid if self._popen else None
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the process is running."""
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Return the exit status once the process has ended, else None."""
+        return self._popen.poll() if self._popen else None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the process group, wait up to `timeout` s, then SIGKILL it."""
+        if self._popen is None:
+            return None
+        if self._popen.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs; killing it", self.name, timeout)
+                self._signal_group(signal.SIGKILL)
+                self._popen.wait()
+        log.debug("%s exited with %s", self.name, self._popen.returncode)
+        return self._popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once (simulates a crash)."""
+        if self._popen is None or self._popen.poll() is not None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self._popen.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last lines of the process log."""
+        return tail(self.log_path, lines)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        """Send `sig` to the process group led by our child."""
+        assert self._popen is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._popen.pid, sig)
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+    process: ManagedProcess | None = None,
+) -> None:
+    """Poll `predicate` until true; raise TimeoutError at the deadline (RuntimeError if `process` dies)."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            if predicate():
+                return
+            last_error = None
+        except Exception as exc:  # a probe of a service still starting may raise anything
+            last_error = exc
+        if process is not None and not process.alive:
+            raise RuntimeError(
+                f"{process.name} exited with code {process.returncode} while waiting for {what}; "
+                f"log {process.log_path}:\n{process.log_tail()}"
+            )
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            message = f"timed out after {timeout:.0f}s waiting for {what}{detail}"
+            if process is not None:
+                message += f"; log {process.log_path}:\n{process.log_tail()}"
+            raise TimeoutError(message)
+        time.sleep(interval)
+
+
+def run(
+    argv: Sequence[str],
+    what: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run a short command to completion and return its stdout; raise with its output on failure."""
+    log.debug("running %s: %s", what, argv)
+    result = subprocess.run(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()[-40:]
+        raise RuntimeError(f"{what} failed with exit code {result.returncode}:\n" + "\n".join(output))
+    return result.stdout
