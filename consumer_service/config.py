@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
+from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
 from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC
 
@@ -29,6 +30,7 @@ class ConsumerSettings:
     dead_letter_timeout: float
     max_message_length: int
     project_dead_letters: bool
+    replay_cap: int
 
 
 def load_settings(client: str | None = None, env: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -54,6 +56,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         dead_letter_timeout=read_float(env, "DEAD_LETTER_TIMEOUT_S", 10.0, minimum=0.1),
         max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", DEFAULT_MAX_MESSAGE_LENGTH, minimum=1),
         project_dead_letters=read_bool(env, "PROJECT_DEAD_LETTERS", True),
+        replay_cap=read_int(env, "REPLAY_MAX_COUNT", DEFAULT_REPLAY_CAP, minimum=1),
     )
 
 

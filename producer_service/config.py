@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared_domain.config import read_float, read_int, read_str
+from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC
 
@@ -25,6 +26,8 @@ class ProducerSettings:
     page_size_max: int = 500
     retry_after_s: int = 5
     readiness_timeout_s: float = 1.0
+    operator_token: str | None = None
+    replay_cap: int = DEFAULT_REPLAY_CAP
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
@@ -44,4 +47,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         page_size_max=read_int(env, "PAGE_SIZE_MAX", defaults.page_size_max, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         readiness_timeout_s=read_float(env, "READINESS_TIMEOUT_S", defaults.readiness_timeout_s, minimum=0.1),
+        operator_token=env.get("OPERATOR_TOKEN") or None,
+        replay_cap=read_int(env, "REPLAY_MAX_COUNT", defaults.replay_cap, minimum=1),
     )

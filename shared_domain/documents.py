@@ -74,9 +74,11 @@ def failure_view(document: dict) -> dict:
         "payload": document.get("payload"),
         "payloadEncoding": document.get("payloadEncoding"),
         "replayCount": document.get("replayCount", 0),
+        "headers": document.get("headers", []),
+        "deadLetter": document.get("deadLetter"),
         "history": [_history_view(entry) for entry in document.get("history", [])],
     }
-    for field in ("messageId", "from", "to"):
+    for field in ("messageId", "from", "to", "previousFailureId"):
         if field in document:
             view[field] = document[field]
     return view

@@ -13,6 +13,8 @@ ORIGINAL_PARTITION_HEADER = "dlq.original-partition"
 ORIGINAL_OFFSET_HEADER = "dlq.original-offset"
 CONSUMER_CLIENT_HEADER = "dlq.consumer-client"
 REPLAY_COUNT_HEADER = "replay-count"
+REPLAY_OF_HEADER = "replay-of"
+DEFAULT_REPLAY_CAP = 3
 
 STATUS_FAILED = "failed"
 STATUS_REPLAYED = "replayed"
@@ -47,3 +49,40 @@ def failure_id(source: SourcePosition, consumer_client: str) -> str:
 def is_context_header(name: str) -> bool:
     """Tell whether a header was added by dead-lettering rather than by the sender."""
     return name.startswith(DLQ_HEADER_PREFIX)
+
+
+SKIPPED = "skipped"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an operation leaves a failed record alone: skipped (already handled) or refused (loop guard)."""
+
+    outcome: str
+    reason: str
+
+
+def replay_refusal(status: str, replay_count: int, cap: int, force: bool) -> Refusal | None:
+    """Why a failed record must not be replayed now, or None when it may be."""
+    if force:
+        return None
+    if status != STATUS_FAILED:
+        return Refusal(SKIPPED, f"already {status}")
+    if replay_count >= cap:
+        return Refusal(REFUSED, f"replayed {replay_count} time(s) already, the cap is {cap}; force to replay anyway")
+    return None
+
+
+def discard_refusal(status: str, force: bool) -> Refusal | None:
+    """Why a failed record must not be discarded now, or None when it may be."""
+    if force or status == STATUS_FAILED:
+        return None
+    return Refusal(SKIPPED, f"already {status}")
+
+
+def replay_headers(original: list[tuple[str, bytes | None]], replay_count: int, of_failure: str) -> list:
+    """The original headers without dead-letter context or earlier replay marks, plus this replay's marks."""
+    replay_marks = (REPLAY_COUNT_HEADER, REPLAY_OF_HEADER)
+    kept = [(name, value) for name, value in original if not is_context_header(name) and name not in replay_marks]
+    return kept + [(REPLAY_COUNT_HEADER, str(replay_count).encode()), (REPLAY_OF_HEADER, of_failure.encode())]

@@ -61,6 +61,8 @@ def failure_document(dlq_record: IncomingRecord, projected_at: datetime | None =
         "replayCount": _int(context.get(f.REPLAY_COUNT_HEADER), 0),
         "history": [],
     }
+    if context.get(f.REPLAY_OF_HEADER):
+        document["previousFailureId"] = context[f.REPLAY_OF_HEADER]
     document.update(_message_fields(dlq_record.value))
     return document
 

@@ -2,20 +2,41 @@
 
 import logging
 import threading
+from contextlib import contextmanager
 from functools import partial
 
 from confluent_kafka import KafkaException
 
+from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, handle_batch
 from ..application.project_failures import project_dead_letters
 from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
+from ..infrastructure.mongo_failures import MongoFailureRepository
 from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect
 from .loop import DependencyWait, run_loop
 
 log = logging.getLogger(__name__)
 PROJECTOR_GROUP_ID = "client-messages-dlq.projector"
+
+
+@contextmanager
+def operations(settings: ConsumerSettings, operator: str):
+    """Operator use-case dependencies wired to the real store and broker, closed on exit."""
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    producer = kafka_io.new_reliable_producer(settings.kafka_bootstrap_servers, "dlq-operator", 10000)
+    repository = MongoFailureRepository(mongo[settings.mongodb_database])
+    try:
+        yield Operations(
+            failures=repository,
+            publisher=kafka_io.KafkaRecordPublisher(producer, settings.messages_topic, timeout=15.0),
+            operator=operator,
+            replay_cap=settings.replay_cap,
+        )
+    finally:
+        producer.flush(10)
+        mongo.close()
 
 
 def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:

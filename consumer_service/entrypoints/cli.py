@@ -2,15 +2,13 @@
 
 import logging
 import signal
-import sys
 import threading
 
 import click
 
-from shared_domain.config import ConfigError
-
-from ..config import load_settings
 from .bootstrap import create_topics, run_consumer_service
+from .dlq_cli import dlq
+from .settings import settings_or_exit
 
 
 @click.group()
@@ -24,7 +22,7 @@ def cli(log_level: str) -> None:
 @click.option("--client", "client", default=None, help="Recipient client id to keep, or '*' for all [env CLIENT_ID].")
 def run(client: str | None) -> None:
     """Consume messages addressed to one client (or all) until SIGTERM or Ctrl-C."""
-    settings = _settings(client)
+    settings = settings_or_exit(client)
     stop = _stop_on_signals()
     run_consumer_service(settings, stop)
 
@@ -32,18 +30,9 @@ def run(client: str | None) -> None:
 @cli.command("create-topics")
 def create_topics_command() -> None:
     """Create the message and dead-letter topics if they do not exist."""
-    settings = _settings(None)
+    settings = settings_or_exit(None)
     if create_topics(settings, _stop_on_signals()):
         click.echo(f"topics ready: {settings.messages_topic}, {settings.dead_letter_topic}")
-
-
-def _settings(client: str | None):
-    """Load settings or exit 2 with one line naming the bad variable."""
-    try:
-        return load_settings(client)
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -57,3 +46,6 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     return stop
+
+
+cli.add_command(dlq)

@@ -6,6 +6,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ..application.dead_letter import dead_letter_record
+from ..application.dlq_operations import PublishFailed
 from ..application.errors import DeadLetterUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
 
@@ -92,6 +93,21 @@ class KafkaDeadLetterSink:
                 "dead-lettered %s:%d:%d (%s: %s, %d attempt(s))", letter.record.topic, letter.record.partition,
                 letter.record.offset, letter.failure.error_type, letter.failure.reason, letter.failure.attempts,
             )
+
+
+class KafkaRecordPublisher:
+    """Publishes ready-made records (replays) to a topic and waits for the acknowledgements."""
+
+    def __init__(self, producer: Producer, topic: str, timeout: float):
+        self._producer = producer
+        self._topic = topic
+        self._timeout = timeout
+
+    def publish_all(self, records: list[OutgoingRecord]) -> None:
+        """Publish every record, or raise PublishFailed."""
+        errors = produce_and_wait(self._producer, self._topic, records, self._timeout)
+        if errors:
+            raise PublishFailed(f"topic {self._topic}: {errors[0]}")
 
 
 def commit(consumer: Consumer, records: list[IncomingRecord]) -> bool:

@@ -8,7 +8,7 @@ from flask import Flask
 from shared_domain.config import ConfigError
 
 from ..config import ProducerSettings, load_settings
-from . import errors, health_api, query_api, send_api
+from . import errors, health_api, operator_api, query_api, send_api
 from .services import EXTENSION, Services
 
 
@@ -25,7 +25,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
         services = real_services(settings)
     app.extensions[EXTENSION] = services
     errors.init_app(app)
-    for blueprint in (send_api.bp, query_api.bp, health_api.bp):
+    for blueprint in (send_api.bp, query_api.bp, health_api.bp, operator_api.bp):
         app.register_blueprint(blueprint)
     return app
 

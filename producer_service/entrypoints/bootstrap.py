@@ -1,5 +1,8 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
+from consumer_service.application.dlq_operations import Operations
+from consumer_service.infrastructure.kafka_io import KafkaRecordPublisher, new_reliable_producer
+from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_view, message_view
 
 from ..config import ProducerSettings
@@ -15,8 +18,17 @@ def real_services(settings: ProducerSettings) -> Services:
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
 
+    replays = new_reliable_producer(settings.kafka_bootstrap_servers, "producer-service-replay", settings.delivery_timeout_ms)
+    operations = Operations(
+        failures=MongoFailureRepository(database),
+        publisher=KafkaRecordPublisher(replays, settings.messages_topic, timeout=settings.delivery_timeout_ms / 1000 + 2),
+        operator="operator-api",
+        replay_cap=settings.replay_cap,
+    )
+
     def close() -> None:
         publisher.close()
+        replays.flush(10)
         mongo.close()
 
     return Services(
@@ -28,5 +40,6 @@ def real_services(settings: ProducerSettings) -> Services:
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),
         },
+        operations=operations,
         close=close,
     )

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from consumer_service.application.dlq_operations import Operations
+
 from ..application.ports import Publisher, Reader
 from ..config import ProducerSettings
 
@@ -20,6 +22,7 @@ class Services:
     messages: Reader
     failures: Reader
     checks: dict[str, Callable[[], bool]]
+    operations: Operations | None = None
     close: Callable[[], None] = lambda: None
 
 

@@ -3,6 +3,8 @@
 import mongomock
 import pytest
 
+from consumer_service.application.dlq_operations import Operations
+from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
@@ -43,16 +45,41 @@ def health():
     return {"kafka": True, "mongodb": True}
 
 
+class FakeRecordPublisher:
+    """Collects replayed records."""
+
+    def __init__(self):
+        self.records = []
+
+    def publish_all(self, records):
+        self.records += records
+
+
 @pytest.fixture
-def app(publisher, database, health):
+def replayed():
+    """The fake publisher operator replays go to."""
+    return FakeRecordPublisher()
+
+
+@pytest.fixture
+def operator_token():
+    """The operator token the app is configured with (None: operator endpoints off)."""
+    return "s3cret"
+
+
+@pytest.fixture
+def app(publisher, database, health, replayed, operator_token):
     """The producer app wired with fakes and small limits."""
-    settings = ProducerSettings(max_body_bytes=2048, max_message_length=100, page_size_default=2, page_size_max=5)
+    settings = ProducerSettings(max_body_bytes=2048, max_message_length=100, page_size_default=2, page_size_max=5,
+                                operator_token=operator_token)
+    operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
     services = Services(
         settings=settings,
         publisher=publisher,
         messages=MongoReader(database.messages, "sentAt", message_view),
         failures=MongoReader(database.failed_messages, "failedAt", failure_view),
         checks={name: (lambda name=name: health[name]) for name in health},
+        operations=operations,
     )
     return create_app(settings, services)
 

@@ -1,0 +1,153 @@
+"""`consumer-service dlq ...`: list, show, replay and discard dead-lettered records."""
+
+import getpass
+import json
+import socket
+import sys
+
+import click
+
+from shared_domain.clock import as_utc, to_iso
+from shared_domain.documents import failure_view
+from shared_domain.failures import STATUSES
+
+from ..application.dlq_operations import PublishFailed, RateLimiter, Report, Selection, discard, replay
+from .bootstrap import operations
+from .settings import settings_or_exit
+
+FILTERS = {"to": "to", "sender": "from", "error_type": "errorType", "client": "consumerClient"}
+
+
+def selection_options(command):
+    """Add the filter options shared by list, replay and discard."""
+    options = [
+        click.option("--to", help="Recipient client of the message."),
+        click.option("--from", "sender", help="Sender client of the message."),
+        click.option("--error-type", help="e.g. StoreUnavailable, SchemaViolation, UndecodableRecord."),
+        click.option("--client", help="Consumer deployment that dead-lettered it (a client id, or '*')."),
+        click.option("--status", type=click.Choice([*STATUSES, "any"]), default="failed", show_default=True),
+        click.option("--since", type=click.DateTime(), help="Failed at or after (UTC)."),
+        click.option("--until", type=click.DateTime(), help="Failed before (UTC)."),
+        click.option("--limit", type=click.IntRange(min=1), help="At most this many records."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _selection(ids, limit, **filters) -> Selection:
+    """Build a selection from ids or the filter options."""
+    status = filters.pop("status")
+    since, until = filters.pop("since"), filters.pop("until")
+    equals = {FILTERS[name]: value for name, value in filters.items() if value}
+    return Selection(ids=tuple(ids), equals=equals, status=None if status == "any" else status,
+                     since=since and as_utc(since), until=until and as_utc(until), limit=limit)
+
+
+def _operator(by: str | None) -> str:
+    """Who is acting: --by, else user@host."""
+    return by or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@click.group()
+def dlq() -> None:
+    """Inspect, replay and discard dead-lettered records."""
+
+
+@dlq.command("list")
+@selection_options
+def list_command(limit, **filters) -> None:
+    """List failed records, oldest first."""
+    with operations(settings_or_exit(), _operator(None)) as ops:
+        documents = ops.failures.select(_selection((), limit or 50, **filters))
+    rows = [(d["_id"], d["status"], d["errorType"], str(d["attempts"]), to_iso(d["failedAt"]),
+             f"{d.get('from', '?')}->{d.get('to', '?')}", d["reason"][:60]) for d in documents]
+    _table(("ID", "STATUS", "ERROR TYPE", "ATTEMPTS", "FAILED AT", "FROM->TO", "REASON"), rows)
+
+
+@dlq.command()
+@click.argument("failure_id")
+def show(failure_id: str) -> None:
+    """Show one failed record: payload, headers and history."""
+    with operations(settings_or_exit(), _operator(None)) as ops:
+        [document] = ops.failures.select(Selection(ids=(failure_id,))) or [None]
+    if document is None:
+        click.echo(f"no failed record {failure_id}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(failure_view(document), indent=2, ensure_ascii=False))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@selection_options
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="At most this many records per second.")
+@click.option("--force", is_flag=True, help="Replay even if already replayed or past the replay cap.")
+@click.option("--by", help="Operator name recorded in the history [default: user@host].")
+def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
+    """Republish failed records (by id, or by filter) to the message topic."""
+    selection = _selection(ids, limit, **filters)
+    with operations(settings_or_exit(), _operator(by)) as ops, _progress("replaying") as progress:
+        try:
+            report = replay(selection, ops, dry_run=dry_run, force=force, pace=RateLimiter(rate) if rate else lambda: None,
+                            on_each=progress)
+        except PublishFailed as error:
+            click.echo(f"\nreplay stopped: {error}; run the same command again to go on", err=True)
+            sys.exit(1)
+    _summary("replayed", report)
+
+
+@dlq.command("discard")
+@click.argument("ids", nargs=-1)
+@selection_options
+@click.option("--reason", required=True, help="Why these records must never be retried.")
+@click.option("--dry-run", is_flag=True, help="Show what would be discarded; change nothing.")
+@click.option("--force", is_flag=True, help="Discard even if already replayed.")
+@click.option("--by", help="Operator name recorded in the history [default: user@host].")
+def discard_command(ids, limit, reason, dry_run, force, by, **filters) -> None:
+    """Mark failed records discarded, with a reason."""
+    selection = _selection(ids, limit, **filters)
+    with operations(settings_or_exit(), _operator(by)) as ops, _progress("discarding") as progress:
+        report = discard(selection, ops, reason=reason, dry_run=dry_run, force=force, on_each=progress)
+    _summary("discarded", report)
+
+
+class _progress:
+    """A click progress bar that learns its length from the first callback."""
+
+    def __init__(self, label: str):
+        self._label, self._bar = label, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, _failure_id: str, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = click.progressbar(length=total, label=self._label, file=sys.stderr).__enter__()
+        self._bar.update(1)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _summary(verb: str, report: Report) -> None:
+    """Print what was done, per record, then one summary line."""
+    prefix = "would be " if report.dry_run else ""
+    for failure_id in report.done:
+        click.echo(f"{prefix}{verb}: {failure_id}")
+    for kind, entries in (("skipped", report.skipped), ("refused", report.refused)):
+        for failure_id, reason in entries.items():
+            click.echo(f"{kind}: {failure_id} ({reason})")
+    for failure_id in report.missing:
+        click.echo(f"missing: {failure_id} (no such failed record)")
+    dry = " (dry run: nothing changed)" if report.dry_run else ""
+    click.echo(f"{verb} {len(report.done)}, skipped {len(report.skipped)}, refused {len(report.refused)}, "
+               f"missing {len(report.missing)}{dry}")
+
+
+def _table(header: tuple, rows: list[tuple]) -> None:
+    """Print rows as aligned columns."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

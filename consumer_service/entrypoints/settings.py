@@ -1,0 +1,18 @@
+"""Settings for command-line entrypoints: a bad value exits 2 with one line naming it."""
+
+import sys
+
+import click
+
+from shared_domain.config import ConfigError
+
+from ..config import ConsumerSettings, load_settings
+
+
+def settings_or_exit(client: str | None = None) -> ConsumerSettings:
+    """Load settings or exit 2 with one line naming the bad variable."""
+    try:
+        return load_settings(client)
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)

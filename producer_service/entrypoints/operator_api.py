@@ -1,0 +1,139 @@
+"""Operator endpoints for the dead-letter queue; off unless OPERATOR_TOKEN is set, then bearer-protected."""
+
+import dataclasses
+import hmac
+
+from flask import Blueprint, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from consumer_service.application.dlq_operations import PublishFailed, Report, Selection, discard, replay
+from shared_domain.documents import failure_view
+from shared_domain.failures import STATUSES
+
+from .errors import ApiError
+from .send_api import json_body
+from .services import services
+
+bp = Blueprint("operator", __name__)
+MAX_REPLAY_BATCH = 1000
+FILTER_FIELDS = {"to": "to", "from": "from", "errorType": "errorType", "client": "consumerClient"}
+
+
+class FilterSchema(Schema):
+    """Which failed records to act on when no ids are given."""
+
+    class Meta:
+        unknown = RAISE
+
+    to = fields.String()
+    sender = fields.String(data_key="from")
+    errorType = fields.String()
+    client = fields.String()
+    status = fields.String(validate=validate.OneOf([*STATUSES, "any"]), load_default="failed")
+    since = fields.AwareDateTime(default_timezone=None)
+    until = fields.AwareDateTime(default_timezone=None)
+
+
+class ReplaySchema(Schema):
+    """Body of POST /failed-messages/replay."""
+
+    class Meta:
+        unknown = RAISE
+
+    ids = fields.List(fields.String(), validate=validate.Length(min=1, max=MAX_REPLAY_BATCH))
+    filter = fields.Nested(FilterSchema)
+    limit = fields.Integer(validate=validate.Range(1, MAX_REPLAY_BATCH), load_default=100)
+    dryRun = fields.Boolean(load_default=False)
+    force = fields.Boolean(load_default=False)
+    by = fields.String(load_default="operator-api", validate=validate.Length(1, 128))
+
+
+class DiscardSchema(Schema):
+    """Body of POST /failed-messages/<id>/discard."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+    dryRun = fields.Boolean(load_default=False)
+    force = fields.Boolean(load_default=False)
+    by = fields.String(load_default="operator-api", validate=validate.Length(1, 128))
+
+
+@bp.before_request
+def require_operator_token():
+    """404 while no token is configured; 401 without a bearer token, 403 with a wrong one."""
+    expected = services().settings.operator_token
+    if not expected or services().operations is None:
+        raise ApiError(404, "operator_api_disabled", "operator endpoints are off: set OPERATOR_TOKEN to enable them")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <operator token>",
+                       headers={"WWW-Authenticate": 'Bearer realm="operator"'})
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(403, "forbidden", "the operator token is wrong")
+
+
+@bp.get("/failed-messages/<path:failure_id>")
+def show(failure_id: str):
+    """One failed record with its payload, headers and history."""
+    [document] = services().operations.failures.select(Selection(ids=(failure_id,))) or [None]
+    if document is None:
+        raise ApiError(404, "not_found", f"no failed record {failure_id}")
+    return failure_view(document)
+
+
+@bp.post("/failed-messages/replay")
+def replay_failures():
+    """Replay failed records by ids or filter; `dryRun` reports without changing anything."""
+    body = _load(ReplaySchema(), json_body())
+    if ("ids" in body) == ("filter" in body):
+        raise ApiError(400, "validation_failed", "give either ids or filter", {"_schema": ["give either ids or filter"]})
+    operations = dataclasses.replace(services().operations, operator=body["by"])
+    try:
+        report = replay(_selection(body), operations, dry_run=body["dryRun"], force=body["force"])
+    except PublishFailed as error:
+        raise ApiError(503, "broker_unavailable", f"replay stopped: {error}; call again to go on",
+                       headers={"Retry-After": str(services().settings.retry_after_s)}) from None
+    return _report(report)
+
+
+@bp.post("/failed-messages/<path:failure_id>/discard")
+def discard_failure(failure_id: str):
+    """Mark one failed record discarded, with a reason."""
+    body = _load(DiscardSchema(), json_body())
+    operations = dataclasses.replace(services().operations, operator=body["by"])
+    report = discard(Selection(ids=(failure_id,)), operations, reason=body["reason"], dry_run=body["dryRun"],
+                     force=body["force"])
+    if report.missing:
+        raise ApiError(404, "not_found", f"no failed record {failure_id}")
+    return _report(report)
+
+
+def _selection(body: dict) -> Selection:
+    """The selection a replay body describes."""
+    if "ids" in body:
+        return Selection(ids=tuple(body["ids"]))
+    wanted = dict(body["filter"])
+    status = wanted.pop("status")
+    since, until = wanted.pop("since", None), wanted.pop("until", None)
+    wanted = {("from" if name == "sender" else name): value for name, value in wanted.items()}
+    equals = {FILTER_FIELDS[name]: value for name, value in wanted.items()}
+    return Selection(equals=equals, status=None if status == "any" else status, since=since, until=until,
+                     limit=body["limit"])
+
+
+def _load(schema: Schema, body) -> dict:
+    """Validate a body, or raise a 400 naming each bad field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
+    try:
+        return schema.load(body)
+    except ValidationError as error:
+        raise ApiError(400, "validation_failed", "the request is invalid", error.normalized_messages()) from None
+
+
+def _report(report: Report) -> dict:
+    """A report as JSON."""
+    return {"dryRun": report.dry_run, "done": report.done, "skipped": report.skipped, "refused": report.refused,
+            "missing": report.missing}

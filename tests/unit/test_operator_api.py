@@ -1,0 +1,68 @@
+"""Operator endpoints: off without a token, bearer-protected with one; show, replay, discard."""
+
+import pytest
+
+from .failure_fixtures import failed_document
+
+AUTH = {"Authorization": "Bearer s3cret"}
+FIRST = "client-messages:0:1:clientB"
+
+
+@pytest.fixture(autouse=True)
+def failures(database):
+    """Two failed records in the store."""
+    database.failed_messages.insert_many([failed_document(1), failed_document(2, to="clientC")])
+
+
+@pytest.mark.parametrize("operator_token", [None])
+def test_operator_endpoints_are_off_without_a_configured_token(client):
+    response = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)
+    assert response.status_code == 404 and response.get_json()["error"] == "operator_api_disabled"
+
+
+def test_a_missing_token_gets_401_and_a_wrong_one_403(client):
+    missing = client.get(f"/failed-messages/{FIRST}")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get(f"/failed-messages/{FIRST}", headers={"Authorization": "Bearer nope"}).status_code == 403
+
+
+def test_show_returns_the_record_with_headers_and_history(client):
+    body = client.get(f"/failed-messages/{FIRST}", headers=AUTH).get_json()
+    assert body["id"] == FIRST and body["messageId"] == "m-1" and body["history"] == []
+    assert {"name": "trace-id", "value": "t", "encoding": "utf-8"} in body["headers"]
+    assert client.get("/failed-messages/nope", headers=AUTH).status_code == 404
+
+
+def test_a_dry_run_replay_by_filter_reports_and_changes_nothing(client, replayed, database):
+    body = client.post("/failed-messages/replay", json={"filter": {"to": "clientC"}, "dryRun": True}, headers=AUTH).get_json()
+    assert body["dryRun"] is True and body["done"] == ["client-messages:0:2:clientC".replace("clientC", "clientB")]
+    assert replayed.records == [] and database.failed_messages.count_documents({"status": "failed"}) == 2
+
+
+def test_replay_by_id_republishes_and_records_who(client, replayed, database):
+    body = client.post("/failed-messages/replay", json={"ids": [FIRST], "by": "bob"}, headers=AUTH).get_json()
+    assert body["done"] == [FIRST] and len(replayed.records) == 1
+    document = database.failed_messages.find_one({"_id": FIRST})
+    assert document["status"] == "replayed" and document["history"][0]["by"] == "bob"
+    again = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH).get_json()
+    assert again["done"] == [] and again["skipped"] == {FIRST: "already replayed"}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "_schema"),
+    ({"ids": [FIRST], "filter": {}}, "_schema"),
+    ({"filter": {"status": "lost"}}, "filter"),
+    ({"ids": []}, "ids"),
+    ({"ids": [FIRST], "colour": "red"}, "colour"),
+])
+def test_a_bad_replay_request_gets_400_naming_the_field(client, body, field):
+    response = client.post("/failed-messages/replay", json=body, headers=AUTH)
+    assert response.status_code == 400 and field in response.get_json()["details"]
+
+
+def test_discard_needs_a_reason_and_records_it(client, database):
+    assert "reason" in client.post(f"/failed-messages/{FIRST}/discard", json={}, headers=AUTH).get_json()["details"]
+    body = client.post(f"/failed-messages/{FIRST}/discard", json={"reason": "spam"}, headers=AUTH).get_json()
+    assert body["done"] == [FIRST]
+    assert database.failed_messages.find_one({"_id": FIRST})["history"][0]["reason"] == "spam"
+    assert client.post("/failed-messages/nope/discard", json={"reason": "x"}, headers=AUTH).status_code == 404
