@@ -1,15 +1,17 @@
 """An isolated running stack per test module: topics, database, producer and consumers of its own."""
 
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.process import ManagedProcess, wait_until
 from tests.support.api import Api
-from tests.support.services import service_env, start_consumer, start_producer
+from tests.support.services import BIN, service_env, start_consumer, start_producer
 
 
 @dataclass
@@ -33,6 +35,23 @@ class Stack:
         [(error, record)] = delivered
         assert error is None, error
         return record.partition(), record.offset()
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `consumer-service ARGS` against this stack and return what it printed."""
+        return subprocess.run([str(BIN / "consumer-service"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def all_messages(self, **filters) -> list[dict]:
+        """Every stored message matching the filters, following the pages."""
+        items, cursor = [], None
+        while True:
+            reply = self.api.get("/messages", limit=500, **filters, **({"cursor": cursor} if cursor else {}))
+            assert reply.status == 200, reply.body
+            items += reply.body
+            link = reply.headers.get("Link")
+            if not link:
+                return items
+            cursor = parse_qs(urlparse(link[link.index("<") + 1:link.index(">")]).query)["cursor"][0]
 
     def committed_past(self, group: str, partition: int, offset: int) -> bool:
         """Tell whether a consumer group has committed past a record of the message topic."""

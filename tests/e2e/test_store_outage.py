@@ -5,6 +5,8 @@ import pytest
 from infra.ferretdb import FerretDBServer
 from infra.process import free_ports, wait_until
 
+from .outage import restore, send_during_outage, wait_projected
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
@@ -27,26 +29,15 @@ def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_ba
     wait_until(lambda: [m["messageId"] for m in stack.api.get("/messages", to="clientB").body] == [first],
                timeout=20, what="the first message to be stored")
 
-    store.kill()
-    wait_until(lambda: stack.api.get("/ready").body["dependencies"] == {"kafka": "up", "mongodb": "down"},
-               timeout=20, what="/ready to report the store down")
-    assert stack.api.get("/ready").status == 503
-    receipts = [stack.api.send("clientA", "clientB", f"during the outage {n}") for n in range(5)]
-    assert [r.status for r in receipts] == [202] * 5
+    receipts = send_during_outage(stack, store, 5)
+    ready = stack.api.get("/ready")
+    assert ready.status == 503 and ready.body["dependencies"] == {"kafka": "up", "mongodb": "down"}
     positions = {(r.body["partition"], r.body["offset"]) for r in receipts}
-
-    letters = stack.dead_letters_of(positions, timeout=60)
-    for letter in letters.values():
+    for letter in stack.dead_letters_of(positions).values():
         headers = dict(letter.headers())
         assert headers["dlq.error-type"] == b"StoreUnavailable" and headers["dlq.attempts"] == b"3"
 
-    store.start()
-    wait_until(lambda: stack.api.get("/ready").status == 200, timeout=30, what="/ready once the store is back")
-    expected = {r.body["messageId"] for r in receipts}
-
-    def projected():
-        items = stack.api.get("/failed-messages", to="clientB", errorType="StoreUnavailable", limit=500).body
-        return {item["messageId"] for item in items}
-
-    wait_until(lambda: projected() == expected, timeout=60, what="the dead letters in GET /failed-messages")
+    restore(stack, store)
+    items = wait_projected(stack, {r.body["messageId"] for r in receipts}, to="clientB")
+    assert {(item["errorType"], item["attempts"], item["status"]) for item in items} == {("StoreUnavailable", 3, "failed")}
     assert [m["messageId"] for m in stack.api.get("/messages", to="clientB").body] == [first]

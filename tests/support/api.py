@@ -26,15 +26,16 @@ class Api:
         """POST /send-message."""
         return self.post("/send-message", {"from": sender, "to": recipient, "message": text, **extra})
 
-    def post(self, path: str, body, content_type: str = "application/json") -> Reply:
+    def post(self, path: str, body, content_type: str = "application/json", headers: dict | None = None) -> Reply:
         """POST a body (JSON-encoded unless already bytes)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self._call(urllib.request.Request(self.base_url + path, data=data, headers={"Content-Type": content_type}))
+        headers = {"Content-Type": content_type, **(headers or {})}
+        return self._call(urllib.request.Request(self.base_url + path, data=data, headers=headers))
 
-    def get(self, path: str, **params) -> Reply:
+    def get(self, path: str, headers: dict | None = None, **params) -> Reply:
         """GET a path with query parameters."""
         query = f"?{urlencode(params)}" if params else ""
-        return self._call(urllib.request.Request(self.base_url + path + query))
+        return self._call(urllib.request.Request(self.base_url + path + query, headers=headers or {}))
 
     def _call(self, request) -> Reply:
         """Send a request and decode the JSON answer, whatever its status."""
