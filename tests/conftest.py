@@ -9,6 +9,7 @@ import pytest
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports
+from tests.support.stack import Stack, build_stack
 
 
 @dataclass
@@ -52,3 +53,20 @@ def mongo(tmp_path_factory):
 def unique():
     """A short unique suffix, so tests share servers without sharing data."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module")
+def stack_factory(kafka, mongo, tmp_path_factory):
+    """Build running stacks (stopped at module end): consumers for the given clients plus a producer."""
+    stacks: list[Stack] = []
+
+    def build(clients=("clientB",), mongo_uri: str | None = None, kafka_address: str | None = None, **overrides):
+        stack = build_stack(kafka_address or kafka.address, mongo_uri or mongo.address, clients,
+                            tmp_path_factory.mktemp("stack"), **overrides)
+        stacks.append(stack)
+        return stack
+
+    yield build
+    for stack in stacks:
+        for process in stack.processes:
+            process.stop()

@@ -11,7 +11,7 @@ from infra.process import wait_until
 @pytest.fixture(scope="module")
 def stack(stack_factory, mongo):
     """Producer plus a consumer for clientB."""
-    return stack_factory(clients=("clientB",), mongo_uri=mongo.address)
+    return stack_factory(clients=("clientB",))
 
 
 def stored(api, **filters) -> list[dict]:

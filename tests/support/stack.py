@@ -1,4 +1,4 @@
-"""An isolated running stack per test module: topics, database, producer and consumers of its own."""
+"""An isolated running stack: topics, database, producer and consumers of its own."""
 
 import subprocess
 import uuid
@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.process import ManagedProcess, wait_until
@@ -43,15 +42,39 @@ class Stack:
 
     def all_messages(self, **filters) -> list[dict]:
         """Every stored message matching the filters, following the pages."""
+        return self._all("/messages", filters)
+
+    def all_failures(self, **filters) -> list[dict]:
+        """Every failed record matching the filters (any status), following the pages."""
+        return self._all("/failed-messages", filters)
+
+    def _all(self, path: str, filters: dict) -> list[dict]:
+        """Every item of a paged list."""
         items, cursor = [], None
         while True:
-            reply = self.api.get("/messages", limit=500, **filters, **({"cursor": cursor} if cursor else {}))
+            reply = self.api.get(path, limit=500, **filters, **({"cursor": cursor} if cursor else {}))
             assert reply.status == 200, reply.body
             items += reply.body
             link = reply.headers.get("Link")
             if not link:
                 return items
             cursor = parse_qs(urlparse(link[link.index("<") + 1:link.index(">")]).query)["cursor"][0]
+
+    def dead_letter_count(self) -> int:
+        """How many records the dead-letter topic holds."""
+        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": f"counter-{uuid.uuid4().hex}"})
+        try:
+            partitions = consumer.list_topics(self.topics[1], timeout=10).topics[self.topics[1]].partitions
+            return sum(consumer.get_watermark_offsets(TopicPartition(self.topics[1], p), timeout=10)[1] for p in partitions)
+        finally:
+            consumer.close()
+
+    def stored_count(self) -> int:
+        """How many messages the store holds (read straight from the database)."""
+        from pymongo import MongoClient
+
+        with MongoClient(self.env["MONGODB_URI"], serverSelectionTimeoutMS=2000) as client:
+            return client[self.env["MONGODB_DATABASE"]].messages.count_documents({})
 
     def committed_past(self, group: str, partition: int, offset: int) -> bool:
         """Tell whether a consumer group has committed past a record of the message topic."""
@@ -85,24 +108,20 @@ def _collect(consumer: Consumer, found: dict) -> set:
     return set(found)
 
 
-@pytest.fixture(scope="module")
-def stack_factory(kafka, tmp_path_factory):
-    """Build stacks (torn down at module end): consumers for the given clients plus a producer."""
-    stacks: list[Stack] = []
 
-    def build(clients=("clientB",), mongo_uri: str | None = None, **overrides) -> Stack:
-        suffix = uuid.uuid4().hex[:10]
-        topics = (f"client-messages-{suffix}", f"client-messages-dlq-{suffix}")
-        env = service_env(kafka.address, mongo_uri, f"e2e_{suffix}", topics, **overrides)
-        logs = tmp_path_factory.mktemp(f"stack-{suffix}")
-        consumers = [start_consumer(env, client, logs) for client in clients]
-        producer, api = start_producer(env, logs)
-        stack = Stack(kafka.address, env, api, logs, topics, consumers + [producer])
-        stacks.append(stack)
+
+def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) -> Stack:
+    """Start consumers for `clients` and a producer on fresh topics and database; wait until /ready."""
+    suffix = uuid.uuid4().hex[:10]
+    topics = (f"client-messages-{suffix}", f"client-messages-dlq-{suffix}")
+    env = service_env(kafka, mongo_uri, f"test_{suffix}", topics, **overrides)
+    consumers = [start_consumer(env, client, logs) for client in clients]
+    producer, api = start_producer(env, logs)
+    stack = Stack(kafka, env, api, logs, topics, consumers + [producer])
+    try:
         wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
-        return stack
-
-    yield build
-    for stack in stacks:
+    except BaseException:
         for process in stack.processes:
             process.stop()
+        raise
+    return stack
