@@ -31,6 +31,8 @@ class ConsumerSettings:
     max_message_length: int
     project_dead_letters: bool
     replay_cap: int
+    health_port: int
+    health_host: str
 
 
 def load_settings(client: str | None = None, env: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -57,6 +59,8 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", DEFAULT_MAX_MESSAGE_LENGTH, minimum=1),
         project_dead_letters=read_bool(env, "PROJECT_DEAD_LETTERS", True),
         replay_cap=read_int(env, "REPLAY_MAX_COUNT", DEFAULT_REPLAY_CAP, minimum=1),
+        health_port=read_int(env, "CONSUMER_HEALTH_PORT", 0, minimum=0),
+        health_host=read_str(env, "CONSUMER_HEALTH_HOST", "127.0.0.1"),
     )
 
 

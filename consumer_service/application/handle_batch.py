@@ -9,7 +9,7 @@ from shared_domain.envelope import PoisonRecord, SchemaViolation, decode
 from shared_domain.failures import Failure, SourcePosition
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
-from .ports import DeadLetterSink, MessageStore
+from .ports import DeadLetterSink, DependencyObserver, MessageStore, Unobserved
 from .records import DeadLetter, IncomingRecord
 from .retry import RetriesExhausted, RetryPolicy
 
@@ -27,6 +27,7 @@ class BatchHandler:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     clock: Callable[[], datetime] = utc_now
+    store_health: DependencyObserver = field(default_factory=Unobserved)
 
 
 @dataclass
@@ -79,8 +80,10 @@ def _store(items: list[tuple[IncomingRecord, Message]], handler: BatchHandler) -
     try:
         rejected, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
     except RetriesExhausted as exhausted:
+        handler.store_health.down(exhausted.last_error)
         reason = f"store unavailable: {exhausted.last_error}"
         return [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
+    handler.store_health.up()
     return [
         _letter(handler, record, STORE_REJECTED, rejected[message.message_id], attempts)
         for record, message in items

@@ -30,3 +30,23 @@ class FailedMessageStore(Protocol):
 
     def save_all(self, documents: list[dict]) -> None:
         """Insert failure documents that are not there yet; raises StoreUnavailable."""
+
+
+class DependencyObserver(Protocol):
+    """Told whether a dependency answered, so outages and recoveries are reported once."""
+
+    def down(self, error: object) -> None:
+        """The dependency failed."""
+
+    def up(self) -> None:
+        """The dependency answered."""
+
+
+class Unobserved:
+    """A DependencyObserver that ignores everything."""
+
+    def down(self, error: object) -> None:
+        """Ignore the failure."""
+
+    def up(self) -> None:
+        """Ignore the success."""

@@ -14,8 +14,10 @@ from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
 from ..infrastructure.mongo_failures import MongoFailureRepository
-from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect
-from .loop import DependencyWait, run_loop
+from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect, is_reachable
+from .dependencies import Backoff
+from .health import serve_health
+from .loop import Dependencies, run_loop
 
 log = logging.getLogger(__name__)
 PROJECTOR_GROUP_ID = "client-messages-dlq.projector"
@@ -41,15 +43,16 @@ def operations(settings: ConsumerSettings, operator: str):
 
 def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
     """Create the topics if absent, waiting for Kafka; False if stopped before Kafka answered."""
-    wait = DependencyWait("kafka", stop)
+    kafka, backoff = Dependencies.fresh().kafka, Backoff(stop)
     while not stop.is_set():
         try:
             topics = [settings.messages_topic, settings.dead_letter_topic]
             kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0)
         except KafkaException as error:
-            wait.failed(error)
+            kafka.down(error)
+            backoff.wait()
             continue
-        wait.succeeded()
+        kafka.up()
         return True
     return False
 
@@ -60,20 +63,29 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> N
         return
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
+    checks = {
+        "kafka": lambda: kafka_io.is_reachable(settings.kafka_bootstrap_servers, timeout=1.0),
+        "mongodb": lambda: is_reachable(mongo),
+    }
+    dependencies = Dependencies.fresh(kafka_probe=checks["kafka"], mongodb_probe=checks["mongodb"])
+    health = serve_health(settings.health_host, settings.health_port, checks) if settings.health_port else None
     projector = None
     if settings.project_dead_letters:
-        projector = threading.Thread(target=_run_projector, args=(settings, database, stop), name="dlq-projector")
+        projector = threading.Thread(target=_run_projector, args=(settings, database, stop, dependencies),
+                                     name="dlq-projector")
         projector.start()
     try:
-        _run_message_consumer(settings, database, stop)
+        _run_message_consumer(settings, database, stop, dependencies)
     finally:
         stop.set()
         if projector is not None:
             projector.join()
+        if health is not None:
+            health.shutdown()
         mongo.close()
 
 
-def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event) -> None:
+def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
     """Consume client-messages for one client (or all) until stopped."""
     name = f"consumer[{settings.client}]"
     dlq_producer = kafka_io.new_reliable_producer(
@@ -85,24 +97,25 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         dead_letters=kafka_io.KafkaDeadLetterSink(dlq_producer, settings.dead_letter_topic, settings.dead_letter_timeout),
         retry=RetryPolicy(settings.retry_attempts, settings.retry_first_wait, settings.retry_max_wait),
         max_length=settings.max_message_length,
+        store_health=dependencies.mongodb,
     )
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name)
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name, dependencies.kafka.down)
     consumer.subscribe([settings.messages_topic])
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
-        run_loop(name, consumer, partial(handle_batch, handler=handler), stop, settings.batch_size)
+        run_loop(name, consumer, partial(handle_batch, handler=handler), stop, settings.batch_size, dependencies)
     finally:
         dlq_producer.flush(settings.dead_letter_timeout)
 
 
-def _run_projector(settings: ConsumerSettings, database, stop: threading.Event) -> None:
+def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
     """Project the dead-letter topic into failed_messages until stopped."""
     name = "dlq-projector"
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name)
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name, dependencies.kafka.down)
     consumer.subscribe([settings.dead_letter_topic])
     store = MongoFailedMessageStore(database)
     try:
-        run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size)
+        run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size, dependencies)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         stop.set()

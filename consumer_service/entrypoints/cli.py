@@ -1,6 +1,7 @@
 """Command line of the consumer service (`consumer-service ...`)."""
 
 import logging
+import os
 import signal
 import threading
 
@@ -16,6 +17,8 @@ from .settings import settings_or_exit
 def cli(log_level: str) -> None:
     """Consume client messages into MongoDB and manage the dead-letter queue."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Outages are reported once by the service itself; librdkafka would log every reconnect attempt.
+    logging.getLogger("librdkafka").setLevel(os.environ.get("KAFKA_CLIENT_LOG_LEVEL", "CRITICAL").upper())
 
 
 @cli.command()

@@ -4,43 +4,43 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException
 
 from ..application.errors import DeadLetterUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
-from ..infrastructure.kafka_io import commit, rewind, to_incoming
+from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, to_incoming
+from .dependencies import Backoff, DependencyState
 
 log = logging.getLogger(__name__)
-RECOVERABLE = (DeadLetterUnavailable, StoreUnavailable)
+PROBE_INTERVAL = 2.0
 
 
-class DependencyWait:
-    """Backs off while a dependency is down, logging once when waiting starts and once when it ends."""
+@dataclass
+class Dependencies:
+    """The states of Kafka and MongoDB, shared by the loops of one process, with probes to notice recovery."""
 
-    def __init__(self, name: str, stop: threading.Event, first: float = 0.5, cap: float = 10.0):
-        self._name, self._stop, self._first, self._cap = name, stop, first, cap
-        self._delay = 0.0
-        self._since: float | None = None
+    kafka: DependencyState
+    mongodb: DependencyState
+    probes: dict = field(default_factory=dict)
+    _last_probe: float = 0.0
 
-    def failed(self, error: Exception) -> None:
-        """Record a failure and wait before the next try (returns early on stop)."""
-        if self._since is None:
-            self._since = time.monotonic()
-            log.warning("%s: waiting for a dependency: %s", self._name, error)
-        self._delay = min(self._cap, self._delay * 2 or self._first)
-        self._stop.wait(self._delay)
+    @classmethod
+    def fresh(cls, kafka_probe: Callable[[], bool] | None = None, mongodb_probe: Callable[[], bool] | None = None):
+        """Both dependencies presumed up; a probe, when given, is asked while its dependency is down."""
+        kafka, mongodb = DependencyState("kafka"), DependencyState("mongodb")
+        probes = {state: probe for state, probe in ((kafka, kafka_probe), (mongodb, mongodb_probe)) if probe}
+        return cls(kafka, mongodb, probes)
 
-    def succeeded(self) -> None:
-        """Record a success, logging the recovery if it ends a wait."""
-        if self._since is not None:
-            log.warning("%s: dependency recovered after %.1fs", self._name, time.monotonic() - self._since)
-        self._since, self._delay = None, 0.0
-
-    @property
-    def waiting(self) -> bool:
-        """Tell whether a dependency is currently failing."""
-        return self._since is not None
+    def probe_down(self) -> None:
+        """Every PROBE_INTERVAL, ask each dependency that is down whether it answers again."""
+        if time.monotonic() - self._last_probe < PROBE_INTERVAL:
+            return
+        self._last_probe = time.monotonic()
+        for state, probe in self.probes.items():
+            if state.is_down and probe():
+                state.up()
 
 
 def run_loop(
@@ -49,30 +49,42 @@ def run_loop(
     handle: Callable[[list[IncomingRecord]], object],
     stop: threading.Event,
     batch_size: int,
+    dependencies: Dependencies,
     poll_timeout: float = 0.5,
 ) -> None:
     """Consume batches until `stop` is set; commit a batch only after `handle` returned."""
-    wait = DependencyWait(name, stop)
+    backoff = Backoff(stop)
     try:
         while not stop.is_set():
-            records = _next_batch(name, consumer, batch_size, poll_timeout)
+            records = _next_batch(name, consumer, batch_size, poll_timeout, dependencies.kafka)
+            dependencies.probe_down()
             if not records:
                 continue
             try:
                 handle(records)
-            except RECOVERABLE as error:
-                rewind(consumer, records)
-                wait.failed(error)
+            except DeadLetterUnavailable as error:
+                _retry_later(consumer, records, dependencies.kafka, error, backoff)
                 continue
-            wait.succeeded()
-            commit(consumer, records)
+            except StoreUnavailable as error:
+                _retry_later(consumer, records, dependencies.mongodb, error, backoff)
+                continue
+            backoff.reset()
+            if commit(consumer, records):
+                dependencies.kafka.up()
     finally:
         consumer.close()
         log.info("%s: consumer closed", name)
 
 
-def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float) -> list[IncomingRecord]:
-    """Read up to `batch_size` records, logging transient client errors and raising fatal ones."""
+def _retry_later(consumer: Consumer, records: list[IncomingRecord], state: DependencyState, error, backoff: Backoff) -> None:
+    """Read the batch again after a backoff: nothing of it was committed."""
+    state.down(error)
+    rewind(consumer, records)
+    backoff.wait()
+
+
+def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, kafka: DependencyState) -> list[IncomingRecord]:
+    """Read up to `batch_size` records, noting broker outages and raising fatal errors."""
     records = []
     for message in consumer.consume(num_messages=batch_size, timeout=timeout):
         error = message.error()
@@ -80,6 +92,9 @@ def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float) 
             records.append(to_incoming(message))
         elif error.fatal():
             raise KafkaException(error)
+        elif error.code() in BROKER_DOWN_CODES:
+            kafka.down(error.str())
         else:
             log.info("%s: kafka reports %s", name, error)
     return records
+

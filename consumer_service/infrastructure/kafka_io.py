@@ -1,6 +1,7 @@
 """confluent-kafka adapters: consumer settings, record conversion, the dead-letter sink, topics."""
 
 import logging
+from collections import Counter
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -11,12 +12,29 @@ from ..application.errors import DeadLetterUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
 
 log = logging.getLogger(__name__)
+librdkafka_log = logging.getLogger("librdkafka")
+BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
 
 
-def new_consumer(bootstrap_servers: str, group_id: str, client_name: str) -> Consumer:
-    """A consumer that commits only when told to, starting from the earliest unread record."""
+def _client_config(bootstrap_servers: str) -> dict:
+    """Settings every client of this service shares: where Kafka is, and logging through Python."""
+    return {"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log, "log.connection.close": False}
+
+
+def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_broker_down=None) -> Consumer:
+    """A consumer that commits only when told to, starting from the earliest unread record.
+
+    `on_broker_down(error)` is called when the client loses its brokers.
+    """
+    def on_error(error: KafkaError) -> None:
+        if error.code() in BROKER_DOWN_CODES and on_broker_down is not None:
+            on_broker_down(error.str())
+        elif error.code() != KafkaError._TRANSPORT:  # single connection drops are retried; outages are above
+            log.warning("%s: kafka reports %s", client_name, error)
+
     return Consumer({
-        "bootstrap.servers": bootstrap_servers,
+        **_client_config(bootstrap_servers),
+        "error_cb": on_error,
         "group.id": group_id,
         "client.id": client_name,
         "enable.auto.commit": False,
@@ -30,7 +48,7 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str) -> Con
 def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
     return Producer({
-        "bootstrap.servers": bootstrap_servers,
+        **_client_config(bootstrap_servers),
         "client.id": client_name,
         "acks": "all",
         "enable.idempotence": True,
@@ -88,11 +106,10 @@ class KafkaDeadLetterSink:
         errors = produce_and_wait(self._producer, self._topic, [dead_letter_record(x) for x in letters], self._timeout)
         if errors:
             raise DeadLetterUnavailable(f"dead-letter topic {self._topic}: {errors[0]}")
-        for letter in letters:
-            log.warning(
-                "dead-lettered %s:%d:%d (%s: %s, %d attempt(s))", letter.record.topic, letter.record.partition,
-                letter.record.offset, letter.failure.error_type, letter.failure.reason, letter.failure.attempts,
-            )
+        by_type = Counter(letter.failure.error_type for letter in letters)
+        first = letters[0]
+        log.warning("dead-lettered %d record(s) %s; first: %s:%d:%d %s", len(letters), dict(by_type),
+                    first.record.topic, first.record.partition, first.record.offset, first.failure.reason[:200])
 
 
 class KafkaRecordPublisher:
@@ -139,7 +156,7 @@ def _next_offsets(records: list[IncomingRecord], pick) -> list[TopicPartition]:
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, timeout: float) -> None:
     """Create the topics that do not exist yet; raise KafkaException when the broker cannot be reached."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(_client_config(bootstrap_servers))
     existing = admin.list_topics(timeout=timeout).topics
     missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in topics if name not in existing]
     if not missing:
@@ -153,6 +170,10 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, ti
         log.info("created topic %s with %d partitions", name, partitions)
 
 
-def is_fatal(error: KafkaError) -> bool:
-    """Tell whether a consumer error means the client cannot go on."""
-    return error.fatal()
+def is_reachable(bootstrap_servers: str, timeout: float) -> bool:
+    """Tell whether a broker answers a metadata request."""
+    try:
+        metadata = AdminClient(_client_config(bootstrap_servers)).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)

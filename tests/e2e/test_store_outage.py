@@ -4,6 +4,7 @@ import pytest
 
 from infra.ferretdb import FerretDBServer
 from infra.process import free_ports, wait_until
+from tests.support.api import Api
 
 from .outage import restore, send_during_outage, wait_projected
 
@@ -18,13 +19,21 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stack(stack_factory, store):
+def health_port():
+    """Where the consumer serves its own /health and /ready."""
+    return free_ports(1)[0]
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory, store, health_port):
     """Producer and clientB consumer with short store timeouts and retry waits."""
     return stack_factory(clients=("clientB",), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
-                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3)
+                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3, CONSUMER_HEALTH_PORT=health_port)
 
 
-def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_back(stack, store):
+def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_back(stack, store, health_port):
+    consumer_health = Api(f"http://127.0.0.1:{health_port}")
+    wait_until(lambda: consumer_health.get("/ready").status == 200, timeout=20, what="the consumer's /ready")
     first = stack.api.send("clientA", "clientB", "before the outage").body["messageId"]
     wait_until(lambda: [m["messageId"] for m in stack.api.get("/messages", to="clientB").body] == [first],
                timeout=20, what="the first message to be stored")
@@ -32,6 +41,8 @@ def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_ba
     receipts = send_during_outage(stack, store, 5)
     ready = stack.api.get("/ready")
     assert ready.status == 503 and ready.body["dependencies"] == {"kafka": "up", "mongodb": "down"}
+    consumer_ready = consumer_health.get("/ready")
+    assert consumer_ready.status == 503 and consumer_ready.body["dependencies"] == {"kafka": "up", "mongodb": "down"}
     positions = {(r.body["partition"], r.body["offset"]) for r in receipts}
     for letter in stack.dead_letters_of(positions).values():
         headers = dict(letter.headers())
@@ -41,3 +52,8 @@ def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_ba
     items = wait_projected(stack, {r.body["messageId"] for r in receipts}, to="clientB")
     assert {(item["errorType"], item["attempts"], item["status"]) for item in items} == {("StoreUnavailable", 3, "failed")}
     assert [m["messageId"] for m in stack.api.get("/messages", to="clientB").body] == [first]
+    assert consumer_health.get("/ready").status == 200
+    log = stack.processes[0].log_path.read_text()
+    assert log.count("waiting for mongodb") == 1
+    wait_until(lambda: "mongodb recovered" in stack.processes[0].log_path.read_text(), timeout=30,
+               what="the consumer to log the store's recovery")

@@ -76,6 +76,8 @@ def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, own_k
     assert {outcome.status for outcome in last} == {202}, "sends after the restart must succeed"
     assert not load.ids_with(0) and not load.ids_with(500)
     settle("broker stop/start", stack, load)
+    log = stack.processes[0].log_path.read_text()
+    assert log.count("waiting for kafka") == 1 and log.count("kafka recovered") == 1, "one line down, one line up"
 
 
 @pytest.fixture
