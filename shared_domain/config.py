@@ -21,27 +21,23 @@ def read_str(env: Mapping[str, str], name: str, default: str) -> str:
 
 def read_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     """Read an integer variable no smaller than `minimum`."""
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, got {value}")
-    return value
+    return _read_number(env, name, default, minimum, int, "a whole number")
 
 
 def read_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
     """Read a number variable no smaller than `minimum`."""
+    return _read_number(env, name, default, minimum, float, "a number")
+
+
+def _read_number(env: Mapping[str, str], name: str, default, minimum, parse, kind: str):
+    """Read a number with `parse`, naming the variable when it is not one or is too small."""
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(name, f"must be a number, got {raw!r}") from None
+        raise ConfigError(name, f"must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(name, f"must be at least {minimum}, got {value}")
     return value

@@ -5,7 +5,7 @@ import json
 from marshmallow import ValidationError
 
 from .clock import as_utc, to_iso
-from .message import DEFAULT_MAX_MESSAGE_LENGTH, Message
+from .message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText
 from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
 
 CONTENT_TYPE = "application/json"
@@ -61,6 +61,7 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
         hint = document.get("to") if isinstance(document.get("to"), str) else None
         raise SchemaViolation(error.normalized_messages(), recipient_hint=hint) from None
     return Message(
-        message_id=fields["message_id"], sender=fields["sender"], recipient=fields["recipient"],
-        text=fields["text"], sent_at=as_utc(fields["sent_at"]),
+        message_id=MessageId(fields["message_id"]), sender=ClientId(fields["sender"]),
+        recipient=ClientId(fields["recipient"]), text=MessageText(fields["text"], max_length),
+        sent_at=as_utc(fields["sent_at"]),
     )

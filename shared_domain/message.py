@@ -13,20 +13,52 @@ DEFAULT_MAX_MESSAGE_LENGTH = 4096
 ALL_CLIENTS = "*"
 
 
+class InvalidValue(ValueError):
+    """A value breaks the rules of its type."""
+
+
+class ClientId(str):
+    """Who sends or receives: 1-64 letters, digits, '_', '.' or '-'."""
+
+    def __new__(cls, value: str):
+        return super().__new__(cls, _checked(value, client_id_problem(value)))
+
+
+class MessageId(str):
+    """The idempotency key of a message: 1-128 letters, digits, '_', '.', ':' or '-'."""
+
+    def __new__(cls, value: str):
+        return super().__new__(cls, _checked(value, message_id_problem(value)))
+
+
+class MessageText(str):
+    """What a message says: not blank, bounded in length, no control characters but newline and tab."""
+
+    def __new__(cls, value: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH):
+        return super().__new__(cls, _checked(value, text_problem(value, max_length)))
+
+
 @dataclass(frozen=True)
 class Message:
     """A validated message on its way from one client to another."""
 
-    message_id: str
-    sender: str
-    recipient: str
-    text: str
+    message_id: MessageId
+    sender: ClientId
+    recipient: ClientId
+    text: MessageText
     sent_at: datetime
 
 
-def new_message_id() -> str:
+def _checked(value: str, problem: str | None) -> str:
+    """Return the value, or raise InvalidValue with the problem."""
+    if problem:
+        raise InvalidValue(problem)
+    return value
+
+
+def new_message_id() -> MessageId:
     """Generate a fresh message id."""
-    return str(uuid.uuid4())
+    return MessageId(str(uuid.uuid4()))
 
 
 def client_id_problem(value: str) -> str | None:

@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -14,39 +15,65 @@ from tests.support.stack import Stack, build_stack
 
 @dataclass
 class Endpoint:
-    """A server the tests talk to; `server` is set when the suite owns it and may stop it."""
+    """A server the tests talk to, by address."""
 
     address: str
-    server: object | None = None
+
+
+@contextmanager
+def running(server):
+    """Start a server, hand it over, and stop it afterwards."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def new_kafka(tmp_path_factory) -> KafkaServer:
+    """A single-node KRaft broker on free ports."""
+    return KafkaServer(*free_ports(2), tmp_path_factory.mktemp("kafka"))
+
+
+def new_store(tmp_path_factory) -> FerretDBServer:
+    """A FerretDB on a free port."""
+    return FerretDBServer(free_ports(1)[0], tmp_path_factory.mktemp("ferretdb"))
+
+
+def named_or_started(variable: str, new_server, address_of):
+    """Yield the endpoint an environment variable names, or one of a server started for the session."""
+    if os.environ.get(variable):
+        yield Endpoint(os.environ[variable])
+        return
+    with running(new_server()) as server:
+        yield Endpoint(address_of(server))
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
-    """A real Kafka broker: TEST_KAFKA_BOOTSTRAP_SERVERS, or a single KRaft node on free ports."""
-    if os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS"):
-        yield Endpoint(os.environ["TEST_KAFKA_BOOTSTRAP_SERVERS"])
-        return
-    port, controller_port = free_ports(2)
-    server = KafkaServer(port, controller_port, tmp_path_factory.mktemp("kafka"))
-    server.start()
-    try:
-        yield Endpoint(server.bootstrap_servers, server)
-    finally:
-        server.stop()
+    """A real Kafka broker: TEST_KAFKA_BOOTSTRAP_SERVERS, or one the suite starts."""
+    yield from named_or_started("TEST_KAFKA_BOOTSTRAP_SERVERS", lambda: new_kafka(tmp_path_factory),
+                                lambda server: server.bootstrap_servers)
 
 
 @pytest.fixture(scope="session")
 def mongo(tmp_path_factory):
-    """A real MongoDB-protocol server: TEST_MONGODB_URI, or FerretDB on a free port."""
-    if os.environ.get("TEST_MONGODB_URI"):
-        yield Endpoint(os.environ["TEST_MONGODB_URI"])
-        return
-    server = FerretDBServer(free_ports(1)[0], tmp_path_factory.mktemp("ferretdb"))
-    server.start()
-    try:
-        yield Endpoint(server.uri, server)
-    finally:
-        server.stop()
+    """A real MongoDB-protocol server: TEST_MONGODB_URI, or a FerretDB the suite starts."""
+    yield from named_or_started("TEST_MONGODB_URI", lambda: new_store(tmp_path_factory), lambda server: server.uri)
+
+
+@pytest.fixture(scope="module")
+def killable_store(tmp_path_factory):
+    """A FerretDB of the test module's own, so a test may stop or kill it without disturbing others."""
+    with running(new_store(tmp_path_factory)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def killable_kafka(tmp_path_factory):
+    """A broker of the test module's own, so a test may stop or kill it without disturbing others."""
+    with running(new_kafka(tmp_path_factory)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -97,15 +97,14 @@ class KafkaDeadLetterSink:
     """Writes dead letters to the dead-letter topic and waits until the broker has them."""
 
     def __init__(self, producer: Producer, topic: str, timeout: float):
-        self._producer = producer
-        self._topic = topic
-        self._timeout = timeout
+        self._publisher = KafkaRecordPublisher(producer, topic, timeout)
 
     def send_all(self, letters: list[DeadLetter]) -> None:
         """Write every letter, or raise DeadLetterUnavailable."""
-        errors = produce_and_wait(self._producer, self._topic, [dead_letter_record(x) for x in letters], self._timeout)
-        if errors:
-            raise DeadLetterUnavailable(f"dead-letter topic {self._topic}: {errors[0]}")
+        try:
+            self._publisher.publish_all([dead_letter_record(letter) for letter in letters])
+        except PublishFailed as error:
+            raise DeadLetterUnavailable(str(error)) from None
         by_type = Counter(letter.failure.error_type for letter in letters)
         first = letters[0]
         log.warning("dead-lettered %d record(s) %s; first: %s:%d:%d %s", len(letters), dict(by_type),

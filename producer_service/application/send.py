@@ -4,18 +4,21 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared_domain.clock import utc_now
-from shared_domain.message import Message, new_message_id
+from shared_domain.message import (
+    DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText, new_message_id,
+)
 
 from .ports import Publisher, Receipt
 
 
-def send_message(fields: dict, publisher: Publisher, clock: Callable[[], datetime] = utc_now) -> tuple[Message, Receipt]:
+def send_message(fields: dict, publisher: Publisher, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+                 clock: Callable[[], datetime] = utc_now) -> tuple[Message, Receipt]:
     """Build the message from validated fields and publish it; raises BrokerUnavailable."""
     message = Message(
-        message_id=fields.get("message_id") or new_message_id(),
-        sender=fields["sender"],
-        recipient=fields["recipient"],
-        text=fields["text"],
+        message_id=MessageId(fields["message_id"]) if fields.get("message_id") else new_message_id(),
+        sender=ClientId(fields["sender"]),
+        recipient=ClientId(fields["recipient"]),
+        text=MessageText(fields["text"], max_length),
         sent_at=clock(),
     )
     return message, publisher.publish(message)

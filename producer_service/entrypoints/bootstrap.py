@@ -1,13 +1,18 @@
-"""Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
+"""Composition root of the producer service: wires the real Kafka and MongoDB adapters.
+
+Dead-letter operations (and the store connection they share) live with the consumer service,
+which owns the dead-letter topic; the producer only serves them over HTTP.
+"""
 
 from consumer_service.application.dlq_operations import Operations
 from consumer_service.infrastructure.kafka_io import KafkaRecordPublisher, new_reliable_producer
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+from consumer_service.infrastructure.mongo_store import connect, is_reachable
 from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_view, message_view
 
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
-from ..infrastructure.mongo_readers import MongoReader, connect, is_reachable
+from ..infrastructure.mongo_readers import MongoReader
 from .services import Services
 
 

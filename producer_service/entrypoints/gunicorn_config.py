@@ -1,11 +1,24 @@
-"""gunicorn settings: threaded workers share one Kafka producer per worker process."""
+"""gunicorn settings: threaded workers share one Kafka producer per worker process.
+
+A bad setting stops the server before any worker starts, with one line naming it (exit 2).
+"""
 
 import os
+import sys
 
-bind = os.environ.get("PRODUCER_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("PRODUCER_WORKERS", "2"))
+from producer_service.config import load_settings
+from shared_domain.config import ConfigError, read_int, read_str
+
+try:
+    load_settings()
+    bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
+    workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
+    threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
+except ConfigError as error:
+    print(str(error), file=sys.stderr)
+    sys.exit(2)
+
 worker_class = "gthread"
-threads = int(os.environ.get("PRODUCER_THREADS", "8"))
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None

@@ -19,7 +19,7 @@ def send():
     """Validate a message, publish it and answer 202 once the broker acknowledged it."""
     fields = _validated(json_body())
     try:
-        message, receipt = send_message(fields, services().publisher)
+        message, receipt = send_message(fields, services().publisher, services().settings.max_message_length)
     except BrokerUnavailable as error:
         retry_after = str(services().settings.retry_after_s)
         raise ApiError(503, "broker_unavailable", f"the message was not accepted: {error}",

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
@@ -11,12 +11,6 @@ from ..application.ports import PageQuery
 
 class StoreUnavailable(Exception):
     """The store did not answer the query."""
-
-
-def connect(uri: str, timeout_ms: int) -> MongoClient:
-    """Open a client whose waits are bounded, so a down store gives a quick 503."""
-    return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                       socketTimeoutMS=max(timeout_ms, 5000))
 
 
 class MongoReader:
@@ -49,11 +43,3 @@ class MongoReader:
             clauses.append({"$or": [{time: {"$gt": moment}}, {time: moment, "_id": {"$gt": last_id}}]})
         return {"$and": clauses} if len(clauses) > 1 else clauses[0]
 
-
-def is_reachable(client: MongoClient) -> bool:
-    """Tell whether the store answers a ping."""
-    try:
-        client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True

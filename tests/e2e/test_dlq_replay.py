@@ -8,7 +8,6 @@ import subprocess
 import pytest
 from pymongo import MongoClient
 
-from infra.ferretdb import FerretDBServer
 from infra.process import free_ports, wait_until
 from tests.support.services import BIN
 
@@ -16,12 +15,9 @@ from .outage import restore, send_during_outage, wait_projected
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A FerretDB of this module's own, so it can be killed."""
-    server = FerretDBServer(free_ports(1)[0], tmp_path_factory.mktemp("replay-store"))
-    server.start()
-    yield server
-    server.stop()
+def store(killable_store):
+    """The store this module may kill."""
+    return killable_store
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import pytest
 
-from infra.ferretdb import FerretDBServer
 from infra.process import free_ports, wait_until
 from tests.support.api import Api
 
@@ -10,12 +9,9 @@ from .outage import restore, send_during_outage, wait_projected
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A FerretDB of this module's own, so it can be killed without disturbing other tests."""
-    server = FerretDBServer(free_ports(1)[0], tmp_path_factory.mktemp("outage-store"))
-    server.start()
-    yield server
-    server.stop()
+def store(killable_store):
+    """The store this module may kill."""
+    return killable_store
 
 
 @pytest.fixture(scope="module")

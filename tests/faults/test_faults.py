@@ -4,12 +4,9 @@ import json
 import os
 import threading
 
-import pytest
 from confluent_kafka import Producer
 
-from infra.ferretdb import FerretDBServer
-from infra.kafka import KafkaServer
-from infra.process import free_ports, wait_until
+from infra.process import wait_until
 from tests.support.services import start_consumer
 
 from .ledger import LEDGERS, settle
@@ -53,22 +50,13 @@ def test_consumers_joining_and_leaving_a_group_lose_and_duplicate_nothing(stack_
     assert second.alive and third.alive
 
 
-@pytest.fixture
-def own_kafka(tmp_path):
-    """A broker of this test's own, so it can be stopped."""
-    server = KafkaServer(*free_ports(2), tmp_path / "kafka")
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, own_kafka):
-    stack = stack_factory(clients=("clientB",), kafka_address=own_kafka.bootstrap_servers, KAFKA_DELIVERY_TIMEOUT_MS=3000)
+def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, killable_kafka):
+    stack = stack_factory(clients=("clientB",), kafka_address=killable_kafka.bootstrap_servers, KAFKA_DELIVERY_TIMEOUT_MS=3000)
     load = Load(stack.api, "broker").start()
     when_stored(stack, load, 0.3)
-    own_kafka.stop()
+    killable_kafka.stop()
     wait_until(lambda: len(load.ids_with(503)) >= 20, timeout=60, what="sends refused while the broker is down")
-    own_kafka.start()
+    killable_kafka.start()
     load.wait()
     refused = [load.outcomes[i] for i in load.ids_with(503)]
     assert max(outcome.seconds for outcome in refused) < 3 + 2 + 1, "a 503 took longer than the delivery timeout"
@@ -80,23 +68,14 @@ def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, own_k
     assert log.count("waiting for kafka") == 1 and log.count("kafka recovered") == 1, "one line down, one line up"
 
 
-@pytest.fixture
-def own_store(tmp_path):
-    """A store of this test's own, so it can be stopped."""
-    server = FerretDBServer(free_ports(1)[0], tmp_path / "store")
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_a_store_outage_longer_than_the_retries_dead_letters_and_loses_nothing(stack_factory, own_store):
-    stack = stack_factory(clients=("clientB",), mongo_uri=own_store.uri, **FAST_STORE_RETRIES)
+def test_a_store_outage_longer_than_the_retries_dead_letters_and_loses_nothing(stack_factory, killable_store):
+    stack = stack_factory(clients=("clientB",), mongo_uri=killable_store.uri, **FAST_STORE_RETRIES)
     load = Load(stack.api, "store").start()
     when_stored(stack, load, 0.3)
-    own_store.stop()
+    killable_store.stop()
     before = stack.dead_letter_count()
     wait_until(lambda: stack.dead_letter_count() >= before + 100, timeout=120, what="records dead-lettered in the outage")
-    own_store.start()
+    killable_store.start()
     load.wait()
     ledger = settle("store outage beyond retries", stack, load)
     assert ledger.dead_lettered and ledger.stored

@@ -3,7 +3,7 @@
 import mongomock
 import pytest
 
-from consumer_service.application.dlq_operations import Operations
+from consumer_service.application.dlq_operations import Operations, PublishFailed
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
@@ -46,12 +46,15 @@ def health():
 
 
 class FakeRecordPublisher:
-    """Collects replayed records."""
+    """Collects replayed records; can be told the broker is down."""
 
     def __init__(self):
         self.records = []
+        self.down = False
 
     def publish_all(self, records):
+        if self.down:
+            raise PublishFailed("broker down")
         self.records += records
 
 

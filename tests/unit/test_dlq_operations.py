@@ -12,19 +12,6 @@ from shared_domain.envelope import decode
 from .failure_fixtures import T0, failed_document
 
 
-class FakePublisher:
-    """Collects published records; can be told the broker is down."""
-
-    def __init__(self):
-        self.records = []
-        self.down = False
-
-    def publish_all(self, records):
-        if self.down:
-            raise PublishFailed("broker down")
-        self.records += records
-
-
 @pytest.fixture
 def collection():
     """A mongomock failed_messages collection holding three failures."""
@@ -34,15 +21,9 @@ def collection():
 
 
 @pytest.fixture
-def publisher():
-    """The fake publisher replays go to."""
-    return FakePublisher()
-
-
-@pytest.fixture
-def ops(collection, publisher):
+def ops(collection, replayed):
     """Operations on mongomock with a replay cap of 2."""
-    return Operations(MongoFailureRepository(collection.database), publisher, operator="alice", replay_cap=2, clock=lambda: T0)
+    return Operations(MongoFailureRepository(collection.database), replayed, operator="alice", replay_cap=2, clock=lambda: T0)
 
 
 def statuses(collection):
@@ -50,42 +31,42 @@ def statuses(collection):
     return {d["messageId"]: d["status"] for d in collection.find()}
 
 
-def test_replay_republishes_the_original_record_marked_as_a_replay(ops, publisher, collection):
+def test_replay_republishes_the_original_record_marked_as_a_replay(ops, replayed, collection):
     report = replay(Selection(), ops)
     assert len(report.done) == 3 and statuses(collection) == {"m-1": "replayed", "m-2": "replayed", "m-3": "replayed"}
-    record = publisher.records[0]
+    record = replayed.records[0]
     assert record.key == b"clientB" and decode(record.value).message_id == "m-1"
     assert record.headers == [("trace-id", b"t"), ("replay-count", b"1"), ("replay-of", b"client-messages:0:1:clientB")]
     [entry] = collection.find_one({"messageId": "m-1"})["history"]
     assert entry["status"] == "replayed" and entry["by"] == "alice" and entry["replayCount"] == 1
 
 
-def test_a_dry_run_changes_nothing(ops, publisher, collection):
+def test_a_dry_run_changes_nothing(ops, replayed, collection):
     report = replay(Selection(), ops, dry_run=True)
-    assert len(report.done) == 3 and publisher.records == []
+    assert len(report.done) == 3 and replayed.records == []
     assert set(statuses(collection).values()) == {"failed"}
 
 
-def test_a_second_replay_skips_what_was_replayed(ops, publisher):
+def test_a_second_replay_skips_what_was_replayed(ops, replayed):
     replay(Selection(), ops)
     by_filter = replay(Selection(), ops)
     by_id = replay(Selection(ids=("client-messages:0:1:clientB",)), ops)
     assert by_filter.done == [] and by_id.done == [] and by_id.skipped == {"client-messages:0:1:clientB": "already replayed"}
-    assert len(publisher.records) == 3
+    assert len(replayed.records) == 3
 
 
-def test_the_loop_guard_refuses_records_replayed_too_often_unless_forced(ops, publisher, collection):
+def test_the_loop_guard_refuses_records_replayed_too_often_unless_forced(ops, replayed, collection):
     collection.insert_one({**failed_document(4, headers=[("replay-count", b"2")]), "_id": "again"})
     report = replay(Selection(ids=("again",)), ops)
-    assert report.refused and "cap is 2" in report.refused["again"] and publisher.records == []
+    assert report.refused and "cap is 2" in report.refused["again"] and replayed.records == []
     forced = replay(Selection(ids=("again",)), ops, force=True)
-    assert forced.done == ["again"] and dict(publisher.records[0].headers)["replay-count"] == b"3"
+    assert forced.done == ["again"] and dict(replayed.records[0].headers)["replay-count"] == b"3"
 
 
-def test_filters_and_limit_choose_what_is_replayed(ops, publisher, collection):
+def test_filters_and_limit_choose_what_is_replayed(ops, replayed, collection):
     collection.insert_one(failed_document(9, to="clientC", error_type="SchemaViolation"))
     report = replay(Selection(equals={"to": "clientC"}), ops)
-    assert [decode(r.value).message_id for r in publisher.records] == ["m-9"] and len(report.done) == 1
+    assert [decode(r.value).message_id for r in replayed.records] == ["m-9"] and len(report.done) == 1
     assert len(replay(Selection(limit=2), ops).done) == 2
 
 
@@ -93,14 +74,14 @@ def test_unknown_ids_are_reported_missing(ops):
     assert replay(Selection(ids=("nope",)), ops).missing == ["nope"]
 
 
-def test_a_broker_failure_stops_the_replay_and_leaves_the_record_failed(ops, publisher, collection):
-    publisher.down = True
+def test_a_broker_failure_stops_the_replay_and_leaves_the_record_failed(ops, replayed, collection):
+    replayed.down = True
     with pytest.raises(PublishFailed):
         replay(Selection(), ops)
     assert set(statuses(collection).values()) == {"failed"}
 
 
-def test_discarded_records_keep_the_reason_and_are_not_replayed(ops, publisher, collection):
+def test_discarded_records_keep_the_reason_and_are_not_replayed(ops, replayed, collection):
     report = discard(Selection(ids=("client-messages:0:2:clientB",)), ops, reason="spam")
     assert report.done == ["client-messages:0:2:clientB"]
     [entry] = collection.find_one({"messageId": "m-2"})["history"]

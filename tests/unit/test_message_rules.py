@@ -62,3 +62,14 @@ def test_the_length_limit_is_configurable():
     with pytest.raises(ValidationError):
         load({**VALID, "message": "abcdef"}, max_length=5)
     assert load({**VALID, "message": "abcde"}, max_length=5)["text"] == "abcde"
+
+
+def test_value_objects_refuse_what_the_rules_refuse():
+    from shared_domain.message import ClientId, InvalidValue, MessageId, MessageText
+
+    assert ClientId("client.B-1") == "client.B-1"
+    for make, value in ((ClientId, "a b"), (MessageId, ""), (MessageText, "\x00")):
+        with pytest.raises(InvalidValue):
+            make(value)
+    with pytest.raises(InvalidValue):
+        MessageText("too long", max_length=3)
