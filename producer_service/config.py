@@ -22,6 +22,7 @@ class ProducerSettings:
     mongodb_timeout_ms: int = 2000
     max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     max_body_bytes: int = 65536
+    max_batch_size: int = 100
     page_size_default: int = 50
     page_size_max: int = 500
     retry_after_s: int = 5
@@ -43,6 +44,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         mongodb_timeout_ms=read_int(env, "MONGODB_TIMEOUT_MS", defaults.mongodb_timeout_ms, minimum=100),
         max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", defaults.max_message_length, minimum=1),
         max_body_bytes=read_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024),
+        max_batch_size=read_int(env, "MAX_BATCH_SIZE", defaults.max_batch_size, minimum=1),
         page_size_default=read_int(env, "PAGE_SIZE_DEFAULT", defaults.page_size_default, minimum=1),
         page_size_max=read_int(env, "PAGE_SIZE_MAX", defaults.page_size_max, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),

@@ -31,10 +31,13 @@ class PageQuery:
 
 
 class Publisher(Protocol):
-    """Publishes a message and waits for the broker's acknowledgement."""
+    """Publishes messages and waits for the broker's acknowledgements."""
 
-    def publish(self, message: Message) -> Receipt:
+    def publish(self, message: Message, trace_id: str | None = None) -> Receipt:
         """Publish or raise BrokerUnavailable."""
+
+    def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
+        """Publish together; each message's receipt or why it was not acknowledged, in order."""
 
 
 class Reader(Protocol):

@@ -12,13 +12,25 @@ from .ports import Publisher, Receipt
 
 
 def send_message(fields: dict, publisher: Publisher, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-                 clock: Callable[[], datetime] = utc_now) -> tuple[Message, Receipt]:
+                 clock: Callable[[], datetime] = utc_now, trace_id: str | None = None) -> tuple[Message, Receipt]:
     """Build the message from validated fields and publish it; raises BrokerUnavailable."""
-    message = Message(
+    message = new_message(fields, max_length, clock)
+    return message, publisher.publish(message, trace_id)
+
+
+def send_messages(batch: list[dict], publisher: Publisher, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+                  clock: Callable[[], datetime] = utc_now, trace_id: str | None = None):
+    """Publish a batch of validated messages together; return (message, receipt or BrokerUnavailable) pairs."""
+    messages = [new_message(fields, max_length, clock) for fields in batch]
+    return list(zip(messages, publisher.publish_many(messages, trace_id))) if messages else []
+
+
+def new_message(fields: dict, max_length: int, clock: Callable[[], datetime]) -> Message:
+    """The message validated fields describe, sent now."""
+    return Message(
         message_id=MessageId(fields["message_id"]) if fields.get("message_id") else new_message_id(),
         sender=ClientId(fields["sender"]),
         recipient=ClientId(fields["recipient"]),
         text=MessageText(fields["text"], max_length),
         sent_at=clock(),
     )
-    return message, publisher.publish(message)

@@ -1,4 +1,4 @@
-"""POST /send-message."""
+"""POST /send-message and POST /send-messages."""
 
 from flask import Blueprint, request
 from marshmallow import ValidationError
@@ -7,7 +7,7 @@ from shared_domain.clock import to_iso
 from shared_domain.schemas import SendMessageSchema
 
 from ..application.ports import BrokerUnavailable
-from ..application.send import send_message
+from ..application.send import send_message, send_messages
 from .errors import ApiError
 from .services import services
 
@@ -19,19 +19,61 @@ def send():
     """Validate a message, publish it and answer 202 once the broker acknowledged it."""
     fields = _validated(json_body())
     try:
-        message, receipt = send_message(fields, services().publisher, services().settings.max_message_length)
+        message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
+                                        trace_id=_trace_id())
     except BrokerUnavailable as error:
-        retry_after = str(services().settings.retry_after_s)
         raise ApiError(503, "broker_unavailable", f"the message was not accepted: {error}",
-                       headers={"Retry-After": retry_after}) from None
-    body = {
+                       headers=_retry_after()) from None
+    return {"status": "accepted", **_accepted(message, receipt)}, 202
+
+
+@bp.post("/send-messages")
+def send_batch():
+    """Send a JSON array of messages together; 202 when all are accepted, else 207 with a result per item."""
+    body = json_body()
+    limit = services().settings.max_batch_size
+    if not isinstance(body, list) or not 1 <= len(body) <= limit:
+        raise ApiError(400, "validation_failed", f"the body must be a JSON array of 1 to {limit} messages",
+                       {"_schema": [f"must be an array of 1 to {limit} messages"]})
+    results: list[dict | None] = [None] * len(body)
+    valid: list[tuple[int, dict]] = []
+    for index, item in enumerate(body):
+        try:
+            valid.append((index, _validated(item)))
+        except ApiError as error:
+            results[index] = {"index": index, "status": 400, "error": error.code, "details": error.details}
+    sent = send_messages([fields for _, fields in valid], services().publisher,
+                         services().settings.max_message_length, trace_id=_trace_id())
+    for (index, _), (message, outcome) in zip(valid, sent):
+        if isinstance(outcome, BrokerUnavailable):
+            results[index] = {"index": index, "status": 503, "error": "broker_unavailable", "messageId": message.message_id}
+        else:
+            results[index] = {"index": index, "status": 202, **_accepted(message, outcome)}
+    accepted = sum(1 for result in results if result["status"] == 202)
+    headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
+    summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    return summary, (202 if accepted == len(results) else 207), headers
+
+
+def _accepted(message, receipt) -> dict:
+    """The answer for an accepted message."""
+    return {
         "messageId": message.message_id,
-        "status": "accepted",
         "sentAt": to_iso(message.sent_at),
         "partition": receipt.partition,
         "offset": receipt.offset,
     }
-    return body, 202
+
+
+def _retry_after() -> dict:
+    """The Retry-After header of a 503."""
+    return {"Retry-After": str(services().settings.retry_after_s)}
+
+
+def _trace_id() -> str | None:
+    """The caller's X-Request-Id when it is a sensible one, to follow the message through Kafka."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if 0 < len(given) <= 128 and given.isprintable() else None
 
 
 def json_body():

@@ -1,6 +1,7 @@
 """confluent-kafka publisher: one producer per process, delivery reports served in the background."""
 
 import threading
+import time
 import uuid
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 
@@ -39,21 +40,31 @@ class KafkaPublisher:
 
     def publish(self, message: Message, trace_id: str | None = None) -> Receipt:
         """Publish the message; raise BrokerUnavailable unless the broker acknowledged it in time."""
-        acknowledged: Future = Future()
+        [outcome] = self.publish_many([message], trace_id)
+        if isinstance(outcome, BrokerUnavailable):
+            raise outcome
+        return outcome
+
+    def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
+        """Publish messages together; return, in order, each one's receipt or why it was not acknowledged."""
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
+        pending = [self._produce(message, headers) for message in messages]
+        deadline = time.monotonic() + self._wait
+        return [_outcome(future, deadline) for future in pending]
+
+    def _produce(self, message: Message, headers: list) -> Future:
+        """Hand one record to the producer; the future settles with its delivery report."""
+        acknowledged: Future = Future()
         try:
             self._producer.produce(
                 self._topic, key=message.recipient.encode(), value=encode(message), headers=headers,
                 on_delivery=lambda error, record: _settle(acknowledged, error, record),
             )
         except BufferError:
-            raise BrokerUnavailable("the local send queue is full") from None
+            acknowledged.set_exception(BrokerUnavailable("the local send queue is full"))
         except KafkaException as error:
-            raise BrokerUnavailable(str(error)) from None
-        try:
-            return acknowledged.result(timeout=self._wait)
-        except FutureTimeout:
-            raise BrokerUnavailable("no acknowledgement from the broker in time") from None
+            acknowledged.set_exception(BrokerUnavailable(str(error)))
+        return acknowledged
 
     def is_reachable(self, timeout: float) -> bool:
         """Tell whether a broker answers a metadata request."""
@@ -73,6 +84,16 @@ class KafkaPublisher:
         """Serve delivery callbacks until closed."""
         while not self._closed.is_set():
             self._producer.poll(0.1)
+
+
+def _outcome(future: Future, deadline: float) -> Receipt | BrokerUnavailable:
+    """The receipt of a delivered record, or why it was not acknowledged by the deadline."""
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        return BrokerUnavailable("no acknowledgement from the broker in time")
+    except BrokerUnavailable as error:
+        return error
 
 
 def _settle(acknowledged: Future, error, record) -> None:

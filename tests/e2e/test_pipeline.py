@@ -87,3 +87,12 @@ def test_poison_lands_in_the_dead_letter_queue_unchanged_and_the_consumer_goes_o
     assert letter.value() == value and letter.key() == b"clientB"
     assert dict(letter.headers())["trace-id"] == b"poison"
     test_a_message_from_a_to_b_is_listed_for_b(stack)
+
+
+def test_a_batch_is_published_together_and_each_message_stored(stack):
+    batch = [{"from": "clientA", "to": "clientB", "message": f"batch {n}"} for n in range(5)]
+    reply = stack.api.post("/send-messages", batch + [{"from": "clientA", "to": "", "message": "bad"}])
+    assert reply.status == 207 and reply.body["accepted"] == 5
+    ids = {result["messageId"] for result in reply.body["results"][:5]}
+    wait_until(lambda: ids <= {m["messageId"] for m in stored(stack.api, to="clientB")}, timeout=20,
+               what="the batch in GET /messages")

@@ -20,11 +20,17 @@ class FakePublisher:
         self.published = []
         self.down = False
 
-    def publish(self, message):
+    def publish(self, message, trace_id=None):
+        [outcome] = self.publish_many([message], trace_id)
+        if isinstance(outcome, BrokerUnavailable):
+            raise outcome
+        return outcome
+
+    def publish_many(self, messages, trace_id=None):
         if self.down:
-            raise BrokerUnavailable("Local: Message timed out")
-        self.published.append(message)
-        return Receipt(partition=0, offset=len(self.published) - 1)
+            return [BrokerUnavailable("Local: Message timed out") for _ in messages]
+        self.published += messages
+        return [Receipt(partition=0, offset=len(self.published) - len(messages) + n) for n in range(len(messages))]
 
 
 @pytest.fixture

@@ -65,3 +65,33 @@ def test_an_unreachable_broker_gets_503_with_retry_after(client, publisher):
 def test_a_wrong_method_and_an_unknown_path_get_json(client):
     assert client.get("/send-message").get_json()["error"] == "method_not_allowed"
     assert client.get("/nowhere").get_json()["error"] == "not_found"
+
+
+def test_a_batch_of_valid_messages_is_accepted_in_order(client, publisher):
+    batch = [{**VALID, "message": f"m{n}"} for n in range(3)]
+    response = client.post("/send-messages", json=batch)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["accepted"] == 3 and [r["index"] for r in body["results"]] == [0, 1, 2]
+    assert [m.text for m in publisher.published] == ["m0", "m1", "m2"]
+
+
+def test_a_batch_with_bad_items_sends_the_good_ones_and_names_each_bad_field(client, publisher):
+    response = client.post("/send-messages", json=[VALID, {**VALID, "to": ""}, "nope"])
+    assert response.status_code == 207
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == [202, 400, 400]
+    assert "to" in results[1]["details"] and len(publisher.published) == 1
+
+
+def test_a_batch_the_broker_does_not_take_is_rejected_item_by_item_with_retry_after(client, publisher):
+    publisher.down = True
+    response = client.post("/send-messages", json=[VALID, VALID])
+    assert response.status_code == 207 and response.headers["Retry-After"] == "5"
+    assert [r["status"] for r in response.get_json()["results"]] == [503, 503]
+
+
+@pytest.mark.parametrize("body", [[], {"from": "a"}, [VALID] * 101])
+def test_a_batch_must_be_a_bounded_array(client, body):
+    response = client.post("/send-messages", json=body)
+    assert response.status_code in (400, 413) and response.get_json()["error"]
