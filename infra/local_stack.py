@@ -52,8 +52,14 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for process in reversed(services + servers):
-            process.stop()
+        # Services first (together), so consumers can leave their groups while Kafka is still up.
+        stoppers = [threading.Thread(target=process.stop) for process in services]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for server in reversed(servers):
+            server.stop()
         print("all processes stopped", flush=True)
 
 

@@ -42,6 +42,9 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         "max.poll.interval.ms": 300000,
+        # A crashed consumer's partitions move to the others after 10 s rather than 45 s.
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 3000,
     })
 
 
