@@ -49,20 +49,13 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
     to_store: list[tuple[IncomingRecord, Message]] = []
     letters: list[DeadLetter] = []
     for record in records:
-        try:
-            message = decode(record.value, handler.max_length)
-        except PoisonRecord as poison:
-            recipient = _recipient_of_poison(record, poison)
-            # A record nobody can be identified as the recipient of is kept by every consumer.
-            if recipient is None or is_addressed_to(recipient, handler.client):
-                letters.append(_letter(handler, record, type(poison).__name__, str(poison), 1))
-            else:
-                outcome.skipped += 1
-            continue
-        if is_addressed_to(message.recipient, handler.client):
-            to_store.append((record, message))
-        else:
+        kept = _keep(record, handler)
+        if kept is None:
             outcome.skipped += 1
+        elif isinstance(kept, DeadLetter):
+            letters.append(kept)
+        else:
+            to_store.append((record, kept))
     unstored = _store(to_store, handler)
     letters += unstored
     if letters:
@@ -70,6 +63,19 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
     outcome.stored = len(to_store) - len(unstored)
     outcome.dead_lettered = len(letters)
     return outcome
+
+
+def _keep(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
+    """The message to store, the dead letter of a poison record, or None when it is for another client."""
+    try:
+        message = decode(record.value, handler.max_length)
+    except PoisonRecord as poison:
+        recipient = _recipient_of_poison(record, poison)
+        # A record nobody can be identified as the recipient of is kept by every consumer.
+        if recipient is None or is_addressed_to(recipient, handler.client):
+            return _letter(handler, record, type(poison).__name__, str(poison), 1)
+        return None
+    return message if is_addressed_to(message.recipient, handler.client) else None
 
 
 def _store(items: list[tuple[IncomingRecord, Message]], handler: BatchHandler) -> list[DeadLetter]:
