@@ -2,7 +2,8 @@
 
 BENCH_MESSAGES (default 2000) messages are sent by BENCH_CONCURRENCY (default 16) threads to a
 producer under gunicorn; a consumer for all clients stores them. Reports accepted/s, the
-latency of POST /send-message, and how long until every message was stored.
+latency of POST /send-message, how long until every message was stored, and the same count
+sent through POST /send-messages in batches of 100.
 """
 
 import os
@@ -72,6 +73,25 @@ def _run(api, database, count: int, concurrency: int) -> None:
     print(f"send latency:         p50 {quantile(0.50):.1f} ms  p95 {quantile(0.95):.1f} ms  "
           f"p99 {quantile(0.99):.1f} ms  mean {statistics.mean(latencies) * 1000:.1f} ms")
     print(f"all stored after:     {stored_in:.2f} s  ({count / stored_in:.0f} msg/s end to end)")
+    _run_batches(api, database, count, concurrency)
+
+
+def _run_batches(api, database, count: int, concurrency: int, size: int = 100) -> None:
+    """Send `count` more messages through POST /send-messages in batches of `size`."""
+    def send(first: int) -> None:
+        batch = [{"from": "batcher", "to": f"client{n % 7}", "message": f"batched {n}"} for n in range(first, first + size)]
+        reply = api.post("/send-messages", batch)
+        if reply.status != 202:
+            raise RuntimeError(f"batch at {first} got {reply.status}")
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max(1, concurrency // 4)) as pool:
+        list(pool.map(send, range(0, count, size)))
+    sent_in = time.perf_counter() - began
+    wait_until(lambda: database.messages.count_documents({"from": "batcher"}) >= count,
+               timeout=300, interval=0.1, what=f"{count} batched messages stored")
+    print(f"batched ({size}/request): {count / sent_in:8.0f} msg/s accepted, all stored after "
+          f"{time.perf_counter() - began:.2f} s")
 
 
 if __name__ == "__main__":
