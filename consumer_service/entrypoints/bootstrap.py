@@ -57,10 +57,10 @@ def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
     return False
 
 
-def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> None:
-    """Run the message consumer (and the dead-letter projector) until `stop` is set."""
+def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> int:
+    """Run the message consumer (and the dead-letter projector) until `stop` is set; return the exit code."""
     if not create_topics(settings, stop):
-        return
+        return 0
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
     checks = {
@@ -69,10 +69,11 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> N
     }
     dependencies = Dependencies.fresh(kafka_probe=checks["kafka"], mongodb_probe=checks["mongodb"])
     health = serve_health(settings.health_host, settings.health_port, checks) if settings.health_port else None
+    projector_failed = threading.Event()
     projector = None
     if settings.project_dead_letters:
-        projector = threading.Thread(target=_run_projector, args=(settings, database, stop, dependencies),
-                                     name="dlq-projector")
+        projector = threading.Thread(target=_run_projector, name="dlq-projector",
+                                     args=(settings, database, stop, dependencies, projector_failed))
         projector.start()
     try:
         _run_message_consumer(settings, database, stop, dependencies)
@@ -83,6 +84,7 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> N
         if health is not None:
             health.shutdown()
         mongo.close()
+    return 1 if projector_failed.is_set() else 0
 
 
 def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
@@ -108,8 +110,9 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         dlq_producer.flush(settings.dead_letter_timeout)
 
 
-def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
-    """Project the dead-letter topic into failed_messages until stopped."""
+def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies,
+                   failed: threading.Event) -> None:
+    """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
     name = "dlq-projector"
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name, dependencies.kafka.down)
     consumer.subscribe([settings.dead_letter_topic])
@@ -118,5 +121,5 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
         run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size, dependencies)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
+        failed.set()
         stop.set()
-        raise

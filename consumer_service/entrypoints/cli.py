@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import sys
 import threading
 
 import click
@@ -27,7 +28,7 @@ def run(client: str | None) -> None:
     """Consume messages addressed to one client (or all) until SIGTERM or Ctrl-C."""
     settings = settings_or_exit(client)
     stop = _stop_on_signals()
-    run_consumer_service(settings, stop)
+    sys.exit(run_consumer_service(settings, stop))
 
 
 @cli.command("create-topics")

@@ -96,3 +96,10 @@ def test_a_batch_is_published_together_and_each_message_stored(stack):
     ids = {result["messageId"] for result in reply.body["results"][:5]}
     wait_until(lambda: ids <= {m["messageId"] for m in stored(stack.api, to="clientB")}, timeout=20,
                what="the batch in GET /messages")
+
+
+def test_sigterm_stops_consumer_and_producer_cleanly(stack):
+    consumer, producer = stack.processes[0], stack.processes[-1]
+    assert consumer.stop(timeout=30) == 0 and producer.stop(timeout=30) == 0
+    log = consumer.log_path.read_text()
+    assert "received SIGTERM" in log and "consumer[clientB]: consumer closed" in log and "Traceback" not in log
