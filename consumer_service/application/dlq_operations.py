@@ -24,6 +24,7 @@ class Selection:
     ids: tuple[str, ...] = ()
     equals: dict = field(default_factory=dict)
     status: str | None = f.STATUS_FAILED
+    reason_contains: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None

@@ -24,6 +24,7 @@ def selection_options(command):
         click.option("--to", help="Recipient client of the message."),
         click.option("--from", "sender", help="Sender client of the message."),
         click.option("--error-type", help="e.g. StoreUnavailable, SchemaViolation, UndecodableRecord."),
+        click.option("--reason-contains", help="Text the failure reason contains (any case)."),
         click.option("--client", help="Consumer deployment that dead-lettered it (a client id, or '*')."),
         click.option("--status", type=click.Choice([*STATUSES, "any"]), default="failed", show_default=True),
         click.option("--since", type=click.DateTime(), help="Failed at or after (UTC)."),
@@ -37,10 +38,10 @@ def selection_options(command):
 
 def _selection(ids, limit, **filters) -> Selection:
     """Build a selection from ids or the filter options."""
-    status = filters.pop("status")
+    status, reason = filters.pop("status"), filters.pop("reason_contains")
     since, until = filters.pop("since"), filters.pop("until")
     equals = {FILTERS[name]: value for name, value in filters.items() if value}
-    return Selection(ids=tuple(ids), equals=equals, status=None if status == "any" else status,
+    return Selection(ids=tuple(ids), equals=equals, status=None if status == "any" else status, reason_contains=reason,
                      since=since and as_utc(since), until=until and as_utc(until), limit=limit)
 
 

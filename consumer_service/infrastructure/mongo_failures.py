@@ -1,5 +1,7 @@
 """pymongo adapter for operators: select failed records and change their status."""
 
+import re
+
 from pymongo import ASCENDING
 from pymongo.database import Database
 
@@ -41,6 +43,8 @@ def selection_filter(selection: Selection) -> dict:
     query = dict(selection.equals)
     if selection.status is not None:
         query["status"] = selection.status
+    if selection.reason_contains:
+        query["reason"] = {"$regex": re.escape(selection.reason_contains), "$options": "i"}
     window = {}
     if selection.since is not None:
         window["$gte"] = selection.since

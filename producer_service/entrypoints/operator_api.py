@@ -29,6 +29,7 @@ class FilterSchema(Schema):
     sender = fields.String(data_key="from")
     errorType = fields.String()
     client = fields.String()
+    reasonContains = fields.String(validate=validate.Length(1, 200))
     status = fields.String(validate=validate.OneOf([*STATUSES, "any"]), load_default="failed")
     since = fields.AwareDateTime(default_timezone=None)
     until = fields.AwareDateTime(default_timezone=None)
@@ -115,12 +116,12 @@ def _selection(body: dict) -> Selection:
     if "ids" in body:
         return Selection(ids=tuple(body["ids"]))
     wanted = dict(body["filter"])
-    status = wanted.pop("status")
+    status, reason = wanted.pop("status"), wanted.pop("reasonContains", None)
     since, until = wanted.pop("since", None), wanted.pop("until", None)
     wanted = {("from" if name == "sender" else name): value for name, value in wanted.items()}
     equals = {FILTER_FIELDS[name]: value for name, value in wanted.items()}
-    return Selection(equals=equals, status=None if status == "any" else status, since=since, until=until,
-                     limit=body["limit"])
+    return Selection(equals=equals, status=None if status == "any" else status, reason_contains=reason,
+                     since=since, until=until, limit=body["limit"])
 
 
 def _load(schema: Schema, body) -> dict:

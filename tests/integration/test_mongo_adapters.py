@@ -68,3 +68,20 @@ def test_the_reader_pages_in_time_then_id_order_with_filters(database):
     assert seen == [f"m-{n:03d}" for n in range(9)]
     ranged = reader.find(PageQuery(equals={}, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2), limit=50))
     assert [item["messageId"] for item in ranged] == ["m-003", "m-004", "m-005", "m-099"]
+
+
+def test_operators_select_failures_by_filter_and_change_their_status_once(database):
+    from consumer_service.application.dlq_operations import Selection
+    from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+
+    failures = [{"_id": f"f{n}", "status": "failed", "to": "clientB" if n % 2 else "clientC",
+                 "reason": "store unavailable: Connection REFUSED" if n < 3 else "bad", "failedAt": T0 + timedelta(seconds=n),
+                 "history": []} for n in range(5)]
+    MongoFailedMessageStore(database).save_all(failures)
+    repository = MongoFailureRepository(database)
+    chosen = repository.select(Selection(equals={"to": "clientB"}, reason_contains="connection refused"))
+    assert [d["_id"] for d in chosen] == ["f1"]
+    assert [d["_id"] for d in repository.select(Selection(since=T0 + timedelta(seconds=3), limit=1))] == ["f3"]
+    assert repository.change_status("f1", "failed", "replayed", {"status": "replayed", "by": "x"})
+    assert not repository.change_status("f1", "failed", "replayed", {"status": "replayed", "by": "y"})
+    assert [h["by"] for h in repository.select(Selection(ids=("f1",)))[0]["history"]] == ["x"]

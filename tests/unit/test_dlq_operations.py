@@ -100,3 +100,9 @@ def test_the_rate_limiter_spaces_calls_evenly():
     for _ in range(5):
         pace()
     assert sleeps == [0.25] * 4
+
+
+def test_a_filter_on_the_reason_matches_any_case_and_literally(ops, replayed, collection):
+    collection.update_one({"messageId": "m-2"}, {"$set": {"reason": "Document (too) LARGE"}})
+    report = replay(Selection(reason_contains="(too) large"), ops, dry_run=True)
+    assert report.done == ["client-messages:0:2:clientB"]

@@ -66,3 +66,10 @@ def test_discard_needs_a_reason_and_records_it(client, database):
     assert body["done"] == [FIRST]
     assert database.failed_messages.find_one({"_id": FIRST})["history"][0]["reason"] == "spam"
     assert client.post("/failed-messages/nope/discard", json={"reason": "x"}, headers=AUTH).status_code == 404
+
+
+def test_replay_filters_on_the_reason_text(client, database):
+    database.failed_messages.update_one({"_id": FIRST}, {"$set": {"reason": "Timed OUT"}})
+    body = client.post("/failed-messages/replay", json={"filter": {"reasonContains": "timed out"}, "dryRun": True},
+                       headers=AUTH).get_json()
+    assert body["done"] == [FIRST]
