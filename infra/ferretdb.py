@@ -7,12 +7,11 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from infra.cache import atomic_install, cache_dir
-from infra.process import ManagedProcess, port_open, run, wait_until
+from infra.process import LocalServer, port_open, require_tool, run
 
 log = logging.getLogger("infra")
 
@@ -48,9 +47,7 @@ def install_ferretdb() -> Path:
 
 def _build_ferretdb(dest: Path) -> None:
     """Download FerretDB's module source and build cmd/ferretdb into dest."""
-    go = shutil.which("go")
-    if not go:
-        raise RuntimeError("go not found on PATH: Go >= 1.24 is needed once to build FerretDB")
+    go = require_tool("go", "Go >= 1.24 is needed once to build FerretDB")
     log.info("building FerretDB %s (takes a minute or two the first time)", FERRETDB_VERSION)
     with tempfile.TemporaryDirectory(prefix="infra-ferretdb-") as tmp:
         work = Path(tmp)
@@ -81,31 +78,22 @@ def _build_ferretdb(dest: Path) -> None:
         raise RuntimeError(f"built ferretdb reports an unexpected version:\n{version}")
 
 
-class FerretDBServer:
+class FerretDBServer(LocalServer):
     """A FerretDB process speaking the MongoDB wire protocol, storing data in SQLite files."""
+
+    name = "FerretDB"
 
     def __init__(self, port: int, data_dir: Path) -> None:
         """Configure the server; nothing runs until start()."""
+        super().__init__(data_dir)
         self.port = port
-        self.data_dir = Path(data_dir).absolute()
         self.sqlite_dir = self.data_dir / "sqlite"
         self.state_dir = self.data_dir / "state"
-        self._process: ManagedProcess | None = None
 
     @property
     def uri(self) -> str:
         """Return the MongoDB connection URI, e.g. 'mongodb://127.0.0.1:27017/'."""
         return f"mongodb://127.0.0.1:{self.port}/"
-
-    @property
-    def alive(self) -> bool:
-        """Return True while the server process is running."""
-        return self._process is not None and self._process.alive
-
-    @property
-    def log_path(self) -> Path:
-        """Return the file that receives the server's output."""
-        return self.data_dir / "ferretdb.log"
 
     def start(self, timeout: float = 30.0) -> None:
         """Start FerretDB and wait until it answers a ping."""
@@ -119,9 +107,8 @@ class FerretDBServer:
         binary = install_ferretdb()
         self.sqlite_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._process = ManagedProcess(
-            name=f"ferretdb:{self.port}",
-            argv=[
+        self._launch(
+            [
                 str(binary),
                 "--handler=sqlite",
                 f"--sqlite-url=file:{self.sqlite_dir}/",
@@ -131,31 +118,8 @@ class FerretDBServer:
                 "--debug-addr=-",
                 "--log-level=warn",
             ],
-            log_path=self.log_path,
+            self.uri, timeout, interval=0.1,
         )
-        began = time.monotonic()
-        self._process.start()
-        try:
-            wait_until(self._ready, timeout, interval=0.1, what=f"FerretDB on {self.uri}", process=self._process)
-        except BaseException:
-            self._process.kill()
-            raise
-        log.info("FerretDB ready on %s in %.1fs", self.uri, time.monotonic() - began)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Shut FerretDB down cleanly (SIGTERM), killing it after `timeout` seconds."""
-        if self._process is not None:
-            self._process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL FerretDB, as in a crash."""
-        if self._process is not None:
-            self._process.kill()
-
-    def restart(self, timeout: float = 30.0) -> None:
-        """Stop, then start again on the same port and data."""
-        self.stop()
-        self.start(timeout)
 
     def _ready(self) -> bool:
         """Return True once the port accepts and (if pymongo exists) a ping succeeds."""

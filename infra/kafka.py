@@ -8,12 +8,11 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from infra.cache import atomic_install, cache_dir, file_lock
-from infra.process import ManagedProcess, free_ports, port_open, run, wait_until
+from infra.process import LocalServer, free_ports, port_open, require_tool, run
 
 log = logging.getLogger("infra")
 
@@ -93,9 +92,7 @@ def install_kafka() -> Path:
 
 def _build_kafka(dest: Path) -> None:
     """Resolve the broker's runtime jars into dest/libs with a throwaway pom."""
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise RuntimeError("mvn not found on PATH: it is needed once to fetch the Kafka jars")
+    mvn = require_tool("mvn", "Maven is needed once to fetch the Kafka jars")
     log.info("fetching Kafka %s jars from Maven Central", KAFKA_VERSION)
     with tempfile.TemporaryDirectory(prefix="infra-kafka-pom-") as work:
         pom = Path(work) / "pom.xml"
@@ -166,18 +163,20 @@ def _train_class_archive(archive: Path) -> None:
     os.rename(partial, archive)
 
 
-class KafkaServer:
+class KafkaServer(LocalServer):
     """A single-node Kafka broker+controller (KRaft) on loopback."""
+
+    name = "Kafka"
+    stop_timeout = 30.0
 
     def __init__(self, port: int, controller_port: int, data_dir: Path) -> None:
         """Configure the broker; nothing runs until start()."""
+        super().__init__(data_dir)
         self.port = port
         self.controller_port = controller_port
-        self.data_dir = Path(data_dir).absolute()
         self.log_dir = self.data_dir / "kraft-logs"
         self.properties_path = self.data_dir / "server.properties"
         self.log4j_path = self.data_dir / "log4j2.properties"
-        self._process: ManagedProcess | None = None
         self._log_offset = 0
         # None: use the shared class archive if one can be had; a list: use these options instead.
         self._jvm_extra: list[str] | None = None
@@ -186,16 +185,6 @@ class KafkaServer:
     def bootstrap_servers(self) -> str:
         """Return the client bootstrap address, e.g. '127.0.0.1:9092'."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        """Return True while the broker process is running."""
-        return self._process is not None and self._process.alive
-
-    @property
-    def log_path(self) -> Path:
-        """Return the file that receives the broker's output."""
-        return self.data_dir / "kafka.log"
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the broker (formatting storage on first use) and wait until it serves metadata."""
@@ -213,9 +202,9 @@ class KafkaServer:
             self._jvm_extra = [f"-XX:SharedArchiveFile={archive}"] if archive else []
         if not (self.log_dir / "meta.properties").exists():
             self._format(classpath)
-        self._process = ManagedProcess(
-            name=f"kafka:{self.port}",
-            argv=[
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._launch(
+            [
                 java_executable(),
                 *JVM_OPTS,
                 *self._jvm_extra,
@@ -226,34 +215,8 @@ class KafkaServer:
                 "kafka.Kafka",
                 str(self.properties_path),
             ],
-            log_path=self.log_path,
+            self.bootstrap_servers, timeout, interval=0.2,
         )
-        began = time.monotonic()
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._process.start()
-        try:
-            wait_until(
-                self._ready, timeout, interval=0.2, what=f"Kafka on {self.bootstrap_servers}", process=self._process
-            )
-        except BaseException:
-            self._process.kill()
-            raise
-        log.info("Kafka ready on %s in %.1fs", self.bootstrap_servers, time.monotonic() - began)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut the broker down cleanly (SIGTERM), killing it after `timeout` seconds."""
-        if self._process is not None:
-            self._process.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the broker, as in a crash."""
-        if self._process is not None:
-            self._process.kill()
-
-    def restart(self, timeout: float = 90.0) -> None:
-        """Stop, then start again on the same ports and data."""
-        self.stop()
-        self.start(timeout)
 
     def _format(self, classpath: str) -> None:
         """Format the KRaft log dir as a standalone controller quorum of one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger("infra")
+
+
+def require_tool(name: str, why: str) -> str:
+    """Return the path of a command on PATH, or raise saying what it is needed for."""
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found on PATH: {why}")
+    return found
 
 
 def free_port() -> int:
@@ -195,3 +204,60 @@ def run(
         output = (result.stdout + result.stderr).strip().splitlines()[-40:]
         raise RuntimeError(f"{what} failed with exit code {result.returncode}:\n" + "\n".join(output))
     return result.stdout
+
+
+class LocalServer:
+    """A server process on loopback that the project starts, waits for, stops, kills and restarts."""
+
+    name = "server"
+    stop_timeout = 15.0
+
+    def __init__(self, data_dir: Path) -> None:
+        """Remember where the server keeps its data; nothing runs until start()."""
+        self.data_dir = Path(data_dir).absolute()
+        self._process: ManagedProcess | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the server process is running."""
+        return self._process is not None and self._process.alive
+
+    @property
+    def log_path(self) -> Path:
+        """Return the file that receives the server's output."""
+        return self.data_dir / f"{self.name.lower()}.log"
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Shut the server down cleanly (SIGTERM), killing it after `timeout` seconds."""
+        if self._process is not None:
+            self._process.stop(self.stop_timeout if timeout is None else timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as in a crash."""
+        if self._process is not None:
+            self._process.kill()
+
+    def restart(self) -> None:
+        """Stop, then start again on the same ports and data."""
+        self.stop()
+        self.start()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it answers."""
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        """Tell whether the server answers."""
+        raise NotImplementedError
+
+    def _launch(self, argv: Sequence[str], address: str, timeout: float, interval: float) -> None:
+        """Run `argv` and wait until the server answers at `address`; kill it if it does not in time."""
+        self._process = ManagedProcess(name=f"{self.name.lower()}:{address}", argv=argv, log_path=self.log_path)
+        began = time.monotonic()
+        self._process.start()
+        try:
+            wait_until(self._ready, timeout, interval=interval, what=f"{self.name} on {address}", process=self._process)
+        except BaseException:
+            self._process.kill()
+            raise
+        log.info("%s ready on %s in %.1fs", self.name, address, time.monotonic() - began)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from shared_domain.clock import utc_now
 from shared_domain.envelope import PoisonRecord, SchemaViolation, decode
-from shared_domain.failures import Failure, SourcePosition
+from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
 from .ports import DeadLetterSink, DependencyObserver, MessageStore, Unobserved

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from pymongo import MongoClient
 
-from infra.process import free_ports, wait_until
+from infra.process import wait_until
 from tests.support.services import BIN
 
 from .outage import restore, send_during_outage, wait_projected

@@ -35,7 +35,7 @@ def test_show_returns_the_record_with_headers_and_history(client):
 
 def test_a_dry_run_replay_by_filter_reports_and_changes_nothing(client, replayed, database):
     body = client.post("/failed-messages/replay", json={"filter": {"to": "clientC"}, "dryRun": True}, headers=AUTH).get_json()
-    assert body["dryRun"] is True and body["done"] == ["client-messages:0:2:clientC".replace("clientC", "clientB")]
+    assert body["dryRun"] is True and body["done"] == ["client-messages:0:2:clientB"]
     assert replayed.records == [] and database.failed_messages.count_documents({"status": "failed"}) == 2
 
 
