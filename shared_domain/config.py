@@ -53,3 +53,14 @@ def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def read_log_level(env: Mapping[str, str], name: str, default: str) -> str:
+    """Read a Python logging level name."""
+    value = env.get(name, default).strip().upper() or default
+    if value not in LOG_LEVELS:
+        raise ConfigError(name, f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value

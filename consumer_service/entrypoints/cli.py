@@ -8,6 +8,8 @@ import threading
 
 import click
 
+from shared_domain.config import ConfigError, read_log_level
+
 from .bootstrap import create_topics, run_consumer_service
 from .dlq_cli import dlq
 from .settings import settings_or_exit
@@ -17,9 +19,15 @@ from .settings import settings_or_exit
 @click.option("--log-level", default="INFO", show_default=True, envvar="LOG_LEVEL", help="Python logging level.")
 def cli(log_level: str) -> None:
     """Consume client messages into MongoDB and manage the dead-letter queue."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        level = read_log_level({"LOG_LEVEL": log_level}, "LOG_LEVEL", "INFO")
+        kafka_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Outages are reported once by the service itself; librdkafka would log every reconnect attempt.
-    logging.getLogger("librdkafka").setLevel(os.environ.get("KAFKA_CLIENT_LOG_LEVEL", "CRITICAL").upper())
+    logging.getLogger("librdkafka").setLevel(kafka_level)
 
 
 @cli.command()

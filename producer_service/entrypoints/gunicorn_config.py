@@ -3,20 +3,26 @@
 A bad setting stops the server before any worker starts, with one line naming it (exit 2).
 """
 
+import logging
 import os
 import sys
 
 from producer_service.config import load_settings
-from shared_domain.config import ConfigError, read_int, read_str
+from shared_domain.config import ConfigError, read_int, read_log_level, read_str
 
 try:
     load_settings()
     bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
     workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
     threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
+    kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
 except ConfigError as error:
     print(str(error), file=sys.stderr)
     sys.exit(2)
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+# A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.
+logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 
 worker_class = "gthread"
 graceful_timeout = 20

@@ -1,5 +1,6 @@
 """confluent-kafka publisher: one producer per process, delivery reports served in the background."""
 
+import logging
 import threading
 import time
 import uuid
@@ -23,6 +24,8 @@ def new_producer(bootstrap_servers: str, delivery_timeout_ms: int) -> Producer:
         "linger.ms": 5,
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 10000),
+        "logger": logging.getLogger("librdkafka"),
+        "log.connection.close": False,
     })
 
 

@@ -17,6 +17,8 @@ CONSUMER = [str(BIN / "consumer-service"), "run", "--client", "clientB"]
     (CONSUMER, "STORE_RETRY_FIRST_WAIT_S", "-1"),
     (CONSUMER, "PROJECT_DEAD_LETTERS", "maybe"),
     (CONSUMER, "CLIENT_ID", "no spaces allowed"),
+    (CONSUMER, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
+    (GUNICORN, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
 ])
 def test_a_bad_setting_exits_2_naming_the_variable(argv, variable, value):
     argv = argv[:-2] if variable == "CLIENT_ID" else argv
