@@ -1,6 +1,7 @@
 """Use cases for operators: replay or discard dead-lettered records, by id or by filter."""
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,8 +37,8 @@ class FailureRepository(Protocol):
     def select(self, selection: Selection) -> list[dict]:
         """The documents selected, oldest failure first."""
 
-    def change_status(self, failure_id: str, expected: str, status: str, entry: dict) -> bool:
-        """Set the status if it still is `expected` and append `entry` to the history; tell whether it did."""
+    def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
+        """Set the status of those still `expected`, appending `entry` to their history; return the ids changed."""
 
 
 class RecordPublisher(Protocol):
@@ -77,48 +78,76 @@ Progress = Callable[[str, int, int], None]
 
 
 def replay(selection: Selection, ops: Operations, *, dry_run=False, force=False, pace: Callable[[], None] = lambda: None,
-           on_each: Progress = lambda _id, _done, _total: None) -> Report:
+           on_each: Progress = lambda _id, _done, _total: None, chunk: int = 100) -> Report:
     """Republish each selected record to the message topic and mark it replayed.
 
-    Publishing comes before marking, so an interruption can only lead to a second publish,
-    which idempotent storage absorbs; an already replayed record is skipped unless forced.
+    Records are published `chunk` at a time (each waits for `pace`), and a chunk is marked only
+    once the broker acknowledged all of it; so an interruption can only lead to a second
+    publish, which idempotent storage absorbs. An already replayed record is skipped unless forced.
     """
     report = Report(dry_run=dry_run)
     documents = _selected(selection, ops, report)
-    for position, document in enumerate(documents, 1):
-        refusal = f.replay_refusal(document["status"], document.get("replayCount", 0), ops.replay_cap, force)
-        if refusal:
-            report.note(document["_id"], refusal)
-        elif not dry_run:
-            pace()
-            ops.publisher.publish_all([replay_record(document)])
-            entry = _entry(ops, f.STATUS_REPLAYED, replayCount=document.get("replayCount", 0) + 1, forced=force)
-            if ops.failures.change_status(document["_id"], document["status"], f.STATUS_REPLAYED, entry):
-                report.done.append(document["_id"])
-            else:
-                report.skipped[document["_id"]] = "changed by someone else meanwhile"
-        else:
-            report.done.append(document["_id"])
-        on_each(document["_id"], position, len(documents))
+    refusals = {d["_id"]: f.replay_refusal(d["status"], d.get("replayCount", 0), ops.replay_cap, force) for d in documents}
+    for batch in _chunks([d for d in documents if refusals[d["_id"]] is None], chunk):
+        if not dry_run:
+            for _ in batch:
+                pace()
+            ops.publisher.publish_all([replay_record(document) for document in batch])
+        for replay_count in sorted({d.get("replayCount", 0) for d in batch}):
+            same = [d for d in batch if d.get("replayCount", 0) == replay_count]
+            _mark(same, ops, report, _entry(ops, f.STATUS_REPLAYED, replayCount=replay_count + 1, forced=force))
+        _progress(batch, report, documents, on_each)
+    _note_refusals(refusals, report, documents, on_each)
     return report
 
 
 def discard(selection: Selection, ops: Operations, *, reason: str, dry_run=False, force=False,
-            on_each: Progress = lambda _id, _done, _total: None) -> Report:
+            on_each: Progress = lambda _id, _done, _total: None, chunk: int = 100) -> Report:
     """Mark each selected record discarded, with the operator's reason, so it is never replayed."""
     report = Report(dry_run=dry_run)
     documents = _selected(selection, ops, report)
-    for position, document in enumerate(documents, 1):
-        refusal = f.discard_refusal(document["status"], force)
-        if refusal:
-            report.note(document["_id"], refusal)
-        elif dry_run or ops.failures.change_status(document["_id"], document["status"], f.STATUS_DISCARDED,
-                                                   _entry(ops, f.STATUS_DISCARDED, reason=reason)):
-            report.done.append(document["_id"])
-        else:
-            report.skipped[document["_id"]] = "changed by someone else meanwhile"
-        on_each(document["_id"], position, len(documents))
+    refusals = {d["_id"]: f.discard_refusal(d["status"], force) for d in documents}
+    for batch in _chunks([d for d in documents if refusals[d["_id"]] is None], chunk):
+        _mark(batch, ops, report, _entry(ops, f.STATUS_DISCARDED, reason=reason))
+        _progress(batch, report, documents, on_each)
+    _note_refusals(refusals, report, documents, on_each)
     return report
+
+
+def _mark(batch: list[dict], ops: Operations, report: Report, entry: dict) -> None:
+    """Give a batch the entry's status, per status it had when selected (nothing in a dry run)."""
+    if report.dry_run:
+        report.done += [d["_id"] for d in batch]
+        return
+    for status in sorted({d["status"] for d in batch}):
+        ids = [d["_id"] for d in batch if d["status"] == status]
+        changed = ops.failures.change_status(ids, status, entry["status"], entry)
+        report.done += [i for i in ids if i in changed]
+        report.skipped.update({i: "changed by someone else meanwhile" for i in ids if i not in changed})
+
+
+def _note_refusals(refusals: dict, report: Report, documents: list[dict], on_each: Progress) -> None:
+    """Report the records left alone."""
+    for failure_id, refusal in refusals.items():
+        if refusal is not None:
+            report.note(failure_id, refusal)
+            on_each(failure_id, _handled(report), len(documents))
+
+
+def _progress(batch: list[dict], report: Report, documents: list[dict], on_each: Progress) -> None:
+    """Tell the caller about each record of a finished batch."""
+    for document in batch:
+        on_each(document["_id"], _handled(report), len(documents))
+
+
+def _handled(report: Report) -> int:
+    """How many records the report has an outcome for."""
+    return len(report.done) + len(report.skipped) + len(report.refused)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    """Split items into lists of at most `size`."""
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def replay_record(document: dict) -> OutgoingRecord:
@@ -157,5 +186,5 @@ def _selected(selection: Selection, ops: Operations, report: Report) -> list[dic
 
 
 def _entry(ops: Operations, status: str, **details) -> dict:
-    """A history entry: what happened, when and by whom."""
-    return {"status": status, "at": ops.clock(), "by": ops.operator, **details}
+    """A history entry: what happened, when, by whom, and an id for this operation."""
+    return {"status": status, "at": ops.clock(), "by": ops.operator, "operation": uuid.uuid4().hex, **details}

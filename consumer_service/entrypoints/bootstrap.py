@@ -14,7 +14,9 @@ from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
 from ..infrastructure.mongo_failures import MongoFailureRepository
-from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect, is_reachable
+from ..infrastructure.mongo_store import (
+    MongoFailedMessageStore, MongoMessageStore, connect, connect_for_operators, is_reachable,
+)
 from .dependencies import Backoff
 from .health import serve_health
 from .loop import Dependencies, run_loop
@@ -26,7 +28,7 @@ PROJECTOR_GROUP_ID = "client-messages-dlq.projector"
 @contextmanager
 def operations(settings: ConsumerSettings, operator: str):
     """Operator use-case dependencies wired to the real store and broker, closed on exit."""
-    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    mongo = connect_for_operators(settings.mongodb_uri, settings.mongodb_timeout_ms)
     producer = kafka_io.new_reliable_producer(settings.kafka_bootstrap_servers, "dlq-operator", 10000)
     repository = MongoFailureRepository(mongo[settings.mongodb_database])
     try:

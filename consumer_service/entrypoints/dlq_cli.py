@@ -4,6 +4,7 @@ import getpass
 import json
 import socket
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -12,6 +13,7 @@ from shared_domain.documents import failure_view
 from shared_domain.failures import STATUSES
 
 from ..application.dlq_operations import PublishFailed, RateLimiter, Report, Selection, discard, replay
+from ..application.errors import StoreUnavailable
 from .bootstrap import operations
 from .settings import settings_or_exit
 
@@ -50,6 +52,24 @@ def _operator(by: str | None) -> str:
     return by or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+@contextmanager
+def _operations(by: str | None = None):
+    """Operations for one command; a store or broker that does not answer ends it with exit 1 and a clear line."""
+    try:
+        with operations(settings_or_exit(), _operator(by)) as ops:
+            yield ops
+    except StoreUnavailable as error:
+        _stop(f"the store did not answer ({error})")
+    except PublishFailed as error:
+        _stop(f"the broker did not acknowledge a replay ({error})")
+
+
+def _stop(why: str) -> None:
+    """Explain why the command stopped and that running it again goes on from there."""
+    click.echo(f"\nstopped: {why}; nothing was lost, run the same command again to go on", err=True)
+    sys.exit(1)
+
+
 @click.group()
 def dlq() -> None:
     """Inspect, replay and discard dead-lettered records."""
@@ -59,7 +79,7 @@ def dlq() -> None:
 @selection_options
 def list_command(limit, **filters) -> None:
     """List failed records, oldest first."""
-    with operations(settings_or_exit(), _operator(None)) as ops:
+    with _operations() as ops:
         documents = ops.failures.select(_selection((), limit or 50, **filters))
     rows = [(d["_id"], d["status"], d["errorType"], str(d["attempts"]), to_iso(d["failedAt"]),
              f"{d.get('from', '?')}->{d.get('to', '?')}", d["reason"][:60]) for d in documents]
@@ -70,7 +90,7 @@ def list_command(limit, **filters) -> None:
 @click.argument("failure_id")
 def show(failure_id: str) -> None:
     """Show one failed record: payload, headers and history."""
-    with operations(settings_or_exit(), _operator(None)) as ops:
+    with _operations() as ops:
         [document] = ops.failures.select(Selection(ids=(failure_id,))) or [None]
     if document is None:
         click.echo(f"no failed record {failure_id}", err=True)
@@ -88,13 +108,9 @@ def show(failure_id: str) -> None:
 def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
     """Republish failed records (by id, or by filter) to the message topic."""
     selection = _selection(ids, limit, **filters)
-    with operations(settings_or_exit(), _operator(by)) as ops, _progress("replaying") as progress:
-        try:
-            report = replay(selection, ops, dry_run=dry_run, force=force, pace=RateLimiter(rate) if rate else lambda: None,
-                            on_each=progress)
-        except PublishFailed as error:
-            click.echo(f"\nreplay stopped: {error}; run the same command again to go on", err=True)
-            sys.exit(1)
+    with _operations(by) as ops, _progress("replaying") as progress:
+        report = replay(selection, ops, dry_run=dry_run, force=force, pace=RateLimiter(rate) if rate else lambda: None,
+                        on_each=progress, chunk=max(1, min(100, int(rate))) if rate else 100)
     _summary("replayed", report)
 
 
@@ -108,7 +124,7 @@ def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
 def discard_command(ids, limit, reason, dry_run, force, by, **filters) -> None:
     """Mark failed records discarded, with a reason."""
     selection = _selection(ids, limit, **filters)
-    with operations(settings_or_exit(), _operator(by)) as ops, _progress("discarding") as progress:
+    with _operations(by) as ops, _progress("discarding") as progress:
         report = discard(selection, ops, reason=reason, dry_run=dry_run, force=force, on_each=progress)
     _summary("discarded", report)
 

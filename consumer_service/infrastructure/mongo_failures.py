@@ -8,32 +8,36 @@ from pymongo.database import Database
 from shared_domain.documents import FAILED_MESSAGES_COLLECTION
 
 from ..application.dlq_operations import Selection
+from .mongo_store import transient_as_unavailable
 
 
 class MongoFailureRepository:
-    """The `failed_messages` collection, as operators see and change it."""
+    """The `failed_messages` collection, as operators see and change it; an outage raises StoreUnavailable."""
 
     def __init__(self, database: Database):
         self._failed = database[FAILED_MESSAGES_COLLECTION]
 
     def select(self, selection: Selection) -> list[dict]:
         """The selected documents, oldest failure first."""
-        cursor = self._failed.find(selection_filter(selection)).sort([("failedAt", ASCENDING), ("_id", ASCENDING)])
-        if selection.limit:
-            cursor = cursor.limit(selection.limit)
-        return list(cursor)
+        with transient_as_unavailable():
+            cursor = self._failed.find(selection_filter(selection)).sort([("failedAt", ASCENDING), ("_id", ASCENDING)])
+            return list(cursor.limit(selection.limit or 0))
 
-    def get(self, failure_id: str) -> dict | None:
-        """One document by id."""
-        return self._failed.find_one({"_id": failure_id})
+    def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
+        """Set the status of those still `expected`, appending `entry` (with its operation id) to their history.
 
-    def change_status(self, failure_id: str, expected: str, status: str, entry: dict) -> bool:
-        """Set the status if it is still `expected`, appending `entry` to the history."""
-        result = self._failed.update_one(
-            {"_id": failure_id, "status": expected},
-            {"$set": {"status": status}, "$push": {"history": entry}},
-        )
-        return result.modified_count == 1
+        One update for the whole list; only when someone else changed some of them meanwhile
+        does it read them back to tell which ones this operation changed.
+        """
+        with transient_as_unavailable():
+            result = self._failed.update_many(
+                {"_id": {"$in": failure_ids}, "status": expected},
+                {"$set": {"status": status}, "$push": {"history": entry}},
+            )
+            if result.modified_count == len(failure_ids):
+                return set(failure_ids)
+            documents = list(self._failed.find({"_id": {"$in": failure_ids}}, {"history": 1}))
+        return {d["_id"] for d in documents if any(h.get("operation") == entry["operation"] for h in d.get("history", []))}
 
 
 def selection_filter(selection: Selection) -> dict:

@@ -18,12 +18,21 @@ DUPLICATE_KEY = 11000
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
-def connect(uri: str, timeout_ms: int) -> MongoClient:
+def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
     """Open a client whose every wait is bounded, so an outage surfaces as an error quickly."""
     return MongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, 5000),
+        connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, operation_timeout_ms),
     )
+
+
+def connect_for_operators(uri: str, timeout_ms: int) -> MongoClient:
+    """A client for operator work, whose reads and writes may take up to two minutes.
+
+    Operators change many records per request, which FerretDB's SQLite backend does one
+    collection scan per record; an outage is still noticed after `timeout_ms`.
+    """
+    return connect(uri, timeout_ms, operation_timeout_ms=120_000)
 
 
 def ensure_indexes(database: Database) -> None:

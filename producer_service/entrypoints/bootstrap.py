@@ -7,7 +7,7 @@ which owns the dead-letter topic; the producer only serves them over HTTP.
 from consumer_service.application.dlq_operations import Operations
 from consumer_service.infrastructure.kafka_io import KafkaRecordPublisher, new_reliable_producer
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
-from consumer_service.infrastructure.mongo_store import connect, is_reachable
+from consumer_service.infrastructure.mongo_store import connect, connect_for_operators, is_reachable
 from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_view, message_view
 
 from ..config import ProducerSettings
@@ -24,8 +24,9 @@ def real_services(settings: ProducerSettings) -> Services:
     database = mongo[settings.mongodb_database]
 
     replays = new_reliable_producer(settings.kafka_bootstrap_servers, "producer-service-replay", settings.delivery_timeout_ms)
+    operator_mongo = connect_for_operators(settings.mongodb_uri, settings.mongodb_timeout_ms)
     operations = Operations(
-        failures=MongoFailureRepository(database),
+        failures=MongoFailureRepository(operator_mongo[settings.mongodb_database]),
         publisher=KafkaRecordPublisher(replays, settings.messages_topic, timeout=settings.delivery_timeout_ms / 1000 + 2),
         operator="operator-api",
         replay_cap=settings.replay_cap,
@@ -35,6 +36,7 @@ def real_services(settings: ProducerSettings) -> Services:
         publisher.close()
         replays.flush(10)
         mongo.close()
+        operator_mongo.close()
 
     return Services(
         settings=settings,

@@ -7,10 +7,11 @@ from flask import Blueprint, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from consumer_service.application.dlq_operations import PublishFailed, Report, Selection, discard, replay
+from consumer_service.application.errors import StoreUnavailable
 from shared_domain.documents import failure_view
 from shared_domain.failures import STATUSES
 
-from .errors import ApiError
+from .errors import ApiError, error_response
 from .send_api import json_body
 from .services import services
 
@@ -75,6 +76,23 @@ def require_operator_token():
         raise ApiError(403, "forbidden", "the operator token is wrong")
 
 
+@bp.errorhandler(PublishFailed)
+def broker_unavailable(error: PublishFailed):
+    """503: the broker did not acknowledge a replay; what was done so far is recorded."""
+    return _unavailable("broker_unavailable", f"replay stopped: {error}; call again to go on")
+
+
+@bp.errorhandler(StoreUnavailable)
+def store_unavailable(error: StoreUnavailable):
+    """503: the store did not answer; what was done so far is recorded."""
+    return _unavailable("store_unavailable", f"the store did not answer: {error}; call again to go on")
+
+
+def _unavailable(code: str, message: str):
+    """A 503 JSON error with Retry-After."""
+    return error_response(503, code, message, headers={"Retry-After": str(services().settings.retry_after_s)})
+
+
 @bp.get("/failed-messages/<path:failure_id>")
 def show(failure_id: str):
     """One failed record with its payload, headers and history."""
@@ -91,12 +109,7 @@ def replay_failures():
     if ("ids" in body) == ("filter" in body):
         raise ApiError(400, "validation_failed", "give either ids or filter", {"_schema": ["give either ids or filter"]})
     operations = dataclasses.replace(services().operations, operator=body["by"])
-    try:
-        report = replay(_selection(body), operations, dry_run=body["dryRun"], force=body["force"])
-    except PublishFailed as error:
-        raise ApiError(503, "broker_unavailable", f"replay stopped: {error}; call again to go on",
-                       headers={"Retry-After": str(services().settings.retry_after_s)}) from None
-    return _report(report)
+    return _report(replay(_selection(body), operations, dry_run=body["dryRun"], force=body["force"]))
 
 
 @bp.post("/failed-messages/<path:failure_id>/discard")

@@ -82,6 +82,8 @@ def test_operators_select_failures_by_filter_and_change_their_status_once(databa
     chosen = repository.select(Selection(equals={"to": "clientB"}, reason_contains="connection refused"))
     assert [d["_id"] for d in chosen] == ["f1"]
     assert [d["_id"] for d in repository.select(Selection(since=T0 + timedelta(seconds=3), limit=1))] == ["f3"]
-    assert repository.change_status("f1", "failed", "replayed", {"status": "replayed", "by": "x"})
-    assert not repository.change_status("f1", "failed", "replayed", {"status": "replayed", "by": "y"})
+    entry = {"status": "replayed", "by": "x", "operation": "op-1"}
+    assert repository.change_status(["f1", "f3"], "failed", "replayed", entry) == {"f1", "f3"}
+    again = {"status": "replayed", "by": "y", "operation": "op-2"}
+    assert repository.change_status(["f1", "f2"], "failed", "replayed", again) == {"f2"}
     assert [h["by"] for h in repository.select(Selection(ids=("f1",)))[0]["history"]] == ["x"]

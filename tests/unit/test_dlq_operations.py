@@ -106,3 +106,21 @@ def test_a_filter_on_the_reason_matches_any_case_and_literally(ops, replayed, co
     collection.update_one({"messageId": "m-2"}, {"$set": {"reason": "Document (too) LARGE"}})
     report = replay(Selection(reason_contains="(too) large"), ops, dry_run=True)
     assert report.done == ["client-messages:0:2:clientB"]
+
+
+def test_replay_marks_a_chunk_only_once_the_broker_took_all_of_it(ops, replayed, collection):
+    collection.insert_many([failed_document(n) for n in range(4, 8)])
+    calls = []
+
+    def publish_all(records):
+        calls.append(len(records))
+        if len(calls) == 2:
+            raise PublishFailed("broker went away")
+        replayed.records += records
+
+    replayed.publish_all = publish_all
+    with pytest.raises(PublishFailed):
+        replay(Selection(), ops, chunk=3)
+    assert calls == [3, 3]
+    assert sorted(statuses(collection).values()).count("replayed") == 3
+    assert len(replayed.records) == 3

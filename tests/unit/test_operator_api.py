@@ -1,6 +1,7 @@
 """Operator endpoints: off without a token, bearer-protected with one; show, replay, discard."""
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from .failure_fixtures import failed_document
 
@@ -73,3 +74,21 @@ def test_replay_filters_on_the_reason_text(client, database):
     body = client.post("/failed-messages/replay", json={"filter": {"reasonContains": "timed out"}, "dryRun": True},
                        headers=AUTH).get_json()
     assert body["done"] == [FIRST]
+
+
+def test_a_store_that_does_not_answer_gets_503_json_not_a_stack_trace(client, database, monkeypatch):
+    def timed_out(*_args, **_kwargs):
+        raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+
+    monkeypatch.setattr(type(database.failed_messages), "find", timed_out)
+    for response in (client.get(f"/failed-messages/{FIRST}", headers=AUTH),
+                     client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)):
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert response.get_json()["error"] == "store_unavailable"
+
+
+def test_a_broker_that_does_not_acknowledge_a_replay_gets_503(client, replayed, database):
+    replayed.down = True
+    response = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)
+    assert response.status_code == 503 and response.get_json()["error"] == "broker_unavailable"
+    assert database.failed_messages.find_one({"_id": FIRST})["status"] == "failed"
