@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -93,7 +94,7 @@ class ManagedProcess:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} start: {self.argv}\n".encode())
             out.flush()
             self._popen = subprocess.Popen(
-                self.argv,
+                _dies_with_parent(self.argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -149,6 +150,18 @@ class ManagedProcess:
         assert self._popen is not None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, sig)
+
+
+def _dies_with_parent(argv: list[str]) -> list[str]:
+    """The command, set to get SIGTERM if the process that started it dies (even by SIGKILL).
+
+    Uses util-linux's setpriv rather than a preexec_fn, which is unsafe once threads run.
+    The signal follows the death of the starting thread, so this is done only from the main one.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 def wait_until(

@@ -1,0 +1,43 @@
+"""A process the project starts does not outlive its starter, even one killed with SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from infra.process import wait_until
+
+STARTER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from infra.process import ManagedProcess
+    child = ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"], Path(sys.argv[1]))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(300)
+""")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path):
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log")], stdout=subprocess.PIPE,
+                               text=True, cwd=os.getcwd())
+    try:
+        child_pid = int(starter.stdout.readline())
+        wait_until(lambda: "time.sleep(300)" in open(f"/proc/{child_pid}/cmdline").read().replace("\0", " "),
+                   timeout=10, what="the child to run its own command")
+        starter.send_signal(signal.SIGKILL)
+        starter.wait(10)
+        wait_until(lambda: not alive(child_pid), timeout=10, what="the orphaned child to stop")
+    finally:
+        starter.kill()
+        starter.wait(10)
