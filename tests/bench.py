@@ -3,11 +3,14 @@
 BENCH_MESSAGES (default 2000) messages are sent by BENCH_CONCURRENCY (default 16) threads to a
 producer under gunicorn; a consumer for all clients stores them. Reports accepted/s, the
 latency of POST /send-message, how long until every message was stored, and the same count
-sent through POST /send-messages in batches of 100.
+sent through POST /send-messages in batches of 100. Then BENCH_REPLAY (default 1000) messages
+are sent while the store is down, and the time `consumer-service dlq replay` takes to put them
+back is reported.
 """
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +23,8 @@ from pymongo import MongoClient
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports, wait_until
-from tests.support.services import service_env, start_consumer, start_producer
+from tests.support.services import BIN, service_env, start_consumer, start_producer
+from tests.support.stack import dead_letters_of
 
 
 def main() -> int:
@@ -41,7 +45,9 @@ def main() -> int:
             producer, api = start_producer(env, root)
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
-            _run(api, MongoClient(mongo.uri)[f"bench_{suffix}"], count, concurrency)
+            database = MongoClient(mongo.uri)[f"bench_{suffix}"]
+            _run(api, database, count, concurrency)
+            _run_replay(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")), concurrency)
         finally:
             for process in processes:
                 process.stop()
@@ -92,6 +98,29 @@ def _run_batches(api, database, count: int, concurrency: int, size: int = 100) -
                timeout=300, interval=0.1, what=f"{count} batched messages stored")
     print(f"batched ({size}/request): {count / sent_in:8.0f} msg/s accepted, all stored after "
           f"{time.perf_counter() - began:.2f} s")
+
+
+def _run_replay(api, database, mongo, env: dict, count: int, concurrency: int) -> None:
+    """Dead-letter `count` messages by stopping the store, bring it back, and time their replay."""
+    mongo.stop()
+    with ThreadPoolExecutor(concurrency) as pool:
+        replies = list(pool.map(lambda n: api.send("outage", "client1", f"during the outage {n}"), range(count)))
+    if any(reply.status != 202 for reply in replies):
+        raise RuntimeError("a send during the store outage was not accepted")
+    dead_letters_of(env["KAFKA_BOOTSTRAP_SERVERS"], env["DEAD_LETTER_TOPIC"],
+                    {(reply.body["partition"], reply.body["offset"]) for reply in replies}, timeout=300)
+    mongo.start()
+    wait_until(lambda: database.failed_messages.count_documents({"from": "outage"}) >= count,
+               timeout=300, interval=0.2, what=f"{count} failures projected")
+    collection = database.failed_messages.count_documents({})
+    began = time.perf_counter()
+    subprocess.run([str(BIN / "consumer-service"), "dlq", "replay", "--from", "outage", "--by", "bench"],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    replayed_in = time.perf_counter() - began
+    wait_until(lambda: database.messages.count_documents({"from": "outage"}) >= count,
+               timeout=300, interval=0.1, what=f"{count} replayed messages stored")
+    print(f"replay after outage:  {count} records in {replayed_in:.2f} s ({count / replayed_in:.0f} records/s, "
+          f"failed_messages holding {collection}), all stored after {time.perf_counter() - began:.2f} s")
 
 
 if __name__ == "__main__":

@@ -87,16 +87,21 @@ class Stack:
 
     def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
         """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
-        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": f"dlq-reader-{uuid.uuid4().hex}",
-                             "auto.offset.reset": "earliest"})
-        consumer.subscribe([self.topics[1]])
-        found: dict = {}
-        try:
-            wait_until(lambda: _collect(consumer, found) >= offsets, timeout=timeout,
-                       what=f"dead letters for {len(offsets)} records")
-        finally:
-            consumer.close()
-        return {position: found[position] for position in offsets}
+        return dead_letters_of(self.kafka, self.topics[1], offsets, timeout)
+
+
+def dead_letters_of(kafka: str, topic: str, offsets: set[tuple[int, int]], timeout: float) -> dict:
+    """Read a dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"dlq-reader-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    found: dict = {}
+    try:
+        wait_until(lambda: _collect(consumer, found) >= offsets, timeout=timeout,
+                   what=f"dead letters for {len(offsets)} records")
+    finally:
+        consumer.close()
+    return {position: found[position] for position in offsets}
 
 
 def _collect(consumer: Consumer, found: dict) -> set:
@@ -106,8 +111,6 @@ def _collect(consumer: Consumer, found: dict) -> set:
             headers = dict(record.headers())
             found[(int(headers["dlq.original-partition"]), int(headers["dlq.original-offset"]))] = record
     return set(found)
-
-
 
 
 def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) -> Stack:
