@@ -104,7 +104,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         store_health=dependencies.mongodb,
     )
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name, dependencies.kafka.down)
-    consumer.subscribe([settings.messages_topic])
+    kafka_io.subscribe(consumer, settings.messages_topic, name)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
         run_loop(name, consumer, partial(handle_batch, handler=handler), stop, settings.batch_size, dependencies)
@@ -117,7 +117,7 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
     """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
     name = "dlq-projector"
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name, dependencies.kafka.down)
-    consumer.subscribe([settings.dead_letter_topic])
+    kafka_io.subscribe(consumer, settings.dead_letter_topic, name)
     store = MongoFailedMessageStore(database)
     try:
         run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size, dependencies)

@@ -48,6 +48,25 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
     })
 
 
+def subscribe(consumer: Consumer, topic: str, name: str) -> None:
+    """Subscribe to a topic, logging each partition the group hands to this consumer or takes away."""
+    def described(partitions: list[TopicPartition]) -> str:
+        return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions, key=lambda p: (p.topic, p.partition)))
+
+    def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            log.info("%s: assigned %s", name, described(partitions))
+
+    def on_revoke(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            log.info("%s: gave up %s", name, described(partitions))
+
+    def on_lost(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("%s: lost %s to a rebalance; uncommitted records go to the new owner", name, described(partitions))
+
+    consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+
+
 def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
     return Producer({
