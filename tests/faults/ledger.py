@@ -24,6 +24,11 @@ class Ledger:
         return self.accepted - set(self.stored) - self.dead_lettered
 
     @property
+    def not_stored(self) -> set:
+        """Accepted, yet not stored (possibly dead-lettered)."""
+        return self.accepted - set(self.stored)
+
+    @property
     def duplicated(self) -> set:
         """Stored more than once."""
         return {message_id for message_id, count in self.stored.items() if count > 1}
@@ -42,8 +47,8 @@ class Ledger:
                 f"duplicated={len(self.duplicated)} unexpected={len(self.unexpected)}")
 
 
-def settle(scenario: str, stack, load, timeout: float = 120) -> Ledger:
-    """Wait until every accepted message is stored or dead-lettered (or the deadline), then check the ledger."""
+def settle(scenario: str, stack, load, timeout: float = 120, all_stored: bool = False) -> Ledger:
+    """Wait until every accepted message is stored or dead-lettered (or, with `all_stored`, stored), then check the ledger."""
     accepted = load.ids_with(202)
 
     def read() -> Ledger:
@@ -53,12 +58,18 @@ def settle(scenario: str, stack, load, timeout: float = 120) -> Ledger:
                   if item.get("messageId", "").startswith(load.prefix)}
         return Ledger(scenario, set(load.outcomes), accepted, stored, failed)
 
+    def missing() -> set:
+        ledger = read()
+        return ledger.not_stored if all_stored else ledger.lost
+
     try:
-        wait_until(lambda: not read().lost, timeout=timeout, interval=1.0, what=f"{scenario}: every accepted message to land")
+        wait_until(lambda: not missing(), timeout=timeout, interval=1.0, what=f"{scenario}: every accepted message to land")
     finally:
         ledger = read()
         LEDGERS.append(ledger.line())
     assert ledger.lost == set(), f"lost: {sorted(ledger.lost)[:10]}"
+    if all_stored:
+        assert ledger.not_stored == set(), f"not stored: {sorted(ledger.not_stored)[:10]}"
     assert ledger.duplicated == set(), f"duplicated: {sorted(ledger.duplicated)[:10]}"
     assert ledger.unexpected == set()
     return ledger

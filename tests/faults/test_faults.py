@@ -82,6 +82,12 @@ def test_a_store_outage_longer_than_the_retries_dead_letters_and_loses_nothing(s
     load.wait()
     ledger = settle("store outage beyond retries", stack, load)
     assert ledger.dead_lettered and ledger.stored
+    replay = stack.cli("dlq", "replay", "--to", "clientB", "--error-type", "StoreUnavailable", timeout=300)
+    assert replay.returncode == 0, replay.stderr
+    assert f"replayed {len(ledger.dead_lettered)}, skipped 0, refused 0" in replay.stdout
+    settle("store outage, then one replay", stack, load, all_stored=True)
+    again = stack.cli("dlq", "replay", "--to", "clientB", "--error-type", "StoreUnavailable")
+    assert "replayed 0, skipped 0, refused 0" in again.stdout
 
 
 def test_a_producer_stopped_under_load_kept_every_202(stack_factory):
