@@ -28,16 +28,31 @@ def alive(pid: int) -> bool:
         return False
 
 
+def signal_state(pid: int) -> str:
+    """The state, parent and signal masks of a process, to explain why it is still alive."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return " ".join(line.strip() for line in status if line.startswith(("State", "PPid", "Sig", "Shd")))
+    except FileNotFoundError:
+        return "gone"
+
+
 def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path):
     starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log")], stdout=subprocess.PIPE,
                                text=True, cwd=os.getcwd())
+    child_pid = None
     try:
         child_pid = int(starter.stdout.readline())
         wait_until(lambda: "time.sleep(300)" in open(f"/proc/{child_pid}/cmdline").read().replace("\0", " "),
                    timeout=10, what="the child to run its own command")
         starter.send_signal(signal.SIGKILL)
         starter.wait(10)
-        wait_until(lambda: not alive(child_pid), timeout=10, what="the orphaned child to stop")
+        try:
+            wait_until(lambda: not alive(child_pid), timeout=10, what="the orphaned child to stop")
+        except TimeoutError as timeout:
+            raise AssertionError(f"{timeout}; child {signal_state(child_pid)}") from None
     finally:
         starter.kill()
         starter.wait(10)
+        if child_pid is not None and alive(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
