@@ -8,15 +8,22 @@ import textwrap
 
 from infra.process import wait_until
 
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
 STARTER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from infra.process import ManagedProcess
-    child = ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"], Path(sys.argv[1]))
+    child = ManagedProcess("sleeper", sys.argv[2:], Path(sys.argv[1]))
     child.start()
     print(child.pid, flush=True)
     time.sleep(300)
 """)
+
+
+def argv_of(pid: int) -> list[str]:
+    """The command line a process runs now."""
+    with open(f"/proc/{pid}/cmdline") as cmdline:
+        return cmdline.read().split("\0")[:-1]
 
 
 def alive(pid: int) -> bool:
@@ -38,13 +45,14 @@ def signal_state(pid: int) -> str:
 
 
 def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path):
-    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log")], stdout=subprocess.PIPE,
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path / "sleeper.log"), *SLEEPER], stdout=subprocess.PIPE,
                                text=True, cwd=os.getcwd())
     child_pid = None
     try:
         child_pid = int(starter.stdout.readline())
-        wait_until(lambda: "time.sleep(300)" in open(f"/proc/{child_pid}/cmdline").read().replace("\0", " "),
-                   timeout=10, what="the child to run its own command")
+        # Only the final command proves setpriv has armed the death signal: right after the fork the child
+        # still shows the starter's command line, then setpriv's, and both mention the sleep too.
+        wait_until(lambda: argv_of(child_pid) == SLEEPER, timeout=10, what="the child to run its own command")
         starter.send_signal(signal.SIGKILL)
         starter.wait(10)
         try:
