@@ -4,9 +4,9 @@ import dataclasses
 import hmac
 
 from flask import Blueprint, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from consumer_service.application.dlq_operations import PublishFailed, Report, Selection, discard, replay
+from consumer_service.application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
 from consumer_service.application.errors import StoreUnavailable
 from shared_domain.documents import failure_view
 from shared_domain.failures import STATUSES
@@ -16,7 +16,7 @@ from .send_api import json_body
 from .services import services
 
 bp = Blueprint("operator", __name__)
-MAX_REPLAY_BATCH = 1000
+MAX_BATCH = 1000
 FILTER_FIELDS = {"to": "to", "from": "from", "errorType": "errorType", "client": "consumerClient"}
 
 
@@ -36,30 +36,38 @@ class FilterSchema(Schema):
     until = fields.AwareDateTime(default_timezone=None)
 
 
-class ReplaySchema(Schema):
-    """Body of POST /failed-messages/replay."""
+class ActionSchema(Schema):
+    """What every operator action takes: dry run, force, and who acts."""
 
     class Meta:
         unknown = RAISE
 
-    ids = fields.List(fields.String(), validate=validate.Length(min=1, max=MAX_REPLAY_BATCH))
-    filter = fields.Nested(FilterSchema)
-    limit = fields.Integer(validate=validate.Range(1, MAX_REPLAY_BATCH), load_default=100)
     dryRun = fields.Boolean(load_default=False)
     force = fields.Boolean(load_default=False)
     by = fields.String(load_default="operator-api", validate=validate.Length(1, 128))
 
 
-class DiscardSchema(Schema):
-    """Body of POST /failed-messages/<id>/discard."""
+class BulkActionSchema(ActionSchema):
+    """Body of POST /failed-messages/replay: which records, by ids or by filter."""
 
-    class Meta:
-        unknown = RAISE
+    ids = fields.List(fields.String(), validate=validate.Length(min=1, max=MAX_BATCH))
+    filter = fields.Nested(FilterSchema)
+    limit = fields.Integer(validate=validate.Range(1, MAX_BATCH), load_default=100)
+
+    @validates_schema
+    def _ids_or_filter(self, data: dict, **_kwargs) -> None:
+        if ("ids" in data) == ("filter" in data):
+            raise ValidationError("give either ids or filter")
+
+
+class DiscardSchema(ActionSchema):
+    """Body of POST /failed-messages/<id>/discard: why the record must never be replayed."""
 
     reason = fields.String(required=True, validate=validate.Length(1, 1000))
-    dryRun = fields.Boolean(load_default=False)
-    force = fields.Boolean(load_default=False)
-    by = fields.String(load_default="operator-api", validate=validate.Length(1, 128))
+
+
+class BulkDiscardSchema(BulkActionSchema, DiscardSchema):
+    """Body of POST /failed-messages/discard: which records, and why."""
 
 
 @bp.before_request
@@ -105,27 +113,36 @@ def show(failure_id: str):
 @bp.post("/failed-messages/replay")
 def replay_failures():
     """Replay failed records by ids or filter; `dryRun` reports without changing anything."""
-    body = _load(ReplaySchema(), json_body())
-    if ("ids" in body) == ("filter" in body):
-        raise ApiError(400, "validation_failed", "give either ids or filter", {"_schema": ["give either ids or filter"]})
-    operations = dataclasses.replace(services().operations, operator=body["by"])
-    return _report(replay(_selection(body), operations, dry_run=body["dryRun"], force=body["force"]))
+    body = _load(BulkActionSchema(), json_body())
+    return _report(replay(_selection(body), _acting(body), dry_run=body["dryRun"], force=body["force"]))
+
+
+@bp.post("/failed-messages/discard")
+def discard_failures():
+    """Mark failed records discarded, by ids or filter, with a reason; `dryRun` changes nothing."""
+    body = _load(BulkDiscardSchema(), json_body())
+    return _report(discard(_selection(body), _acting(body), reason=body["reason"], dry_run=body["dryRun"],
+                           force=body["force"]))
 
 
 @bp.post("/failed-messages/<path:failure_id>/discard")
 def discard_failure(failure_id: str):
     """Mark one failed record discarded, with a reason."""
     body = _load(DiscardSchema(), json_body())
-    operations = dataclasses.replace(services().operations, operator=body["by"])
-    report = discard(Selection(ids=(failure_id,)), operations, reason=body["reason"], dry_run=body["dryRun"],
+    report = discard(Selection(ids=(failure_id,)), _acting(body), reason=body["reason"], dry_run=body["dryRun"],
                      force=body["force"])
     if report.missing:
         raise ApiError(404, "not_found", f"no failed record {failure_id}")
     return _report(report)
 
 
+def _acting(body: dict) -> Operations:
+    """The operations, recorded under the name the request gives."""
+    return dataclasses.replace(services().operations, operator=body["by"])
+
+
 def _selection(body: dict) -> Selection:
-    """The selection a replay body describes."""
+    """The records a bulk action body selects."""
     if "ids" in body:
         return Selection(ids=tuple(body["ids"]))
     wanted = dict(body["filter"])

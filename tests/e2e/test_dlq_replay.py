@@ -4,6 +4,7 @@ import collections
 import json
 import signal
 import subprocess
+import uuid
 
 import pytest
 from pymongo import MongoClient
@@ -128,3 +129,20 @@ def test_operators_replay_over_http_with_their_token(stack, store):
     wait_until(lambda: ids <= set(counts(stack, "clientB")), timeout=30, what="the messages replayed over HTTP")
     discard = stack.api.post(f"/failed-messages/{items[0]['id']}/discard", {"reason": "x"}, headers=auth)
     assert discard.status == 200 and discard.body["skipped"] == {items[0]["id"]: "already replayed"}
+
+
+def test_operators_discard_poison_by_filter_over_http(stack):
+    marker = f"field{uuid.uuid4().hex}"
+    partition, offset = stack.produce_raw(b"clientB", json.dumps({"schemaVersion": 1, marker: 1}).encode())
+    failure_id = f"{stack.topics[0]}:{partition}:{offset}:clientB"
+    wait_until(lambda: stack.cli("dlq", "show", failure_id).returncode == 0, timeout=30, what=f"failure {failure_id}")
+    auth = {"Authorization": "Bearer e2e-token"}
+    request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender"}
+
+    dry = stack.api.post("/failed-messages/discard", {**request, "dryRun": True}, headers=auth)
+    assert dry.status == 200 and dry.body["done"] == [failure_id]
+    done = stack.api.post("/failed-messages/discard", request, headers=auth)
+    assert done.status == 200 and done.body["done"] == [failure_id]
+    [item] = [i for i in stack.all_failures(status="discarded", client="clientB") if i["id"] == failure_id]
+    assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "operator-api"
+    assert f"skipped: {failure_id} (already discarded)" in stack.cli("dlq", "replay", failure_id).stdout

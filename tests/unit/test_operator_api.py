@@ -69,6 +69,29 @@ def test_discard_needs_a_reason_and_records_it(client, database):
     assert client.post("/failed-messages/nope/discard", json={"reason": "x"}, headers=AUTH).status_code == 404
 
 
+def test_discard_by_filter_dry_runs_then_marks_only_the_selected_records(client, database):
+    request = {"filter": {"to": "clientC"}, "reason": "clientC was retired", "by": "carol"}
+    dry = client.post("/failed-messages/discard", json={**request, "dryRun": True}, headers=AUTH).get_json()
+    assert dry["dryRun"] is True and dry["done"] == ["client-messages:0:2:clientB"]
+    assert database.failed_messages.count_documents({"status": "failed"}) == 2
+    done = client.post("/failed-messages/discard", json=request, headers=AUTH).get_json()
+    assert done["done"] == ["client-messages:0:2:clientB"]
+    [entry] = database.failed_messages.find_one({"_id": "client-messages:0:2:clientB"})["history"]
+    assert (entry["status"], entry["reason"], entry["by"]) == ("discarded", "clientC was retired", "carol")
+    assert database.failed_messages.find_one({"_id": FIRST})["status"] == "failed"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"ids": [FIRST]}, "reason"),
+    ({"reason": "x"}, "_schema"),
+    ({"ids": [FIRST], "filter": {}, "reason": "x"}, "_schema"),
+    ({"filter": {"colour": "red"}, "reason": "x"}, "filter"),
+])
+def test_a_bad_discard_request_gets_400_naming_the_field(client, body, field):
+    response = client.post("/failed-messages/discard", json=body, headers=AUTH)
+    assert response.status_code == 400 and field in response.get_json()["details"]
+
+
 def test_replay_filters_on_the_reason_text(client, database):
     database.failed_messages.update_one({"_id": FIRST}, {"$set": {"reason": "Timed OUT"}})
     body = client.post("/failed-messages/replay", json={"filter": {"reasonContains": "timed out"}, "dryRun": True},
