@@ -19,6 +19,7 @@ class ConsumerSettings:
     mongodb_uri: str
     mongodb_database: str
     group_id: str
+    projector_group_id: str
     messages_topic: str
     dead_letter_topic: str
     topic_partitions: int
@@ -41,14 +42,17 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
     client = client or read_str(env, "CLIENT_ID", ALL_CLIENTS)
     if client != ALL_CLIENTS and client_id_problem(client):
         raise ConfigError("CLIENT_ID", f"{client_id_problem(client)}, or '*' for all clients")
+    messages_topic = read_str(env, "MESSAGES_TOPIC", MESSAGES_TOPIC)
+    dead_letter_topic = read_str(env, "DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC)
     return ConsumerSettings(
         client=client,
         kafka_bootstrap_servers=read_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         mongodb_uri=read_str(env, "MONGODB_URI", "mongodb://127.0.0.1:27017/"),
         mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
-        group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(client)),
-        messages_topic=read_str(env, "MESSAGES_TOPIC", MESSAGES_TOPIC),
-        dead_letter_topic=read_str(env, "DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
+        group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(messages_topic, client)),
+        projector_group_id=f"{dead_letter_topic}.projector",
+        messages_topic=messages_topic,
+        dead_letter_topic=dead_letter_topic,
         topic_partitions=read_int(env, "TOPIC_PARTITIONS", 3, minimum=1),
         batch_size=read_int(env, "CONSUMER_BATCH_SIZE", 500, minimum=1),
         retry_attempts=read_int(env, "STORE_RETRY_ATTEMPTS", 3, minimum=1),
@@ -64,6 +68,6 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
     )
 
 
-def default_group_id(client: str) -> str:
-    """One consumer group per deployment: per client, or one for all clients."""
-    return "client-messages.for-all" if client == ALL_CLIENTS else f"client-messages.for.{client}"
+def default_group_id(messages_topic: str, client: str) -> str:
+    """One consumer group per deployment and topic: per client, or one for all clients."""
+    return f"{messages_topic}.for-all" if client == ALL_CLIENTS else f"{messages_topic}.for.{client}"

@@ -22,7 +22,6 @@ from .health import serve_health
 from .loop import Dependencies, run_loop
 
 log = logging.getLogger(__name__)
-PROJECTOR_GROUP_ID = "client-messages-dlq.projector"
 
 
 @contextmanager
@@ -116,7 +115,7 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
                    failed: threading.Event) -> None:
     """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
     name = "dlq-projector"
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, PROJECTOR_GROUP_ID, name, dependencies.kafka.down)
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.projector_group_id, name, dependencies.kafka.down)
     kafka_io.subscribe(consumer, settings.dead_letter_topic, name)
     store = MongoFailedMessageStore(database)
     try:

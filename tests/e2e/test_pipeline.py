@@ -45,7 +45,7 @@ def test_resending_a_message_id_stores_it_once(stack):
 def test_a_message_to_a_client_without_consumer_is_not_stored(stack):
     reply = stack.api.send("clientA", "clientZ", "nobody listens")
     assert reply.status == 202
-    group = "client-messages.for.clientB"
+    group = f"{stack.topics[0]}.for.clientB"
     wait_until(lambda: stack.committed_past(group, reply.body["partition"], reply.body["offset"]), timeout=20,
                what="clientB's consumer to pass the record")
     assert stored(stack.api, to="clientZ") == []
