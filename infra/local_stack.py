@@ -16,7 +16,7 @@ from pathlib import Path
 from infra.cache import cache_dir
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
-from infra.process import ManagedProcess, run, wait_until
+from infra.process import ManagedProcess, port_open, run, wait_until
 
 BIN = Path(sys.executable).parent
 CLIENTS = os.environ.get("RUN_CLIENTS", "clientA clientB").split()
@@ -35,6 +35,7 @@ def main() -> int:
     servers, services = [], []
     _install_signal_handlers()
     try:
+        _check_producer_port()
         env = _start_servers(data, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env, logs)
@@ -49,6 +50,10 @@ def main() -> int:
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
         return 0
+    except (RuntimeError, TimeoutError) as error:
+        print(f"\nmake run cannot go on: {error}\n(servers already running elsewhere can be used instead: "
+              "set KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI)", file=sys.stderr, flush=True)
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -61,6 +66,13 @@ def main() -> int:
         for server in reversed(servers):
             server.stop()
         print("all processes stopped", flush=True)
+
+
+def _check_producer_port() -> None:
+    """Refuse to start anything when the producer's address is taken."""
+    host, _, port = PRODUCER_BIND.rpartition(":")
+    if port_open(int(port), host or "127.0.0.1"):
+        raise RuntimeError(f"{PRODUCER_BIND} is already in use; stop what listens there, or set PRODUCER_BIND")
 
 
 def _start_servers(data: Path, servers: list) -> dict:

@@ -202,17 +202,20 @@ def run(
     cwd: Path | None = None,
     timeout: float | None = None,
 ) -> str:
-    """Run a short command to completion and return its stdout; raise with its output on failure."""
+    """Run a short command to completion and return its stdout; raise with its output on failure or timeout."""
     log.debug("running %s: %s", what, argv)
-    result = subprocess.run(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        timeout=timeout,
-    )
+    try:
+        result = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{what} did not finish within {timeout:g}s") from None
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()[-40:]
         raise RuntimeError(f"{what} failed with exit code {result.returncode}:\n" + "\n".join(output))
