@@ -121,19 +121,22 @@ def replay_failures():
 def discard_failures():
     """Mark failed records discarded, by ids or filter, with a reason; `dryRun` changes nothing."""
     body = _load(BulkDiscardSchema(), json_body())
-    return _report(discard(_selection(body), _acting(body), reason=body["reason"], dry_run=body["dryRun"],
-                           force=body["force"]))
+    return _report(_discard(_selection(body), body))
 
 
 @bp.post("/failed-messages/<path:failure_id>/discard")
 def discard_failure(failure_id: str):
     """Mark one failed record discarded, with a reason."""
     body = _load(DiscardSchema(), json_body())
-    report = discard(Selection(ids=(failure_id,)), _acting(body), reason=body["reason"], dry_run=body["dryRun"],
-                     force=body["force"])
+    report = _discard(Selection(ids=(failure_id,)), body)
     if report.missing:
         raise ApiError(404, "not_found", f"no failed record {failure_id}")
     return _report(report)
+
+
+def _discard(selection: Selection, body: dict) -> Report:
+    """Discard the selected records as a discard body asks."""
+    return discard(selection, _acting(body), reason=body["reason"], dry_run=body["dryRun"], force=body["force"])
 
 
 def _acting(body: dict) -> Operations:

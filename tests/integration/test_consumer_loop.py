@@ -3,12 +3,13 @@
 import threading
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
 from consumer_service.entrypoints.loop import Dependencies, run_loop
 from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer, subscribe
 from infra.process import wait_until
+from tests.support.stack import committed_offset
 
 RECORDS = 20
 
@@ -39,16 +40,6 @@ class FlakyHandler:
         self.handled += [record.offset for record in records]
 
 
-def committed(kafka: str, group: str, topic: str) -> int:
-    """The group's committed offset on partition 0 (negative when nothing was committed)."""
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
-    try:
-        [position] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
-    finally:
-        consumer.close()
-    return position.offset
-
-
 @pytest.mark.parametrize("error, dependency", [
     (DeadLetterUnavailable("dead-letter topic did not acknowledge"), "kafka"),
     (StoreUnavailable("store did not answer"), "mongodb"),
@@ -64,8 +55,8 @@ def test_a_batch_that_fails_is_read_again_from_its_start_and_committed_only_once
     try:
         wait_until(lambda: handler.calls >= 2, timeout=30, what="the first failed batches")
         assert getattr(dependencies, dependency).is_down
-        assert committed(kafka.address, group, topic) < 0, "a failed batch must not be committed"
-        wait_until(lambda: committed(kafka.address, group, topic) == RECORDS, timeout=30,
+        assert committed_offset(kafka.address, group, topic, 0) < 0, "a failed batch must not be committed"
+        wait_until(lambda: committed_offset(kafka.address, group, topic, 0) == RECORDS, timeout=30,
                    what="the batch to be committed once handled")
     finally:
         stop.set()

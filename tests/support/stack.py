@@ -78,12 +78,17 @@ class Stack:
 
     def committed_past(self, group: str, partition: int, offset: int) -> bool:
         """Tell whether a consumer group has committed past a record of the message topic."""
-        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": group})
-        try:
-            [position] = consumer.committed([TopicPartition(self.topics[0], partition)], timeout=10)
-        finally:
-            consumer.close()
-        return position.offset > offset
+        return committed_offset(self.kafka, group, self.topics[0], partition) > offset
+
+
+def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int:
+    """The offset a consumer group has committed on a partition (negative when it committed nothing)."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        [position] = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+    finally:
+        consumer.close()
+    return position.offset
 
     def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
         """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
