@@ -80,6 +80,10 @@ class Stack:
         """Tell whether a consumer group has committed past a record of the message topic."""
         return committed_offset(self.kafka, group, self.topics[0], partition) > offset
 
+    def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
+        """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
+        return dead_letters_of(self.kafka, self.topics[1], offsets, timeout)
+
 
 def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int:
     """The offset a consumer group has committed on a partition (negative when it committed nothing)."""
@@ -89,10 +93,6 @@ def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int:
     finally:
         consumer.close()
     return position.offset
-
-    def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
-        """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
-        return dead_letters_of(self.kafka, self.topics[1], offsets, timeout)
 
 
 def dead_letters_of(kafka: str, topic: str, offsets: set[tuple[int, int]], timeout: float) -> dict:
