@@ -10,14 +10,23 @@ def utc_now() -> datetime:
 
 
 def to_iso(moment: datetime) -> str:
-    """Format a datetime as ISO 8601 UTC with milliseconds and a trailing Z."""
+    """Format a datetime as ISO 8601 UTC with a four-digit year, milliseconds and a trailing Z."""
     moment = as_utc(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_iso(text: str) -> datetime:
-    """Parse an ISO 8601 timestamp; naive values are taken as UTC."""
-    return as_utc(datetime.fromisoformat(text.strip()))
+    """Parse an ISO 8601 timestamp into UTC (naive values are taken as UTC).
+
+    Raises ValueError for anything else, including a valid timestamp whose UTC time falls
+    outside the years 1-9999 that datetime (and so every store and API here) can represent.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected an ISO 8601 string, got {type(text).__name__}")
+    try:
+        return as_utc(datetime.fromisoformat(text.strip()))
+    except OverflowError:
+        raise ValueError("the time is outside the years 1 to 9999 (UTC)") from None
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -47,7 +47,19 @@ def bytes_view(data: bytes | None) -> tuple[str | None, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return base64.b64encode(data).decode("ascii"), "base64"
+        return base64_view(data)
+
+
+def base64_view(data: bytes | None) -> tuple[str | None, str]:
+    """Represent raw bytes as base64 whatever they hold; return (text, encoding)."""
+    if data is None:
+        return None, "none"
+    return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def storable_text(text: str) -> str:
+    """The text with what UTF-8 cannot hold (lone surrogates, e.g. quoted from hostile input) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def bytes_from_view(text: str | None, encoding: str) -> bytes | None:

@@ -4,7 +4,8 @@ import json
 
 from marshmallow import ValidationError
 
-from .clock import as_utc, to_iso
+from .clock import to_iso
+from .json_text import MalformedJson, loads
 from .message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText
 from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
 
@@ -48,11 +49,9 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
     if value is None:
         raise UndecodableRecord("record has no value")
     try:
-        document = json.loads(value.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise UndecodableRecord(f"value is not UTF-8: {error}") from None
-    except json.JSONDecodeError as error:
-        raise UndecodableRecord(f"value is not JSON: {error}") from None
+        document = loads(value)
+    except MalformedJson as error:
+        raise UndecodableRecord(f"value is {error}") from None
     if not isinstance(document, dict):
         raise UndecodableRecord(f"value is JSON {type(document).__name__}, not an object")
     try:
@@ -63,5 +62,5 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
     return Message(
         message_id=MessageId(fields["message_id"]), sender=ClientId(fields["sender"]),
         recipient=ClientId(fields["recipient"]), text=MessageText(fields["text"], max_length),
-        sent_at=as_utc(fields["sent_at"]),
+        sent_at=fields["sent_at"],
     )

@@ -1,7 +1,10 @@
 """Why a record failed, and the context headers a dead-lettered record carries."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+from .message import unsafe_text_problem
 
 DLQ_HEADER_PREFIX = "dlq."
 REASON_HEADER = "dlq.reason"
@@ -12,6 +15,7 @@ ORIGINAL_TOPIC_HEADER = "dlq.original-topic"
 ORIGINAL_PARTITION_HEADER = "dlq.original-partition"
 ORIGINAL_OFFSET_HEADER = "dlq.original-offset"
 CONSUMER_CLIENT_HEADER = "dlq.consumer-client"
+TRUNCATED_HEADER = "dlq.truncated"
 REPLAY_COUNT_HEADER = "replay-count"
 REPLAY_OF_HEADER = "replay-of"
 DEFAULT_REPLAY_CAP = 3
@@ -20,6 +24,9 @@ STATUS_FAILED = "failed"
 STATUS_REPLAYED = "replayed"
 STATUS_DISCARDED = "discarded"
 STATUSES = (STATUS_FAILED, STATUS_REPLAYED, STATUS_DISCARDED)
+MAX_REASON_LENGTH = 1000
+# Counts and positions in headers: at most 18 ASCII digits, so they always fit a 64-bit integer.
+_HEADER_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,20 @@ def failure_id(source: SourcePosition, consumer_client: str) -> str:
     return f"{source.topic}:{source.partition}:{source.offset}:{consumer_client}"
 
 
+def header_number(text: str | None, default: int) -> int:
+    """A count or position from a header: ASCII digits that fit 64 bits, else `default`."""
+    return int(text) if text is not None and _HEADER_NUMBER.fullmatch(text) else default
+
+
+def reason_problem(value: str) -> str | None:
+    """Explain why an operator's reason is unusable, or None: not blank, bounded, plain text."""
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > MAX_REASON_LENGTH:
+        return f"must be at most {MAX_REASON_LENGTH} characters"
+    return unsafe_text_problem(value)
+
+
 def is_context_header(name: str) -> bool:
     """Tell whether a header was added by dead-lettering rather than by the sender."""
     return name.startswith(DLQ_HEADER_PREFIX)
@@ -63,8 +84,10 @@ class Refusal:
     reason: str
 
 
-def replay_refusal(status: str, replay_count: int, cap: int, force: bool) -> Refusal | None:
+def replay_refusal(status: str, replay_count: int, cap: int, force: bool, truncated: str | None = None) -> Refusal | None:
     """Why a failed record must not be replayed now, or None when it may be."""
+    if truncated:
+        return Refusal(REFUSED, f"the dead letter holds a truncated copy ({truncated}); replay the original from its source position")
     if force:
         return None
     if status != STATUS_FAILED:

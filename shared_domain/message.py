@@ -5,10 +5,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MESSAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Matched with fullmatch: `$` alone would also accept a value ending in a newline.
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 # Control characters other than tab (\t) and newline (\n).
 FORBIDDEN_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Lone UTF-16 surrogates: a JSON escape can produce them, but no UTF-8 text can hold them.
+SURROGATES = re.compile("[\ud800-\udfff]")
 DEFAULT_MAX_MESSAGE_LENGTH = 4096
 ALL_CLIENTS = "*"
 
@@ -63,14 +66,14 @@ def new_message_id() -> MessageId:
 
 def client_id_problem(value: str) -> str | None:
     """Explain why a client id is invalid, or return None when it is fine."""
-    if not CLIENT_ID_PATTERN.match(value):
+    if not isinstance(value, str) or not CLIENT_ID_PATTERN.fullmatch(value):
         return "must be 1-64 characters of letters, digits, '_', '.' or '-'"
     return None
 
 
 def message_id_problem(value: str) -> str | None:
     """Explain why a message id is invalid, or return None when it is fine."""
-    if not MESSAGE_ID_PATTERN.match(value):
+    if not isinstance(value, str) or not MESSAGE_ID_PATTERN.fullmatch(value):
         return "must be 1-128 characters of letters, digits, '_', '.', ':' or '-'"
     return None
 
@@ -83,6 +86,15 @@ def text_problem(value: str, max_length: int) -> str | None:
         return f"must be at most {max_length} characters"
     if FORBIDDEN_CONTROL_CHARS.search(value):
         return "must not contain control characters other than newline and tab"
+    return unsafe_text_problem(value)
+
+
+def unsafe_text_problem(value: str) -> str | None:
+    """Explain why a string cannot be stored or sent as UTF-8 text (NUL, lone surrogates), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if SURROGATES.search(value):
+        return "must be valid Unicode text (it contains a lone UTF-16 surrogate)"
     return None
 
 

@@ -1,7 +1,10 @@
 """Marshmallow schemas for the message on the HTTP API and on the Kafka wire."""
 
+from datetime import datetime
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from .clock import as_utc
 from .message import DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem, message_id_problem, text_problem
 
 ENVELOPE_SCHEMA_VERSION = 1
@@ -16,6 +19,22 @@ def _rule(problem_of):
             raise ValidationError(problem)
 
     return check
+
+
+class UtcDateTime(fields.Field):
+    """An ISO 8601 date-time with a time zone, loaded as UTC; a field error when UTC cannot hold it."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            moment = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise ValidationError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
+        if moment.tzinfo is None:
+            raise ValidationError("must carry a time zone, e.g. Z or +01:00")
+        try:
+            return as_utc(moment)
+        except OverflowError:
+            raise ValidationError("must fall within the years 1 to 9999 in UTC") from None
 
 
 class MessageFieldsSchema(Schema):
@@ -53,4 +72,4 @@ class EnvelopeSchema(MessageFieldsSchema):
         validate=validate.Equal(ENVELOPE_SCHEMA_VERSION),
     )
     message_id = fields.String(required=True, data_key="messageId", validate=_rule(message_id_problem))
-    sent_at = fields.AwareDateTime(required=True, data_key="sentAt", format="iso")
+    sent_at = UtcDateTime(required=True, data_key="sentAt")

@@ -87,7 +87,8 @@ def replay(selection: Selection, ops: Operations, *, dry_run=False, force=False,
     """
     report = Report(dry_run=dry_run)
     documents = _selected(selection, ops, report)
-    refusals = {d["_id"]: f.replay_refusal(d["status"], d.get("replayCount", 0), ops.replay_cap, force) for d in documents}
+    refusals = {d["_id"]: f.replay_refusal(d["status"], d.get("replayCount", 0), ops.replay_cap, force, d.get("truncated"))
+                for d in documents}
     for batch in _chunks([d for d in documents if refusals[d["_id"]] is None], chunk):
         if not dry_run:
             for _ in batch:

@@ -1,11 +1,12 @@
 """Use case: handle a batch of incoming records: store, skip or dead-letter each one."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared_domain.clock import utc_now
-from shared_domain.envelope import PoisonRecord, SchemaViolation, decode
+from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRecord, decode
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
@@ -13,6 +14,7 @@ from .ports import DeadLetterSink, DependencyObserver, MessageStore, Unobserved
 from .records import DeadLetter, IncomingRecord
 from .retry import RetriesExhausted, RetryPolicy
 
+log = logging.getLogger(__name__)
 STORE_UNAVAILABLE = "StoreUnavailable"
 STORE_REJECTED = "StoreRejected"
 
@@ -49,13 +51,18 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
     to_store: list[tuple[IncomingRecord, Message]] = []
     letters: list[DeadLetter] = []
     for record in records:
-        kept = _keep(record, handler)
-        if kept is None:
+        try:
+            decision = _decide(record, handler)
+        except Exception as error:  # the safety net: whatever one record causes, it is dead-lettered, the batch goes on
+            log.warning("unexpected %s handling %s:%d:%d", type(error).__name__, record.topic, record.partition,
+                        record.offset, exc_info=True)
+            decision = _letter(handler, record, type(error).__name__, f"unexpected error: {error}", 1)
+        if decision is None:
             outcome.skipped += 1
-        elif isinstance(kept, DeadLetter):
-            letters.append(kept)
+        elif isinstance(decision, DeadLetter):
+            letters.append(decision)
         else:
-            to_store.append((record, kept))
+            to_store.append((record, decision))
     unstored = _store(to_store, handler)
     letters += unstored
     if letters:
@@ -65,9 +72,11 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
     return outcome
 
 
-def _keep(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
+def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
     """The message to store, the dead letter of a poison record, or None when it is for another client."""
     try:
+        if record.defect:
+            raise UndecodableRecord(record.defect)
         message = decode(record.value, handler.max_length)
     except PoisonRecord as poison:
         recipient = _recipient_of_poison(record, poison)

@@ -28,8 +28,11 @@ class DeadLetterSink(Protocol):
 class FailedMessageStore(Protocol):
     """Keeps the queryable projection of the dead-letter topic."""
 
-    def save_all(self, documents: list[dict]) -> None:
-        """Insert failure documents that are not there yet; raises StoreUnavailable."""
+    def save_all(self, documents: list[dict]) -> dict[str, str]:
+        """Insert failure documents that are not there yet; return {_id: reason} for those refused for good.
+
+        Raises StoreUnavailable when the store cannot be reached.
+        """
 
 
 class DependencyObserver(Protocol):

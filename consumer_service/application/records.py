@@ -17,6 +17,8 @@ class IncomingRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
+    # What the Kafka client could not read of the record (e.g. header names that are not UTF-8).
+    defect: str | None = None
 
     @property
     def position(self) -> SourcePosition:

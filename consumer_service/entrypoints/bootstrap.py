@@ -48,7 +48,9 @@ def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
     while not stop.is_set():
         try:
             topics = [settings.messages_topic, settings.dead_letter_topic]
-            kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0)
+            configs = {settings.dead_letter_topic: kafka_io.dead_letter_topic_config()}
+            kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0,
+                                   configs=configs)
         except KafkaException as error:
             kafka.down(error)
             backoff.wait()
@@ -93,6 +95,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     name = f"consumer[{settings.client}]"
     dlq_producer = kafka_io.new_reliable_producer(
         settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
+        max_message_bytes=kafka_io.DEAD_LETTER_MAX_BYTES,
     )
     handler = BatchHandler(
         client=settings.client,

@@ -6,7 +6,7 @@ from collections import Counter
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ..application.dead_letter import dead_letter_record
+from ..application.dead_letter import dead_letter_record, truncated_dead_letter_record
 from ..application.dlq_operations import PublishFailed
 from ..application.errors import DeadLetterUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
@@ -14,6 +14,11 @@ from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("librdkafka")
 BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
+# The dead-letter topic takes records four times the broker's default limit, so any record the
+# message topic accepted, plus its context headers, can be dead-lettered whole.
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
+# A dead letter larger still keeps this much of its key and value.
+TRUNCATED_KEEP_BYTES = 64 * 1024
 
 
 def _client_config(bootstrap_servers: str) -> dict:
@@ -67,7 +72,8 @@ def subscribe(consumer: Consumer, topic: str, name: str) -> None:
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 
 
-def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int) -> Producer:
+def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int,
+                          max_message_bytes: int | None = None) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
     return Producer({
         **_client_config(bootstrap_servers),
@@ -76,33 +82,42 @@ def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_tim
         "enable.idempotence": True,
         "linger.ms": 5,
         "message.timeout.ms": delivery_timeout_ms,
+        **({"message.max.bytes": max_message_bytes} if max_message_bytes else {}),
     })
 
 
 def to_incoming(message: Message) -> IncomingRecord:
-    """Convert a confluent-kafka message into a plain record."""
+    """Convert a confluent-kafka message into a plain record; what cannot be read of it becomes its defect."""
+    try:
+        headers, defect = list(message.headers() or []), None
+    except Exception as error:  # confluent-kafka raises SystemError for a header name that is not UTF-8
+        headers, defect = [], f"the record's headers cannot be read (a header name is not UTF-8?): {error}"
     return IncomingRecord(
         topic=message.topic(), partition=message.partition(), offset=message.offset(),
-        key=message.key(), value=message.value(), headers=list(message.headers() or []),
+        key=message.key(), value=message.value(), headers=headers, defect=defect,
     )
 
 
-def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecord], timeout: float) -> list[str]:
-    """Produce records and wait for their acknowledgements; return the errors (empty when all landed)."""
-    errors: list[str] = []
-    pending = [len(records)]
+def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
+    """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
+    outcomes: list[KafkaError | None] = [_NOT_ACKNOWLEDGED] * len(records)
 
-    def on_delivery(error, _message):
-        pending[0] -= 1
-        if error is not None:
-            errors.append(str(error))
+    def on_delivery_of(index: int):
+        def on_delivery(error, _message):
+            outcomes[index] = error
+        return on_delivery
 
-    for record in records:
-        _produce(producer, topic, record, on_delivery)
+    for index, record in enumerate(records):
+        try:
+            _produce(producer, topic, record, on_delivery_of(index))
+        except KafkaException as error:  # refused before sending, e.g. larger than message.max.bytes
+            outcomes[index] = error.args[0]
     producer.flush(timeout)
-    if pending[0]:
-        errors.append(f"{pending[0]} record(s) not acknowledged within {timeout:.1f}s")
-    return errors
+    return [KafkaError(KafkaError._MSG_TIMED_OUT, f"not acknowledged within {timeout:.1f}s")
+            if outcome is _NOT_ACKNOWLEDGED else outcome for outcome in outcomes]
+
+
+_NOT_ACKNOWLEDGED = KafkaError(KafkaError._MSG_TIMED_OUT)
 
 
 def _produce(producer: Producer, topic: str, record: OutgoingRecord, on_delivery) -> None:
@@ -119,14 +134,20 @@ class KafkaDeadLetterSink:
     """Writes dead letters to the dead-letter topic and waits until the broker has them."""
 
     def __init__(self, producer: Producer, topic: str, timeout: float):
-        self._publisher = KafkaRecordPublisher(producer, topic, timeout)
+        self._producer, self._topic, self._timeout = producer, topic, timeout
 
     def send_all(self, letters: list[DeadLetter]) -> None:
-        """Write every letter, or raise DeadLetterUnavailable."""
-        try:
-            self._publisher.publish_all([dead_letter_record(letter) for letter in letters])
-        except PublishFailed as error:
-            raise DeadLetterUnavailable(str(error)) from None
+        """Write every letter, a truncated copy of one too large for the topic, or raise DeadLetterUnavailable."""
+        errors = produce_and_wait(self._producer, self._topic, [dead_letter_record(letter) for letter in letters],
+                                  self._timeout)
+        too_large = [letter for letter, error in zip(letters, errors) if error is not None and _is_too_large(error)]
+        errors = [error for error in errors if error is not None and not _is_too_large(error)]
+        if too_large:
+            log.warning("%d dead letter(s) too large for %s; writing truncated copies", len(too_large), self._topic)
+            truncated = [truncated_dead_letter_record(letter, TRUNCATED_KEEP_BYTES) for letter in too_large]
+            errors += [error for error in produce_and_wait(self._producer, self._topic, truncated, self._timeout) if error]
+        if errors:
+            raise DeadLetterUnavailable(f"topic {self._topic}: {errors[0].str()}")
         by_type = Counter(letter.failure.error_type for letter in letters)
         first = letters[0]
         log.warning("dead-lettered %d record(s) %s; first: %s:%d:%d %s", len(letters), dict(by_type),
@@ -143,9 +164,14 @@ class KafkaRecordPublisher:
 
     def publish_all(self, records: list[OutgoingRecord]) -> None:
         """Publish every record, or raise PublishFailed."""
-        errors = produce_and_wait(self._producer, self._topic, records, self._timeout)
+        errors = [error for error in produce_and_wait(self._producer, self._topic, records, self._timeout) if error]
         if errors:
-            raise PublishFailed(f"topic {self._topic}: {errors[0]}")
+            raise PublishFailed(f"topic {self._topic}: {errors[0].str()}")
+
+
+def _is_too_large(error: KafkaError) -> bool:
+    """Tell whether the producer or the broker refused a record for its size."""
+    return error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
 def commit(consumer: Consumer, records: list[IncomingRecord]) -> bool:
@@ -175,11 +201,13 @@ def _next_offsets(records: list[IncomingRecord], pick) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, pick(found)) for (topic, partition), found in offsets.items()]
 
 
-def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, timeout: float) -> None:
-    """Create the topics that do not exist yet; raise KafkaException when the broker cannot be reached."""
+def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, timeout: float,
+                  configs: dict[str, dict[str, str]] | None = None) -> None:
+    """Create the topics that do not exist yet, each with its `configs`; raise KafkaException when the broker cannot be reached."""
     admin = AdminClient(_client_config(bootstrap_servers))
     existing = admin.list_topics(timeout=timeout).topics
-    missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in topics if name not in existing]
+    missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=(configs or {}).get(name, {}))
+               for name in topics if name not in existing]
     if not missing:
         return
     for name, future in admin.create_topics(missing, operation_timeout=timeout, request_timeout=timeout).items():
@@ -189,6 +217,11 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, ti
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
         log.info("created topic %s with %d partitions", name, partitions)
+
+
+def dead_letter_topic_config() -> dict[str, str]:
+    """Settings of a dead-letter topic: room for any record of the message topic plus its context."""
+    return {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES + 64 * 1024)}
 
 
 def is_reachable(bootstrap_servers: str, timeout: float) -> bool:

@@ -2,6 +2,8 @@
 
 from contextlib import contextmanager
 
+import bson
+from bson.errors import BSONError
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -15,6 +17,7 @@ from shared_domain.message import Message
 from ..application.errors import StoreUnavailable
 
 DUPLICATE_KEY = 11000
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
@@ -85,17 +88,22 @@ class MongoFailedMessageStore(_IdempotentWriter):
     def __init__(self, database: Database):
         super().__init__(database, FAILED_MESSAGES_COLLECTION)
 
-    def save_all(self, documents: list[dict]) -> None:
-        """Insert failure documents not there yet; a refusal is retried like an outage."""
-        refused = self._insert_new(documents)
-        if refused:
-            raise StoreUnavailable(f"failed_messages refused documents: {refused}")
+    def save_all(self, documents: list[dict]) -> dict[str, str]:
+        """Insert failure documents not there yet; return {_id: reason} for those refused for good."""
+        return self._insert_new(documents)
 
 
 def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> dict[str, str]:
     """insert_many(ordered=False), where an existing _id counts as success."""
     try:
         collection.insert_many(documents, ordered=False)
+    except (BSONError, OverflowError, ValueError) as error:
+        # Some document cannot be encoded at all: refuse those, insert the others (inserts are idempotent).
+        unencodable = _unencodable(documents)
+        if not unencodable:
+            return {str(document["_id"]): f"{type(error).__name__}: {error}" for document in documents}
+        encodable = [document for document in documents if str(document["_id"]) not in unencodable]
+        return unencodable | (_insert_ignoring_duplicates(collection, encodable) if encodable else {})
     except BulkWriteError as error:
         if error.details.get("writeConcernErrors"):
             raise StoreUnavailable(f"write concern not met: {error.details['writeConcernErrors']}") from None
@@ -110,6 +118,20 @@ def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -
         reason = f"{type(error).__name__}: {error}"
         return {str(document["_id"]): reason for document in documents}
     return {}
+
+
+def _unencodable(documents: list[dict]) -> dict[str, str]:
+    """{_id: why} for each document BSON cannot encode (integers beyond 64 bits, lone surrogates, ...)."""
+    refused = {}
+    for document in documents:
+        try:
+            size = len(bson.encode(document))
+        except (BSONError, OverflowError, ValueError) as error:
+            refused[str(document["_id"])] = f"cannot be stored as BSON: {type(error).__name__}: {error}"
+            continue
+        if size > MAX_DOCUMENT_BYTES:
+            refused[str(document["_id"])] = f"document of {size} bytes exceeds the store's {MAX_DOCUMENT_BYTES}"
+    return refused
 
 
 def is_transient(error: PyMongoError) -> bool:
