@@ -2,9 +2,10 @@
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
-from shared_domain.config import read_float, read_int, read_str
+from shared_domain.config import ConfigError, read_float, read_int, read_str
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC
@@ -29,6 +30,8 @@ class ProducerSettings:
     readiness_timeout_s: float = 1.0
     operator_token: str | None = None
     replay_cap: int = DEFAULT_REPLAY_CAP
+    # Signs cursors (and, later, sessions); every worker of a deployment must share it.
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
@@ -51,4 +54,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         readiness_timeout_s=read_float(env, "READINESS_TIMEOUT_S", defaults.readiness_timeout_s, minimum=0.1),
         operator_token=env.get("OPERATOR_TOKEN") or None,
         replay_cap=read_int(env, "REPLAY_MAX_COUNT", defaults.replay_cap, minimum=1),
+        secret_key=_secret_key(env, defaults.secret_key),
     )
+
+
+def _secret_key(env: Mapping[str, str], default: str) -> str:
+    """SECRET_KEY: at least 16 characters; a random one for this process when unset."""
+    value = env.get("SECRET_KEY", "").strip()
+    if value and len(value) < 16:
+        raise ConfigError("SECRET_KEY", "must be at least 16 characters")
+    return value or default

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from .message import unsafe_text_problem
+from .message import ALL_CLIENTS, client_id_problem, unsafe_text_problem
 
 DLQ_HEADER_PREFIX = "dlq."
 REASON_HEADER = "dlq.reason"
@@ -56,6 +56,27 @@ def failure_id(source: SourcePosition, consumer_client: str) -> str:
 def header_number(text: str | None, default: int) -> int:
     """A count or position from a header: ASCII digits that fit 64 bits, else `default`."""
     return int(text) if text is not None and _HEADER_NUMBER.fullmatch(text) else default
+
+
+_ERROR_TYPE = re.compile(r"[A-Za-z0-9_.]{1,100}")
+
+
+def status_problem(value: str) -> str | None:
+    """Explain why a status filter is not one of the statuses, or None."""
+    return None if value in STATUSES else f"must be one of {', '.join(STATUSES)}"
+
+
+def error_type_problem(value: str) -> str | None:
+    """Explain why an error type filter cannot name one (letters, digits, '_', '.'), or None."""
+    return None if _ERROR_TYPE.fullmatch(value) else "must be 1-100 letters, digits, '_' or '.', e.g. SchemaViolation"
+
+
+def consumer_client_problem(value: str) -> str | None:
+    """Explain why a value cannot name a consumer deployment (a client id, or '*'), or None."""
+    if value == ALL_CLIENTS:
+        return None
+    problem = client_id_problem(value)
+    return problem and f"{problem}, or '*'"
 
 
 def reason_problem(value: str) -> str | None:

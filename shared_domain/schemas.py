@@ -10,7 +10,7 @@ from .message import DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem, message_id_p
 ENVELOPE_SCHEMA_VERSION = 1
 
 
-def _rule(problem_of):
+def rule(problem_of):
     """Turn a `*_problem` function into a marshmallow validator."""
 
     def check(value):
@@ -43,8 +43,8 @@ class MessageFieldsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    sender = fields.String(required=True, data_key="from", validate=_rule(client_id_problem))
-    recipient = fields.String(required=True, data_key="to", validate=_rule(client_id_problem))
+    sender = fields.String(required=True, data_key="from", validate=rule(client_id_problem))
+    recipient = fields.String(required=True, data_key="to", validate=rule(client_id_problem))
     text = fields.String(required=True, data_key="message")
 
     def __init__(self, *args, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH, **kwargs):
@@ -61,7 +61,7 @@ class MessageFieldsSchema(Schema):
 class SendMessageSchema(MessageFieldsSchema):
     """A request to send one message; the client may choose the message id."""
 
-    message_id = fields.String(data_key="messageId", validate=_rule(message_id_problem))
+    message_id = fields.String(data_key="messageId", validate=rule(message_id_problem))
 
 
 class EnvelopeSchema(MessageFieldsSchema):
@@ -71,5 +71,5 @@ class EnvelopeSchema(MessageFieldsSchema):
         required=True, data_key="schemaVersion", strict=True,
         validate=validate.Equal(ENVELOPE_SCHEMA_VERSION),
     )
-    message_id = fields.String(required=True, data_key="messageId", validate=_rule(message_id_problem))
+    message_id = fields.String(required=True, data_key="messageId", validate=rule(message_id_problem))
     sent_at = UtcDateTime(required=True, data_key="sentAt")

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from flask import Flask
+from flask import Flask, Response
 
 from shared_domain.config import ConfigError
 
@@ -19,15 +19,26 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    # '//messages' is a path of its own (404), not a redirect to '/messages'.
+    app.url_map.merge_slashes = False
     if services is None:
         from .bootstrap import real_services
 
         services = real_services(settings)
     app.extensions[EXTENSION] = services
     errors.init_app(app)
+    app.after_request(_protective_headers)
     for blueprint in (send_api.bp, query_api.bp, health_api.bp, operator_api.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _protective_headers(response: Response) -> Response:
+    """Answers are not to be sniffed into another type, framed, or cached by anyone on the way."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    return response
 
 
 def _settings_or_exit() -> ProducerSettings:

@@ -26,12 +26,21 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     return response
 
 
+def unavailable(code: str, message: str, retry_after_s: int, cause: object) -> ApiError:
+    """A 503 with Retry-After; the cause (addresses, timeouts) goes to the log, never to the client."""
+    log.warning("%s: %s", code, cause)
+    return ApiError(503, code, message, headers={"Retry-After": str(retry_after_s)})
+
+
+def api_error_response(error: ApiError):
+    """The JSON response of an ApiError."""
+    return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+
 def init_app(app: Flask) -> None:
     """Register JSON handlers for API errors, HTTP errors and anything unexpected."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
-        return error_response(error.status, error.code, error.message, error.details, error.headers)
+    app.register_error_handler(ApiError, api_error_response)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -5,6 +5,7 @@ A bad setting stops the server before any worker starts, with one line naming it
 
 import logging
 import os
+import secrets
 import sys
 
 from producer_service.config import load_settings
@@ -19,6 +20,9 @@ try:
 except ConfigError as error:
     print(str(error), file=sys.stderr)
     sys.exit(2)
+
+# Every worker signs and checks cursors with the same key: without SECRET_KEY, one per server start.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 # A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.

@@ -9,10 +9,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from consumer_service.application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
 from consumer_service.application.errors import StoreUnavailable
 from shared_domain.documents import failure_view
-from shared_domain.failures import STATUSES
+from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
+from shared_domain.message import client_id_problem
+from shared_domain.schemas import UtcDateTime, rule
 
-from .errors import ApiError, error_response
-from .send_api import json_body
+from .errors import ApiError, api_error_response, unavailable
+from .bodies import json_body
 from .services import services
 
 bp = Blueprint("operator", __name__)
@@ -26,14 +28,14 @@ class FilterSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    to = fields.String()
-    sender = fields.String(data_key="from")
-    errorType = fields.String()
-    client = fields.String()
+    to = fields.String(validate=rule(client_id_problem))
+    sender = fields.String(data_key="from", validate=rule(client_id_problem))
+    errorType = fields.String(validate=rule(error_type_problem))
+    client = fields.String(validate=rule(consumer_client_problem))
     reasonContains = fields.String(validate=validate.Length(1, 200))
     status = fields.String(validate=validate.OneOf([*STATUSES, "any"]), load_default="failed")
-    since = fields.AwareDateTime(default_timezone=None)
-    until = fields.AwareDateTime(default_timezone=None)
+    since = UtcDateTime()
+    until = UtcDateTime()
 
 
 class ActionSchema(Schema):
@@ -50,7 +52,7 @@ class ActionSchema(Schema):
 class BulkActionSchema(ActionSchema):
     """Body of POST /failed-messages/replay: which records, by ids or by filter."""
 
-    ids = fields.List(fields.String(), validate=validate.Length(min=1, max=MAX_BATCH))
+    ids = fields.List(fields.String(validate=validate.Length(1, 300)), validate=validate.Length(min=1, max=MAX_BATCH))
     filter = fields.Nested(FilterSchema)
     limit = fields.Integer(validate=validate.Range(1, MAX_BATCH), load_default=100)
 
@@ -63,7 +65,7 @@ class BulkActionSchema(ActionSchema):
 class DiscardSchema(ActionSchema):
     """Body of POST /failed-messages/<id>/discard: why the record must never be replayed."""
 
-    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+    reason = fields.String(required=True, validate=rule(reason_problem))
 
 
 class BulkDiscardSchema(BulkActionSchema, DiscardSchema):
@@ -87,18 +89,15 @@ def require_operator_token():
 @bp.errorhandler(PublishFailed)
 def broker_unavailable(error: PublishFailed):
     """503: the broker did not acknowledge a replay; what was done so far is recorded."""
-    return _unavailable("broker_unavailable", f"replay stopped: {error}; call again to go on")
+    message = "replay stopped: the broker did not acknowledge; what was done so far is recorded, call again to go on"
+    return api_error_response(unavailable("broker_unavailable", message, services().settings.retry_after_s, error))
 
 
 @bp.errorhandler(StoreUnavailable)
 def store_unavailable(error: StoreUnavailable):
     """503: the store did not answer; what was done so far is recorded."""
-    return _unavailable("store_unavailable", f"the store did not answer: {error}; call again to go on")
-
-
-def _unavailable(code: str, message: str):
-    """A 503 JSON error with Retry-After."""
-    return error_response(503, code, message, headers={"Retry-After": str(services().settings.retry_after_s)})
+    message = "the store did not answer; what was done so far is recorded, call again to go on"
+    return api_error_response(unavailable("store_unavailable", message, services().settings.retry_after_s, error))
 
 
 @bp.get("/failed-messages/<path:failure_id>")

@@ -8,7 +8,8 @@ from shared_domain.schemas import SendMessageSchema
 
 from ..application.ports import BrokerUnavailable
 from ..application.send import send_message, send_messages
-from .errors import ApiError
+from .bodies import json_body
+from .errors import ApiError, unavailable
 from .services import services
 
 bp = Blueprint("send", __name__)
@@ -22,8 +23,8 @@ def send():
         message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
                                         trace_id=_trace_id())
     except BrokerUnavailable as error:
-        raise ApiError(503, "broker_unavailable", f"the message was not accepted: {error}",
-                       headers=_retry_after()) from None
+        raise unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
+                          services().settings.retry_after_s, error) from None
     return {"status": "accepted", **_accepted(message, receipt)}, 202
 
 
@@ -74,17 +75,6 @@ def _trace_id() -> str | None:
     """The caller's X-Request-Id when it is a sensible one, to follow the message through Kafka."""
     given = request.headers.get("X-Request-Id", "")
     return given if 0 < len(given) <= 128 and given.isprintable() else None
-
-
-def json_body():
-    """The request's JSON body, or a 415/400 ApiError explaining what is wrong with it."""
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json",
-                       {"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]})
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
-    return body
 
 
 def _validated(body) -> dict:

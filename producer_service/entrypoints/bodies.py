@@ -1,0 +1,30 @@
+"""Reading a request's JSON body: one place that turns any bytes into a document or a 4xx."""
+
+from flask import request
+
+from shared_domain.json_text import MalformedJson, loads, unsafe_strings
+
+from .errors import ApiError
+
+
+def json_body():
+    """The request's JSON body, or an ApiError (415, 400) explaining what is wrong with it.
+
+    The body must be UTF-8 JSON nested at most a bounded depth, and every string in it (keys
+    included) storable text: no NUL, no lone surrogates.
+    """
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json",
+                       {"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]})
+    try:
+        data = request.get_data(cache=True)
+    except OSError as error:  # the server could not read the body, e.g. malformed chunked encoding
+        raise ApiError(400, "unreadable_body", f"the body could not be read: {error}") from None
+    try:
+        body = loads(data)
+    except MalformedJson as error:
+        raise ApiError(400, "malformed_json", f"the body is {str(error)[:200]}") from None
+    problems = unsafe_strings(body)
+    if problems:
+        raise ApiError(400, "validation_failed", "the body holds text that cannot be stored", problems)
+    return body

@@ -1,0 +1,103 @@
+"""Any request on any endpoint is answered 2xx, or 4xx with a JSON error: never 5xx, a redirect or HTML."""
+
+import json
+from urllib.parse import quote, urlencode
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder
+
+from shared_domain.json_text import unsafe_strings
+from tests.unit.strategies import ANY_TEXT, JSON_VALUES, VALID_CLIENT, envelopes
+
+HOSTILE = settings(max_examples=400, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PATHS = ["/send-message", "/send-messages", "/messages", "/failed-messages", "/health", "/ready",
+         "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/{id}", "/failed-messages/{id}/discard"]
+QUERY_NAMES = st.one_of(st.sampled_from(["to", "from", "since", "until", "limit", "cursor", "status", "errorType",
+                                         "client"]), ANY_TEXT)
+QUERY_VALUES = st.one_of(
+    ANY_TEXT, VALID_CLIENT, st.integers().map(str), st.sampled_from(["²", "①", "٣", "1e3", "0", "-1", " 5"]),
+    st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-01-01"]),
+    st.sampled_from(["W1tdXQ==", "WzEsIDJd", "eyJhIjogMX0=", "bnVsbA==", "W1siMjAyNiJdXQ.x"]),  # cursors of other shapes
+)
+BODIES = st.one_of(
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    envelopes().map(lambda value: json.dumps(value).encode()),
+    st.lists(envelopes(), max_size=3).map(lambda value: json.dumps(value).encode()),
+    st.fixed_dictionaries({"ids": st.lists(ANY_TEXT, max_size=3)}, optional={
+        "reason": ANY_TEXT, "by": ANY_TEXT, "dryRun": JSON_VALUES,
+        "filter": st.dictionaries(st.sampled_from(["to", "from", "since", "until", "errorType", "client", "status"]),
+                                  st.one_of(ANY_TEXT, JSON_VALUES))}).map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=100),
+    st.integers(30, 3000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.integers(4000, 6000).map(lambda digits: b'{"from": ' + b"1" * digits + b"}"),
+)
+HEADERS = st.fixed_dictionaries({}, optional={
+    "Content-Type": st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]),
+    "Authorization": st.one_of(st.just("Bearer s3cret"), st.just("Bearer"), ANY_TEXT.map(lambda text: "Bearer " + text)
+                               .filter(lambda value: value.isascii() and value.isprintable())),
+    "X-Request-Id": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
+})
+
+
+def _answer_is_2xx_or_json_4xx(response, method: str = "GET") -> None:
+    """The promise for every answer: 2xx, or a 4xx with the API's JSON error; never 5xx, a redirect or HTML."""
+    assert response.status_code < 500, response.get_data()[:300]
+    assert not 300 <= response.status_code < 400
+    if response.status_code >= 400:
+        assert response.mimetype == "application/json"
+        if method != "HEAD":  # a HEAD answer has headers only
+            assert set(response.get_json()) == {"error", "message", "details"}
+
+
+def _request(method: str, path: str, query: list[tuple[str, str]], body: bytes = b"", headers=None) -> EnvironBuilder:
+    """A request for exactly this path ('//x' included) and query, any text encoded as UTF-8 (lone surrogates too)."""
+    pairs = [(name.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass")) for name, value in query]
+    builder = EnvironBuilder(method=method, query_string=urlencode(pairs), data=body,
+                             headers={"Content-Type": "application/json", **(headers or {})})
+    builder.path = path
+    return builder
+
+
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    path=st.one_of(st.sampled_from(PATHS), st.sampled_from(PATHS).map(lambda path: "/" + path),
+                   ANY_TEXT.map(lambda text: "/" + quote(text.encode("utf-8", "surrogatepass")))),
+    failure_id=ANY_TEXT.map(lambda text: quote(text.encode("utf-8", "surrogatepass"), safe="")),
+    query=st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), max_size=4),
+    body=BODIES,
+    headers=HEADERS,
+)
+@HOSTILE
+def test_any_request_anywhere_gets_2xx_or_a_json_4xx(client, method, path, failure_id, query, body, headers):
+    request = _request(method, path.replace("{id}", failure_id or "x"), query, body, headers)
+    _answer_is_2xx_or_json_4xx(client.open(request), method)
+
+
+@given(path=st.sampled_from(["/send-message", "/send-messages", "/failed-messages/replay", "/failed-messages/discard",
+                             "/failed-messages/x/discard"]), body=BODIES)
+@HOSTILE
+def test_any_body_on_an_endpoint_that_reads_one_gets_2xx_or_a_json_4xx(client, path, body):
+    headers = {"Authorization": "Bearer s3cret", "X-Request-Id": "fuzz"}
+    _answer_is_2xx_or_json_4xx(client.post(path, data=body, content_type="application/json", headers=headers))
+
+
+@given(path=st.sampled_from(["/messages", "/failed-messages"]),
+       query=st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), min_size=1, max_size=5))
+@HOSTILE
+def test_any_query_on_a_list_endpoint_gets_2xx_or_a_json_4xx(client, path, query):
+    _answer_is_2xx_or_json_4xx(client.open(_request("GET", path, query)))
+
+
+@given(body=st.lists(st.one_of(envelopes(), st.fixed_dictionaries(
+    {"from": VALID_CLIENT, "to": VALID_CLIENT, "message": ANY_TEXT})), min_size=1, max_size=5))
+@HOSTILE
+def test_a_batch_with_any_unstorable_text_publishes_nothing(client, publisher, body):
+    before = len(publisher.published)
+    raw = json.dumps(body).encode()
+    response = client.post("/send-messages", data=raw, content_type="application/json")
+    if unsafe_strings(body):
+        assert response.status_code in (400, 413) and len(publisher.published) == before
+    for message in publisher.published[before:]:
+        message.text.encode("utf-8")  # everything published can be written to Kafka and stored
