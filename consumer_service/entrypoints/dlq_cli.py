@@ -10,7 +10,8 @@ import click
 
 from shared_domain.clock import as_utc, to_iso
 from shared_domain.documents import failure_view
-from shared_domain.failures import STATUSES
+from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
+from shared_domain.message import client_id_problem, unsafe_text_problem
 
 from ..application.dlq_operations import PublishFailed, RateLimiter, Report, Selection, discard, replay
 from ..application.errors import StoreUnavailable
@@ -18,20 +19,56 @@ from .bootstrap import operations
 from .settings import settings_or_exit
 
 FILTERS = {"to": "to", "sender": "from", "error_type": "errorType", "client": "consumerClient"}
+MAX_LIMIT = 1_000_000
+MAX_RATE = 10_000.0
+
+
+class RuleText(click.ParamType):
+    """Text that must be valid UTF-8 (arguments that are not arrive with lone surrogates) and obey a rule."""
+
+    name = "text"
+
+    def __init__(self, problem_of=lambda _value: None):
+        self._problem_of = problem_of
+
+    def convert(self, value, param, ctx):
+        """The value, or a usage error naming what is wrong with it."""
+        problem = unsafe_text_problem(value) or self._problem_of(value)
+        if problem:
+            self.fail(f"{value.encode('utf-8', 'backslashreplace').decode()!r} {problem}", param, ctx)
+        return value
+
+
+class Rate(click.ParamType):
+    """Records per second: a finite number above 0, at most MAX_RATE."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx):
+        """The rate as a float, or a usage error."""
+        try:
+            rate = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not 0 < rate <= MAX_RATE:  # also false for nan
+            self.fail(f"{value!r} must be above 0 and at most {MAX_RATE:g}", param, ctx)
+        return rate
 
 
 def selection_options(command):
     """Add the filter options shared by list, replay and discard."""
     options = [
-        click.option("--to", help="Recipient client of the message."),
-        click.option("--from", "sender", help="Sender client of the message."),
-        click.option("--error-type", help="e.g. StoreUnavailable, SchemaViolation, UndecodableRecord."),
-        click.option("--reason-contains", help="Text the failure reason contains (any case)."),
-        click.option("--client", help="Consumer deployment that dead-lettered it (a client id, or '*')."),
+        click.option("--to", type=RuleText(client_id_problem), help="Recipient client of the message."),
+        click.option("--from", "sender", type=RuleText(client_id_problem), help="Sender client of the message."),
+        click.option("--error-type", type=RuleText(error_type_problem),
+                     help="e.g. StoreUnavailable, SchemaViolation, UndecodableRecord."),
+        click.option("--reason-contains", type=RuleText(), help="Text the failure reason contains (any case)."),
+        click.option("--client", type=RuleText(consumer_client_problem),
+                     help="Consumer deployment that dead-lettered it (a client id, or '*')."),
         click.option("--status", type=click.Choice([*STATUSES, "any"]), default="failed", show_default=True),
         click.option("--since", type=click.DateTime(), help="Failed at or after (UTC)."),
         click.option("--until", type=click.DateTime(), help="Failed before (UTC)."),
-        click.option("--limit", type=click.IntRange(min=1), help="At most this many records."),
+        click.option("--limit", type=click.IntRange(1, MAX_LIMIT), help="At most this many records."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -87,7 +124,7 @@ def list_command(limit, **filters) -> None:
 
 
 @dlq.command()
-@click.argument("failure_id")
+@click.argument("failure_id", type=RuleText())
 def show(failure_id: str) -> None:
     """Show one failed record: payload, headers and history."""
     with _operations() as ops:
@@ -99,12 +136,12 @@ def show(failure_id: str) -> None:
 
 
 @dlq.command("replay")
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, type=RuleText())
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="At most this many records per second.")
+@click.option("--rate", type=Rate(), help=f"At most this many records per second (up to {MAX_RATE:g}).")
 @click.option("--force", is_flag=True, help="Replay even if already replayed or past the replay cap.")
-@click.option("--by", help="Operator name recorded in the history [default: user@host].")
+@click.option("--by", type=RuleText(), help="Operator name recorded in the history [default: user@host].")
 def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
     """Republish failed records (by id, or by filter) to the message topic."""
     selection = _selection(ids, limit, **filters)
@@ -115,12 +152,12 @@ def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
 
 
 @dlq.command("discard")
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, type=RuleText())
 @selection_options
-@click.option("--reason", required=True, help="Why these records must never be retried.")
+@click.option("--reason", required=True, type=RuleText(reason_problem), help="Why these records must never be retried.")
 @click.option("--dry-run", is_flag=True, help="Show what would be discarded; change nothing.")
 @click.option("--force", is_flag=True, help="Discard even if already replayed.")
-@click.option("--by", help="Operator name recorded in the history [default: user@host].")
+@click.option("--by", type=RuleText(), help="Operator name recorded in the history [default: user@host].")
 def discard_command(ids, limit, reason, dry_run, force, by, **filters) -> None:
     """Mark failed records discarded, with a reason."""
     selection = _selection(ids, limit, **filters)
