@@ -9,6 +9,9 @@ from .message import Message
 
 MESSAGES_COLLECTION = "messages"
 FAILED_MESSAGES_COLLECTION = "failed_messages"
+# The raw record of each failure lives apart from its summary, so listings never load payloads.
+FAILED_RECORDS_COLLECTION = "failed_message_records"
+RECORD_FIELDS = ("key", "keyEncoding", "payload", "payloadEncoding", "headers", "deadLetter")
 
 
 def message_document(message: Message, source: SourcePosition, stored_at: datetime) -> dict:
@@ -71,8 +74,15 @@ def bytes_from_view(text: str | None, encoding: str) -> bytes | None:
     return text.encode("utf-8")
 
 
-def failure_view(document: dict) -> dict:
-    """Turn a `failed_messages` document into its API representation."""
+def split_failure(document: dict) -> tuple[dict, dict]:
+    """Split a failure document into its summary and its raw record, both under the failure's id."""
+    summary = {name: value for name, value in document.items() if name not in RECORD_FIELDS}
+    record = {name: document[name] for name in ("_id", *RECORD_FIELDS) if name in document}
+    return summary, record
+
+
+def failure_summary_view(document: dict) -> dict:
+    """What a listing shows of a failure: why, when, where from; no payload, headers or history."""
     view = {
         "id": document["_id"],
         "status": document["status"],
@@ -82,18 +92,25 @@ def failure_view(document: dict) -> dict:
         "failedAt": to_iso(document["failedAt"]),
         "consumerClient": document["consumerClient"],
         "source": document["source"],
+        "replayCount": document.get("replayCount", 0),
+    }
+    for field in ("messageId", "from", "to", "previousFailureId", "truncated"):
+        if field in document:
+            view[field] = document[field]
+    return view
+
+
+def failure_view(document: dict) -> dict:
+    """Turn a whole failure (summary and record) into its API representation."""
+    return {
+        **failure_summary_view(document),
         "key": document.get("key"),
         "payload": document.get("payload"),
         "payloadEncoding": document.get("payloadEncoding"),
-        "replayCount": document.get("replayCount", 0),
         "headers": document.get("headers", []),
         "deadLetter": document.get("deadLetter"),
         "history": [_history_view(entry) for entry in document.get("history", [])],
     }
-    for field in ("messageId", "from", "to", "previousFailureId"):
-        if field in document:
-            view[field] = document[field]
-    return view
 
 
 def _history_view(entry: dict) -> dict:

@@ -32,10 +32,10 @@ class Selection:
 
 
 class FailureRepository(Protocol):
-    """The `failed_messages` documents, as operators change them."""
+    """The failed records, as operators change them."""
 
-    def select(self, selection: Selection) -> list[dict]:
-        """The documents selected, oldest failure first."""
+    def select(self, selection: Selection, records: bool = True) -> list[dict]:
+        """The failures selected, oldest first; with `records`, each with its key, payload and headers."""
 
     def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
         """Set the status of those still `expected`, appending `entry` to their history; return the ids changed."""
@@ -106,7 +106,7 @@ def discard(selection: Selection, ops: Operations, *, reason: str, dry_run=False
             on_each: Progress = lambda _id, _done, _total: None, chunk: int = 100) -> Report:
     """Mark each selected record discarded, with the operator's reason, so it is never replayed."""
     report = Report(dry_run=dry_run)
-    documents = _selected(selection, ops, report)
+    documents = _selected(selection, ops, report, records=False)
     refusals = {d["_id"]: f.discard_refusal(d["status"], force) for d in documents}
     for batch in _chunks([d for d in documents if refusals[d["_id"]] is None], chunk):
         _mark(batch, ops, report, _entry(ops, f.STATUS_DISCARDED, reason=reason))
@@ -178,9 +178,9 @@ class RateLimiter:
         self._next = now + self._interval
 
 
-def _selected(selection: Selection, ops: Operations, report: Report) -> list[dict]:
+def _selected(selection: Selection, ops: Operations, report: Report, records: bool = True) -> list[dict]:
     """The selected documents; ids that match nothing are reported missing."""
-    documents = ops.failures.select(selection)
+    documents = ops.failures.select(selection, records)
     found = {document["_id"] for document in documents}
     report.missing = [failure_id for failure_id in selection.ids if failure_id not in found]
     return documents

@@ -117,7 +117,7 @@ def dlq() -> None:
 def list_command(limit, **filters) -> None:
     """List failed records, oldest first."""
     with _operations() as ops:
-        documents = ops.failures.select(_selection((), limit or 50, **filters))
+        documents = ops.failures.select(_selection((), limit or 50, **filters), records=False)
     rows = [(d["_id"], d["status"], d["errorType"], str(d["attempts"]), to_iso(d["failedAt"]),
              f"{d.get('from', '?')}->{d.get('to', '?')}", d["reason"][:60]) for d in documents]
     _table(("ID", "STATUS", "ERROR TYPE", "ATTEMPTS", "FAILED AT", "FROM->TO", "REASON"), rows)

@@ -5,23 +5,43 @@ import re
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION
 
 from ..application.dlq_operations import Selection
 from .mongo_store import transient_as_unavailable
 
 
 class MongoFailureRepository:
-    """The `failed_messages` collection, as operators see and change it; an outage raises StoreUnavailable."""
+    """Failed records as operators see and change them; an outage raises StoreUnavailable."""
 
     def __init__(self, database: Database):
         self._failed = database[FAILED_MESSAGES_COLLECTION]
+        self._records = database[FAILED_RECORDS_COLLECTION]
 
-    def select(self, selection: Selection) -> list[dict]:
-        """The selected documents, oldest failure first."""
+    def select(self, selection: Selection, records: bool = True) -> list[dict]:
+        """The selected failures, oldest first; with `records`, each joined with its raw record."""
         with transient_as_unavailable():
-            cursor = self._failed.find(selection_filter(selection)).sort([("failedAt", ASCENDING), ("_id", ASCENDING)])
-            return list(cursor.limit(selection.limit or 0))
+            if selection.ids:
+                summaries = sorted(self._by_ids(self._failed, selection.ids), key=lambda d: (d["failedAt"], d["_id"]))
+                summaries = summaries[:selection.limit or None]
+            else:
+                cursor = self._failed.find(selection_filter(selection)).sort(ORDER)
+                summaries = list(cursor.limit(selection.limit or 0))
+            if not records:
+                return summaries
+            found = {record["_id"]: record for record in self._by_ids(self._records, [s["_id"] for s in summaries])}
+        # Failures stored before records were kept apart carry their record inline.
+        return [{**summary, **found.get(summary["_id"], {})} for summary in summaries]
+
+    @staticmethod
+    def _by_ids(collection, ids) -> list[dict]:
+        """The documents with these ids, read one by one.
+
+        An `_id` equality is the one query every MongoDB-protocol store answers from its key
+        (FerretDB's SQLite backend scans the whole collection for `$in`).
+        """
+        documents = (collection.find_one({"_id": failure_id}) for failure_id in dict.fromkeys(ids))
+        return [document for document in documents if document is not None]
 
     def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
         """Set the status of those still `expected`, appending `entry` (with its operation id) to their history.
@@ -38,6 +58,9 @@ class MongoFailureRepository:
                 return set(failure_ids)
             documents = list(self._failed.find({"_id": {"$in": failure_ids}}, {"history": 1}))
         return {d["_id"] for d in documents if any(h.get("operation") == entry["operation"] for h in d.get("history", []))}
+
+
+ORDER = [("failedAt", ASCENDING), ("_id", ASCENDING)]
 
 
 def selection_filter(selection: Selection) -> dict:

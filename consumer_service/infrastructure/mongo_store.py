@@ -10,7 +10,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from shared_domain.clock import utc_now
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, message_document
+from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, MESSAGES_COLLECTION,
+                                     message_document, split_failure)
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 
@@ -47,6 +48,8 @@ def ensure_indexes(database: Database) -> None:
     failed = database[FAILED_MESSAGES_COLLECTION]
     failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING)])
+    for field in ("to", "from", "errorType", "consumerClient"):
+        failed.create_index([(field, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
 
 
 class _IdempotentWriter:
@@ -57,7 +60,7 @@ class _IdempotentWriter:
         self._collection: Collection = database[collection]
         self._indexed = False
 
-    def _insert_new(self, documents: list[dict]) -> dict[str, str]:
+    def _insert_new(self, documents: list[dict], collection: Collection | None = None) -> dict[str, str]:
         """Insert documents not there yet; return {_id: reason} for those refused for good."""
         if not documents:
             return {}
@@ -66,7 +69,7 @@ class _IdempotentWriter:
                 # Done on first use, so a service started while the store is down still runs.
                 ensure_indexes(self._database)
                 self._indexed = True
-            return _insert_ignoring_duplicates(self._collection, documents)
+            return _insert_ignoring_duplicates(self._collection if collection is None else collection, documents)
 
 
 class MongoMessageStore(_IdempotentWriter):
@@ -83,14 +86,20 @@ class MongoMessageStore(_IdempotentWriter):
 
 
 class MongoFailedMessageStore(_IdempotentWriter):
-    """Keeps one document per failure; a failure projected twice is stored once."""
+    """Keeps each failure as a summary and its raw record; a failure projected twice is stored once."""
 
     def __init__(self, database: Database):
         super().__init__(database, FAILED_MESSAGES_COLLECTION)
+        self._records = database[FAILED_RECORDS_COLLECTION]
 
     def save_all(self, documents: list[dict]) -> dict[str, str]:
-        """Insert failure documents not there yet; return {_id: reason} for those refused for good."""
-        return self._insert_new(documents)
+        """Insert failures not there yet; return {_id: reason} for those refused for good.
+
+        The record goes first: a summary is only ever listed once what it describes is stored.
+        """
+        parts = [split_failure(document) for document in documents]
+        refused = self._insert_new([record for _, record in parts], self._records)
+        return refused | self._insert_new([summary for summary, _ in parts if str(summary["_id"]) not in refused])
 
 
 def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from consumer_service.application.dlq_operations import Operations
 from consumer_service.infrastructure.kafka_io import KafkaRecordPublisher, new_reliable_producer
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from consumer_service.infrastructure.mongo_store import connect, connect_for_operators, is_reachable
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_view, message_view
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_summary_view, message_view
 
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
@@ -42,7 +42,7 @@ def real_services(settings: ProducerSettings) -> Services:
         settings=settings,
         publisher=publisher,
         messages=MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
-        failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_view),
+        failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_summary_view),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),

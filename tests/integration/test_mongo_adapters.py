@@ -87,3 +87,43 @@ def test_operators_select_failures_by_filter_and_change_their_status_once(databa
     again = {"status": "replayed", "by": "y", "operation": "op-2"}
     assert repository.change_status(["f1", "f2"], "failed", "replayed", again) == {"f2"}
     assert [h["by"] for h in repository.select(Selection(ids=("f1",)))[0]["history"]] == ["x"]
+
+
+def test_failures_are_listed_without_their_payloads_and_shown_whole(database):
+    from consumer_service.application.dlq_operations import Selection
+    from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+    from shared_domain.documents import failure_summary_view, failure_view
+    from tests.unit.failure_fixtures import failed_document
+
+    documents = [failed_document(n) for n in range(6)]
+    for document in documents[::2]:
+        document["payload"] = "p" * 900_000  # a near-1 MB record the listing must not drag along
+    assert MongoFailedMessageStore(database).save_all(documents) == {}
+    assert database.failed_message_records.count_documents({}) == 6
+    assert database.failed_messages.count_documents({"payload": {"$exists": True}}) == 0
+    listed = MongoReader(database.failed_messages, "failedAt", failure_summary_view).find(PageQuery(equals={}, limit=6))
+    assert [item["id"] for item in listed] == [d["_id"] for d in documents]
+    assert not {"payload", "headers", "key", "history"} & {name for item in listed for name in item}
+    [whole] = MongoFailureRepository(database).select(Selection(ids=(documents[2]["_id"],)))
+    view = failure_view(whole)
+    assert len(view["payload"]) == 900_000 and view["headers"] == [{"name": "trace-id", "value": "t", "encoding": "utf-8"}]
+    ids = tuple(d["_id"] for d in reversed(documents))
+    assert [d["_id"] for d in MongoFailureRepository(database).select(Selection(ids=ids), records=False)] == [d["_id"] for d in documents]
+
+
+def test_a_failure_whose_record_cannot_be_stored_leaves_no_summary(database):
+    from tests.unit.failure_fixtures import failed_document
+
+    fine, unstorable = failed_document(1), failed_document(2)
+    unstorable["headers"] = [{"name": "n", "value": 2**70, "encoding": "utf-8"}]  # beyond BSON's 64-bit integers
+    refused = MongoFailedMessageStore(database).save_all([fine, unstorable])
+    assert list(refused) == [unstorable["_id"]] and "BSON" in refused[unstorable["_id"]]
+    assert [d["_id"] for d in database.failed_messages.find()] == [fine["_id"]]
+
+
+def test_the_first_failure_creates_an_index_for_every_listing_filter(database):
+    MongoFailedMessageStore(database).save_all([{"_id": "f", "status": "failed", "failedAt": T0}])
+    keys = {tuple(index["key"]) for index in database.failed_messages.list_indexes()}
+    for field in ("to", "from", "errorType", "consumerClient"):
+        assert (field, "failedAt", "_id") in keys
+    assert ("status", "failedAt") in keys and ("failedAt", "_id") in keys

@@ -44,9 +44,9 @@ def invocations(draw) -> list[str]:
 class WireCheckedRepository(MongoFailureRepository):
     """The repository on mongomock, encoding each query as BSON first, as pymongo would to send it."""
 
-    def select(self, selection):
+    def select(self, selection, records=True):
         bson.encode({"find": "failed_messages", "filter": selection_filter(selection), "limit": selection.limit or 0})
-        return super().select(selection)
+        return super().select(selection, records)
 
 
 @pytest.fixture
