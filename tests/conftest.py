@@ -10,6 +10,7 @@ import pytest
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports
+from tests.support.ledgers import LEDGERS
 from tests.support.stack import Stack, build_stack
 
 
@@ -97,3 +98,11 @@ def stack_factory(kafka, mongo, tmp_path_factory):
     for stack in stacks:
         for process in stack.processes:
             process.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print every scenario's ledger line."""
+    if LEDGERS:
+        terminalreporter.section("ledgers")
+        for line in LEDGERS:
+            terminalreporter.write_line(line)

@@ -1,6 +1,7 @@
 """confluent-kafka adapters: consumer settings, record conversion, the dead-letter sink, topics."""
 
 import logging
+import operator
 from collections import Counter
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -86,10 +87,17 @@ def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_tim
     })
 
 
+# For a header name that is not UTF-8, Message.headers() returns a list with an exception set.
+# A plain `message.headers()` call site, once the interpreter has specialised it, does not check
+# for that, and the pending exception surfaces later, anywhere; a call made through the C API
+# (as methodcaller makes it) always turns it into a SystemError right there.
+_headers_of = operator.methodcaller("headers")
+
+
 def to_incoming(message: Message) -> IncomingRecord:
     """Convert a confluent-kafka message into a plain record; what cannot be read of it becomes its defect."""
     try:
-        headers, defect = list(message.headers() or []), None
+        headers, defect = list(_headers_of(message) or []), None
     except Exception as error:  # confluent-kafka raises SystemError for a header name that is not UTF-8
         headers, defect = [], f"the record's headers cannot be read (a header name is not UTF-8?): {error}"
     return IncomingRecord(

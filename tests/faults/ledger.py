@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from infra.process import wait_until
 
-from .conftest import LEDGERS
+from tests.support.ledgers import LEDGERS
 
 
 @dataclass

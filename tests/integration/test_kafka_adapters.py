@@ -8,13 +8,15 @@ from confluent_kafka import Consumer
 
 from consumer_service.application.errors import DeadLetterUnavailable
 from consumer_service.application.records import DeadLetter, IncomingRecord
-from consumer_service.infrastructure.kafka_io import KafkaDeadLetterSink, ensure_topics, new_reliable_producer
+from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, dead_letter_topic_config,
+                                                      ensure_topics, new_reliable_producer, to_incoming)
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from shared_domain.envelope import decode
-from shared_domain.failures import Failure
+from shared_domain.failures import TRUNCATED_HEADER, Failure
 from shared_domain.message import Message
+from tests.support.raw_kafka import produce_with_raw_header_names
 
 NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
 
@@ -88,3 +90,39 @@ def test_an_unreachable_dead_letter_topic_raises_instead_of_losing_the_record():
     original = IncomingRecord("client-messages", 0, 1, None, b"x", [])
     with pytest.raises(DeadLetterUnavailable):
         KafkaDeadLetterSink(producer, "dlq", 2).send_all([DeadLetter(original, Failure("X", "y", 1, NOW), "c")])
+
+
+def test_every_record_with_a_header_name_that_is_not_utf8_converts_with_a_defect(kafka, topic):
+    # Many in a row: the client's unchecked error used to surface only once the call site was specialised.
+    records = [(b"%d" % n, b"v", [(b"\xff\xfe" if n % 2 else b"trace-id", b"x")]) for n in range(60)]
+    produce_with_raw_header_names(kafka.address, topic, records)
+    converted = [to_incoming(record) for record in read_all(kafka.address, topic, len(records))]
+    unreadable = {int(record.key) for record in converted if record.defect}
+    assert unreadable == {n for n in range(60) if n % 2}
+    assert all(record.headers == [("trace-id", b"x")] for record in converted if not record.defect)
+
+
+def dead_letter_of_size(size: int) -> DeadLetter:
+    """A dead letter whose original value has `size` bytes."""
+    original = IncomingRecord("client-messages", 0, 42, b"clientB", b"\xff" * size, [("trace-id", b"t")])
+    return DeadLetter(original, Failure("UndecodableRecord", "not JSON", 1, NOW), "clientB")
+
+
+def test_the_dead_letter_topic_takes_whole_any_record_the_message_topic_accepts(kafka, unique):
+    dlq = f"dlq-{unique}"
+    ensure_topics(kafka.address, [dlq], partitions=1, timeout=10, configs={dlq: dead_letter_topic_config()})
+    producer = new_reliable_producer(kafka.address, "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
+    KafkaDeadLetterSink(producer, dlq, 20).send_all([dead_letter_of_size(1_048_000)])  # the broker's default limit
+    [record] = read_all(kafka.address, dlq, 1)
+    assert len(record.value()) == 1_048_000 and TRUNCATED_HEADER not in dict(record.headers())
+
+
+def test_a_dead_letter_too_large_for_its_topic_is_written_truncated_and_says_so(kafka, unique):
+    dlq = f"dlq-{unique}"
+    ensure_topics(kafka.address, [dlq], partitions=1, timeout=10, configs={dlq: {"max.message.bytes": "150000"}})
+    producer = new_reliable_producer(kafka.address, "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
+    KafkaDeadLetterSink(producer, dlq, 20).send_all([dead_letter_of_size(400_000)])
+    [record] = read_all(kafka.address, dlq, 1)
+    headers = dict(record.headers())
+    assert len(record.value()) == 64 * 1024 and record.value() == b"\xff" * 64 * 1024
+    assert b"400000" in headers[TRUNCATED_HEADER] and headers["dlq.original-offset"] == b"42"

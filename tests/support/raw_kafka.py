@@ -48,7 +48,7 @@ def _librdkafka() -> ctypes.CDLL:
     return lib
 
 
-def produce_with_raw_header_names(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list]]) -> None:
+def produce_with_raw_header_names(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None, list]]) -> None:
     """Produce (key, value, [(name bytes, value bytes)]) records with acks=all; raise unless all were delivered."""
     lib = _librdkafka()
     errors = ctypes.create_string_buffer(512)
@@ -62,7 +62,9 @@ def produce_with_raw_header_names(bootstrap: str, topic: str, records: list[tupl
     keep = []  # the buffers must outlive the produce call
     try:
         for key, value, headers in records:
-            fields = [_VU(VTYPE_TOPIC, _Value(cstr=topic.encode())), _field(VTYPE_VALUE, value, keep)]
+            fields = [_VU(VTYPE_TOPIC, _Value(cstr=topic.encode()))]
+            if value is not None:  # none: a tombstone
+                fields.append(_field(VTYPE_VALUE, value, keep))
             if key is not None:
                 fields.append(_field(VTYPE_KEY, key, keep))
             for name, header_value in headers:
