@@ -82,7 +82,7 @@ def split_failure(document: dict) -> tuple[dict, dict]:
 
 
 def failure_summary_view(document: dict) -> dict:
-    """What a listing shows of a failure: why, when, where from; no payload, headers or history."""
+    """What a listing shows of a failure: why, when, where from, what operators did; no key, payload or headers."""
     view = {
         "id": document["_id"],
         "status": document["status"],
@@ -93,6 +93,7 @@ def failure_summary_view(document: dict) -> dict:
         "consumerClient": document["consumerClient"],
         "source": document["source"],
         "replayCount": document.get("replayCount", 0),
+        "history": [_history_view(entry) for entry in document.get("history", [])],
     }
     for field in ("messageId", "from", "to", "previousFailureId", "truncated"):
         if field in document:
@@ -109,7 +110,6 @@ def failure_view(document: dict) -> dict:
         "payloadEncoding": document.get("payloadEncoding"),
         "headers": document.get("headers", []),
         "deadLetter": document.get("deadLetter"),
-        "history": [_history_view(entry) for entry in document.get("history", [])],
     }
 
 

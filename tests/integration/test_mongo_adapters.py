@@ -103,7 +103,7 @@ def test_failures_are_listed_without_their_payloads_and_shown_whole(database):
     assert database.failed_messages.count_documents({"payload": {"$exists": True}}) == 0
     listed = MongoReader(database.failed_messages, "failedAt", failure_summary_view).find(PageQuery(equals={}, limit=6))
     assert [item["id"] for item in listed] == [d["_id"] for d in documents]
-    assert not {"payload", "headers", "key", "history"} & {name for item in listed for name in item}
+    assert not {"payload", "headers", "key", "deadLetter"} & {name for item in listed for name in item}
     [whole] = MongoFailureRepository(database).select(Selection(ids=(documents[2]["_id"],)))
     view = failure_view(whole)
     assert len(view["payload"]) == 900_000 and view["headers"] == [{"name": "trace-id", "value": "t", "encoding": "utf-8"}]
