@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import secrets
 from dataclasses import dataclass, field
 
-from shared_domain.config import ConfigError, read_float, read_int, read_str
+from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC
@@ -29,6 +29,11 @@ class ProducerSettings:
     retry_after_s: int = 5
     readiness_timeout_s: float = 1.0
     operator_token: str | None = None
+    # Identities: off only for trusted networks (the service warns at start).
+    auth_enabled: bool = True
+    open_recipients: bool = False
+    send_rate_limit: int = 600  # sends per client per minute
+    auth_failure_limit: int = 30  # failed authentications per address per minute
     replay_cap: int = DEFAULT_REPLAY_CAP
     # Signs cursors (and, later, sessions); every worker of a deployment must share it.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -53,6 +58,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         readiness_timeout_s=read_float(env, "READINESS_TIMEOUT_S", defaults.readiness_timeout_s, minimum=0.1),
         operator_token=env.get("OPERATOR_TOKEN") or None,
+        auth_enabled=read_bool(env, "AUTH_ENABLED", defaults.auth_enabled),
+        open_recipients=read_bool(env, "OPEN_RECIPIENTS", defaults.open_recipients),
+        send_rate_limit=read_int(env, "SEND_RATE_LIMIT", defaults.send_rate_limit, minimum=1),
+        auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         replay_cap=read_int(env, "REPLAY_MAX_COUNT", defaults.replay_cap, minimum=1),
         secret_key=_secret_key(env, defaults.secret_key),
     )

@@ -59,8 +59,9 @@ class MessageFieldsSchema(Schema):
 
 
 class SendMessageSchema(MessageFieldsSchema):
-    """A request to send one message; the client may choose the message id."""
+    """A request to send one message; the client may choose the message id, and the token names the sender."""
 
+    sender = fields.String(data_key="from", validate=rule(client_id_problem))
     message_id = fields.String(data_key="messageId", validate=rule(message_id_problem))
 
 

@@ -28,6 +28,9 @@ class PageQuery:
     until: datetime | None = None
     after: tuple[datetime, str] | None = None
     limit: int = 50
+    # Documents must also match one of these equality sets (who may see what), when any are given.
+    any_of: tuple[dict, ...] = ()
+    newest_first: bool = False
 
 
 class Publisher(Protocol):

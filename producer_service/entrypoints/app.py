@@ -8,7 +8,7 @@ from flask import Flask, Response
 from shared_domain.config import ConfigError
 
 from ..config import ProducerSettings, load_settings
-from . import errors, health_api, operator_api, query_api, send_api
+from . import clients_api, errors, health_api, operator_api, query_api, send_api
 from .services import EXTENSION, Services
 
 
@@ -28,9 +28,19 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     app.extensions[EXTENSION] = services
     errors.init_app(app)
     app.after_request(_protective_headers)
-    for blueprint in (send_api.bp, query_api.bp, health_api.bp, operator_api.bp):
+    for blueprint in (send_api.bp, query_api.bp, health_api.bp, operator_api.bp, clients_api.bp):
         app.register_blueprint(blueprint)
+    if not settings.auth_enabled:
+        _warn_open()
     return app
+
+
+def _warn_open() -> None:
+    """Say loudly that anyone may send as anyone and read everything."""
+    warning = ("AUTHENTICATION IS OFF (AUTH_ENABLED=false): anyone who reaches this service can send as any "
+               "client, read every message and act as an operator; only for trusted networks")
+    logging.getLogger(__name__).warning("%s", warning)
+    print(f"WARNING: {warning}", file=sys.stderr, flush=True)
 
 
 def _protective_headers(response: Response) -> Response:

@@ -12,6 +12,8 @@ from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECT
 
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
+from ..infrastructure.mongo_identities import MongoIdentityRegistry
+from ..infrastructure.mongo_rate_limits import MongoRateLimiter
 from ..infrastructure.mongo_readers import MongoReader
 from .services import Services
 
@@ -47,6 +49,8 @@ def real_services(settings: ProducerSettings) -> Services:
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),
         },
+        identities=MongoIdentityRegistry(database),
+        limiter=MongoRateLimiter(database),
         operations=operations,
         close=close,
     )

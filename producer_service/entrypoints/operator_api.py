@@ -1,23 +1,32 @@
-"""Operator endpoints for the dead-letter queue; off unless OPERATOR_TOKEN is set, then bearer-protected."""
+"""Operator endpoints for the dead-letter queue: list, show, replay and discard failed records."""
 
 import dataclasses
-import hmac
 
-from flask import Blueprint, request
+from flask import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from consumer_service.application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
 from consumer_service.application.errors import StoreUnavailable
 from shared_domain.documents import failure_view
-from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
+from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem, status_problem
 from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime, rule
 
-from .errors import ApiError, api_error_response, unavailable
+from ..application.identity import OPERATOR
+from .auth import principal, protect
 from .bodies import json_body
+from .errors import ApiError, api_error_response, unavailable
+from .query_api import MESSAGE_FILTERS, page
 from .services import services
 
 bp = Blueprint("operator", __name__)
+protect(bp, OPERATOR)
+FAILURE_FILTERS = {
+    **MESSAGE_FILTERS,
+    "status": ("status", status_problem),
+    "errorType": ("errorType", error_type_problem),
+    "client": ("consumerClient", consumer_client_problem),
+}
 MAX_BATCH = 1000
 FILTER_FIELDS = {"to": "to", "from": "from", "errorType": "errorType", "client": "consumerClient"}
 
@@ -73,17 +82,16 @@ class BulkDiscardSchema(BulkActionSchema, DiscardSchema):
 
 
 @bp.before_request
-def require_operator_token():
-    """404 while no token is configured; 401 without a bearer token, 403 with a wrong one."""
-    expected = services().settings.operator_token
-    if not expected or services().operations is None:
-        raise ApiError(404, "operator_api_disabled", "operator endpoints are off: set OPERATOR_TOKEN to enable them")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <operator token>",
-                       headers={"WWW-Authenticate": 'Bearer realm="operator"'})
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "the operator token is wrong")
+def require_operations():
+    """404 when this process was started without the dead-letter operations."""
+    if services().operations is None:
+        raise ApiError(404, "operator_api_disabled", "operator endpoints are off in this process")
+
+
+@bp.get("/failed-messages")
+def list_failed_messages():
+    """List failed messages, oldest failure first, filtered by recipient, sender, status, type and time."""
+    return page(services().failures, FAILURE_FILTERS, "failedAt", "id")
 
 
 @bp.errorhandler(PublishFailed)
@@ -112,21 +120,21 @@ def show(failure_id: str):
 @bp.post("/failed-messages/replay")
 def replay_failures():
     """Replay failed records by ids or filter; `dryRun` reports without changing anything."""
-    body = _load(BulkActionSchema(), json_body())
+    body = load_body(BulkActionSchema(), json_body())
     return _report(replay(_selection(body), _acting(body), dry_run=body["dryRun"], force=body["force"]))
 
 
 @bp.post("/failed-messages/discard")
 def discard_failures():
     """Mark failed records discarded, by ids or filter, with a reason; `dryRun` changes nothing."""
-    body = _load(BulkDiscardSchema(), json_body())
+    body = load_body(BulkDiscardSchema(), json_body())
     return _report(_discard(_selection(body), body))
 
 
 @bp.post("/failed-messages/<path:failure_id>/discard")
 def discard_failure(failure_id: str):
     """Mark one failed record discarded, with a reason."""
-    body = _load(DiscardSchema(), json_body())
+    body = load_body(DiscardSchema(), json_body())
     report = _discard(Selection(ids=(failure_id,)), body)
     if report.missing:
         raise ApiError(404, "not_found", f"no failed record {failure_id}")
@@ -139,8 +147,9 @@ def _discard(selection: Selection, body: dict) -> Report:
 
 
 def _acting(body: dict) -> Operations:
-    """The operations, recorded under the name the request gives."""
-    return dataclasses.replace(services().operations, operator=body["by"])
+    """The operations, recorded under the operator's name (the body's `by` only when authentication is off)."""
+    caller = principal()
+    return dataclasses.replace(services().operations, operator=caller.name if caller else body["by"])
 
 
 def _selection(body: dict) -> Selection:
@@ -156,7 +165,7 @@ def _selection(body: dict) -> Selection:
                      since=since, until=until, limit=body["limit"])
 
 
-def _load(schema: Schema, body) -> dict:
+def load_body(schema: Schema, body) -> dict:
     """Validate a body, or raise a 400 naming each bad field."""
     if not isinstance(body, dict):
         raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})

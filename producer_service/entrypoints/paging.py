@@ -21,9 +21,12 @@ _SIGNATURE_BYTES = 16
 
 
 def page_query(args: Mapping[str, str], filters: dict[str, tuple[str, Callable[[str], str | None]]],
-               limits: tuple[int, int], secret: str) -> PageQuery:
+               limits: tuple[int, int], secret: str, any_of: tuple[dict, ...] = (), scoped: tuple[str, ...] = ()
+               ) -> PageQuery:
     """Build a page query from the request arguments; `filters` maps query names to (document field, rule).
 
+    `order` is `asc` (oldest first, the default) or `desc`. Documents must also match one of
+    `any_of`, which the caller built from the parameters named in `scoped`.
     Raises ApiError 400 naming every bad parameter.
     """
     default_limit, max_limit = limits
@@ -38,12 +41,16 @@ def page_query(args: Mapping[str, str], filters: dict[str, tuple[str, Callable[[
     since, until = (_time(args, name, errors) for name in ("since", "until"))
     limit = _limit(args.get("limit"), default_limit, max_limit, errors)
     after = _cursor(args.get("cursor"), secret, errors)
-    unknown = set(args) - set(filters) - {"since", "until", "limit", "cursor"}
+    order = args.get("order", "asc")
+    if order not in ("asc", "desc"):
+        errors["order"] = ["must be asc (oldest first) or desc (newest first)"]
+    unknown = set(args) - set(filters) - {"since", "until", "limit", "cursor", "order", *scoped}
     for name in sorted(unknown):
         errors[str(name)] = ["unknown parameter"]
     if errors:
         raise ApiError(400, "invalid_query", "the query parameters are invalid", errors)
-    return PageQuery(equals=equals, since=since, until=until, after=after, limit=limit)
+    return PageQuery(equals=equals, since=since, until=until, after=after, limit=limit, any_of=any_of,
+                     newest_first=order == "desc")
 
 
 def next_link(request: Request, items: list[dict], query: PageQuery, time_field: str, id_field: str,

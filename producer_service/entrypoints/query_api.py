@@ -1,41 +1,44 @@
-"""GET /messages and GET /failed-messages."""
+"""GET /messages: the caller's messages, or one conversation, a page at a time."""
 
 from flask import Blueprint, jsonify, request
 
-from shared_domain.failures import consumer_client_problem, error_type_problem, status_problem
 from shared_domain.message import client_id_problem
 
+from ..application.identity import CLIENT
 from ..infrastructure.mongo_readers import StoreUnavailable
-from .errors import unavailable
+from .auth import principal, protect
+from .errors import ApiError, unavailable
 from .paging import next_link, page_query
 from .services import services
 
 bp = Blueprint("queries", __name__)
+protect(bp, CLIENT)
 MESSAGE_FILTERS = {"to": ("to", client_id_problem), "from": ("from", client_id_problem)}
-FAILURE_FILTERS = {
-    **MESSAGE_FILTERS,
-    "status": ("status", status_problem),
-    "errorType": ("errorType", error_type_problem),
-    "client": ("consumerClient", consumer_client_problem),
-}
 
 
 @bp.get("/messages")
 def list_messages():
-    """List stored messages, oldest first, filtered by recipient, sender and time."""
-    return _page(services().messages, MESSAGE_FILTERS, "sentAt", "messageId")
+    """List the caller's messages (sent or received), or with `with=<client>` one conversation; oldest first."""
+    return page(services().messages, MESSAGE_FILTERS, "sentAt", "messageId", _visible(), ("with",))
 
 
-@bp.get("/failed-messages")
-def list_failed_messages():
-    """List failed messages, oldest failure first, filtered by recipient, sender, status, type and time."""
-    return _page(services().failures, FAILURE_FILTERS, "failedAt", "id")
+def _visible() -> tuple[dict, ...]:
+    """The messages the caller may see: those it sent or received, or its conversation with `with`."""
+    caller, partner = principal(), request.args.get("with")
+    if partner is not None and client_id_problem(partner):
+        raise ApiError(400, "invalid_query", "the query parameters are invalid", {"with": [client_id_problem(partner)]})
+    if caller is None:  # authentication off: everyone's, or the conversation between `with` and anyone
+        return ({"from": partner}, {"to": partner}) if partner else ()
+    if partner:
+        return {"from": caller.name, "to": partner}, {"from": partner, "to": caller.name}
+    return {"from": caller.name}, {"to": caller.name}
 
 
-def _page(reader, filters: dict, time_field: str, id_field: str):
+def page(reader, filters: dict, time_field: str, id_field: str, any_of: tuple = (), scoped: tuple = ()):
     """Answer one page as a JSON array with a Link header to the next page."""
     settings = services().settings
-    query = page_query(request.args, filters, (settings.page_size_default, settings.page_size_max), settings.secret_key)
+    query = page_query(request.args, filters, (settings.page_size_default, settings.page_size_max), settings.secret_key,
+                       any_of, scoped)
     try:
         items = reader.find(query)
     except StoreUnavailable as error:

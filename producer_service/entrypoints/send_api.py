@@ -6,19 +6,24 @@ from marshmallow import ValidationError
 from shared_domain.clock import to_iso
 from shared_domain.schemas import SendMessageSchema
 
+from ..application.identity import CLIENT
 from ..application.ports import BrokerUnavailable
 from ..application.send import send_message, send_messages
+from ..infrastructure.mongo_readers import StoreUnavailable
+from .auth import limit_sends, principal, protect
 from .bodies import json_body
 from .errors import ApiError, unavailable
 from .services import services
 
 bp = Blueprint("send", __name__)
+protect(bp, CLIENT)
 
 
 @bp.post("/send-message")
 def send():
     """Validate a message, publish it and answer 202 once the broker acknowledged it."""
     fields = _validated(json_body())
+    limit_sends()
     try:
         message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
                                         trace_id=_trace_id())
@@ -42,7 +47,8 @@ def send_batch():
         try:
             valid.append((index, _validated(item)))
         except ApiError as error:
-            results[index] = {"index": index, "status": 400, "error": error.code, "details": error.details}
+            results[index] = {"index": index, "status": error.status, "error": error.code, "details": error.details}
+    limit_sends(len(valid))
     sent = send_messages([fields for _, fields in valid], services().publisher,
                          services().settings.max_message_length, trace_id=_trace_id())
     for (index, _), (message, outcome) in zip(valid, sent):
@@ -83,6 +89,31 @@ def _validated(body) -> dict:
         raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
     schema = SendMessageSchema(max_length=services().settings.max_message_length)
     try:
-        return schema.load(body)
+        fields = schema.load(body)
     except ValidationError as error:
         raise ApiError(400, "validation_failed", "the message is invalid", error.normalized_messages()) from None
+    return _addressed(fields)
+
+
+def _addressed(fields: dict) -> dict:
+    """The fields sent as the caller, to a registered client; 403 for another sender, 400 for an unknown recipient."""
+    caller = principal()
+    if caller is None:  # authentication off: the body names the sender
+        if "sender" not in fields:
+            raise ApiError(400, "validation_failed", "the message is invalid", {"from": ["Missing data for required field."]})
+        return fields
+    if fields.setdefault("sender", caller.name) != caller.name:
+        raise ApiError(403, "sender_mismatch", f"you send as {caller.name}",
+                       {"from": [f"must be your own client id, {caller.name}, or left out"]})
+    if not services().settings.open_recipients and not _registered(fields["recipient"]):
+        raise ApiError(400, "validation_failed", "the message is invalid", {"to": ["is not a registered client"]})
+    return fields
+
+
+def _registered(client_id: str) -> bool:
+    """Tell whether the recipient is a registered client (503 when the store cannot say)."""
+    try:
+        return services().identities.is_client(client_id)
+    except StoreUnavailable as error:
+        raise unavailable("store_unavailable", "the store did not answer; try again later",
+                          services().settings.retry_after_s, error) from None

@@ -2,15 +2,24 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from flask import current_app
 
 from consumer_service.application.dlq_operations import Operations
 
+from ..application.identity import Identities
 from ..application.ports import Publisher, Reader
 from ..config import ProducerSettings
 
 EXTENSION = "messaging"
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key in fixed windows, across every process of the service."""
+
+    def hit(self, key: str, limit: int, window_s: int) -> float | None:
+        """Count one hit; None while within the limit, else the seconds until the window ends."""
 
 
 @dataclass
@@ -22,6 +31,8 @@ class Services:
     messages: Reader
     failures: Reader
     checks: dict[str, Callable[[], bool]]
+    identities: Identities
+    limiter: RateLimiter
     operations: Operations | None = None
     close: Callable[[], None] = lambda: None
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
@@ -23,7 +23,8 @@ class MongoReader:
 
     def find(self, query: PageQuery) -> list[dict]:
         """Return one page of API objects matching the query."""
-        order = [(self._time_field, ASCENDING), ("_id", ASCENDING)]
+        direction = DESCENDING if query.newest_first else ASCENDING
+        order = [(self._time_field, direction), ("_id", direction)]
         try:
             documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit))
         except PyMongoError as error:
@@ -38,8 +39,11 @@ class MongoReader:
             clauses.append({time: {"$gte": query.since}})
         if query.until is not None:
             clauses.append({time: {"$lt": query.until}})
+        if query.any_of:
+            clauses.append({"$or": list(query.any_of)})
         if query.after is not None:
             moment, last_id = query.after
-            clauses.append({"$or": [{time: {"$gt": moment}}, {time: moment, "_id": {"$gt": last_id}}]})
+            beyond = "$lt" if query.newest_first else "$gt"
+            clauses.append({"$or": [{time: {beyond: moment}}, {time: moment, "_id": {beyond: last_id}}]})
         return {"$and": clauses} if len(clauses) > 1 else clauses[0]
 

@@ -9,8 +9,11 @@ from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Services
+from producer_service.application.identity import CLIENT, OPERATOR
+from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+from producer_service.infrastructure.mongo_rate_limits import MongoRateLimiter
 from producer_service.infrastructure.mongo_readers import MongoReader
-from shared_domain.documents import failure_view, message_view
+from shared_domain.documents import failure_summary_view, message_view
 
 
 class FakePublisher:
@@ -77,23 +80,48 @@ def operator_token():
 
 
 @pytest.fixture
-def app(publisher, database, health, replayed, operator_token):
-    """The producer app wired with fakes and small limits."""
-    settings = ProducerSettings(max_body_bytes=2048, max_message_length=100, page_size_default=2, page_size_max=5,
-                                operator_token=operator_token)
+def settings(operator_token):
+    """Small limits, so tests reach them quickly."""
+    return ProducerSettings(max_body_bytes=2048, max_message_length=100, page_size_default=2, page_size_max=5,
+                            operator_token=operator_token, send_rate_limit=1000, auth_failure_limit=1000)
+
+
+@pytest.fixture
+def tokens(database):
+    """Registered clients clientA, clientB, clientC and operator ops, with one token each: {name: token}."""
+    registry = MongoIdentityRegistry(database)
+    issued = {}
+    for role, name in [(CLIENT, "clientA"), (CLIENT, "clientB"), (CLIENT, "clientC"), (OPERATOR, "ops")]:
+        registry.add(role, name)
+        issued[name] = registry.issue_token(role, name)[1]
+    return issued
+
+
+@pytest.fixture
+def app(publisher, database, health, replayed, settings, tokens):
+    """The producer app wired with fakes, mongomock readers and a mongomock identity registry."""
     operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
     services = Services(
         settings=settings,
         publisher=publisher,
         messages=MongoReader(database.messages, "sentAt", message_view),
-        failures=MongoReader(database.failed_messages, "failedAt", failure_view),
+        failures=MongoReader(database.failed_messages, "failedAt", failure_summary_view),
         checks={name: (lambda name=name: health[name]) for name in health},
+        identities=MongoIdentityRegistry(database),
+        limiter=MongoRateLimiter(database),
         operations=operations,
     )
     return create_app(settings, services)
 
 
+def bearer(token: str) -> dict:
+    """The Authorization header carrying a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-def client(app):
-    """A test client of the app."""
-    return app.test_client()
+def client(app, tokens):
+    """A test client of the app, signed in as clientA unless a request says otherwise."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['clientA']}"
+    return test_client

@@ -28,7 +28,7 @@ def test_sending_to_oneself_is_allowed():
 @pytest.mark.parametrize(
     "change, field",
     [
-        ({"from": None}, "from"),
+        ({"to": None}, "to"),
         ({"to": ""}, "to"),
         ({"to": "client B"}, "to"),
         ({"from": "x" * 65}, "from"),
@@ -48,10 +48,10 @@ def test_each_broken_field_is_named(change, field):
     assert field in caught.value.normalized_messages()
 
 
-def test_missing_fields_are_each_reported():
+def test_missing_fields_are_each_reported_and_the_sender_may_be_left_to_the_token():
     with pytest.raises(ValidationError) as caught:
         load({})
-    assert set(caught.value.normalized_messages()) == {"from", "to", "message"}
+    assert set(caught.value.normalized_messages()) == {"to", "message"}
 
 
 def test_newline_and_tab_are_allowed_in_text():

@@ -1,11 +1,13 @@
-"""Operator endpoints: off without a token, bearer-protected with one; show, replay, discard."""
+"""Operator endpoints: only for operator tokens (or the legacy OPERATOR_TOKEN); list, show, replay, discard."""
 
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from .failure_fixtures import failed_document
 
-AUTH = {"Authorization": "Bearer s3cret"}
+from .conftest import bearer
+
+AUTH = bearer("s3cret")
 FIRST = "client-messages:0:1:clientB"
 
 
@@ -16,15 +18,21 @@ def failures(database):
 
 
 @pytest.mark.parametrize("operator_token", [None])
-def test_operator_endpoints_are_off_without_a_configured_token(client):
-    response = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)
-    assert response.status_code == 404 and response.get_json()["error"] == "operator_api_disabled"
+def test_the_legacy_operator_token_works_only_when_configured(client, tokens):
+    response = client.post("/failed-messages/replay", json={"ids": [FIRST], "dryRun": True}, headers=AUTH)
+    assert response.status_code == 401 and response.get_json()["error"] == "unauthorized"
+    registered = client.post("/failed-messages/replay", json={"ids": [FIRST], "dryRun": True}, headers=bearer(tokens["ops"]))
+    assert registered.status_code == 200
 
 
-def test_a_missing_token_gets_401_and_a_wrong_one_403(client):
-    missing = client.get(f"/failed-messages/{FIRST}")
-    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
-    assert client.get(f"/failed-messages/{FIRST}", headers={"Authorization": "Bearer nope"}).status_code == 403
+def test_no_token_or_an_unknown_one_gets_401_and_a_client_token_403(client, app):
+    anonymous = app.test_client()
+    for path in ("/failed-messages", f"/failed-messages/{FIRST}", "/clients"):
+        missing = anonymous.get(path)
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+        unknown = anonymous.get(path, headers=bearer("nope"))
+        assert unknown.status_code == 401 and 'error="invalid_token"' in unknown.headers["WWW-Authenticate"]
+        assert client.get(path).status_code == 403  # clientA's token
 
 
 def test_show_returns_the_record_with_headers_and_history(client):
@@ -40,11 +48,11 @@ def test_a_dry_run_replay_by_filter_reports_and_changes_nothing(client, replayed
     assert replayed.records == [] and database.failed_messages.count_documents({"status": "failed"}) == 2
 
 
-def test_replay_by_id_republishes_and_records_who(client, replayed, database):
-    body = client.post("/failed-messages/replay", json={"ids": [FIRST], "by": "bob"}, headers=AUTH).get_json()
+def test_replay_by_id_republishes_and_records_the_operator_of_the_token(client, replayed, database, tokens):
+    body = client.post("/failed-messages/replay", json={"ids": [FIRST], "by": "bob"}, headers=bearer(tokens["ops"])).get_json()
     assert body["done"] == [FIRST] and len(replayed.records) == 1
     document = database.failed_messages.find_one({"_id": FIRST})
-    assert document["status"] == "replayed" and document["history"][0]["by"] == "bob"
+    assert document["status"] == "replayed" and document["history"][0]["by"] == "ops"
     again = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH).get_json()
     assert again["done"] == [] and again["skipped"] == {FIRST: "already replayed"}
 
@@ -70,14 +78,14 @@ def test_discard_needs_a_reason_and_records_it(client, database):
 
 
 def test_discard_by_filter_dry_runs_then_marks_only_the_selected_records(client, database):
-    request = {"filter": {"to": "clientC"}, "reason": "clientC was retired", "by": "carol"}
+    request = {"filter": {"to": "clientC"}, "reason": "clientC was retired"}
     dry = client.post("/failed-messages/discard", json={**request, "dryRun": True}, headers=AUTH).get_json()
     assert dry["dryRun"] is True and dry["done"] == ["client-messages:0:2:clientB"]
     assert database.failed_messages.count_documents({"status": "failed"}) == 2
     done = client.post("/failed-messages/discard", json=request, headers=AUTH).get_json()
     assert done["done"] == ["client-messages:0:2:clientB"]
     [entry] = database.failed_messages.find_one({"_id": "client-messages:0:2:clientB"})["history"]
-    assert (entry["status"], entry["reason"], entry["by"]) == ("discarded", "clientC was retired", "carol")
+    assert (entry["status"], entry["reason"], entry["by"]) == ("discarded", "clientC was retired", "operator")
     assert database.failed_messages.find_one({"_id": FIRST})["status"] == "failed"
 
 

@@ -6,6 +6,8 @@ from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 
+from .conftest import bearer
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -45,11 +47,12 @@ def test_pages_follow_the_next_link_without_gaps_or_repeats(client, database):
     assert ids == ["m0", "m1", "m2", "m3", "m4"] and pages == 3
 
 
-def test_sender_and_time_range_narrow_the_list(client, database):
+def test_sender_and_time_range_narrow_the_list(client, database, tokens):
     for minutes in range(5):
         store(database, f"a{minutes}", "clientA", "clientB", minutes)
         store(database, f"z{minutes}", "clientZ", "clientB", minutes)
-    response = client.get("/messages?from=clientZ&since=2026-01-01T00:01:00Z&until=2026-01-01T00:03:00Z&limit=5")
+    response = client.get("/messages?from=clientZ&since=2026-01-01T00:01:00Z&until=2026-01-01T00:03:00Z&limit=5",
+                          headers=bearer(tokens["clientB"]))
     assert [item["messageId"] for item in response.get_json()] == ["z1", "z2"]
 
 
@@ -59,16 +62,16 @@ def test_bad_query_parameters_get_400_naming_each(client):
     assert set(response.get_json()["details"]) == {"limit", "since", "cursor", "colour"}
 
 
-def test_failed_messages_filter_by_status(client, database):
+def test_failed_messages_filter_by_status(client, database, tokens):
     base = {"reason": "r", "errorType": "SchemaViolation", "attempts": 1, "consumerClient": "clientB",
             "source": {"topic": "client-messages", "partition": 0, "offset": 1}, "payload": "{}", "payloadEncoding": "utf-8"}
     database.failed_messages.insert_many([
         {**base, "_id": "f1", "status": "failed", "failedAt": T0},
         {**base, "_id": "f2", "status": "replayed", "failedAt": T0},
     ])
-    items = client.get("/failed-messages?status=failed").get_json()
+    items = client.get("/failed-messages?status=failed", headers=bearer(tokens["ops"])).get_json()
     assert [(item["id"], item["errorType"], item["failedAt"]) for item in items] == [("f1", "SchemaViolation", "2026-01-01T00:00:00.000Z")]
-    assert client.get("/failed-messages?status=lost").status_code == 400
+    assert client.get("/failed-messages?status=lost", headers=bearer(tokens["ops"])).status_code == 400
 
 
 def test_readiness_names_the_dependency_that_is_down(client, health):

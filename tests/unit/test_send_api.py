@@ -21,8 +21,9 @@ def test_a_client_chosen_message_id_is_used(client, publisher):
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"to": "clientB", "message": "hi"}, "from"),
+    ({"from": "clientA", "message": "hi"}, "to"),
     ({**VALID, "to": "bad id!"}, "to"),
+    ({**VALID, "to": "clientZ"}, "to"),  # not registered
     ({**VALID, "message": "x" * 101}, "message"),
     ({**VALID, "unexpected": True}, "unexpected"),
 ])

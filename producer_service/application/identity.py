@@ -1,0 +1,47 @@
+"""Who is calling: clients and operators, their bearer tokens, and what each may do."""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+CLIENT = "client"
+OPERATOR = "operator"
+ROLES = (CLIENT, OPERATOR)
+TOKEN_BYTES = 32  # 256 bits
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a client (sends and reads as itself) or an operator."""
+
+    role: str
+    name: str
+
+
+class AlreadyRegistered(Exception):
+    """A client or operator of that name exists already."""
+
+
+class NotRegistered(Exception):
+    """No client or operator of that name (or no such token)."""
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh (token id, token): the id names it in lists and revocations, the token is shown once."""
+    return secrets.token_hex(6), secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256 (tokens are random, so no salt or stretching is needed)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Identities(Protocol):
+    """The registry of clients and operators, as the API consults it on every request."""
+
+    def principal_of(self, token: str) -> Principal | None:
+        """The live principal a token belongs to, or None when it is unknown or revoked."""
+
+    def is_client(self, name: str) -> bool:
+        """Tell whether a client of that name is registered and not revoked."""

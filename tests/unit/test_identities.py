@@ -1,0 +1,100 @@
+"""Identities on the API: a client sends as itself, reads only its own conversations; operators apart."""
+
+import pytest
+
+from producer_service.application.identity import CLIENT
+from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+
+from .conftest import bearer
+from .test_query_api import follow, store
+
+SEND = {"to": "clientB", "message": "hi"}
+
+
+def test_the_token_names_the_sender(client, publisher):
+    assert client.post("/send-message", json=SEND).status_code == 202
+    assert client.post("/send-message", json={**SEND, "from": "clientA"}).status_code == 202
+    assert [message.sender for message in publisher.published] == ["clientA", "clientA"]
+
+
+def test_sending_as_someone_else_is_refused_naming_from(client, publisher):
+    response = client.post("/send-message", json={**SEND, "from": "clientC"})
+    assert response.status_code == 403 and response.get_json()["error"] == "sender_mismatch"
+    assert "from" in response.get_json()["details"] and publisher.published == []
+
+
+def test_a_batch_refuses_each_spoofed_item_and_sends_the_others(client, publisher):
+    body = client.post("/send-messages", json=[SEND, {**SEND, "from": "clientB"}, {**SEND, "to": "nobody"}]).get_json()
+    assert [item["status"] for item in body["results"]] == [202, 403, 400]
+    assert [message.sender for message in publisher.published] == ["clientA"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic eDp5", "bearer  "])
+def test_a_send_without_a_live_token_gets_401_with_a_challenge(app, publisher, header):
+    response = app.test_client().post("/send-message", json=SEND, headers={"Authorization": header} if header else {})
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith('Bearer realm=')
+    assert response.get_json()["error"] == "unauthorized" and publisher.published == []
+
+
+def test_an_operator_token_cannot_send_or_read_messages(client, tokens):
+    assert client.post("/send-message", json=SEND, headers=bearer(tokens["ops"])).status_code == 403
+    assert client.get("/messages", headers=bearer(tokens["ops"])).status_code == 403
+
+
+def test_a_revoked_token_is_refused_within_the_cache_time(app, database, tokens):
+    now = [0.0]
+    registry = MongoIdentityRegistry(database, clock=lambda: now[0])
+    app.extensions["messaging"].identities = registry
+    web = app.test_client()
+    assert web.get("/messages", headers=bearer(tokens["clientB"])).status_code == 200
+    registry.revoke(CLIENT, "clientB")
+    now[0] += 1.01
+    assert web.get("/messages", headers=bearer(tokens["clientB"])).status_code == 401
+
+
+def test_each_client_reads_only_what_it_sent_or_received(client, database, tokens):
+    store(database, "ab", "clientA", "clientB", 1)
+    store(database, "bc", "clientB", "clientC", 2)
+    store(database, "ca", "clientC", "clientA", 3)
+    everything = {name: follow_as(client, tokens[name], "/messages") for name in ("clientA", "clientB", "clientC")}
+    assert everything == {"clientA": ["ab", "ca"], "clientB": ["ab", "bc"], "clientC": ["bc", "ca"]}
+    # Filters narrow what the caller may see; they never widen it.
+    assert follow_as(client, tokens["clientC"], "/messages?from=clientA&to=clientB") == []
+
+
+def test_with_gives_one_conversation_both_ways_newest_first_on_request(client, database, tokens):
+    for n, (sender, recipient) in enumerate([("clientA", "clientB"), ("clientB", "clientA"), ("clientA", "clientC"),
+                                             ("clientB", "clientA"), ("clientA", "clientB")]):
+        store(database, f"m{n}", sender, recipient, n)
+    assert follow_as(client, tokens["clientA"], "/messages?with=clientB") == ["m0", "m1", "m3", "m4"]
+    assert follow_as(client, tokens["clientA"], "/messages?with=clientB&order=desc") == ["m4", "m3", "m1", "m0"]
+    assert follow_as(client, tokens["clientC"], "/messages?with=clientB") == []
+    assert client.get("/messages?order=sideways").get_json()["details"] == {"order": ["must be asc (oldest first) or desc (newest first)"]}
+
+
+def test_sends_past_the_rate_limit_get_429_with_retry_after(app, tokens):
+    app.extensions["messaging"].settings = settings = app.extensions["messaging"].settings.__class__(send_rate_limit=2)
+    web = app.test_client()
+    answers = [web.post("/send-message", json=SEND, headers=bearer(tokens["clientA"])).status_code for _ in range(3)]
+    assert answers == [202, 202, 429] and settings.send_rate_limit == 2
+    response = web.post("/send-message", json=SEND, headers=bearer(tokens["clientA"]))
+    assert response.get_json()["error"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
+    assert web.post("/send-message", json=SEND, headers=bearer(tokens["clientC"])).status_code == 202
+
+
+def test_failed_authentications_from_one_address_get_429(app):
+    app.extensions["messaging"].settings = app.extensions["messaging"].settings.__class__(auth_failure_limit=3)
+    answers = [app.test_client().get("/messages", headers=bearer(f"guess-{n}")).status_code for n in range(5)]
+    assert answers == [401, 401, 401, 429, 429]
+
+
+def follow_as(client, token: str, url: str) -> list[str]:
+    """Every message id on every page of url, as the holder of token."""
+    ids = []
+    while url:
+        response = client.get(url, headers=bearer(token))
+        assert response.status_code == 200, response.get_json()
+        ids += [item["messageId"] for item in response.get_json()]
+        link = response.headers.get("Link")
+        url = link[link.index("<") + 1:link.index(">")] if link else None
+    return ids
