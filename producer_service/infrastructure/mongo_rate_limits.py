@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from shared_domain.clock import utc_now
 
@@ -23,6 +23,7 @@ class MongoRateLimiter:
         self._counts = database[COLLECTION]
         self._clock = clock
         self._indexed = False
+        self._clear_finished = False
 
     def hit(self, key: str, limit: int, window_s: int) -> float | None:
         """Count one hit; None while within `limit` per `window_s`, else the seconds until the window ends."""
@@ -34,8 +35,10 @@ class MongoRateLimiter:
     def _hit(self, key: str, limit: int, window_s: int) -> float | None:
         """Count one hit in the current window's document."""
         if not self._indexed:
-            # MongoDB drops finished windows by itself; stores without TTL support keep a few small documents.
-            self._counts.create_index("expiresAt", expireAfterSeconds=0)
+            try:  # MongoDB then drops finished windows by itself
+                self._counts.create_index("expiresAt", expireAfterSeconds=0)
+            except OperationFailure:  # FerretDB v1 has no TTL indexes: new windows clear finished ones instead
+                self._clear_finished = True
             self._indexed = True
         now = self._clock()
         window = math.floor(now / window_s)
@@ -48,6 +51,8 @@ class MongoRateLimiter:
             except DuplicateKeyError:  # another process created the window's document first: count again
                 if attempt == 2:
                     raise
+        if document["count"] == 1 and self._clear_finished:
+            self._counts.delete_many({"expiresAt": {"$lt": utc_now()}})
         if document["count"] <= limit:
             return None
         return max((window + 1) * window_s - now, 0.001)

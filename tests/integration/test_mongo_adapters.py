@@ -127,3 +127,37 @@ def test_the_first_failure_creates_an_index_for_every_listing_filter(database):
     for field in ("to", "from", "errorType", "consumerClient"):
         assert (field, "failedAt", "_id") in keys
     assert ("status", "failedAt") in keys and ("failedAt", "_id") in keys
+
+
+def test_rate_limit_windows_are_shared_by_every_limiter_on_the_store(database):
+    from producer_service.infrastructure.mongo_rate_limits import MongoRateLimiter
+
+    now = [1_000_000.0]
+    first, second = (MongoRateLimiter(database, clock=lambda: now[0]) for _ in range(2))  # two worker processes
+    answers = [limiter.hit("send:clientA", 3, 60) for limiter in (first, second, first, second)]
+    assert answers[:3] == [None, None, None] and 0 < answers[3] <= 60
+    assert first.hit("send:clientB", 3, 60) is None
+    now[0] += 60
+    assert second.hit("send:clientA", 3, 60) is None  # a new window
+    assert database.rate_limits.count_documents({"_id": {"$regex": "^send:clientA@"}}) >= 1
+
+
+def test_identities_are_found_by_token_and_revoked_on_the_real_store(database):
+    from producer_service.application.identity import CLIENT, OPERATOR, Principal
+    from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+
+    now = [0.0]
+    registry = MongoIdentityRegistry(database, clock=lambda: now[0])
+    registry.add(CLIENT, "clientA", "Client A")
+    registry.add(OPERATOR, "ops")
+    _, token = registry.issue_token(CLIENT, "clientA", "laptop")
+    _, spare = registry.issue_token(CLIENT, "clientA", "phone")
+    _, operator = registry.issue_token(OPERATOR, "ops")
+    assert registry.principal_of(token) == Principal(CLIENT, "clientA") and registry.is_client("clientA")
+    assert registry.principal_of(operator) == Principal(OPERATOR, "ops") and registry.principal_of("guess") is None
+    stored = str(list(database.clients.find()))
+    assert token not in stored and spare not in stored
+    [listed] = registry.listing(CLIENT)
+    registry.revoke(CLIENT, "clientA", listed["tokens"][0]["id"])
+    now[0] += 1.01
+    assert registry.principal_of(token) is None and registry.principal_of(spare) == Principal(CLIENT, "clientA")
