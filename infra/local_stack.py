@@ -1,23 +1,27 @@
 """`make run`: Kafka, FerretDB, the producer under gunicorn and one consumer per example client.
 
-Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services at existing
-servers instead of starting local ones; the RUN_* ones move ports and data (run_settings).
+A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon after each start
+stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
+at existing servers instead of starting local ones; the RUN_* ones move ports and data (run_settings).
 Ctrl-C or SIGTERM stops everything this started.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import ManagedProcess, port_open, run, wait_until
 from infra.run_settings import RunSettings, read_run_settings
+from infra.supervisor import CrashLoop, Part, Supervisor
 from shared_domain.config import ConfigError
 
 BIN = Path(sys.executable).parent
@@ -44,11 +48,13 @@ def main() -> int:
         base = f"http://{settings.producer_bind}"
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-1])
         _print_usage(base, settings)
-        _supervise(servers + services)
-        return 1
+        _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
         return 0
+    except CrashLoop as error:
+        print(f"\n{error}", file=sys.stderr, flush=True)
+        return 1
     except ConfigError as error:
         print(f"make run cannot go on: {error}", file=sys.stderr, flush=True)
         return 1
@@ -143,15 +149,27 @@ Ctrl-C stops everything.
 """, flush=True)
 
 
-def _supervise(processes: list) -> None:
-    """Return when any process dies (the caller then stops the rest); Stop interrupts the wait."""
+def _keep_running(parts: list, pids_path: Path) -> NoReturn:
+    """Restart parts as they die, until Stop (a signal, or the parent gone) or CrashLoop ends it."""
+    supervisor = Supervisor(parts, say=lambda line: print(line, flush=True),
+                            on_start=lambda _part: _write_pids(parts, pids_path))
+    _write_pids(parts, pids_path)
     parent = os.getppid()
-    while all(process.alive for process in processes):
-        if os.getppid() != parent:
-            raise Stop("parent process exited")
-        time.sleep(0.5)
-    dead = [getattr(p, "name", type(p).__name__) for p in processes if not p.alive]
-    print(f"{', '.join(dead)} exited unexpectedly; stopping the rest", flush=True)
+    try:
+        while True:
+            if os.getppid() != parent:
+                raise Stop("parent process exited")
+            supervisor.check()
+            time.sleep(0.5)
+    finally:
+        pids_path.unlink(missing_ok=True)
+
+
+def _write_pids(parts: list[Part], path: Path) -> None:
+    """Replace the file naming each part's current pid (for scripts and tests that look at the stack)."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps({part.name: part.pid for part in parts}, indent=1) + "\n")
+    os.replace(partial, path)
 
 
 def _install_signal_handlers() -> None:

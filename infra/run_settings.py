@@ -27,6 +27,11 @@ class RunSettings:
         """The directory of the services' log files."""
         return self.run_dir / "logs"
 
+    @property
+    def pids_path(self) -> Path:
+        """The file naming the pid of every running part, rewritten whenever one starts."""
+        return self.run_dir / "pids.json"
+
 
 def read_run_settings(env: Mapping[str, str]) -> RunSettings:
     """Read the RUN_* variables and PRODUCER_BIND; raise ConfigError naming the first bad one."""
