@@ -1,26 +1,30 @@
 """`make run`: Kafka, FerretDB, the producer under gunicorn and one consumer per example client.
 
-Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services at existing
-servers instead of starting local ones. Ctrl-C or SIGTERM stops everything this started.
+A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon after each start
+stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
+at existing servers instead of starting local ones; the RUN_* ones move ports and data (run_settings).
+Ctrl-C or SIGTERM stops everything this started.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
-from infra.cache import cache_dir
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import ManagedProcess, port_open, run, wait_until
+from infra.run_settings import RunSettings, read_run_settings
+from infra.supervisor import CrashLoop, Part, Supervisor
+from shared_domain.config import ConfigError
 
 BIN = Path(sys.executable).parent
-CLIENTS = os.environ.get("RUN_CLIENTS", "clientA clientB").split()
-PRODUCER_BIND = os.environ.get("PRODUCER_BIND", "127.0.0.1:8000")
 
 
 class Stop(BaseException):
@@ -28,28 +32,32 @@ class Stop(BaseException):
 
 
 def main() -> int:
-    """Start everything, print how to use it, and supervise until told to stop."""
-    data = cache_dir() / "data" / "local"
-    logs = Path(".run/logs").absolute()
-    logs.mkdir(parents=True, exist_ok=True)
+    """Start everything, print how to use it, and keep it running until told to stop."""
     servers, services = [], []
     _install_signal_handlers()
     try:
-        _check_producer_port()
-        env = _start_servers(data, servers)
+        settings = read_run_settings(os.environ)
+        settings.logs.mkdir(parents=True, exist_ok=True)
+        _check_producer_port(settings.producer_bind)
+        env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
-        services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env, logs)
-                     for client in CLIENTS]
+        services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env,
+                              settings.logs) for client in settings.clients]
         services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",
-                                              "--bind", PRODUCER_BIND], env, logs))
-        base = f"http://{PRODUCER_BIND}"
+                                              "--bind", settings.producer_bind], env, settings.logs))
+        base = f"http://{settings.producer_bind}"
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-1])
-        _print_usage(base, logs)
-        _supervise(servers + services)
-        return 1
+        _print_usage(base, settings)
+        _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
         return 0
+    except CrashLoop as error:
+        print(f"\n{error}", file=sys.stderr, flush=True)
+        return 1
+    except ConfigError as error:
+        print(f"make run cannot go on: {error}", file=sys.stderr, flush=True)
+        return 1
     except (RuntimeError, TimeoutError) as error:
         print(f"\nmake run cannot go on: {error}\n(servers already running elsewhere can be used instead: "
               "set KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI)", file=sys.stderr, flush=True)
@@ -68,26 +76,26 @@ def main() -> int:
         print("all processes stopped", flush=True)
 
 
-def _check_producer_port() -> None:
+def _check_producer_port(bind: str) -> None:
     """Refuse to start anything when the producer's address is taken."""
-    host, _, port = PRODUCER_BIND.rpartition(":")
+    host, _, port = bind.rpartition(":")
     if port_open(int(port), host or "127.0.0.1"):
-        raise RuntimeError(f"{PRODUCER_BIND} is already in use; stop what listens there, or set PRODUCER_BIND")
+        raise RuntimeError(f"{bind} is already in use; stop what listens there, or set PRODUCER_BIND")
 
 
-def _start_servers(data: Path, servers: list) -> dict:
+def _start_servers(settings: RunSettings, servers: list) -> dict:
     """Start Kafka and FerretDB unless the environment names existing ones; return the services' env."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = KafkaServer(9092, 9093, data / "kafka")
+        kafka = KafkaServer(settings.kafka_port, settings.kafka_controller_port, settings.data_dir / "kafka")
         servers.append(kafka)
-        print("starting Kafka on 127.0.0.1:9092 ...", flush=True)
+        print(f"starting Kafka on {kafka.bootstrap_servers} ...", flush=True)
         kafka.start()
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
     if not env.get("MONGODB_URI"):
-        mongo = FerretDBServer(27017, data / "ferretdb")
+        mongo = FerretDBServer(settings.mongo_port, settings.data_dir / "ferretdb")
         servers.append(mongo)
-        print("starting FerretDB (MongoDB protocol) on 127.0.0.1:27017 ...", flush=True)
+        print(f"starting FerretDB (MongoDB protocol) on 127.0.0.1:{mongo.port} ...", flush=True)
         mongo.start()
         env["MONGODB_URI"] = mongo.uri
     return env
@@ -127,10 +135,10 @@ def _ready(base: str) -> bool:
         return False
 
 
-def _print_usage(base: str, logs: Path) -> None:
+def _print_usage(base: str, settings: RunSettings) -> None:
     """Print ready-to-paste curl examples."""
     print(f"""
-ready: producer on {base}, consumers for {', '.join(CLIENTS)}; logs in {logs}
+ready: producer on {base}, consumers for {', '.join(settings.clients)}; logs in {settings.logs}
 try:
   curl -s -X POST {base}/send-message -H 'Content-Type: application/json' \\
        -d '{{"from": "clientA", "to": "clientB", "message": "hello B"}}'
@@ -141,15 +149,27 @@ Ctrl-C stops everything.
 """, flush=True)
 
 
-def _supervise(processes: list) -> None:
-    """Return when any process dies (the caller then stops the rest); Stop interrupts the wait."""
+def _keep_running(parts: list, pids_path: Path) -> NoReturn:
+    """Restart parts as they die, until Stop (a signal, or the parent gone) or CrashLoop ends it."""
+    supervisor = Supervisor(parts, say=lambda line: print(line, flush=True),
+                            on_start=lambda _part: _write_pids(parts, pids_path))
+    _write_pids(parts, pids_path)
     parent = os.getppid()
-    while all(process.alive for process in processes):
-        if os.getppid() != parent:
-            raise Stop("parent process exited")
-        time.sleep(0.5)
-    dead = [getattr(p, "name", type(p).__name__) for p in processes if not p.alive]
-    print(f"{', '.join(dead)} exited unexpectedly; stopping the rest", flush=True)
+    try:
+        while True:
+            if os.getppid() != parent:
+                raise Stop("parent process exited")
+            supervisor.check()
+            time.sleep(0.5)
+    finally:
+        pids_path.unlink(missing_ok=True)
+
+
+def _write_pids(parts: list[Part], path: Path) -> None:
+    """Replace the file naming each part's current pid (for scripts and tests that look at the stack)."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps({part.name: part.pid for part in parts}, indent=1) + "\n")
+    os.replace(partial, path)
 
 
 def _install_signal_handlers() -> None:

@@ -120,10 +120,13 @@ class ManagedProcess:
         return self._popen.poll() if self._popen else None
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM the process group, wait up to `timeout` s, then SIGKILL it."""
+        """SIGTERM the process group, wait up to `timeout` s, then SIGKILL it (at once if the leader is gone)."""
         if self._popen is None:
             return None
-        if self._popen.poll() is None:
+        if self._popen.poll() is not None:
+            # Members that outlived their leader (workers of a killed gunicorn master) have no one to stop them.
+            self._signal_group(signal.SIGKILL)
+        else:
             self._signal_group(signal.SIGTERM)
             try:
                 self._popen.wait(timeout)
@@ -237,6 +240,16 @@ class LocalServer:
     def alive(self) -> bool:
         """Return True while the server process is running."""
         return self._process is not None and self._process.alive
+
+    @property
+    def pid(self) -> int | None:
+        """Return the pid of the current or last started server process."""
+        return self._process.pid if self._process else None
+
+    @property
+    def returncode(self) -> int | None:
+        """Return the exit status of the server process once it has ended, else None."""
+        return self._process.returncode if self._process else None
 
     @property
     def log_path(self) -> Path:

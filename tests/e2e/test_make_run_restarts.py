@@ -1,0 +1,116 @@
+"""`make run` keeps going when a part dies: the part is started again and every accepted message is stored once."""
+
+import os
+import signal
+import uuid
+
+import pytest
+
+from infra.process import wait_until
+from tests.support.local_stack import LocalStackRun
+
+BAD_CLIENT = "bad!client"  # refused by the consumer's settings: it exits 2 at once, every time
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A running `make run` with one consumer (clientB), on free ports and a data dir of its own."""
+    # The store's restart must fit in the consumer's retries, or records sent meanwhile would be dead-lettered.
+    run = LocalStackRun(tmp_path_factory.mktemp("make-run"), RUN_CLIENTS="clientB", STORE_RETRY_ATTEMPTS="10",
+                        STORE_RETRY_MAX_WAIT_S="2")
+    run.start()
+    try:
+        run.wait_ready()
+        yield run
+    finally:
+        run.close()
+
+
+def send(api, sender: str, count: int) -> list[str]:
+    """Send messages to clientB; return the ids answered 202 (a producer that is down answers none)."""
+    accepted = []
+    for n in range(count):
+        try:
+            reply = api.send(sender, "clientB", f"message {n} from {sender}")
+        except OSError:
+            continue
+        if reply.status == 202:
+            accepted.append(reply.body["messageId"])
+    return accepted
+
+
+def stored(api, sender: str) -> list[str]:
+    """The ids of the stored messages from one sender, as GET /messages lists them."""
+    reply = api.get("/messages", to="clientB", **{"from": sender}, limit=500)
+    assert reply.status == 200, reply.body
+    return [message["messageId"] for message in reply.body]
+
+
+def ready(api) -> bool:
+    """Whether the producer answers /ready with 200."""
+    try:
+        return api.get("/ready").status == 200
+    except OSError:
+        return False
+
+
+def restart_lines(stack, part: str) -> list[str]:
+    """The lines saying a part is being restarted."""
+    return [line for line in stack.lines() if line.startswith(f"{part} exited")]
+
+
+def kill_and_check(stack, part: str) -> None:
+    """SIGKILL a part amid sends; check it is restarted once and every 202 is stored exactly once."""
+    sender = f"sender-{uuid.uuid4().hex[:10]}"
+    accepted = send(stack.api, sender, 5)
+    assert len(accepted) == 5
+    old = stack.pids()[part]
+    os.kill(old, signal.SIGKILL)
+    accepted += send(stack.api, sender, 5)
+    expected = f"{part} exited (killed by SIGKILL); restarting it in 1s"
+    stack.wait_for(lambda: expected in restart_lines(stack, part), 30, f"the line saying {part} is restarted")
+    stack.wait_for(lambda: stack.pids()[part] != old, 90, f"{part} to run again")
+    stack.wait_for(lambda: ready(stack.api), 60, "the producer to be ready again")
+    accepted += send(stack.api, sender, 5)
+    wait_until(lambda: set(stored(stack.api, sender)) >= set(accepted), 60, what="every accepted message stored")
+    assert sorted(stored(stack.api, sender)) == sorted(accepted)
+    assert restart_lines(stack, part) == [expected]
+    assert stack.process.poll() is None
+
+
+def test_a_part_that_keeps_crashing_stops_make_run_with_one_line_naming_it_and_nothing_is_left(tmp_path):
+    run = LocalStackRun(tmp_path, RUN_CLIENTS=f"clientB {BAD_CLIENT}")
+    run.start()
+    try:
+        assert run.process.wait(180) == 1, run.output()[-4000:]
+        lines = run.lines()
+        log = tmp_path / ".run" / "logs" / f"consumer-{BAD_CLIENT}.log"
+        assert [line for line in lines if "keeps crashing" in line] == [
+            f"consumer-{BAD_CLIENT} keeps crashing: it died 5 times in a row, each within 60s of starting "
+            f"(last: exited (exit status 2)); stopping everything; log: {log}"]
+        assert [line.rsplit(" ", 1)[1] for line in restart_lines(run, f"consumer-{BAD_CLIENT}")] == [
+            "1s", "2s", "4s", "8s"]
+        assert lines[-1] == "all processes stopped" and log.exists()
+        wait_until(lambda: not run.marked_processes(), 5, what="every process make run started to be gone")
+    finally:
+        run.close()
+
+
+def test_a_killed_consumer_is_restarted_and_every_accepted_message_is_stored_once(stack):
+    kill_and_check(stack, "consumer-clientB")
+
+
+def test_a_killed_producer_is_restarted_and_every_accepted_message_is_stored_once(stack):
+    kill_and_check(stack, "producer")
+
+
+def test_a_killed_store_is_restarted_and_every_accepted_message_is_stored_once(stack):
+    kill_and_check(stack, "FerretDB")
+
+
+def test_sigterm_stops_make_run_and_every_process_it_started(stack):
+    assert len(stack.marked_processes()) >= 6  # make run, Kafka, FerretDB, consumer, gunicorn and its workers
+    assert stack.stop() == 0
+    lines = stack.lines()
+    assert "stopping (SIGTERM) ..." in lines and lines[-1] == "all processes stopped"
+    wait_until(lambda: not stack.marked_processes(), 5, what="every process make run started to be gone")
