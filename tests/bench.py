@@ -24,7 +24,7 @@ from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports, wait_until
 from tests.support.services import BIN, service_env, start_consumer, start_producer
-from tests.support.stack import dead_letters_of
+from tests.support.stack import dead_letters_of, register
 
 
 def main() -> int:
@@ -42,7 +42,8 @@ def main() -> int:
             suffix = uuid.uuid4().hex[:8]
             env = service_env(kafka.bootstrap_servers, mongo.uri, f"bench_{suffix}", (f"bench-{suffix}", f"bench-dlq-{suffix}"))
             processes.append(start_consumer(env, "*", root))
-            producer, api = start_producer(env, root)
+            clients = [f"client{n}" for n in range(10)] + ["warmup", "outage"]
+            producer, api = start_producer(env, root, register(mongo.uri, f"bench_{suffix}", clients))
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
             database = MongoClient(mongo.uri)[f"bench_{suffix}"]

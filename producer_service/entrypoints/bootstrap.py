@@ -19,7 +19,7 @@ from .services import Services
 
 
 def real_services(settings: ProducerSettings) -> Services:
-    """One producer and one MongoDB client for this process."""
+    """One producer and one MongoDB client for this process; the identities loaded while the store answers."""
     producer = new_producer(settings.kafka_bootstrap_servers, settings.delivery_timeout_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms)
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
@@ -33,6 +33,9 @@ def real_services(settings: ProducerSettings) -> Services:
         operator="operator-api",
         replay_cap=settings.replay_cap,
     )
+
+    identities = MongoIdentityRegistry(database)
+    identities.warm()
 
     def close() -> None:
         publisher.close()
@@ -49,7 +52,7 @@ def real_services(settings: ProducerSettings) -> Services:
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),
         },
-        identities=MongoIdentityRegistry(database),
+        identities=identities,
         limiter=MongoRateLimiter(database),
         operations=operations,
         close=close,

@@ -102,3 +102,7 @@ def cli() -> None:
 
 cli.add_command(_principal_commands(CLIENT))
 cli.add_command(_principal_commands(OPERATOR))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,9 +1,15 @@
-"""pymongo registry of clients and operators with their token hashes; lookups cached for a second."""
+"""pymongo registry of clients and operators with their token hashes.
 
-import hmac
+Each process keeps a snapshot of every live token hash and asks the store once a second whether
+the registry changed (one `_id` lookup of a version counter every change bumps), so a revocation
+reaches every process within about a second, and clients keep sending while the store is down.
+"""
+
+import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pymongo import ASCENDING
 from pymongo.database import Database
@@ -15,43 +21,19 @@ from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegis
 from .mongo_readers import StoreUnavailable
 
 COLLECTIONS = {CLIENT: "clients", OPERATOR: "operators"}
-CACHE_SECONDS = 1.0  # how long a revocation may take to reach every process
-CACHE_ENTRIES = 10_000
+CHECK_SECONDS = 1.0  # how long a change may take to reach every process
 STALE_RETRY_SECONDS = 5.0
+VERSION = "registry_version"
+log = logging.getLogger(__name__)
 
 
-class _TtlCache:
-    """A small thread-safe cache whose entries live CACHE_SECONDS."""
+@dataclass(frozen=True)
+class _Snapshot:
+    """Every live token hash and client name, as of one registry version."""
 
-    def __init__(self, clock: Callable[[], float]):
-        self._entries: dict = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def get(self, key, load):
-        """The cached value of `key`, loaded again once it is older than CACHE_SECONDS.
-
-        While the store does not answer, what was last loaded still serves (clients keep sending
-        through a store outage), so a revocation then waits for the store to come back.
-        """
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry and entry[0] > now:
-            return entry[1]
-        try:
-            value = load()
-        except PyMongoError as error:
-            if entry is None:
-                raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-            with self._lock:  # ask the store again only after a while, not on every request
-                self._entries[key] = (now + STALE_RETRY_SECONDS, entry[1])
-            return entry[1]
-        with self._lock:
-            if len(self._entries) >= CACHE_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (now + CACHE_SECONDS, value)
-        return value
+    version: int
+    principals: dict[str, Principal]
+    clients: frozenset[str]
 
 
 class MongoIdentityRegistry:
@@ -59,18 +41,20 @@ class MongoIdentityRegistry:
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.monotonic):
         self._database = database
-        self._principals = _TtlCache(clock)
-        self._clients = _TtlCache(clock)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._next_check = 0.0
 
     def add(self, role: str, name: str, display_name: str | None = None) -> None:
         """Register a client or an operator; raise AlreadyRegistered when the name is taken."""
         collection = self._collection(role)
-        collection.create_index([("tokens.hash", ASCENDING)])
         try:
             collection.insert_one({"_id": name, "name": display_name or name, "createdAt": utc_now(),
                                    "revokedAt": None, "tokens": []})
         except DuplicateKeyError:
             raise AlreadyRegistered(f"{role} {name} is already registered") from None
+        self._changed()
 
     def issue_token(self, role: str, name: str, label: str = "") -> tuple[str, str]:
         """A new token for a registered, live principal: (token id, token). Only its hash is kept."""
@@ -79,6 +63,7 @@ class MongoIdentityRegistry:
         result = self._collection(role).update_one({"_id": name, "revokedAt": None}, {"$push": {"tokens": entry}})
         if result.matched_count == 0:
             raise NotRegistered(f"no live {role} {name}")
+        self._changed()
         return token_id, token
 
     def revoke(self, role: str, name: str, token_id: str | None = None) -> None:
@@ -92,31 +77,81 @@ class MongoIdentityRegistry:
                   for t in document["tokens"]]
         changes = {"tokens": tokens, **({} if token_id else {"revokedAt": document["revokedAt"] or now})}
         collection.update_one({"_id": name}, {"$set": changes})
+        self._changed()
 
     def listing(self, role: str) -> list[dict]:
         """Every principal of a role with its tokens' ids, labels and dates; never a hash."""
         return [_view(document) for document in self._collection(role).find().sort("_id", ASCENDING)]
 
     def principal_of(self, token: str) -> Principal | None:
-        """The live principal a token belongs to, or None; cached for CACHE_SECONDS."""
-        digest = token_hash(token)
-        return self._principals.get(digest, lambda: self._lookup(digest))
+        """The live principal a token belongs to, or None.
+
+        Tokens are found by their SHA-256, so timing can tell nothing about a stored token itself.
+        """
+        return self._current().principals.get(token_hash(token))
 
     def is_client(self, name: str) -> bool:
-        """Tell whether a live client of that name is registered; cached for CACHE_SECONDS."""
-        return self._clients.get(name, lambda: self._collection(CLIENT).count_documents(
-            {"_id": name, "revokedAt": None}, limit=1) > 0)
+        """Tell whether a live client of that name is registered."""
+        return name in self._current().clients
 
-    def _lookup(self, digest: str) -> Principal | None:
-        """Find the live principal holding a token with this hash."""
+    def warm(self, wait_s: float = 5.0, pause_s: float = 0.5) -> None:
+        """Load the snapshot before serving (waiting up to `wait_s` for the store), else in the background.
+
+        A process that has it keeps authenticating through a later store outage.
+        """
+        deadline = time.monotonic() + wait_s
+        while not self._try_load() and time.monotonic() < deadline:
+            time.sleep(pause_s)
+        if self._snapshot is None:
+            threading.Thread(target=self._load_when_possible, args=(pause_s,), name="identities", daemon=True).start()
+
+    def _load_when_possible(self, pause_s: float) -> None:
+        """Try to load the snapshot until it works."""
+        while not self._try_load():
+            time.sleep(pause_s)
+
+    def _try_load(self) -> bool:
+        """Load the snapshot if the store answers; tell whether there is one."""
+        try:
+            snapshot = self._current()
+        except StoreUnavailable as error:
+            log.warning("identities not loaded yet: %s", str(error)[:200])
+            return False
+        log.info("identities loaded: %d live tokens, %d clients", len(snapshot.principals), len(snapshot.clients))
+        return True
+
+    def _current(self) -> _Snapshot:
+        """The snapshot, reloaded when the registry's version moved; the last one while the store is down."""
+        with self._lock:
+            now = self._clock()
+            if self._snapshot is not None and now < self._next_check:
+                return self._snapshot
+            try:
+                version = (self._database[VERSION].find_one({"_id": VERSION}) or {}).get("version", 0)
+                if self._snapshot is None or version != self._snapshot.version:
+                    self._snapshot = self._load(version)
+                self._next_check = now + CHECK_SECONDS
+            except PyMongoError as error:
+                if self._snapshot is None:
+                    raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+                self._next_check = now + STALE_RETRY_SECONDS  # ask again after a while, not on every request
+            return self._snapshot
+
+    def _load(self, version: int) -> _Snapshot:
+        """Read every live principal's live token hashes."""
+        principals, clients = {}, set()
         for role, name in COLLECTIONS.items():
-            document = self._database[name].find_one({"tokens.hash": digest})
-            if document is None or document["revokedAt"] is not None:
-                continue
-            for entry in document["tokens"]:
-                if hmac.compare_digest(entry["hash"], digest) and entry["revokedAt"] is None:
-                    return Principal(role, document["_id"])
-        return None
+            for document in self._database[name].find({"revokedAt": None}):
+                if role == CLIENT:
+                    clients.add(document["_id"])
+                for entry in document["tokens"]:
+                    if entry["revokedAt"] is None:
+                        principals[entry["hash"]] = Principal(role, document["_id"])
+        return _Snapshot(version, principals, frozenset(clients))
+
+    def _changed(self) -> None:
+        """Bump the registry's version so that every process reloads its snapshot."""
+        self._database[VERSION].update_one({"_id": VERSION}, {"$inc": {"version": 1}}, upsert=True)
 
     def _collection(self, role: str):
         """The collection of a role."""

@@ -9,7 +9,7 @@ def send_during_outage(stack, store, count: int, sender: str = "clientA", recipi
     wait_until(lambda: stack.api.get("/ready").body["dependencies"]["mongodb"] == "down",
                timeout=20, what="/ready to report the store down")
     replies = [stack.api.send(sender, recipient, f"during the outage {n}") for n in range(count)]
-    assert [reply.status for reply in replies] == [202] * count
+    assert [reply.status for reply in replies] == [202] * count, [(r.status, r.body) for r in replies]
     stack.dead_letters_of({(r.body["partition"], r.body["offset"]) for r in replies}, timeout=90)
     return replies
 

@@ -117,8 +117,9 @@ def test_operators_replay_over_http_with_their_token(stack, store):
     restore(stack, store)
     ids = {r.body["messageId"] for r in replies}
     items = wait_projected(stack, ids, **{"from": "clientH"})
-    auth = {"Authorization": "Bearer e2e-token"}
-    assert stack.api.get(f"/failed-messages/{items[0]['id']}").status == 401
+    auth = {"Authorization": "Bearer e2e-token"}  # the legacy OPERATOR_TOKEN
+    assert stack.api.get(f"/failed-messages/{items[0]['id']}", headers={}).status == 401
+    assert stack.api.get(f"/failed-messages/{items[0]['id']}", headers=stack.api.as_("clientH")).status == 403
     shown = stack.api.get(f"/failed-messages/{items[0]['id']}", headers=auth)
     assert shown.status == 200 and shown.body["messageId"] in ids
 
@@ -131,18 +132,19 @@ def test_operators_replay_over_http_with_their_token(stack, store):
     assert discard.status == 200 and discard.body["skipped"] == {items[0]["id"]: "already replayed"}
 
 
-def test_operators_discard_poison_by_filter_over_http(stack):
+def test_operators_discard_poison_by_filter_over_http_recorded_under_their_name(stack):
     marker = f"field{uuid.uuid4().hex}"
     partition, offset = stack.produce_raw(b"clientB", json.dumps({"schemaVersion": 1, marker: 1}).encode())
     failure_id = f"{stack.topics[0]}:{partition}:{offset}:clientB"
     wait_until(lambda: stack.cli("dlq", "show", failure_id).returncode == 0, timeout=30, what=f"failure {failure_id}")
-    auth = {"Authorization": "Bearer e2e-token"}
-    request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender"}
+    auth = stack.api.as_("operator")  # a registered operator named "operator"
+    request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender",
+               "by": "someone else"}
 
     dry = stack.api.post("/failed-messages/discard", {**request, "dryRun": True}, headers=auth)
     assert dry.status == 200 and dry.body["done"] == [failure_id]
     done = stack.api.post("/failed-messages/discard", request, headers=auth)
     assert done.status == 200 and done.body["done"] == [failure_id]
     [item] = [i for i in stack.all_failures(status="discarded", client="clientB") if i["id"] == failure_id]
-    assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "operator-api"
+    assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "operator"
     assert f"skipped: {failure_id} (already discarded)" in stack.cli("dlq", "replay", failure_id).stdout

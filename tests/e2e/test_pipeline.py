@@ -62,9 +62,10 @@ def test_bad_requests_get_json_naming_the_field(stack, body, status, field):
 
 
 def test_malformed_and_oversized_bodies_get_json_errors(stack):
-    assert stack.api.post("/send-message", b"{oops").status == 400
-    assert stack.api.post("/send-message", b"from=a", content_type="text/plain").status == 415
-    assert stack.api.post("/send-message", b"x" * 70000).status == 413
+    signed = stack.api.as_("clientA")
+    assert stack.api.post("/send-message", b"{oops", headers=signed).status == 400
+    assert stack.api.post("/send-message", b"from=a", content_type="text/plain", headers=signed).status == 415
+    assert stack.api.post("/send-message", b"x" * 70000, headers=signed).status == 413
 
 
 @pytest.mark.parametrize("value, error_type", [

@@ -16,26 +16,49 @@ class Reply:
     body: object
 
 
-class Api:
-    """Talks to one producer service."""
+OPERATOR = "operator"
+OPERATOR_PATHS = ("/failed-messages", "/clients")
 
-    def __init__(self, base_url: str):
+
+class Api:
+    """Talks to one producer service, each request signed by the party that may make it.
+
+    With `tokens` ({client or "operator": token}), a request without explicit headers carries the
+    token of the sender it names (sends), of the client whose messages it reads (`to`, `from` or
+    `with`), or the operator's (failed messages, clients). Explicit headers, `{}` included, win.
+    """
+
+    def __init__(self, base_url: str, tokens: dict[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
+        self.tokens = dict(tokens or {})
 
     def send(self, sender: str, recipient: str, text: str, **extra) -> Reply:
-        """POST /send-message."""
+        """POST /send-message as `sender`."""
         return self.post("/send-message", {"from": sender, "to": recipient, "message": text, **extra})
 
     def post(self, path: str, body, content_type: str = "application/json", headers: dict | None = None) -> Reply:
         """POST a body (JSON-encoded unless already bytes)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers = {"Content-Type": content_type, **(headers or {})}
-        return self._call(urllib.request.Request(self.base_url + path, data=data, headers=headers))
+        signed = self._signed(path, headers, _sender_of(body))
+        return self._call(urllib.request.Request(self.base_url + path, data=data,
+                                                 headers={"Content-Type": content_type, **signed}))
 
     def get(self, path: str, headers: dict | None = None, **params) -> Reply:
         """GET a path with query parameters."""
         query = f"?{urlencode(params)}" if params else ""
-        return self._call(urllib.request.Request(self.base_url + path + query, headers=headers or {}))
+        reader = params.get("to") or params.get("from") or params.get("with")
+        return self._call(urllib.request.Request(self.base_url + path + query, headers=self._signed(path, headers, reader)))
+
+    def as_(self, name: str | None) -> dict:
+        """The Authorization header of `name`'s token ({} for nobody)."""
+        return {"Authorization": f"Bearer {self.tokens[name]}"} if name else {}
+
+    def _signed(self, path: str, headers: dict | None, party: str | None) -> dict:
+        """The headers to send: the explicit ones, else the token of whoever may make this request."""
+        if headers is not None:
+            return headers
+        name = OPERATOR if path.startswith(OPERATOR_PATHS) else party
+        return self.as_(name) if name in self.tokens else {}
 
     def _call(self, request) -> Reply:
         """Send a request and decode the JSON answer, whatever its status."""
@@ -44,3 +67,10 @@ class Api:
                 return Reply(response.status, dict(response.headers), json.loads(response.read() or b"null"))
         except urllib.error.HTTPError as error:
             return Reply(error.code, dict(error.headers), json.loads(error.read() or b"null"))
+
+
+def _sender_of(body) -> str | None:
+    """The sender a send body names (the first item's, for a batch)."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    return body.get("from") if isinstance(body, dict) else None

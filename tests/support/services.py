@@ -26,13 +26,13 @@ def service_env(kafka: str, mongo: str, database: str, topics: tuple[str, str], 
     return env
 
 
-def start_producer(env: dict, logs: Path) -> tuple[ManagedProcess, Api]:
+def start_producer(env: dict, logs: Path, tokens: dict | None = None) -> tuple[ManagedProcess, Api]:
     """Start the producer under gunicorn on a free port and wait until /health answers."""
     port = free_ports(1)[0]
     argv = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config", "--bind", f"127.0.0.1:{port}"]
     process = ManagedProcess("producer", argv, logs / f"producer-{port}.log", env={**env, "PRODUCER_WORKERS": "2"})
     process.start()
-    api = Api(f"http://127.0.0.1:{port}")
+    api = Api(f"http://127.0.0.1:{port}", tokens)
     wait_until(lambda: api.get("/health").status == 200, timeout=30, what="producer /health", process=process)
     return process, api
 

@@ -1,5 +1,6 @@
 """An isolated running stack: topics, database, producer and consumers of its own."""
 
+import string
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -119,12 +120,16 @@ def _collect(consumer: Consumer, found: dict) -> set:
 
 
 def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) -> Stack:
-    """Start consumers for `clients` and a producer on fresh topics and database; wait until /ready."""
+    """Start consumers for `clients` and a producer on fresh topics and database; wait until /ready.
+
+    clientA to clientZ and an operator are registered, and the stack's Api carries their tokens.
+    """
     suffix = uuid.uuid4().hex[:10]
     topics = (f"client-messages-{suffix}", f"client-messages-dlq-{suffix}")
     env = service_env(kafka, mongo_uri, f"test_{suffix}", topics, **overrides)
+    tokens = register(mongo_uri, f"test_{suffix}", [f"client{letter}" for letter in string.ascii_uppercase])
     consumers = [start_consumer(env, client, logs) for client in clients]
-    producer, api = start_producer(env, logs)
+    producer, api = start_producer(env, logs, tokens)
     stack = Stack(kafka, env, api, logs, topics, consumers + [producer])
     try:
         wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
@@ -133,3 +138,19 @@ def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) ->
             process.stop()
         raise
     return stack
+
+
+def register(mongo_uri: str, database: str, clients: list[str]) -> dict[str, str]:
+    """Register the clients and an operator `operator` in a database; return {name: token}."""
+    from pymongo import MongoClient
+
+    from producer_service.application.identity import CLIENT, OPERATOR
+    from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+
+    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
+        registry = MongoIdentityRegistry(client[database])
+        tokens = {}
+        for role, name in [*((CLIENT, name) for name in clients), (OPERATOR, "operator")]:
+            registry.add(role, name)
+            tokens[name] = registry.issue_token(role, name, "tests")[1]
+    return tokens
