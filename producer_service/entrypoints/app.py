@@ -12,11 +12,22 @@ from . import errors, health_api, operator_api, query_api, send_api
 from .services import EXTENSION, Services
 
 
+class ApiFlask(Flask):
+    """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page."""
+
+    def make_default_options_response(self) -> Response:
+        """204 with the Allow header."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
 def create_app(settings: ProducerSettings | None = None, services: Services | None = None) -> Flask:
     """Build the app; with no `services`, wire the real Kafka and MongoDB adapters."""
     if settings is None:
         settings = _settings_or_exit()
-    app = Flask(__name__)
+    app = ApiFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     # '//messages' is a path of its own (404), not a redirect to '/messages'.

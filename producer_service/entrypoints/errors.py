@@ -3,6 +3,7 @@
 import logging
 
 from flask import Flask, jsonify
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ def init_app(app: Flask) -> None:
     """Register JSON handlers for API errors, HTTP errors and anything unexpected."""
 
     app.register_error_handler(ApiError, api_error_response)
+
+    @app.errorhandler(ParseException)
+    def _malformed_body(error: ParseException):
+        # gunicorn parses a chunked body while the view reads it, so its framing errors surface here.
+        return error_response(400, "bad_request", "the request body is not validly framed")
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
