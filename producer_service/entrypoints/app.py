@@ -11,6 +11,13 @@ from ..config import ProducerSettings, load_settings
 from . import errors, health_api, operator_api, query_api, send_api
 from .services import EXTENSION, Services
 
+# Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
+PROTECTIVE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
 
 class ApiFlask(Flask):
     """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page."""
@@ -45,10 +52,9 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
 
 
 def _protective_headers(response: Response) -> Response:
-    """Answers are not to be sniffed into another type, framed, or cached by anyone on the way."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    """Add the PROTECTIVE_HEADERS a view did not set itself."""
+    for name, value in PROTECTIVE_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

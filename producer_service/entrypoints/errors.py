@@ -19,9 +19,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The JSON document of every error answer."""
+    return {"error": code, "message": message, "details": details or {}}
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None):
     """Build a JSON error response."""
-    response = jsonify({"error": code, "message": message, "details": details or {}})
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     response.headers.update(headers or {})
     return response

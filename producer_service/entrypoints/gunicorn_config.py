@@ -28,7 +28,8 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 # A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.
 logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 
-worker_class = "gthread"
+# gthread, except that gunicorn's own errors are JSON.
+worker_class = "producer_service.entrypoints.http_worker.GuardedThreadWorker"
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None
