@@ -1,4 +1,4 @@
-"""Against real gunicorn: whatever bytes a client sends, the answer is JSON or a closed connection."""
+"""Against real gunicorn: whatever bytes a client sends, and however slowly, the answer is JSON or a closed connection."""
 
 from urllib.parse import urlparse
 
@@ -6,23 +6,26 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support.raw_http import RawAnswer, exchange
+from infra.process import wait_until
+from tests.support.raw_http import RawAnswer, Slowloris, exchange
 
-TIMEOUT_S = 10
+READ_TIMEOUT_S = 3
+# How late a 408 may come: the worker checks deadlines about once a second, the slow clients every 0.2 s.
+MARGIN_S = 3
 PROTECTIVE = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 ERROR_SHAPE = {"error", "message", "details"}
 
 
 @pytest.fixture(scope="module")
 def port(stack_factory) -> int:
-    """The port of a producer under gunicorn."""
-    stack = stack_factory()
+    """The port of a producer under gunicorn whose requests must arrive within READ_TIMEOUT_S."""
+    stack = stack_factory(REQUEST_READ_TIMEOUT_S=READ_TIMEOUT_S)
     return urlparse(stack.api.base_url).port
 
 
 def send(port: int, data: bytes, method: str = "GET") -> RawAnswer | None:
-    """One raw request on a new connection; no answer within TIMEOUT_S fails the test."""
-    return exchange(port, data, timeout=TIMEOUT_S, method=method)
+    """One raw request on a new connection; no answer within the read timeout and margin fails the test."""
+    return exchange(port, data, timeout=READ_TIMEOUT_S + MARGIN_S, method=method)
 
 
 def assert_json_error(answer: RawAnswer | None, status: int) -> None:
@@ -54,6 +57,8 @@ def test_a_normal_answer_does_not_name_the_server_software(port):
     pytest.param(b"GET /health HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(200)) + b"\r\n", 431,
                  id="200 headers"),
     pytest.param(b"GET /health HTTP/1.1\r\nX-Big: " + b"v" * 10_000 + b"\r\n\r\n", 431, id="10 KB header"),
+    pytest.param(b"GET /health HTTP/1.1\r\n" + b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 1000) for n in range(70)) + b"\r\n",
+                 431, id="70 KB of headers, each within gunicorn's limits"),
     pytest.param(b"GET /health HTTP/1.1\r\nBad Header: v\r\n\r\n", 400, id="invalid header name"),
     pytest.param(b"GET /health HTTP/1.1\nHost: x\n\n", 400, id="bare LF line ends"),
     pytest.param(b"POST /send-message HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -64,6 +69,38 @@ def test_a_normal_answer_does_not_name_the_server_software(port):
 ])
 def test_what_gunicorn_refuses_is_answered_with_a_json_error(port, request_bytes, status):
     assert_json_error(send(port, request_bytes), status)
+
+
+def test_a_request_head_that_stops_arriving_is_answered_408_at_the_deadline(port):
+    answer = send(port, b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    assert_json_error(answer, 408)
+
+
+def test_a_body_that_stops_arriving_is_answered_408_at_the_deadline(port):
+    answer = send(port, b"POST /send-message HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    assert_json_error(answer, 408)
+
+
+def test_a_body_left_to_a_thread_must_arrive_by_the_same_deadline(port):
+    # After 'Expect: 100-continue' the thread serving the request reads the body; werkzeug answers its timeout with 400.
+    answer = send(port, b"POST /send-message HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+                        b"Expect: 100-continue\r\n\r\n{")
+    assert_json_error(answer, 400)
+
+
+def test_trickling_clients_are_cut_off_at_the_deadline_while_another_client_is_served(port):
+    count = 40  # more than the 2 workers x 8 threads of the producer
+    with Slowloris(port, count, interval=0.2) as slow:
+        wait_until(lambda: slow.rounds >= 2, timeout=READ_TIMEOUT_S, interval=0.05, what="two bytes from each slow client")
+        answer = send(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.status == 200
+        assert slow.unanswered() == count, "the other client was only served once slow ones were cut off"
+        wait_until(lambda: len(slow.answers) == count, timeout=READ_TIMEOUT_S + MARGIN_S, interval=0.1,
+                   what="an answer to every slow client")
+    for answer, open_for in slow.answers:
+        assert open_for <= READ_TIMEOUT_S + MARGIN_S
+        if answer is not None:  # or the connection was closed (reset, as the client kept sending)
+            assert_json_error(answer, 408)
 
 
 LATIN_1 = st.characters(min_codepoint=0, max_codepoint=255)
