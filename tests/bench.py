@@ -5,7 +5,7 @@ producer under gunicorn; a consumer for all clients stores them. Reports accepte
 latency of POST /send-message, how long until every message was stored, and the same count
 sent through POST /send-messages in batches of 100. Then BENCH_REPLAY (default 1000) messages
 are sent while the store is down, and the time `consumer-service dlq replay` takes to put them
-back is reported.
+back is reported. Last, /health latency alone and beside slowloris connections (tests/bench_slow_clients.py).
 """
 
 import os
@@ -17,12 +17,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pymongo import MongoClient
 
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports, wait_until
+from tests import bench_slow_clients
 from tests.support.services import BIN, service_env, start_consumer, start_producer
 from tests.support.stack import dead_letters_of, register
 
@@ -49,6 +51,7 @@ def main() -> int:
             database = MongoClient(mongo.uri)[f"bench_{suffix}"]
             _run(api, database, count, concurrency)
             _run_replay(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")), concurrency)
+            bench_slow_clients.run(urlparse(api.base_url).port)
         finally:
             for process in processes:
                 process.stop()

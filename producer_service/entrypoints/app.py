@@ -11,12 +11,30 @@ from ..config import ProducerSettings, load_settings
 from . import clients_api, errors, health_api, operator_api, query_api, send_api
 from .services import EXTENSION, Services
 
+# Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
+PROTECTIVE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+class ApiFlask(Flask):
+    """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page."""
+
+    def make_default_options_response(self) -> Response:
+        """204 with the Allow header."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
 
 def create_app(settings: ProducerSettings | None = None, services: Services | None = None) -> Flask:
     """Build the app; with no `services`, wire the real Kafka and MongoDB adapters."""
     if settings is None:
         settings = _settings_or_exit()
-    app = Flask(__name__)
+    app = ApiFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     # '//messages' is a path of its own (404), not a redirect to '/messages'.
@@ -44,10 +62,9 @@ def _warn_open() -> None:
 
 
 def _protective_headers(response: Response) -> Response:
-    """Answers are not to be sniffed into another type, framed, or cached by anyone on the way."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    """Add the PROTECTIVE_HEADERS a view did not set itself."""
+    for name, value in PROTECTIVE_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -3,6 +3,7 @@
 import logging
 
 from flask import Flask, jsonify
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The JSON document of every error answer."""
+    return {"error": code, "message": message, "details": details or {}}
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None):
     """Build a JSON error response."""
-    response = jsonify({"error": code, "message": message, "details": details or {}})
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -41,6 +47,11 @@ def init_app(app: Flask) -> None:
     """Register JSON handlers for API errors, HTTP errors and anything unexpected."""
 
     app.register_error_handler(ApiError, api_error_response)
+
+    @app.errorhandler(ParseException)
+    def _malformed_body(error: ParseException):
+        # gunicorn parses a chunked body while the view reads it, so its framing errors surface here.
+        return error_response(400, "bad_request", "the request body is not validly framed")
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

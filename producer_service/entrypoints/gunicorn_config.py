@@ -9,14 +9,16 @@ import secrets
 import sys
 
 from producer_service.config import load_settings
-from shared_domain.config import ConfigError, read_int, read_log_level, read_str
+from producer_service.entrypoints.http_worker import guarded_worker
+from shared_domain.config import ConfigError, read_float, read_int, read_log_level, read_str
 
 try:
-    load_settings()
+    settings = load_settings()
     bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
     workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
     threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
     kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
+    request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)
 except ConfigError as error:
     print(str(error), file=sys.stderr)
     sys.exit(2)
@@ -28,7 +30,8 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 # A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.
 logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 
-worker_class = "gthread"
+# gthread, except that a thread only gets a request once it has arrived whole; gunicorn's own errors are JSON.
+worker_class = guarded_worker(request_read_timeout_s, settings.max_body_bytes)
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None

@@ -19,6 +19,7 @@ CONSUMER = [str(BIN / "consumer-service"), "run", "--client", "clientB"]
     (CONSUMER, "CLIENT_ID", "no spaces allowed"),
     (CONSUMER, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
     (GUNICORN, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
+    (GUNICORN, "REQUEST_READ_TIMEOUT_S", "soon"),
 ])
 def test_a_bad_setting_exits_2_naming_the_variable(argv, variable, value):
     argv = argv[:-2] if variable == "CLIENT_ID" else argv

@@ -1,8 +1,10 @@
 """Any request on any endpoint is answered 2xx, or 4xx with a JSON error: never 5xx, a redirect or HTML."""
 
+import io
 import json
 from urllib.parse import quote, urlencode
 
+from gunicorn.http.errors import InvalidChunkSize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder
@@ -101,3 +103,22 @@ def test_a_batch_with_any_unstorable_text_publishes_nothing(client, publisher, b
         assert response.status_code in (400, 413) and len(publisher.published) == before
     for message in publisher.published[before:]:
         message.text.encode("utf-8")  # everything published can be written to Kafka and stored
+
+
+def test_options_names_the_allowed_methods_and_has_no_content(client):
+    response = client.options("/health")
+    assert response.status_code == 204 and "Content-Type" not in response.headers and response.get_data() == b""
+    assert set(response.allow) == {"GET", "HEAD", "OPTIONS"}
+
+
+class _BadlyChunked(io.RawIOBase):
+    """A request body whose chunked framing gunicorn finds broken while the view reads it."""
+
+    def readinto(self, buffer):
+        raise InvalidChunkSize(b"zz")
+
+
+def test_a_badly_framed_chunked_body_gets_a_json_400(client):
+    response = client.post("/send-message", headers={"Content-Type": "application/json"},
+                           environ_overrides={"wsgi.input": _BadlyChunked(), "wsgi.input_terminated": True})
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_request"

@@ -1,0 +1,224 @@
+"""The gunicorn worker: threads get only whole requests, and gunicorn's own errors are JSON.
+
+gunicorn's gthread worker hands a connection to a thread as soon as any byte arrives, so a
+client trickling its request holds a thread for as long as it likes. This worker's event loop
+reads each request first (its head, and a body of up to `max_body_bytes`) and answers 408 when
+that takes longer than `read_timeout_s`; a body left for the thread to read (streamed, or after
+`Expect: 100-continue`) must arrive by the same deadline.
+"""
+
+import json
+import re
+import selectors
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
+
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from .app import PROTECTIVE_HEADERS
+from .errors import error_body
+
+COMPLETE, INCOMPLETE, HEAD_TOO_LARGE = "complete", "incomplete", "head too large"
+HEAD_END = b"\r\n\r\n"
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
+_EXPECT = re.compile(rb"\r\nexpect:", re.IGNORECASE)
+
+# What gunicorn could not parse, most specific first; any other parse error is a 400.
+_CLIENT_ERRORS = (
+    (http_errors.LimitRequestLine, 414, "request_uri_too_large", "the request line is too long"),
+    (http_errors.LimitRequestHeaders, 431, "request_header_fields_too_large",
+     "the request has too many or too large header fields"),
+    (http_errors.ExpectationFailed, 417, "expectation_failed", "only 'Expect: 100-continue' is supported"),
+    (http_errors.ForbiddenProxyRequest, 403, "forbidden", "the request is forbidden"),
+    (http_errors.UnsupportedTransferCoding, 400, "bad_request", "only the chunked transfer coding is supported"),
+)
+
+
+def arrival(received: bytes, max_head: int, max_body: int) -> str:
+    """COMPLETE once a thread can serve the request without waiting on the client; INCOMPLETE or HEAD_TOO_LARGE."""
+    end = received.find(HEAD_END, 0, max_head + len(HEAD_END))
+    if end < 0:
+        if len(received) > max_head:
+            return HEAD_TOO_LARGE
+        # gunicorn refuses a bare LF on sight, so such a head is judged now rather than awaited.
+        return COMPLETE if received.count(b"\n") != received.count(b"\r\n") else INCOMPLETE
+    head, body = received[:end + 2], received[end + len(HEAD_END):]
+    return COMPLETE if _body_arrived(head, body, max_body) else INCOMPLETE
+
+
+def _body_arrived(head: bytes, body: bytes, max_body: int) -> bool:
+    """Whether the body is all here, or is not to be awaited here (too large, or sent after '100 Continue')."""
+    if len(body) >= max_body or _EXPECT.search(head):
+        return True
+    length = _CONTENT_LENGTH.search(head)
+    if length:
+        return int(length[1]) > max_body or len(body) >= int(length[1])
+    if _TRANSFER_ENCODING.search(head):
+        return body.endswith(HEAD_END)  # a chunked body ends with an empty line, trailers or not
+    return True
+
+
+def error_answer(status: int, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying the API's JSON error; the connection closes after it."""
+    body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Connection: close", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", *(f"{name}: {value}" for name, value in PROTECTIVE_HEADERS.items())]
+    return "\r\n".join(head).encode("latin-1") + HEAD_END + body
+
+
+def _error_of(exc: BaseException) -> tuple[int, str, str]:
+    """Status, code and message for an exception gunicorn met while reading or serving a request."""
+    server_fault = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
+    if isinstance(exc, server_fault) or not isinstance(exc, http_errors.ParseException):
+        return 500, "internal_error", "the server failed to handle the request"
+    for kind, status, code, message in _CLIENT_ERRORS:
+        if isinstance(exc, kind):
+            return status, code, message
+    return 400, "bad_request", "the request is not valid HTTP/1.1"
+
+
+class _DeadlineUnreader(SocketUnreader):
+    """Reads what a thread still needs of a request (a streamed body) no later than the request's deadline."""
+
+    deadline = float("inf")
+
+    def chunk(self, size_hint=None):
+        """One read from the socket, given up with socket.timeout at the deadline."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("the request was not received in time")
+        self.sock.settimeout(remaining)
+        try:
+            return super().chunk(size_hint)
+        finally:
+            self.sock.settimeout(None)
+
+
+@dataclass
+class _Arriving:
+    """A request the event loop is reading: the bytes so far and when they must be complete."""
+
+    deadline: float
+    received: bytearray = field(default_factory=bytearray)
+
+
+class GuardedThreadWorker(ThreadWorker):
+    """A gthread worker whose threads get only whole requests and whose own errors are the API's JSON."""
+
+    read_timeout_s = 10.0
+    max_head_bytes = 64 * 1024
+    max_body_bytes = 64 * 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arriving: dict[TConn, _Arriving] = {}  # in arrival order, so by deadline
+
+    @classmethod
+    def check_config(cls, cfg, log):
+        """Refuse TLS and cleartext HTTP/2, which would need their bytes read by a thread."""
+        super().check_config(cfg, log)
+        if cfg.is_ssl or cfg.http2_cleartext != "off":
+            raise RuntimeError(f"{cls.__name__} serves plain HTTP/1.1: terminate TLS and HTTP/2 in front of it")
+
+    def init_process(self):
+        """Give responses a Server header that does not name the software."""
+        # gunicorn has no setting for it: each Response copies this module global.
+        wsgi.SERVER = "api"
+        super().init_process()
+
+    def enqueue_req(self, conn):
+        """Read the connection's next request in the event loop; a thread gets it once it is whole."""
+        arriving = self.arriving[conn] = _Arriving(time.monotonic() + self.read_timeout_s)
+        if conn.parser is not None:  # the previous request's read may have taken in the start of this one
+            arriving.received += conn.parser.unreader.take_buffered()
+        conn.sock.setblocking(False)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+        self.check_arrival(conn)
+
+    def on_request_bytes(self, conn, _sock):
+        """Take what the client sent so far."""
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.stop_reading(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self.arriving[conn].received += data
+        self.check_arrival(conn)
+
+    def check_arrival(self, conn):
+        """Hand a whole request to a thread; refuse a head that outgrows its limit."""
+        state = arrival(self.arriving[conn].received, self.max_head_bytes, self.max_body_bytes)
+        if state == COMPLETE:
+            self.serve(conn)
+        elif state == HEAD_TOO_LARGE:
+            self.refuse(conn, 431, "request_header_fields_too_large",
+                        f"the request head is larger than {self.max_head_bytes} bytes")
+
+    def serve(self, conn):
+        """Give the request's bytes to the connection's parser and the connection to a thread."""
+        arriving = self.stop_reading(conn)
+        conn.init()  # a plain HTTP/1.1 connection only gets its parser here
+        if not isinstance(conn.parser.unreader, _DeadlineUnreader):
+            conn.parser.unreader = _DeadlineUnreader(conn.sock)
+        conn.parser.unreader.deadline = arriving.deadline
+        conn.parser.unreader.unread(bytes(arriving.received))
+        super().enqueue_req(conn)
+
+    def refuse(self, conn, status: int, code: str, message: str):
+        """Answer a request still arriving with a JSON error and close its connection."""
+        self.log.warning("Refused request from ip=%s: %s", (conn.client or ("",))[0], message)
+        self.stop_reading(conn)
+        self.send_error(conn.sock, status, code, message)
+        self.nr_conns -= 1
+        conn.close()
+
+    def stop_reading(self, conn) -> _Arriving:
+        """Take a connection out of the event loop's reading."""
+        self.poller.unregister(conn.sock)
+        return self.arriving.pop(conn)
+
+    def murder_pending(self):
+        """Besides gunicorn's pending connections, answer 408 to requests not whole by their deadline."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.arriving:
+            conn, arriving = next(iter(self.arriving.items()))
+            if arriving.deadline > now:
+                break
+            self.refuse(conn, 408, "request_timeout", f"the request was not received within {self.read_timeout_s:g} s")
+
+    def handle_error(self, req, client, addr, exc):
+        """Answer what gunicorn could not parse or serve with the API's JSON error instead of HTML."""
+        status, code, message = _error_of(exc)
+        if status < 500:
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        else:
+            self.log.exception("Error handling request")
+        self.send_error(client, status, code, message)
+
+    def send_error(self, sock, status: int, code: str, message: str):
+        """Write a JSON error answer without waiting on the client."""
+        try:
+            util.write_nonblock(sock, error_answer(status, code, message))
+        except OSError:
+            self.log.debug("Failed to send error message.")
+
+
+def guarded_worker(read_timeout_s: float, max_body_bytes: int) -> type[GuardedThreadWorker]:
+    """The worker class with these limits (gunicorn takes a class and makes the workers itself)."""
+    limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes}
+    return type(GuardedThreadWorker.__name__, (GuardedThreadWorker,), limits)

@@ -1,0 +1,56 @@
+"""The worker's own decisions: when a request has arrived whole, and how gunicorn's errors are answered."""
+
+import json
+
+import pytest
+from gunicorn.http import errors as http_errors
+
+from producer_service.entrypoints.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
+
+HEAD = b"POST /send-message HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("received, state", [
+    (b"", INCOMPLETE),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\n", INCOMPLETE),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", COMPLETE),
+    (b"GET /health HTTP/1.1\nHost: x", COMPLETE),  # a bare LF, refused by gunicorn at once
+    (HEAD + b"Content-Length: 5\r\n\r\nabc", INCOMPLETE),
+    (HEAD + b"content-length:5\r\n\r\nabcde", COMPLETE),
+    (HEAD + b"Content-Length: 1000\r\n\r\n" + b"a" * 999, INCOMPLETE),
+    (HEAD + b"Content-Length: 1025\r\n\r\n", COMPLETE),  # larger than the app takes: it answers 413 unread
+    (HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", COMPLETE),  # no number, left to gunicorn to refuse
+    (HEAD + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", COMPLETE),  # the body follows '100 Continue'
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", INCOMPLETE),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", COMPLETE),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: t\r\n\r\n", COMPLETE),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"a" * 1024, COMPLETE),  # as much as the app takes
+    (b"GET /health HTTP/1.1\r\n" + b"X: " + b"v" * 9000, HEAD_TOO_LARGE),
+    (b"GET /health HTTP/1.1\r\n" + b"X: " + b"v" * 9000 + b"\r\n\r\n", HEAD_TOO_LARGE),
+])
+def test_a_request_is_complete_once_a_thread_need_not_wait_for_the_client(received, state):
+    assert arrival(received, max_head=8192, max_body=1024) == state
+
+
+@pytest.mark.parametrize("error, status", [
+    (http_errors.InvalidRequestLine("x"), 400),
+    (http_errors.InvalidHeaderName("x"), 400),
+    (http_errors.InvalidChunkSize(b"zz"), 400),
+    (http_errors.LimitRequestLine(10_000, 4094), 414),
+    (http_errors.LimitRequestHeaders("limit request headers fields"), 431),
+    (http_errors.ExpectationFailed("200-ok"), 417),
+    (http_errors.UnsupportedTransferCoding("gzip"), 400),
+    (http_errors.InvalidResponseHeader("X-Bad"), 500),  # the application's fault, not the client's
+    (RuntimeError("boom"), 500),
+])
+def test_gunicorn_errors_map_to_statuses(error, status):
+    assert _error_of(error)[0] == status
+
+
+def test_an_error_answer_is_json_with_the_protective_headers_and_closes():
+    head, body = error_answer(408, "request_timeout", "too slow").split(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 408 Request Timeout"
+    assert {"Connection: close", "Content-Type: application/json", f"Content-Length: {len(body)}",
+            "X-Content-Type-Options: nosniff", "Cache-Control: no-store"} <= set(lines)
+    assert json.loads(body) == {"error": "request_timeout", "message": "too slow", "details": {}}
