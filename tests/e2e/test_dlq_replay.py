@@ -137,7 +137,7 @@ def test_operators_discard_poison_by_filter_over_http_recorded_under_their_name(
     partition, offset = stack.produce_raw(b"clientB", json.dumps({"schemaVersion": 1, marker: 1}).encode())
     failure_id = f"{stack.topics[0]}:{partition}:{offset}:clientB"
     wait_until(lambda: stack.cli("dlq", "show", failure_id).returncode == 0, timeout=30, what=f"failure {failure_id}")
-    auth = stack.api.as_("operator")  # a registered operator named "operator"
+    auth = stack.api.as_("ops")  # a registered operator
     request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender",
                "by": "someone else"}
 
@@ -146,5 +146,5 @@ def test_operators_discard_poison_by_filter_over_http_recorded_under_their_name(
     done = stack.api.post("/failed-messages/discard", request, headers=auth)
     assert done.status == 200 and done.body["done"] == [failure_id]
     [item] = [i for i in stack.all_failures(status="discarded", client="clientB") if i["id"] == failure_id]
-    assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "operator"
+    assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "ops"
     assert f"skipped: {failure_id} (already discarded)" in stack.cli("dlq", "replay", failure_id).stdout

@@ -137,7 +137,8 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
     with ThreadPoolExecutor(8) as pool:
         producing = pool.submit(produce_hostile, stack, records)
         sends = [pool.submit(send_valid, message_id) for message_id in valid_ids]
-        fuzz = [pool.submit(tally.request, stack.api.base_url, *request) for request in http_requests(FUZZ_REQUESTS, SEED)]
+        requests = http_requests(FUZZ_REQUESTS, SEED, [stack.api.tokens["clientA"], stack.api.tokens["ops"]])
+        fuzz = [pool.submit(tally.request, stack.api.base_url, *request) for request in requests]
         for future in [producing, *sends, *fuzz]:
             future.result()
     forged = forged_dead_letters(FORGED_LETTERS, SEED)

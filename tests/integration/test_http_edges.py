@@ -17,10 +17,22 @@ ERROR_SHAPE = {"error", "message", "details"}
 
 
 @pytest.fixture(scope="module")
-def port(stack_factory) -> int:
-    """The port of a producer under gunicorn whose requests must arrive within READ_TIMEOUT_S."""
-    stack = stack_factory(REQUEST_READ_TIMEOUT_S=READ_TIMEOUT_S)
+def stack(stack_factory):
+    """A producer under gunicorn whose requests must arrive within READ_TIMEOUT_S."""
+    return stack_factory(REQUEST_READ_TIMEOUT_S=READ_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def port(stack) -> int:
+    """The producer's port."""
     return urlparse(stack.api.base_url).port
+
+
+@pytest.fixture(scope="module")
+def signed(stack):
+    """Put clientA's token into a raw request, after its request line, so that the request gets past authentication."""
+    header = f"Authorization: Bearer {stack.api.tokens['clientA']}\r\n".encode()
+    return lambda data: data.replace(b"\r\n", b"\r\n" + header, 1)
 
 
 def send(port: int, data: bytes, method: str = "GET") -> RawAnswer | None:
@@ -67,8 +79,8 @@ def test_a_normal_answer_does_not_name_the_server_software(port):
                  id="unsupported transfer coding"),
     pytest.param(b"GET /health HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417, id="unknown expectation"),
 ])
-def test_what_gunicorn_refuses_is_answered_with_a_json_error(port, request_bytes, status):
-    assert_json_error(send(port, request_bytes), status)
+def test_what_gunicorn_refuses_is_answered_with_a_json_error(port, signed, request_bytes, status):
+    assert_json_error(send(port, signed(request_bytes)), status)
 
 
 def test_a_request_head_that_stops_arriving_is_answered_408_at_the_deadline(port):
@@ -81,10 +93,10 @@ def test_a_body_that_stops_arriving_is_answered_408_at_the_deadline(port):
     assert_json_error(answer, 408)
 
 
-def test_a_body_left_to_a_thread_must_arrive_by_the_same_deadline(port):
+def test_a_body_left_to_a_thread_must_arrive_by_the_same_deadline(port, signed):
     # After 'Expect: 100-continue' the thread serving the request reads the body; werkzeug answers its timeout with 400.
-    answer = send(port, b"POST /send-message HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
-                        b"Expect: 100-continue\r\n\r\n{")
+    answer = send(port, signed(b"POST /send-message HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+                        b"Expect: 100-continue\r\n\r\n{"))
     assert_json_error(answer, 400)
 
 

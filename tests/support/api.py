@@ -16,7 +16,7 @@ class Reply:
     body: object
 
 
-OPERATOR = "operator"
+OPERATOR = "ops"  # the operator test stacks register
 OPERATOR_PATHS = ("/failed-messages", "/clients")
 
 

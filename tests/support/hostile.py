@@ -121,8 +121,8 @@ QUERY_VALUES = ["²", "①", "1e3", "-1", "9" * 30, "9999-12-31T23:59:59-01:00",
                 "W1tdXQ==", "eyJhIjogMX0=", "clientB%0a", "%ff", "%ed%a0%80", "%00", "clientB"]
 
 
-def http_requests(count: int, seed: int) -> list[tuple[str, str, bytes, dict]]:
-    """(method, raw target, body, headers) for `count` hostile requests over every endpoint."""
+def http_requests(count: int, seed: int, tokens: list[str] = ()) -> list[tuple[str, str, bytes, dict]]:
+    """(method, raw target, body, headers) for `count` hostile requests over every endpoint, some with `tokens`."""
     rng = random.Random(seed)
     requests = []
     for _ in range(count):
@@ -132,8 +132,9 @@ def http_requests(count: int, seed: int) -> list[tuple[str, str, bytes, dict]]:
         query = "&".join(f"{quote(name, safe='%')}={quote(value, safe='%:+')}" for name, value in pairs)
         target = rng.choice(PATHS) + ("?" + query if query else "")
         headers = {"Content-Type": rng.choice(["application/json", "application/json", "text/plain", "application/json; charset=latin-1"])}
-        if rng.random() < 0.3:
-            headers["Authorization"] = rng.choice(["Bearer wrong", "Bearer", "Basic eA==", "Bearer " + "x" * 300])
+        credentials = [*(f"Bearer {token}" for token in tokens), "Bearer wrong", "Bearer", "Basic eA==", "Bearer " + "x" * 300]
+        if rng.random() < 0.8:
+            headers["Authorization"] = rng.choice(credentials)
         requests.append((method, target, _body(rng), headers))
     return requests
 

@@ -141,7 +141,7 @@ def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) ->
 
 
 def register(mongo_uri: str, database: str, clients: list[str]) -> dict[str, str]:
-    """Register the clients and an operator `operator` in a database; return {name: token}."""
+    """Register the clients and an operator `ops` in a database; return {name: token}."""
     from pymongo import MongoClient
 
     from producer_service.application.identity import CLIENT, OPERATOR
@@ -150,7 +150,7 @@ def register(mongo_uri: str, database: str, clients: list[str]) -> dict[str, str
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         registry = MongoIdentityRegistry(client[database])
         tokens = {}
-        for role, name in [*((CLIENT, name) for name in clients), (OPERATOR, "operator")]:
+        for role, name in [*((CLIENT, name) for name in clients), (OPERATOR, "ops")]:
             registry.add(role, name)
             tokens[name] = registry.issue_token(role, name, "tests")[1]
     return tokens
