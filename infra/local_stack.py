@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from infra.ferretdb import FerretDBServer
+from infra.identities import OPERATOR, ensure_tokens, write_env_file
 from infra.kafka import KafkaServer
 from infra.process import ManagedProcess, port_open, run, wait_until
 from infra.run_settings import RunSettings, read_run_settings
@@ -41,13 +42,15 @@ def main() -> int:
         _check_producer_port(settings.producer_bind)
         env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
+        tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json")
+        write_env_file(tokens, settings.tokens_env_path)
         services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env,
                               settings.logs) for client in settings.clients]
         services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",
                                               "--bind", settings.producer_bind], env, settings.logs))
         base = f"http://{settings.producer_bind}"
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-1])
-        _print_usage(base, settings)
+        _print_usage(base, settings, tokens)
         _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
@@ -135,15 +138,21 @@ def _ready(base: str) -> bool:
         return False
 
 
-def _print_usage(base: str, settings: RunSettings) -> None:
-    """Print ready-to-paste curl examples."""
+def _print_usage(base: str, settings: RunSettings, tokens: dict[str, str]) -> None:
+    """Print ready-to-paste curl examples carrying the example clients' and the operator's tokens."""
+    sender, recipient = (settings.clients * 2)[:2]
+
+    def auth(name: str) -> str:
+        return f"-H 'Authorization: Bearer {tokens.get(name, '<token>')}'"
+
     print(f"""
 ready: producer on {base}, consumers for {', '.join(settings.clients)}; logs in {settings.logs}
+tokens: {', '.join(sorted(tokens))} (in {settings.tokens_env_path}: `. {settings.tokens_env_path}` exports them)
 try:
-  curl -s -X POST {base}/send-message -H 'Content-Type: application/json' \\
-       -d '{{"from": "clientA", "to": "clientB", "message": "hello B"}}'
-  curl -s '{base}/messages?to=clientB'
-  curl -s '{base}/failed-messages'
+  curl -s -X POST {base}/send-message {auth(sender)} -H 'Content-Type: application/json' \\
+       -d '{{"to": "{recipient}", "message": "hello {recipient}"}}'
+  curl -s {auth(recipient)} '{base}/messages?with={sender}'
+  curl -s {auth(OPERATOR)} '{base}/failed-messages'
   curl -s {base}/ready
 Ctrl-C stops everything.
 """, flush=True)

@@ -28,6 +28,11 @@ class RunSettings:
         return self.run_dir / "logs"
 
     @property
+    def tokens_env_path(self) -> Path:
+        """The shell file exporting the example clients' and the operator's tokens."""
+        return self.run_dir / "tokens.env"
+
+    @property
     def pids_path(self) -> Path:
         """The file naming the pid of every running part, rewritten whenever one starts."""
         return self.run_dir / "pids.json"

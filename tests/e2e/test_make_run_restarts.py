@@ -1,7 +1,9 @@
 """`make run` keeps going when a part dies: the part is started again and every accepted message is stored once."""
 
+import json
 import os
 import signal
+import subprocess
 import uuid
 
 import pytest
@@ -26,12 +28,12 @@ def stack(tmp_path_factory):
         run.close()
 
 
-def send(api, sender: str, count: int) -> list[str]:
-    """Send messages to clientB; return the ids answered 202 (a producer that is down answers none)."""
+def send(api, tag: str, count: int) -> list[str]:
+    """Send messages from clientB to itself, ids starting with `tag`; return those answered 202 (a producer down answers none)."""
     accepted = []
     for n in range(count):
         try:
-            reply = api.send(sender, "clientB", f"message {n} from {sender}")
+            reply = api.send("clientB", "clientB", f"message {n} of {tag}", messageId=f"{tag}-{uuid.uuid4().hex[:8]}")
         except OSError:
             continue
         if reply.status == 202:
@@ -39,11 +41,11 @@ def send(api, sender: str, count: int) -> list[str]:
     return accepted
 
 
-def stored(api, sender: str) -> list[str]:
-    """The ids of the stored messages from one sender, as GET /messages lists them."""
-    reply = api.get("/messages", to="clientB", **{"from": sender}, limit=500)
+def stored(api, tag: str) -> list[str]:
+    """The ids starting with `tag` of the messages stored for clientB, as GET /messages lists them."""
+    reply = api.get("/messages", to="clientB", limit=500)
     assert reply.status == 200, reply.body
-    return [message["messageId"] for message in reply.body]
+    return [message["messageId"] for message in reply.body if message["messageId"].startswith(tag)]
 
 
 def ready(api) -> bool:
@@ -61,19 +63,19 @@ def restart_lines(stack, part: str) -> list[str]:
 
 def kill_and_check(stack, part: str) -> None:
     """SIGKILL a part amid sends; check it is restarted once and every 202 is stored exactly once."""
-    sender = f"sender-{uuid.uuid4().hex[:10]}"
-    accepted = send(stack.api, sender, 5)
+    tag = f"kill-{uuid.uuid4().hex[:10]}"
+    accepted = send(stack.api, tag, 5)
     assert len(accepted) == 5
     old = stack.pids()[part]
     os.kill(old, signal.SIGKILL)
-    accepted += send(stack.api, sender, 5)
+    accepted += send(stack.api, tag, 5)
     expected = f"{part} exited (killed by SIGKILL); restarting it in 1s"
     stack.wait_for(lambda: expected in restart_lines(stack, part), 30, f"the line saying {part} is restarted")
     stack.wait_for(lambda: stack.pids()[part] != old, 90, f"{part} to run again")
     stack.wait_for(lambda: ready(stack.api), 60, "the producer to be ready again")
-    accepted += send(stack.api, sender, 5)
-    wait_until(lambda: set(stored(stack.api, sender)) >= set(accepted), 60, what="every accepted message stored")
-    assert sorted(stored(stack.api, sender)) == sorted(accepted)
+    accepted += send(stack.api, tag, 5)
+    wait_until(lambda: set(stored(stack.api, tag)) >= set(accepted), 60, what="every accepted message stored")
+    assert sorted(stored(stack.api, tag)) == sorted(accepted)
     assert restart_lines(stack, part) == [expected]
     assert stack.process.poll() is None
 
@@ -94,6 +96,20 @@ def test_a_part_that_keeps_crashing_stops_make_run_with_one_line_naming_it_and_n
         wait_until(lambda: not run.marked_processes(), 5, what="every process make run started to be gone")
     finally:
         run.close()
+
+
+def test_the_printed_curl_commands_work_as_written(stack):
+    output = stack.output()
+    block = output[output.index("try:"):output.index("Ctrl-C")].replace("\\\n", " ")  # join continued lines
+    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
+    answers = [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout)
+               for command in commands]
+    sent, listed, failed, ready_answer = answers
+    assert sent["status"] == "accepted"
+    wait_until(lambda: sent["messageId"] in [m["messageId"] for m in json.loads(
+        subprocess.run(["bash", "-c", commands[1]], capture_output=True, text=True, timeout=30).stdout)],
+        timeout=30, what="the sent message in the printed listing")
+    assert isinstance(listed, list) and isinstance(failed, list) and ready_answer["status"] == "ready"
 
 
 def test_a_killed_consumer_is_restarted_and_every_accepted_message_is_stored_once(stack):

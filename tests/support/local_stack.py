@@ -60,9 +60,10 @@ class LocalStackRun:
         assert condition(), f"make run exited with {self.process.returncode} before {what}:\n{self.output()[-4000:]}"
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Wait until it printed its usage (after the producer's /ready) and wrote its pids."""
+        """Wait until it printed its usage (after the producer's /ready) and wrote its pids; sign requests with its tokens."""
         self.wait_for(lambda: any(line.startswith("ready: ") for line in self.lines()) and self.pids_path.exists(),
                       timeout, "make run is ready")
+        self.api.tokens = json.loads((self.workdir / "data" / "tokens.json").read_text())
 
     @property
     def pids_path(self) -> Path:
