@@ -70,9 +70,7 @@ def _count_failed_authentication() -> None:
 def _limit(key: str, limit: int, count: int) -> None:
     """Raise 429 when `key` has used up `limit` per minute; an unreachable store lets the request through."""
     try:
-        wait = None
-        for _ in range(count):
-            wait = services().limiter.hit(key, limit, WINDOW_S) or wait
+        wait = services().limiter.hit(key, limit, WINDOW_S, count)
     except StoreUnavailable as error:
         log.warning("rate limit not counted, the store did not answer: %s", error)
         return

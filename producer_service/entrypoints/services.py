@@ -18,8 +18,8 @@ EXTENSION = "messaging"
 class RateLimiter(Protocol):
     """Counts hits per key in fixed windows, across every process of the service."""
 
-    def hit(self, key: str, limit: int, window_s: int) -> float | None:
-        """Count one hit; None while within the limit, else the seconds until the window ends."""
+    def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
+        """Count `cost` hits; None while within the limit, else the seconds until the window ends."""
 
 
 @dataclass

@@ -142,6 +142,20 @@ def test_rate_limit_windows_are_shared_by_every_limiter_on_the_store(database):
     assert database.rate_limits.count_documents({"_id": {"$regex": "^send:clientA@"}}) >= 1
 
 
+def test_concurrent_hits_from_two_processes_never_pass_the_limit(database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from producer_service.infrastructure.mongo_rate_limits import MongoRateLimiter
+
+    limiters = [MongoRateLimiter(database, clock=lambda: 2_000_000.0) for _ in range(2)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda n: limiters[n % 2].hit("send:clientC", 40, 60, cost=1 + n % 3), range(60)))
+    costs = [1 + n % 3 for n in range(60)]
+    allowed = sum(cost for cost, answer in zip(costs, answers) if answer is None)
+    assert allowed <= 40  # a batch that no longer fits is refused, though it may have taken the last slots
+    assert database.rate_limits.count_documents({"_id": {"$regex": "^send:clientC@"}}) == 40
+
+
 def test_identities_are_found_by_token_and_revoked_on_the_real_store(database):
     from producer_service.application.identity import CLIENT, OPERATOR, Principal
     from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry

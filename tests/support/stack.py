@@ -45,15 +45,19 @@ class Stack:
         """Every stored message matching the filters, following the pages."""
         return self._all("/messages", filters)
 
+    def all_messages_as(self, client: str, **filters) -> list[dict]:
+        """Every message `client` may see that matches the filters, following the pages with its token."""
+        return self._all("/messages", filters, self.api.as_(client))
+
     def all_failures(self, **filters) -> list[dict]:
         """Every failed record matching the filters (any status), following the pages."""
         return self._all("/failed-messages", filters)
 
-    def _all(self, path: str, filters: dict) -> list[dict]:
+    def _all(self, path: str, filters: dict, headers: dict | None = None) -> list[dict]:
         """Every item of a paged list."""
         items, cursor = [], None
         while True:
-            reply = self.api.get(path, limit=500, **filters, **({"cursor": cursor} if cursor else {}))
+            reply = self.api.get(path, headers, limit=500, **filters, **({"cursor": cursor} if cursor else {}))
             assert reply.status == 200, reply.body
             items += reply.body
             link = reply.headers.get("Link")
