@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from infra.ferretdb import FerretDBServer
-from infra.identities import OPERATOR, ensure_tokens, write_env_file
+from infra.identities import OPERATOR, ensure_tokens
 from infra.kafka import KafkaServer
 from infra.process import ManagedProcess, port_open, run, wait_until
 from infra.run_settings import RunSettings, read_run_settings
@@ -42,8 +42,7 @@ def main() -> int:
         _check_producer_port(settings.producer_bind)
         env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
-        tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json")
-        write_env_file(tokens, settings.tokens_env_path)
+        tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
         services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env,
                               settings.logs) for client in settings.clients]
         services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",

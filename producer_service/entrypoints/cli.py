@@ -1,8 +1,11 @@
 """Command line of the producer service (`producer-service clients ...`, `producer-service operators ...`)."""
 
 import json
+import os
+import shlex
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from pymongo.errors import PyMongoError
@@ -11,7 +14,7 @@ from consumer_service.infrastructure.mongo_store import connect
 from shared_domain.config import ConfigError
 from shared_domain.message import client_id_problem
 
-from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
+from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
 from ..config import load_settings
 from ..infrastructure.mongo_identities import MongoIdentityRegistry
 
@@ -98,6 +101,60 @@ def _principal_commands(role: str) -> click.Group:
 @click.group()
 def cli() -> None:
     """Manage who may use the producer service's API."""
+
+
+@cli.command()
+@click.argument("clients", nargs=-1)
+@click.option("--operator", "operators", multiple=True, default=["operator"], show_default=True,
+              help="Operator to register as well (repeatable).")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSON {name: token} kept between runs; only tokens still live are kept.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write shell lines exporting CLIENTA_TOKEN=..., OPS_TOKEN=... for scripts to source.")
+def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file: Path, env_file: Path | None) -> None:
+    """Make sure CLIENTS and the operator(s) are registered and their tokens are in --tokens-file (for local runs)."""
+    kept = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
+    wanted = [(CLIENT, name) for name in clients] + [(OPERATOR, name) for name in operators]
+    tokens = {}
+    with _registry() as registry:
+        for role, name in wanted:
+            if client_id_problem(name):
+                click.echo(f"not registering {name!r}: {client_id_problem(name)}", err=True)
+            elif registry.principal_of(kept.get(name, "")) == Principal(role, name):
+                tokens[name] = kept[name]
+            else:
+                try:
+                    tokens[name] = _token_for(registry, role, name)
+                except NotRegistered:
+                    click.echo(f"not issuing a token for {name}: it was revoked", err=True)
+    _write_private(tokens_file, json.dumps(tokens, indent=2))
+    if env_file:
+        _write_private(env_file, "".join(f"export {_env_name(name, role)}={shlex.quote(tokens[name])}\n"
+                                         for role, name in wanted if name in tokens))
+    click.echo(f"registered with tokens in {tokens_file}: {', '.join(tokens)}")
+
+
+def _token_for(registry: MongoIdentityRegistry, role: str, name: str) -> str:
+    """A new token for `name`, registering it first when it is not yet."""
+    try:
+        registry.add(role, name)
+    except AlreadyRegistered:
+        pass
+    return registry.issue_token(role, name, "bootstrap")[1]
+
+
+def _env_name(name: str, role: str) -> str:
+    """The variable a token is exported as: CLIENTA_TOKEN for clientA, OPS_TOKEN for the (first) operator."""
+    return "OPS_TOKEN" if role == OPERATOR else f"{''.join(c for c in name.upper() if c.isalnum())}_TOKEN"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 cli.add_command(_principal_commands(CLIENT))
