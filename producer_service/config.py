@@ -48,7 +48,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         mongodb_uri=read_str(env, "MONGODB_URI", defaults.mongodb_uri),
         mongodb_database=read_str(env, "MONGODB_DATABASE", defaults.mongodb_database),
         messages_topic=read_str(env, "MESSAGES_TOPIC", defaults.messages_topic),
-        delivery_timeout_ms=read_int(env, "KAFKA_DELIVERY_TIMEOUT_MS", defaults.delivery_timeout_ms, minimum=100),
+        delivery_timeout_ms=read_int(env, "KAFKA_DELIVERY_TIMEOUT_MS", defaults.delivery_timeout_ms, minimum=1000),
         mongodb_timeout_ms=read_int(env, "MONGODB_TIMEOUT_MS", defaults.mongodb_timeout_ms, minimum=100),
         max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", defaults.max_message_length, minimum=1),
         max_body_bytes=read_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1024),
