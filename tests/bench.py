@@ -44,7 +44,7 @@ def main() -> int:
             suffix = uuid.uuid4().hex[:8]
             env = service_env(kafka.bootstrap_servers, mongo.uri, f"bench_{suffix}", (f"bench-{suffix}", f"bench-dlq-{suffix}"))
             processes.append(start_consumer(env, "*", root))
-            clients = [f"client{n}" for n in range(10)] + ["warmup", "outage"]
+            clients = [f"client{n}" for n in range(10)] + ["warmup", "outage", "batcher"]
             producer, api = start_producer(env, root, register(mongo.uri, f"bench_{suffix}", clients))
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)

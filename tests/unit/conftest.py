@@ -100,6 +100,11 @@ def tokens(database):
 @pytest.fixture
 def app(publisher, database, health, replayed, settings, tokens):
     """The producer app wired with fakes, mongomock readers and a mongomock identity registry."""
+    return make_app(publisher, database, health, replayed, settings)
+
+
+def make_app(publisher, database, health, replayed, settings):
+    """Wire the producer app with fakes and mongomock."""
     operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
     services = Services(
         settings=settings,

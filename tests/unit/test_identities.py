@@ -98,3 +98,18 @@ def follow_as(client, token: str, url: str) -> list[str]:
         link = response.headers.get("Link")
         url = link[link.index("<") + 1:link.index(">")] if link else None
     return ids
+
+
+def test_with_authentication_off_the_body_names_the_sender_everything_is_visible_and_a_warning_is_printed(
+        publisher, database, health, replayed, capsys):
+    from producer_service.config import ProducerSettings
+
+    from .conftest import make_app
+
+    open_app = make_app(publisher, database, health, replayed, ProducerSettings(auth_enabled=False))
+    assert "AUTHENTICATION IS OFF" in capsys.readouterr().err
+    web = open_app.test_client()
+    assert web.post("/send-message", json=SEND).get_json()["details"] == {"from": ["Missing data for required field."]}
+    assert web.post("/send-message", json={**SEND, "from": "anyone"}).status_code == 202
+    store(database, "bc", "clientB", "clientC", 1)
+    assert [m["messageId"] for m in web.get("/messages").get_json()] == ["bc"]
