@@ -28,7 +28,8 @@ FAILURE_FILTERS = {
     "client": ("consumerClient", consumer_client_problem),
 }
 MAX_BATCH = 1000
-FILTER_FIELDS = {"to": "to", "from": "from", "errorType": "errorType", "client": "consumerClient"}
+# The document field each filter name of a listing or a bulk action selects on.
+FILTER_FIELDS = {name: field for name, (field, _rule) in FAILURE_FILTERS.items()}
 
 
 class FilterSchema(Schema):
