@@ -145,7 +145,9 @@ def test_the_send_limit_is_shared_by_both_workers(stack):
     workers = {line.split()[0] for line in log.splitlines() if '"POST /send-message HTTP/1.1" 429' in line}
     LEDGERS.append(f"ledger[identities]: {SEND_RATE_LIMIT * 2} sends in one minute from one client: "
                    f"202 x{statuses.count(202)}, 429 x{statuses.count(429)}, refused by {len(workers)} workers")
-    assert collections.Counter(statuses) == {202: SEND_RATE_LIMIT, 429: SEND_RATE_LIMIT}
+    # Never past the limit; at most one unspent block (a twentieth of it) short, which the other worker leased.
+    assert SEND_RATE_LIMIT - SEND_RATE_LIMIT // 20 <= statuses.count(202) <= SEND_RATE_LIMIT
+    assert statuses.count(202) + statuses.count(429) == len(statuses)
     assert len(workers) == 2, "one worker took every request, so the test proves nothing about sharing"
 
 
