@@ -8,28 +8,48 @@ log = logging.getLogger("consumer_service")
 
 
 class DependencyState:
-    """Whether one dependency (Kafka, MongoDB) currently answers, shared by every loop of the process."""
+    """Whether one dependency (Kafka, MongoDB) currently answers, shared by every loop of the process.
 
-    def __init__(self, name: str):
+    A failure reported within FLAP_S of a recovery (librdkafka may still deliver a stale 'all
+    brokers down' just after the first success) is noted quietly, and logged only if the
+    dependency is still failing FLAP_S later; a flap thus adds no lines.
+    """
+
+    FLAP_S = 2.0
+
+    def __init__(self, name: str, clock=time.monotonic):
         self.name = name
+        self._clock = clock
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._recovered_at: float | None = None
+        self._announced = False
 
     def down(self, error: object) -> None:
-        """Note a failure; logs only when this starts a wait."""
+        """Note a failure; logs only when this starts (or, after a flap, confirms) a wait."""
+        now = self._clock()
         with self._lock:
-            if self._down_since is not None:
+            if self._down_since is None:
+                self._down_since = now
+                self._announced = self._recovered_at is None or now - self._recovered_at >= self.FLAP_S
+            elif not self._announced and now - self._down_since >= self.FLAP_S:
+                self._announced = True
+            else:
                 return
-            self._down_since = time.monotonic()
+            if not self._announced:
+                return
         log.warning("waiting for %s: %.300s", self.name, error)
 
     def up(self) -> None:
-        """Note a success; logs only when this ends a wait."""
+        """Note a success; logs only when this ends a wait that was logged."""
+        now = self._clock()
         with self._lock:
             if self._down_since is None:
                 return
-            waited, self._down_since = time.monotonic() - self._down_since, None
-        log.warning("%s recovered after %.1fs", self.name, waited)
+            waited, announced = now - self._down_since, self._announced
+            self._down_since, self._recovered_at = None, now
+        if announced:
+            log.warning("%s recovered after %.1fs", self.name, waited)
 
     @property
     def is_down(self) -> bool:

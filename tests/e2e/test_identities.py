@@ -127,11 +127,12 @@ def test_a_token_revoked_with_the_cli_is_refused_within_two_seconds(stack):
     wait_until(lambda: stack.api.get("/messages", headers=headers).status == 200, timeout=5, what="the new token accepted")
     assert cli(stack, "clients", "revoke", name).returncode == 0
     revoked_at = time.monotonic()
-    wait_until(lambda: stack.api.get("/messages", headers=headers).status == 401, timeout=5, what="the token refused")
-    LEDGERS.append(f"ledger[identities]: a revoked token was refused after {time.monotonic() - revoked_at:.1f}s")
+    # Refused by both workers: twenty requests in a row, which the two of them share.
+    wait_until(lambda: {stack.api.get("/messages", headers=headers).status for _ in range(20)} == {401}, timeout=5,
+               what="the token refused by every worker")
+    LEDGERS.append(f"ledger[identities]: a revoked token was refused by every worker after "
+                   f"{time.monotonic() - revoked_at:.1f}s")
     assert time.monotonic() - revoked_at < 2.5
-    # Both workers refuse it from now on.
-    assert {stack.api.get("/messages", headers=headers).status for _ in range(20)} == {401}
 
 
 def test_the_send_limit_is_shared_by_both_workers(stack):
