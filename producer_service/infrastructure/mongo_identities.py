@@ -45,6 +45,7 @@ class MongoIdentityRegistry:
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._next_check = 0.0
+        self._checking = False
 
     def add(self, role: str, name: str, display_name: str | None = None) -> None:
         """Register a client or an operator; raise AlreadyRegistered when the name is taken."""
@@ -121,21 +122,31 @@ class MongoIdentityRegistry:
         return True
 
     def _current(self) -> _Snapshot:
-        """The snapshot, reloaded when the registry's version moved; the last one while the store is down."""
+        """The snapshot, reloaded when the registry's version moved; the last one while the store is down.
+
+        One thread at a time asks the store; the others go on with the snapshot they have meanwhile.
+        """
         with self._lock:
             now = self._clock()
-            if self._snapshot is not None and now < self._next_check:
+            if self._snapshot is not None and (now < self._next_check or self._checking):
                 return self._snapshot
-            try:
-                version = (self._database[VERSION].find_one({"_id": VERSION}) or {}).get("version", 0)
-                if self._snapshot is None or version != self._snapshot.version:
-                    self._snapshot = self._load(version)
-                self._next_check = now + CHECK_SECONDS
-            except PyMongoError as error:
+            self._checking = self._snapshot is not None
+        try:
+            version = (self._database[VERSION].find_one({"_id": VERSION}) or {}).get("version", 0)
+            snapshot = self._snapshot
+            if snapshot is None or version != snapshot.version:
+                snapshot = self._load(version)
+            with self._lock:
+                self._snapshot, self._next_check = snapshot, now + CHECK_SECONDS
+        except PyMongoError as error:
+            with self._lock:
                 if self._snapshot is None:
                     raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
                 self._next_check = now + STALE_RETRY_SECONDS  # ask again after a while, not on every request
-            return self._snapshot
+        finally:
+            with self._lock:
+                self._checking = False
+        return self._snapshot
 
     def _load(self, version: int) -> _Snapshot:
         """Read every live principal's live token hashes."""

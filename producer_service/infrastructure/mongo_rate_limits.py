@@ -15,6 +15,7 @@ from .mongo_readers import StoreUnavailable
 
 COLLECTION = "rate_limits"
 BLOCKS = 20  # a window's limit is leased in twentieths
+UNAVAILABLE_PAUSE_S = 5.0
 
 
 class MongoRateLimiter:
@@ -35,12 +36,20 @@ class MongoRateLimiter:
         self._leases: dict[tuple[str, int], list[int]] = {}
         self._expiry_indexed: bool | None = None
         self._swept_at = 0.0
+        self._unavailable_until = 0.0
 
     def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
-        """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends."""
+        """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends.
+
+        Raises StoreUnavailable when the store does not answer; for UNAVAILABLE_PAUSE_S after that
+        it lets hits through without asking, so that an outage does not slow every request down.
+        """
+        if time.monotonic() < self._unavailable_until:
+            return None
         try:
             return self._hit(key, limit, window_s, cost)
         except PyMongoError as error:
+            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
 
     def _hit(self, key: str, limit: int, window_s: int, cost: int) -> float | None:
