@@ -29,16 +29,14 @@ class DependencyState:
         """Note a failure; logs only when this starts (or, after a flap, confirms) a wait."""
         now = self._clock()
         with self._lock:
-            if self._down_since is None:
+            if self._down_since is None:  # a new wait: announced at once, unless it follows a recovery closely
                 self._down_since = now
-                self._announced = self._recovered_at is None or now - self._recovered_at >= self.FLAP_S
-            elif not self._announced and now - self._down_since >= self.FLAP_S:
-                self._announced = True
-            else:
-                return
-            if not self._announced:
-                return
-        log.warning("waiting for %s: %.300s", self.name, error)
+                announce = self._announced = self._recovered_at is None or now - self._recovered_at >= self.FLAP_S
+            else:  # still waiting: announced once a quiet wait has lasted
+                announce = not self._announced and now - self._down_since >= self.FLAP_S
+                self._announced = self._announced or announce
+        if announce:
+            log.warning("waiting for %s: %.300s", self.name, error)
 
     def up(self) -> None:
         """Note a success; logs only when this ends a wait that was logged."""

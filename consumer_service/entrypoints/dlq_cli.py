@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 
 from shared_domain.clock import as_utc, to_iso
-from shared_domain.documents import failure_view
+from shared_domain.documents import failure_view, storable_text
 from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
 from shared_domain.message import client_id_problem, unsafe_text_problem
 
@@ -35,7 +35,7 @@ class RuleText(click.ParamType):
         """The value, or a usage error naming what is wrong with it."""
         problem = unsafe_text_problem(value) or self._problem_of(value)
         if problem:
-            self.fail(f"{value.encode('utf-8', 'backslashreplace').decode()!r} {problem}", param, ctx)
+            self.fail(f"{storable_text(value)!r} {problem}", param, ctx)
         return value
 
 

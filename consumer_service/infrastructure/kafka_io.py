@@ -106,6 +106,10 @@ def to_incoming(message: Message) -> IncomingRecord:
     )
 
 
+# What a record's outcome is until its delivery report says otherwise.
+_NOT_ACKNOWLEDGED = KafkaError(KafkaError._MSG_TIMED_OUT)
+
+
 def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
     """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
     outcomes: list[KafkaError | None] = [_NOT_ACKNOWLEDGED] * len(records)
@@ -124,8 +128,6 @@ def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecor
     return [KafkaError(KafkaError._MSG_TIMED_OUT, f"not acknowledged within {timeout:.1f}s")
             if outcome is _NOT_ACKNOWLEDGED else outcome for outcome in outcomes]
 
-
-_NOT_ACKNOWLEDGED = KafkaError(KafkaError._MSG_TIMED_OUT)
 
 
 def _produce(producer: Producer, topic: str, record: OutgoingRecord, on_delivery) -> None:

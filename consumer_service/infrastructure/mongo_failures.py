@@ -64,9 +64,7 @@ ORDER = [("failedAt", ASCENDING), ("_id", ASCENDING)]
 
 
 def selection_filter(selection: Selection) -> dict:
-    """The MongoDB filter of a selection: its ids, else its filter."""
-    if selection.ids:
-        return {"_id": {"$in": list(selection.ids)}}
+    """The MongoDB filter of a selection by filter (a selection by ids is read one `_id` at a time)."""
     query = dict(selection.equals)
     if selection.status is not None:
         query["status"] = selection.status

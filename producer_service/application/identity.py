@@ -7,7 +7,6 @@ from typing import Protocol
 
 CLIENT = "client"
 OPERATOR = "operator"
-ROLES = (CLIENT, OPERATOR)
 TOKEN_BYTES = 32  # 256 bits
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, g, request
 
 from ..application.identity import CLIENT, OPERATOR, Principal
 from ..infrastructure.mongo_readers import StoreUnavailable
-from .errors import ApiError, unavailable
+from .errors import ApiError, store_unavailable
 from .services import services
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ def _principal_of(token: str) -> Principal | None:
     try:
         return services().identities.principal_of(token)
     except StoreUnavailable as error:
-        raise unavailable("store_unavailable", "the store did not answer; try again later",
-                          services().settings.retry_after_s, error) from None
+        raise store_unavailable(services().settings.retry_after_s, error) from None
 
 
 def _count_failed_authentication() -> None:

@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 
 from consumer_service.infrastructure.mongo_store import connect
 from shared_domain.config import ConfigError
+from shared_domain.documents import storable_text
 from shared_domain.message import client_id_problem
 
 from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
@@ -28,7 +29,7 @@ class Name(click.ParamType):
         """The name, or a usage error saying what is wrong with it."""
         problem = client_id_problem(value)
         if problem:
-            self.fail(f"{value.encode('utf-8', 'backslashreplace').decode()!r} {problem}", param, ctx)
+            self.fail(f"{storable_text(value)!r} {problem}", param, ctx)
         return value
 
 

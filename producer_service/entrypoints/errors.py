@@ -38,6 +38,11 @@ def unavailable(code: str, message: str, retry_after_s: int, cause: object) -> A
     return ApiError(503, code, message, headers={"Retry-After": str(retry_after_s)})
 
 
+def store_unavailable(retry_after_s: int, cause: object) -> ApiError:
+    """The 503 of a request the store did not answer in time."""
+    return unavailable("store_unavailable", "the store did not answer; try again later", retry_after_s, cause)
+
+
 def api_error_response(error: ApiError):
     """The JSON response of an ApiError."""
     return error_response(error.status, error.code, error.message, error.details, error.headers)

@@ -7,7 +7,7 @@ from shared_domain.message import client_id_problem
 from ..application.identity import CLIENT
 from ..infrastructure.mongo_readers import StoreUnavailable
 from .auth import principal, protect
-from .errors import ApiError, unavailable
+from .errors import ApiError, store_unavailable
 from .paging import next_link, page_query
 from .services import services
 
@@ -25,8 +25,9 @@ def list_messages():
 def _visible() -> tuple[dict, ...]:
     """The messages the caller may see: those it sent or received, or its conversation with `with`."""
     caller, partner = principal(), request.args.get("with")
-    if partner is not None and client_id_problem(partner):
-        raise ApiError(400, "invalid_query", "the query parameters are invalid", {"with": [client_id_problem(partner)]})
+    problem = partner is not None and client_id_problem(partner)
+    if problem:
+        raise ApiError(400, "invalid_query", "the query parameters are invalid", {"with": [problem]})
     if caller is None:  # authentication off: everyone's, or the conversation between `with` and anyone
         return ({"from": partner}, {"to": partner}) if partner else ()
     if partner:
@@ -42,8 +43,7 @@ def page(reader, filters: dict, time_field: str, id_field: str, any_of: tuple = 
     try:
         items = reader.find(query)
     except StoreUnavailable as error:
-        raise unavailable("store_unavailable", "the store did not answer; try again later",
-                          settings.retry_after_s, error) from None
+        raise store_unavailable(settings.retry_after_s, error) from None
     response = jsonify(items)
     link = next_link(request, items, query, time_field, id_field, settings.secret_key)
     if link:

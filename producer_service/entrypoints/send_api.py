@@ -12,7 +12,7 @@ from ..application.send import send_message, send_messages
 from ..infrastructure.mongo_readers import StoreUnavailable
 from .auth import limit_sends, principal, protect
 from .bodies import json_body
-from .errors import ApiError, unavailable
+from .errors import ApiError, store_unavailable, unavailable
 from .services import services
 
 bp = Blueprint("send", __name__)
@@ -115,5 +115,4 @@ def _registered(client_id: str) -> bool:
     try:
         return services().identities.is_client(client_id)
     except StoreUnavailable as error:
-        raise unavailable("store_unavailable", "the store did not answer; try again later",
-                          services().settings.retry_after_s, error) from None
+        raise store_unavailable(services().settings.retry_after_s, error) from None

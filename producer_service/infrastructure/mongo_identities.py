@@ -8,6 +8,7 @@ reaches every process within about a second, and clients keep sending while the 
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 class _Snapshot:
     """Every live token hash and client name, as of one registry version."""
 
-    version: int
+    version: str
     principals: dict[str, Principal]
     clients: frozenset[str]
 
@@ -132,7 +133,7 @@ class MongoIdentityRegistry:
                 return self._snapshot
             self._checking = self._snapshot is not None
         try:
-            version = (self._database[VERSION].find_one({"_id": VERSION}) or {}).get("version", 0)
+            version = (self._database[VERSION].find_one({"_id": VERSION}) or {}).get("version", "")
             snapshot = self._snapshot
             if snapshot is None or version != snapshot.version:
                 snapshot = self._load(version)
@@ -148,7 +149,7 @@ class MongoIdentityRegistry:
                 self._checking = False
         return self._snapshot
 
-    def _load(self, version: int) -> _Snapshot:
+    def _load(self, version: str) -> _Snapshot:
         """Read every live principal's live token hashes."""
         principals, clients = {}, set()
         for role, name in COLLECTIONS.items():
@@ -161,8 +162,12 @@ class MongoIdentityRegistry:
         return _Snapshot(version, principals, frozenset(clients))
 
     def _changed(self) -> None:
-        """Bump the registry's version so that every process reloads its snapshot."""
-        self._database[VERSION].update_one({"_id": VERSION}, {"$inc": {"version": 1}}, upsert=True)
+        """Give the registry a new version so that every process reloads its snapshot.
+
+        A fresh random value rather than an increment: FerretDB v1 loses concurrent `$inc`s, so two
+        changes at once could leave the count where a process already saw it.
+        """
+        self._database[VERSION].update_one({"_id": VERSION}, {"$set": {"version": uuid.uuid4().hex}}, upsert=True)
 
     def _collection(self, role: str):
         """The collection of a role."""

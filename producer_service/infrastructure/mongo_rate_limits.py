@@ -37,6 +37,7 @@ class MongoRateLimiter:
         self._expiry_indexed: bool | None = None
         self._swept_at = 0.0
         self._unavailable_until = 0.0
+        self._latest_window = -1
 
     def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
         """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends.
@@ -80,7 +81,8 @@ class MongoRateLimiter:
     def _housekeeping(self, window: int, window_s: int) -> None:
         """Forget finished windows; have the store drop them (a TTL index, or a sweep a minute where there is none)."""
         with self._lock:
-            if any(seen < window for _, seen in self._leases):
+            if window > self._latest_window:
+                self._latest_window = window
                 self._leases = {entry: lease for entry, lease in self._leases.items() if entry[1] >= window}
             if self._expiry_indexed is None:
                 try:

@@ -45,7 +45,8 @@ class WireCheckedRepository(MongoFailureRepository):
     """The repository on mongomock, encoding each query as BSON first, as pymongo would to send it."""
 
     def select(self, selection, records=True):
-        bson.encode({"find": "failed_messages", "filter": selection_filter(selection), "limit": selection.limit or 0})
+        bson.encode({"find": "failed_messages", "filter": selection_filter(selection), "ids": list(selection.ids),
+                     "limit": selection.limit or 0})
         return super().select(selection, records)
 
 
