@@ -1,0 +1,82 @@
+"""`make bench`: speed of the running system on real servers, each figure beside a baseline measured in the same run.
+
+Stages, each on topics and a database of its own so they do not disturb each other:
+1. Single sends: wrk POSTs /send-message to our producer and to a bare Flask endpoint under the
+   same gunicorn settings, interleaved, BENCH_ROUNDS (3) runs of BENCH_SECONDS (5) each, at
+   each of BENCH_CONNECTIONS (16,64) keep-alive connections; medians and their ratio.
+   Then POST /send-messages with 100 messages per request.
+2. Consumer: BENCH_BACKLOG (20000) messages wait on a topic; a consumer for all clients stores
+   them, interleaved with a raw insert_many of the same documents (500 per batch, same indexes).
+3. Stored latency: BENCH_RATE (200) messages a second for BENCH_LATENCY_SECONDS (15), open loop.
+4. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
+5. /health beside slowloris connections (slow_clients.py).
+"""
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pymongo import MongoClient
+
+from infra.ferretdb import FerretDBServer
+from infra.kafka import KafkaServer
+from infra.process import free_ports, wait_until
+from tests.support.services import service_env, start_consumer, start_producer
+from tests.support.stack import register
+
+from . import consumer_load, http_load, replay, slow_clients, stored_latency
+from .wrk import ensure_wrk
+
+CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" for n in range(7)),
+           *(f"client{n}" for n in range(10))]
+
+
+def main() -> int:
+    """Start private servers, run every stage, print the figures, stop everything."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        root = Path(scratch)
+        kafka = KafkaServer(*free_ports(2), root / "kafka")
+        mongo = FerretDBServer(free_ports(1)[0], root / "mongo")
+        processes = []
+        try:
+            kafka.start()
+            mongo.start()
+            name = f"bench_{uuid.uuid4().hex[:8]}"
+            tokens = register(mongo.uri, name, CLIENTS)
+
+            def env_for(stage: str) -> dict:
+                # A rate limit no benchmark reaches: the limiter's cost is measured, its refusals are not.
+                return service_env(kafka.bootstrap_servers, mongo.uri, name, (f"{name}-{stage}", f"{name}-{stage}-dlq"),
+                                   SEND_RATE_LIMIT=10**9)
+
+            print(f"make bench: {rounds} interleaved rounds per comparison, medians; 2 gunicorn workers x 8 threads")
+            http_load.run(env_for("http"), root, tokens, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
+                          [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")])
+            consumer_load.run(env_for("backlog"), root, mongo.uri, rounds, int(os.environ.get("BENCH_BACKLOG", "20000")))
+
+            env = env_for("e2e")
+            processes.append(start_consumer(env, "*", root))
+            producer, api = start_producer(env, root, tokens)
+            processes.append(producer)
+            wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
+            database = MongoClient(mongo.uri, tz_aware=True)[name]
+            api.send("sender", "client0", "warm-up")
+            stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
+                               float(os.environ.get("BENCH_LATENCY_SECONDS", "15")))
+            replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
+            slow_clients.run(urlparse(api.base_url).port)
+        finally:
+            for process in processes:
+                process.stop()
+            mongo.stop()
+            kafka.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

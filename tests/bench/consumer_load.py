@@ -1,0 +1,88 @@
+"""The consumer figure: draining a backlog into the store, against a raw insert_many of the same documents."""
+
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+from pymongo import ASCENDING, DESCENDING, MongoClient
+
+from consumer_service.infrastructure.kafka_io import ensure_topics
+from consumer_service.infrastructure.mongo_store import ensure_indexes
+from infra.process import wait_until
+from shared_domain.clock import utc_now
+from shared_domain.documents import MESSAGES_COLLECTION, message_document
+from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode
+from shared_domain.failures import SourcePosition
+from shared_domain.message import ClientId, Message, MessageText, new_message_id
+from tests.support.services import start_consumer
+
+
+def run(env: dict, logs: Path, mongo_uri: str, rounds: int, count: int, batch: int = 500) -> float:
+    """Fill a topic with `count` messages, then interleave raw inserts and consumer runs; print the medians."""
+    topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
+    ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [topic], 3, timeout=30)
+    messages = [Message(new_message_id(), ClientId(f"client{n % 10}"), ClientId(f"client{n % 7}"),
+                        MessageText(f"backlog message {n} of ordinary length"), utc_now()) for n in range(count)]
+    _produce(env["KAFKA_BOOTSTRAP_SERVERS"], topic, messages)
+    client = MongoClient(mongo_uri, tz_aware=True)
+    raw, ours = [], []
+    try:
+        for round_ in range(rounds):
+            raw.append(_raw_insert(client[f"bench_raw_{round_}_{uuid.uuid4().hex[:6]}"], messages, topic, batch))
+            ours.append(_consume(env, logs, client, topic, count, round_))
+    finally:
+        client.close()
+    rate, baseline = statistics.median(ours), statistics.median(raw)
+    ratio = rate / baseline
+    print(f"consumer backlog ({count}):   {rate:7.0f} docs/s   raw insert_many ({batch}/batch, same indexes) "
+          f"{baseline:7.0f} docs/s   ratio {ratio:.2f}x (target >= 0.7x: {'met' if ratio >= 0.7 else 'MISSED'})")
+    return ratio
+
+
+def _produce(bootstrap: str, topic: str, messages: list[Message]) -> None:
+    """Write the messages to the topic as the producer service would, keyed by recipient."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+    for message in messages:
+        while True:
+            try:
+                producer.produce(topic, key=message.recipient.encode(), value=encode(message), headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise RuntimeError("the backlog was not acknowledged by the broker")
+
+
+def _raw_insert(database, messages: list[Message], topic: str, batch: int) -> float:
+    """Documents per second of insert_many straight into a fresh collection with the service's indexes."""
+    ensure_indexes(database)
+    documents = [message_document(message, SourcePosition(topic, 0, n), utc_now()) for n, message in enumerate(messages)]
+    began = time.perf_counter()
+    for first in range(0, len(documents), batch):
+        database[MESSAGES_COLLECTION].insert_many(documents[first:first + batch], ordered=False)
+    return len(documents) / (time.perf_counter() - began)
+
+
+def _consume(env: dict, logs: Path, client: MongoClient, topic: str, count: int, round_: int) -> float:
+    """Documents per second a consumer for all clients stores the backlog at, from its own storedAt stamps.
+
+    The span runs from the first batch's stamp to the last one's, so process start-up and the
+    polling of this function are not counted; the last batch's documents are left out with it.
+    """
+    database = f"bench_consumer_{round_}_{uuid.uuid4().hex[:6]}"
+    consumer = start_consumer({**env, "MESSAGES_TOPIC": topic, "MONGODB_DATABASE": database,
+                               "CONSUMER_GROUP_ID": f"bench-{database}", "PROJECT_DEAD_LETTERS": "0"},
+                              "*", logs, name=f"backlog-consumer-{round_}")
+    messages = client[database][MESSAGES_COLLECTION]
+    try:
+        wait_until(lambda: messages.estimated_document_count() >= count, timeout=300, interval=0.25,
+                   what=f"{count} messages stored", process=consumer)
+    finally:
+        consumer.stop()
+    first = messages.find_one({}, sort=[("storedAt", ASCENDING)])["storedAt"]
+    last = messages.find_one({}, sort=[("storedAt", DESCENDING)])["storedAt"]
+    in_last_batch = messages.count_documents({"storedAt": last})
+    return (count - in_last_batch) / (last - first).total_seconds()

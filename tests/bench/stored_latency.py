@@ -1,0 +1,48 @@
+"""The end-to-end figure: how long after its POST a message is stored, at a fixed open-loop rate."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from infra.process import wait_until
+from shared_domain.documents import MESSAGES_COLLECTION
+from tests.support.api import Api
+
+
+def run(api: Api, database, rate: float, seconds: float) -> tuple[float, float]:
+    """Send `rate` messages a second for `seconds` on a fixed schedule; print and return stored p50/p99 in ms.
+
+    Open loop: each message goes out at its scheduled time whatever the earlier ones are doing,
+    so a slow answer cannot hide a queue. A message's latency runs from the wall-clock moment its
+    POST began to the `storedAt` the consumer stamped as its insert began.
+    """
+    count = int(rate * seconds)
+    began = time.time() + 0.5
+    sent: list[tuple[float, float, str] | None] = [None] * count
+
+    def send(n: int) -> None:
+        time.sleep(max(0.0, began + n / rate - time.time()))
+        at = time.time()
+        reply = api.send("timer", f"client{n % 7}", f"timed message {n}")
+        if reply.status != 202:
+            raise RuntimeError(f"timed send {n} got {reply.status}: {reply.body}")
+        sent[n] = (at, time.time() - at, reply.body["messageId"])
+
+    with ThreadPoolExecutor(64) as pool:
+        list(pool.map(send, range(count)))
+    messages = database[MESSAGES_COLLECTION]
+    wait_until(lambda: messages.count_documents({"from": "timer"}) >= count, timeout=120, interval=0.2,
+               what=f"{count} timed messages stored")
+    stored_at = {document["_id"]: document["storedAt"].timestamp()
+                 for document in messages.find({"from": "timer"}, {"storedAt": 1})}
+    stored = sorted((stored_at[message_id] - at) * 1000 for at, _, message_id in sent)
+    accepted = sorted(took * 1000 for _, took, _ in sent)
+    p50, p99 = _quantile(stored, 0.50), _quantile(stored, 0.99)
+    print(f"stored latency at {rate:.0f} msg/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms  (202 after p50 "
+          f"{_quantile(accepted, 0.5):.1f} ms, p99 {_quantile(accepted, 0.99):.1f} ms; {count} messages)"
+          f"   target p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
+    return p50, p99
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
