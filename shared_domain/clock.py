@@ -11,8 +11,7 @@ def utc_now() -> datetime:
 
 def to_iso(moment: datetime) -> str:
     """Format a datetime as ISO 8601 UTC with a four-digit year, milliseconds and a trailing Z."""
-    moment = as_utc(moment)
-    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return as_utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -1,12 +1,13 @@
 """Encoding a message into a Kafka record value and decoding it back."""
 
+import functools
 import json
 
 from marshmallow import ValidationError
 
 from .clock import to_iso
 from .json_text import MalformedJson, loads
-from .message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText
+from .message import DEFAULT_MAX_MESSAGE_LENGTH, Message
 from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
 
 CONTENT_TYPE = "application/json"
@@ -44,6 +45,12 @@ def encode(message: Message) -> bytes:
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+@functools.cache
+def envelope_schema(max_length: int) -> EnvelopeSchema:
+    """The envelope schema for a length limit, built once: building one costs more than loading with it."""
+    return EnvelopeSchema(max_length=max_length)
+
+
 def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> Message:
     """Decode a Kafka record value into a message, or raise a PoisonRecord."""
     if value is None:
@@ -55,12 +62,9 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
     if not isinstance(document, dict):
         raise UndecodableRecord(f"value is JSON {type(document).__name__}, not an object")
     try:
-        fields = EnvelopeSchema(max_length=max_length).load(document)
+        fields = envelope_schema(max_length).load(document)
     except ValidationError as error:
         hint = document.get("to") if isinstance(document.get("to"), str) else None
         raise SchemaViolation(error.normalized_messages(), recipient_hint=hint) from None
-    return Message(
-        message_id=MessageId(fields["message_id"]), sender=ClientId(fields["sender"]),
-        recipient=ClientId(fields["recipient"]), text=MessageText(fields["text"], max_length),
-        sent_at=fields["sent_at"],
-    )
+    return Message(message_id=fields["message_id"], sender=fields["sender"], recipient=fields["recipient"],
+                   text=fields["text"], sent_at=fields["sent_at"])

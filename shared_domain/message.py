@@ -24,6 +24,8 @@ class ClientId(str):
     """Who sends or receives: 1-64 letters, digits, '_', '.' or '-'."""
 
     def __new__(cls, value: str):
+        if type(value) is cls:  # checked when it was made
+            return value
         return super().__new__(cls, _checked(value, client_id_problem(value)))
 
 
@@ -31,6 +33,8 @@ class MessageId(str):
     """The idempotency key of a message: 1-128 letters, digits, '_', '.', ':' or '-'."""
 
     def __new__(cls, value: str):
+        if type(value) is cls:
+            return value
         return super().__new__(cls, _checked(value, message_id_problem(value)))
 
 
@@ -39,6 +43,11 @@ class MessageText(str):
 
     def __new__(cls, value: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH):
         return super().__new__(cls, _checked(value, text_problem(value, max_length)))
+
+    @classmethod
+    def checked(cls, value: str) -> "MessageText":
+        """Text that already passed text_problem against the limit that applies to it."""
+        return super().__new__(cls, value)
 
 
 @dataclass(frozen=True)

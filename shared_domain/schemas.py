@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from .clock import as_utc
-from .message import DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem, message_id_problem, text_problem
+from .message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, InvalidValue, MessageId, MessageText, text_problem
 
 ENVELOPE_SCHEMA_VERSION = 1
 
@@ -19,6 +19,21 @@ def rule(problem_of):
             raise ValidationError(problem)
 
     return check
+
+
+class DomainValue(fields.String):
+    """A string loaded as a domain value object, whose own rules are the field's only validation."""
+
+    def __init__(self, value_type: type, **kwargs):
+        super().__init__(**kwargs)
+        self.value_type = value_type
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return self.value_type(text)
+        except InvalidValue as error:
+            raise ValidationError(str(error)) from None
 
 
 class UtcDateTime(fields.Field):
@@ -38,13 +53,16 @@ class UtcDateTime(fields.Field):
 
 
 class MessageFieldsSchema(Schema):
-    """The fields every message carries: sender, recipient and text."""
+    """The fields every message carries: sender, recipient and text, loaded as domain values.
+
+    Build one instance per length limit and reuse it: loading is cheap, building is not.
+    """
 
     class Meta:
         unknown = RAISE
 
-    sender = fields.String(required=True, data_key="from", validate=rule(client_id_problem))
-    recipient = fields.String(required=True, data_key="to", validate=rule(client_id_problem))
+    sender = DomainValue(ClientId, required=True, data_key="from")
+    recipient = DomainValue(ClientId, required=True, data_key="to")
     text = fields.String(required=True, data_key="message")
 
     def __init__(self, *args, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH, **kwargs):
@@ -53,16 +71,22 @@ class MessageFieldsSchema(Schema):
 
     @validates("text")
     def _check_text(self, value: str, **_kwargs) -> None:
+        # The text's limit is the schema's, so it is checked here and loaded as MessageText below.
         problem = text_problem(value, self.max_length)
         if problem:
             raise ValidationError(problem)
+
+    @post_load
+    def _as_values(self, data: dict, **_kwargs) -> dict:
+        data["text"] = MessageText.checked(data["text"])
+        return data
 
 
 class SendMessageSchema(MessageFieldsSchema):
     """A request to send one message; the client may choose the message id, and the token names the sender."""
 
-    sender = fields.String(data_key="from", validate=rule(client_id_problem))
-    message_id = fields.String(data_key="messageId", validate=rule(message_id_problem))
+    sender = DomainValue(ClientId, data_key="from")
+    message_id = DomainValue(MessageId, data_key="messageId")
 
 
 class EnvelopeSchema(MessageFieldsSchema):
@@ -72,5 +96,5 @@ class EnvelopeSchema(MessageFieldsSchema):
         required=True, data_key="schemaVersion", strict=True,
         validate=validate.Equal(ENVELOPE_SCHEMA_VERSION),
     )
-    message_id = fields.String(required=True, data_key="messageId", validate=rule(message_id_problem))
+    message_id = DomainValue(MessageId, required=True, data_key="messageId")
     sent_at = UtcDateTime(required=True, data_key="sentAt")

@@ -41,15 +41,27 @@ class BatchOutcome:
     dead_lettered: int = 0
 
 
+@dataclass
+class PreparedBatch:
+    """A batch once every record is decided: the messages to store, the dead letters so far, how many skipped."""
+
+    to_store: list[tuple[IncomingRecord, Message]] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    skipped: int = 0
+
+
 def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
     """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored.
 
     Returns only once every record is stored, skipped or acknowledged by the dead-letter
     topic, so the caller may then commit the batch; raises DeadLetterUnavailable otherwise.
     """
-    outcome = BatchOutcome()
-    to_store: list[tuple[IncomingRecord, Message]] = []
-    letters: list[DeadLetter] = []
+    return complete_batch(prepare_batch(records, handler), handler)
+
+
+def prepare_batch(records: list[IncomingRecord], handler: BatchHandler) -> PreparedBatch:
+    """Decode and decide every record, touching no store: the part that may overlap the previous batch's writes."""
+    prepared = PreparedBatch()
     for record in records:
         try:
             decision = _decide(record, handler)
@@ -58,18 +70,22 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
                         record.offset, exc_info=True)
             decision = _letter(handler, record, type(error).__name__, f"unexpected error: {error}", 1)
         if decision is None:
-            outcome.skipped += 1
+            prepared.skipped += 1
         elif isinstance(decision, DeadLetter):
-            letters.append(decision)
+            prepared.letters.append(decision)
         else:
-            to_store.append((record, decision))
-    unstored = _store(to_store, handler)
-    letters += unstored
+            prepared.to_store.append((record, decision))
+    return prepared
+
+
+def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutcome:
+    """Store the batch's messages and write its dead letters, those of messages the store refused included."""
+    unstored = _store(prepared.to_store, handler)
+    letters = prepared.letters + unstored
     if letters:
         handler.dead_letters.send_all(letters)
-    outcome.stored = len(to_store) - len(unstored)
-    outcome.dead_lettered = len(letters)
-    return outcome
+    return BatchOutcome(stored=len(prepared.to_store) - len(unstored), skipped=prepared.skipped,
+                        dead_lettered=len(letters))
 
 
 def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:

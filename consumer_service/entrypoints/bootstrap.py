@@ -8,7 +8,7 @@ from functools import partial
 from confluent_kafka import KafkaException
 
 from ..application.dlq_operations import Operations
-from ..application.handle_batch import BatchHandler, handle_batch
+from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch
 from ..application.project_failures import project_dead_letters
 from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
@@ -105,11 +105,12 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         max_length=settings.max_message_length,
         store_health=dependencies.mongodb,
     )
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name, dependencies.kafka.down)
-    kafka_io.subscribe(consumer, settings.messages_topic, name)
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name,
+                                     dependencies.kafka.down, dependencies.kafka.up)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
-        run_loop(name, consumer, partial(handle_batch, handler=handler), stop, settings.batch_size, dependencies)
+        run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,
+                 settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler))
     finally:
         dlq_producer.flush(settings.dead_letter_timeout)
 
@@ -118,11 +119,12 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
                    failed: threading.Event) -> None:
     """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
     name = "dlq-projector"
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.projector_group_id, name, dependencies.kafka.down)
-    kafka_io.subscribe(consumer, settings.dead_letter_topic, name)
+    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.projector_group_id, name,
+                                     dependencies.kafka.down, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     try:
-        run_loop(name, consumer, partial(project_dead_letters, store=store), stop, settings.batch_size, dependencies)
+        run_loop(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store), stop,
+                 settings.batch_size, dependencies)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         failed.set()

@@ -4,13 +4,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException
 
 from ..application.errors import DeadLetterUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
-from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, to_incoming
+from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, subscribe, to_incoming
 from .dependencies import Backoff, DependencyState
 
 log = logging.getLogger(__name__)
@@ -46,47 +47,92 @@ class Dependencies:
 def run_loop(
     name: str,
     consumer: Consumer,
-    handle: Callable[[list[IncomingRecord]], object],
+    topic: str,
+    handle: Callable[[object], object],
     stop: threading.Event,
     batch_size: int,
     dependencies: Dependencies,
     poll_timeout: float = 0.5,
+    prepare: Callable[[list[IncomingRecord]], object] = lambda records: records,
 ) -> None:
-    """Consume batches until `stop` is set; commit a batch only after `handle` returned."""
-    backoff = Backoff(stop)
+    """Subscribe to `topic` and consume batches until `stop` is set; commit a batch only after `handle` returned.
+
+    A batch is read as soon as one record is there, with whatever else has arrived (up to
+    `batch_size`), and goes through `prepare` (decoding, no I/O) on this thread while the previous
+    batch's `handle` (the writes) runs on another: the two overlap, the commits keep their order.
+    """
+    pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop))
+    subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke)
     try:
         while not stop.is_set():
-            records = _next_batch(name, consumer, batch_size, poll_timeout, dependencies.kafka)
+            wait = 0.0 if pipeline.busy else poll_timeout
+            records = _next_batch(name, consumer, batch_size, wait, dependencies.kafka)
             dependencies.probe_down()
-            if not records:
+            prepared = prepare(records) if records else None
+            if not pipeline.settle(also_unhandled=records):
                 continue
-            try:
-                handle(records)
-            except DeadLetterUnavailable as error:
-                _retry_later(consumer, records, dependencies.kafka, error, backoff)
-                continue
-            except StoreUnavailable as error:
-                _retry_later(consumer, records, dependencies.mongodb, error, backoff)
-                continue
-            backoff.reset()
-            if commit(consumer, records):
-                dependencies.kafka.up()
+            if prepared is not None:
+                pipeline.start(records, handle, prepared)
+        pipeline.settle(synchronous=True)
     finally:
+        pipeline.close()
         consumer.close()
         log.info("%s: consumer closed", name)
 
 
-def _retry_later(consumer: Consumer, records: list[IncomingRecord], state: DependencyState, error, backoff: Backoff) -> None:
-    """Read the batch again after a backoff: nothing of it was committed."""
-    state.down(error)
-    rewind(consumer, records)
-    backoff.wait()
+class _Pipeline:
+    """At most one batch being handled on a worker thread while the loop reads and prepares the next."""
+
+    def __init__(self, name: str, consumer: Consumer, dependencies: Dependencies, backoff: Backoff):
+        self._consumer, self._dependencies, self._backoff = consumer, dependencies, backoff
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writes")
+        self._records: list[IncomingRecord] = []
+        self._handled: Future | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is being handled."""
+        return self._handled is not None
+
+    def start(self, records: list[IncomingRecord], handle: Callable, prepared) -> None:
+        """Hand a prepared batch to the worker."""
+        self._records, self._handled = records, self._worker.submit(handle, prepared)
+
+    def settle(self, also_unhandled: list[IncomingRecord] = (), synchronous: bool = False, wait: bool = True) -> bool:
+        """Wait for the batch in hand: commit it, or rewind it (and `also_unhandled`) to read again; False then."""
+        if self._handled is None:
+            return True
+        records, handled = self._records, self._handled
+        self._records, self._handled = [], None
+        try:
+            handled.result()
+        except (DeadLetterUnavailable, StoreUnavailable) as error:
+            state = self._dependencies.kafka if isinstance(error, DeadLetterUnavailable) else self._dependencies.mongodb
+            state.down(error)
+            rewind(self._consumer, records + list(also_unhandled))
+            if wait:
+                self._backoff.wait()
+            return False
+        self._backoff.reset()
+        commit(self._consumer, records, synchronous)
+        return True
+
+    def settle_before_revoke(self) -> None:
+        """Finish and commit the batch in hand before partitions move to another consumer, which would read it again."""
+        self.settle(synchronous=True, wait=False)
+
+    def close(self) -> None:
+        """Stop the worker thread once its batch, if any, is done."""
+        self._worker.shutdown(wait=True)
 
 
 def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, kafka: DependencyState) -> list[IncomingRecord]:
-    """Read up to `batch_size` records, noting broker outages and raising fatal errors."""
+    """Wait up to `timeout` for a record, then take what else has arrived, up to `batch_size` records in all."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
     records = []
-    for message in consumer.consume(num_messages=batch_size, timeout=timeout):
+    for message in [first, *consumer.consume(num_messages=batch_size - 1, timeout=0)] if batch_size > 1 else [first]:
         error = message.error()
         if error is None:
             records.append(to_incoming(message))
@@ -97,4 +143,3 @@ def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, 
         else:
             log.info("%s: kafka reports %s", name, error)
     return records
-

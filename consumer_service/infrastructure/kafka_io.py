@@ -27,10 +27,12 @@ def _client_config(bootstrap_servers: str) -> dict:
     return {"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log, "log.connection.close": False}
 
 
-def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_broker_down=None) -> Consumer:
+def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_broker_down=None,
+                 on_broker_up=None) -> Consumer:
     """A consumer that commits only when told to, starting from the earliest unread record.
 
-    `on_broker_down(error)` is called when the client loses its brokers.
+    `on_broker_down(error)` is called when the client loses its brokers, `on_broker_up()` when a
+    commit succeeds.
     """
     def on_error(error: KafkaError) -> None:
         if error.code() in BROKER_DOWN_CODES and on_broker_down is not None:
@@ -38,9 +40,18 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
         elif error.code() != KafkaError._TRANSPORT:  # single connection drops are retried; outages are above
             log.warning("%s: kafka reports %s", client_name, error)
 
+    def on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = error or next((p.error for p in partitions if p.error is not None), None)
+        if failed is not None:
+            if failed.code() != KafkaError._NO_OFFSET:
+                log.warning("%s: commit failed, its records will be read again: %s", client_name, failed)
+        elif on_broker_up is not None:
+            on_broker_up()
+
     return Consumer({
         **_client_config(bootstrap_servers),
         "error_cb": on_error,
+        "on_commit": on_commit,
         "group.id": group_id,
         "client.id": client_name,
         "enable.auto.commit": False,
@@ -54,8 +65,11 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
     })
 
 
-def subscribe(consumer: Consumer, topic: str, name: str) -> None:
-    """Subscribe to a topic, logging each partition the group hands to this consumer or takes away."""
+def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> None:
+    """Subscribe to a topic, logging each partition the group hands to this consumer or takes away.
+
+    `before_revoke()` runs while partitions are still this consumer's, before they move.
+    """
     def described(partitions: list[TopicPartition]) -> str:
         return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions, key=lambda p: (p.topic, p.partition)))
 
@@ -64,6 +78,8 @@ def subscribe(consumer: Consumer, topic: str, name: str) -> None:
             log.info("%s: assigned %s", name, described(partitions))
 
     def on_revoke(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if partitions and before_revoke is not None:
+            before_revoke()
         if partitions:
             log.info("%s: gave up %s", name, described(partitions))
 
@@ -184,14 +200,16 @@ def _is_too_large(error: KafkaError) -> bool:
     return error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
-def commit(consumer: Consumer, records: list[IncomingRecord]) -> bool:
-    """Commit the offsets after the given records; False when a rebalance took the partitions away."""
+def commit(consumer: Consumer, records: list[IncomingRecord], synchronous: bool = False) -> None:
+    """Commit the offsets after the given records, waiting for the broker only when `synchronous`.
+
+    A failed commit (say, a rebalance took the partitions away) is logged: the records are then
+    read again by their new owner, and storing them again changes nothing.
+    """
     try:
-        consumer.commit(offsets=_next_offsets(records, lambda offsets: max(offsets) + 1), asynchronous=False)
+        consumer.commit(offsets=_next_offsets(records, lambda offsets: max(offsets) + 1), asynchronous=not synchronous)
     except KafkaException as error:
         log.warning("commit failed, records will be redelivered to their new owner: %s", error)
-        return False
-    return True
 
 
 def rewind(consumer: Consumer, records: list[IncomingRecord]) -> None:

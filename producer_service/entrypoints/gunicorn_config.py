@@ -32,6 +32,9 @@ logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 
 # gthread, except that a thread only gets a request once it has arrived whole; gunicorn's own errors are JSON.
 worker_class = guarded_worker(request_read_timeout_s, settings.max_body_bytes)
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly;
+# on one shared socket, keep-alive connections pile onto whichever worker accepts fastest.
+reuse_port = True
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None

@@ -1,5 +1,7 @@
 """POST /send-message and POST /send-messages."""
 
+import functools
+
 from flask import Blueprint, request
 from marshmallow import ValidationError
 
@@ -43,11 +45,11 @@ def send_batch():
                        {"_schema": [f"must be an array of 1 to {limit} messages"]})
     results: list[dict | None] = [None] * len(body)
     valid: list[tuple[int, dict]] = []
-    for index, item in enumerate(body):
-        try:
-            valid.append((index, _validated(item)))
-        except ApiError as error:
-            results[index] = {"index": index, "status": error.status, "error": error.code, "details": error.details}
+    for index, loaded in zip(range(len(body)), _validated_many(body)):
+        if isinstance(loaded, ApiError):
+            results[index] = {"index": index, "status": loaded.status, "error": loaded.code, "details": loaded.details}
+        else:
+            valid.append((index, loaded))
     limit_sends(len(valid))
     sent = send_messages([fields for _, fields in valid], services().publisher,
                          services().settings.max_message_length, trace_id=_trace_id())
@@ -83,16 +85,40 @@ def _trace_id() -> str | None:
     return given if 0 < len(given) <= 128 and given.isprintable() else None
 
 
+@functools.cache
+def send_schema(max_length: int) -> SendMessageSchema:
+    """The send schema for a length limit, built once per process."""
+    return SendMessageSchema(max_length=max_length)
+
+
 def _validated(body) -> dict:
     """Load the body with the send schema, or raise a 400 naming each bad field."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
-    schema = SendMessageSchema(max_length=services().settings.max_message_length)
+    [loaded] = _validated_many([body])
+    if isinstance(loaded, ApiError):
+        raise loaded
+    return loaded
+
+
+def _validated_many(bodies: list) -> list[dict | ApiError]:
+    """Each body loaded with the send schema (in one pass: cheaper than one load each), or its 4xx."""
+    objects = [index for index, body in enumerate(bodies) if isinstance(body, dict)]
+    results: list[dict | ApiError] = [
+        ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
+    ] * len(bodies)
     try:
-        fields = schema.load(body)
+        loaded, problems = send_schema(services().settings.max_message_length).load(
+            [bodies[index] for index in objects], many=True), {}
     except ValidationError as error:
-        raise ApiError(400, "validation_failed", "the message is invalid", error.normalized_messages()) from None
-    return _addressed(fields)
+        loaded, problems = error.valid_data, error.normalized_messages()
+    for position, index in enumerate(objects):
+        if position in problems:
+            results[index] = ApiError(400, "validation_failed", "the message is invalid", problems[position])
+            continue
+        try:
+            results[index] = _addressed(loaded[position])
+        except ApiError as error:
+            results[index] = error
+    return results
 
 
 def _addressed(fields: dict) -> dict:

@@ -2,9 +2,8 @@
 
 import logging
 import threading
-import time
 import uuid
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from functools import partial
 
 from confluent_kafka import KafkaException, Producer
 
@@ -14,14 +13,14 @@ from shared_domain.message import Message
 from ..application.ports import BrokerUnavailable, Receipt
 
 
-def new_producer(bootstrap_servers: str, delivery_timeout_ms: int) -> Producer:
+def new_producer(bootstrap_servers: str, delivery_timeout_ms: int, linger_ms: int = 0) -> Producer:
     """An idempotent producer whose acknowledgement means every in-sync replica has the record."""
     return Producer({
         "bootstrap.servers": bootstrap_servers,
         "client.id": "producer-service",
         "acks": "all",
         "enable.idempotence": True,
-        "linger.ms": 5,
+        "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 10000),
         "logger": logging.getLogger("librdkafka"),
@@ -51,23 +50,16 @@ class KafkaPublisher:
     def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
         """Publish messages together; return, in order, each one's receipt or why it was not acknowledged."""
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
-        pending = [self._produce(message, headers) for message in messages]
-        deadline = time.monotonic() + self._wait
-        return [_outcome(future, deadline) for future in pending]
-
-    def _produce(self, message: Message, headers: list) -> Future:
-        """Hand one record to the producer; the future settles with its delivery report."""
-        acknowledged: Future = Future()
-        try:
-            self._producer.produce(
-                self._topic, key=message.recipient.encode(), value=encode(message), headers=headers,
-                on_delivery=lambda error, record: _settle(acknowledged, error, record),
-            )
-        except BufferError:
-            acknowledged.set_exception(BrokerUnavailable("the local send queue is full"))
-        except KafkaException as error:
-            acknowledged.set_exception(BrokerUnavailable(str(error)))
-        return acknowledged
+        acknowledgements = _Acknowledgements(len(messages))
+        for index, message in enumerate(messages):
+            try:
+                self._producer.produce(self._topic, key=message.recipient.encode(), value=encode(message),
+                                       headers=headers, on_delivery=partial(acknowledgements.settle, index))
+            except BufferError:
+                acknowledgements.refuse(index, BrokerUnavailable("the local send queue is full"))
+            except KafkaException as error:
+                acknowledgements.refuse(index, BrokerUnavailable(str(error)))
+        return acknowledgements.wait(self._wait)
 
     def is_reachable(self, timeout: float) -> bool:
         """Tell whether a broker answers a metadata request."""
@@ -89,19 +81,36 @@ class KafkaPublisher:
             self._producer.poll(0.1)
 
 
-def _outcome(future: Future, deadline: float) -> Receipt | BrokerUnavailable:
-    """The receipt of a delivered record, or why it was not acknowledged by the deadline."""
-    try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except FutureTimeout:
-        return BrokerUnavailable("no acknowledgement from the broker in time")
-    except BrokerUnavailable as error:
-        return error
+class _Acknowledgements:
+    """The delivery reports of records produced together, awaited as one."""
 
+    def __init__(self, count: int):
+        self._outcomes: list[Receipt | BrokerUnavailable | None] = [None] * count
+        self._left = count
+        self._lock = threading.Lock()
+        self._all_in = threading.Event()
+        if count == 0:
+            self._all_in.set()
 
-def _settle(acknowledged: Future, error, record) -> None:
-    """Resolve a publish future from a delivery report."""
-    if error is not None:
-        acknowledged.set_exception(BrokerUnavailable(str(error)))
-    else:
-        acknowledged.set_result(Receipt(partition=record.partition(), offset=record.offset()))
+    def settle(self, index: int, error, record) -> None:
+        """Note one record's delivery report (called on the delivery-report thread)."""
+        self._note(index, BrokerUnavailable(str(error)) if error is not None
+                   else Receipt(partition=record.partition(), offset=record.offset()))
+
+    def refuse(self, index: int, why: BrokerUnavailable) -> None:
+        """Note a record the producer refused before sending it."""
+        self._note(index, why)
+
+    def wait(self, timeout: float) -> list[Receipt | BrokerUnavailable]:
+        """Every outcome once all are in, or after `timeout`, with the missing ones as not acknowledged."""
+        self._all_in.wait(timeout)
+        with self._lock:
+            return [BrokerUnavailable("no acknowledgement from the broker in time") if outcome is None else outcome
+                    for outcome in self._outcomes]
+
+    def _note(self, index: int, outcome: Receipt | BrokerUnavailable) -> None:
+        with self._lock:
+            self._outcomes[index] = outcome
+            self._left -= 1
+            if self._left == 0:
+                self._all_in.set()

@@ -7,7 +7,7 @@ from confluent_kafka import Producer
 
 from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
 from consumer_service.entrypoints.loop import Dependencies, run_loop
-from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer, subscribe
+from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer
 from infra.process import wait_until
 from tests.support.stack import committed_offset
 
@@ -48,9 +48,8 @@ def test_a_batch_that_fails_is_read_again_from_its_start_and_committed_only_once
                                                                                           error, dependency):
     group = f"loop-group-{unique}"
     consumer = new_consumer(kafka.address, group, "loop-test")
-    subscribe(consumer, topic, "loop-test")
     handler, stop, dependencies = FlakyHandler(failures=3, error=error), threading.Event(), Dependencies.fresh()
-    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, handler, stop, 500, dependencies))
+    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handler, stop, 500, dependencies))
     loop.start()
     try:
         wait_until(lambda: handler.calls >= 2, timeout=30, what="the first failed batches")
