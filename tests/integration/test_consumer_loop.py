@@ -63,3 +63,60 @@ def test_a_batch_that_fails_is_read_again_from_its_start_and_committed_only_once
     assert not loop.is_alive(), "the loop stops when told to"
     assert sorted(set(handler.handled)) == list(range(RECORDS)), "every record was handled after the rewinds"
     assert handler.handled[0] == 0, "the retried batch starts again at its first record"
+
+
+def _produce(kafka_address: str, topic: str, values: list[bytes]) -> None:
+    """Append records to the topic and wait for the broker's acknowledgement."""
+    producer = Producer({"bootstrap.servers": kafka_address, "acks": "all"})
+    for value in values:
+        producer.produce(topic, key=b"clientB", value=value)
+    assert producer.flush(10) == 0
+
+
+def test_a_lone_record_is_handled_without_waiting_for_a_full_batch(kafka, topic, unique):
+    handled, stop = [], threading.Event()
+    consumer = new_consumer(kafka.address, f"loop-lone-{unique}", "loop-test")
+    # Batches of 10,000 and a poll timeout of 60 s: a loop that waited for either would not get there.
+    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, lambda records: handled.extend(records),
+                                                   stop, 10_000, Dependencies.fresh()), kwargs={"poll_timeout": 60})
+    loop.start()
+    try:
+        wait_until(lambda: len(handled) == RECORDS, timeout=20, what="the first records")
+        _produce(kafka.address, topic, [b"lone"])
+        wait_until(lambda: len(handled) == RECORDS + 1, timeout=20, what="the lone record, well before the poll timeout")
+    finally:
+        stop.set()
+        _produce(kafka.address, topic, [b"wake"])  # the loop notices `stop` when its poll returns
+        loop.join(20)
+    assert not loop.is_alive()
+
+
+def test_the_next_batch_is_prepared_while_the_previous_one_is_handled_and_commits_keep_their_order(kafka, topic, unique):
+    group, stop, release = f"loop-overlap-{unique}", threading.Event(), threading.Event()
+    prepared_while_blocked, handled = [], []
+
+    def prepare(records):
+        if not release.is_set() and handled == [] and records[0].offset >= 1:
+            prepared_while_blocked.append(records[0].offset)
+        return records
+
+    def handle(records):
+        if records[0].offset == 0:
+            release.wait(30)  # the first batch's writes hang until the test lets them go
+        handled.extend(record.offset for record in records)
+
+    consumer = new_consumer(kafka.address, group, "loop-test")
+    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handle, stop, 1, Dependencies.fresh()),
+                            kwargs={"prepare": prepare})
+    loop.start()
+    try:
+        wait_until(lambda: prepared_while_blocked, timeout=20, what="the second batch prepared during the first's writes")
+        assert committed_offset(kafka.address, group, topic, 0) < 0, "nothing is committed before the first batch is handled"
+        release.set()
+        wait_until(lambda: committed_offset(kafka.address, group, topic, 0) == RECORDS, timeout=30, what="every commit")
+    finally:
+        release.set()
+        stop.set()
+        loop.join(20)
+    assert not loop.is_alive()
+    assert handled == list(range(RECORDS)), "batches are handled one at a time, in order"
