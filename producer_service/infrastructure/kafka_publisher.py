@@ -29,16 +29,24 @@ def new_producer(bootstrap_servers: str, delivery_timeout_ms: int, linger_ms: in
 
 
 class KafkaPublisher:
-    """Publishes messages keyed by recipient and waits for each acknowledgement."""
+    """Publishes messages keyed by recipient and waits for each acknowledgement.
 
-    def __init__(self, producer: Producer, topic: str, delivery_timeout_ms: int):
+    A lone message goes through `producer` (no linger: acknowledged in about a millisecond);
+    several at once through `batch_producer` when given, whose linger lets them leave in one
+    request instead of dribbling out one by one as they are handed over.
+    """
+
+    def __init__(self, producer: Producer, topic: str, delivery_timeout_ms: int, batch_producer: Producer | None = None):
         self._producer = producer
+        self._batch_producer = batch_producer or producer
         self._topic = topic
         # librdkafka reports every record within message.timeout.ms; the margin covers scheduling.
         self._wait = delivery_timeout_ms / 1000 + 2.0
         self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._serve_delivery_reports, name="kafka-delivery", daemon=True)
-        self._poller.start()
+        self._pollers = [threading.Thread(target=self._serve_delivery_reports, args=(each,), name="kafka-delivery",
+                                          daemon=True) for each in {id(p): p for p in (producer, self._batch_producer)}.values()]
+        for poller in self._pollers:
+            poller.start()
 
     def publish(self, message: Message, trace_id: str | None = None) -> Receipt:
         """Publish the message; raise BrokerUnavailable unless the broker acknowledged it in time."""
@@ -51,9 +59,10 @@ class KafkaPublisher:
         """Publish messages together; return, in order, each one's receipt or why it was not acknowledged."""
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
         acknowledgements = _Acknowledgements(len(messages))
+        producer = self._producer if len(messages) == 1 else self._batch_producer
         for index, message in enumerate(messages):
             try:
-                self._producer.produce(self._topic, key=message.recipient.encode(), value=encode(message),
+                producer.produce(self._topic, key=message.recipient.encode(), value=encode(message),
                                        headers=headers, on_delivery=partial(acknowledgements.settle, index))
             except BufferError:
                 acknowledgements.refuse(index, BrokerUnavailable("the local send queue is full"))
@@ -72,13 +81,15 @@ class KafkaPublisher:
     def close(self, timeout: float = 10.0) -> int:
         """Stop the background poll and flush what is in flight; return how many records were left."""
         self._closed.set()
-        self._poller.join(timeout)
-        return self._producer.flush(timeout)
+        for poller in self._pollers:
+            poller.join(timeout)
+        left = self._producer.flush(timeout)
+        return left + (self._batch_producer.flush(timeout) if self._batch_producer is not self._producer else 0)
 
-    def _serve_delivery_reports(self) -> None:
-        """Serve delivery callbacks until closed."""
+    def _serve_delivery_reports(self, producer: Producer) -> None:
+        """Serve a producer's delivery callbacks until closed."""
         while not self._closed.is_set():
-            self._producer.poll(0.1)
+            producer.poll(0.1)
 
 
 class _Acknowledgements:

@@ -10,6 +10,7 @@ Stages, each on topics and a database of its own so they do not disturb each oth
 3. Stored latency: BENCH_RATE (200) messages a second for BENCH_LATENCY_SECONDS (15), open loop.
 4. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
 5. /health beside slowloris connections (slow_clients.py).
+BENCH_STAGES (send,consumer,latency,replay,slow) picks stages; every figure is printed as it is measured.
 """
 
 import os
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 
 from pymongo import MongoClient
 
+from consumer_service.config import default_group_id
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
 from infra.process import free_ports, wait_until
@@ -28,8 +30,10 @@ from tests.support.services import service_env, start_consumer, start_producer
 from tests.support.stack import register
 
 from . import consumer_load, http_load, replay, slow_clients, stored_latency
+from .progress import CommittedProgress
 from .wrk import ensure_wrk
 
+STAGES = ("send", "consumer", "latency", "replay", "slow")
 CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" for n in range(7)),
            *(f"client{n}" for n in range(10))]
 
@@ -37,6 +41,7 @@ CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" 
 def main() -> int:
     """Start private servers, run every stage, print the figures, stop everything."""
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    stages = set(os.environ.get("BENCH_STAGES", ",".join(STAGES)).split(","))
     ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         root = Path(scratch)
@@ -55,21 +60,31 @@ def main() -> int:
                                    SEND_RATE_LIMIT=10**9)
 
             print(f"make bench: {rounds} interleaved rounds per comparison, medians; 2 gunicorn workers x 8 threads")
-            http_load.run(env_for("http"), root, tokens, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
-                          [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")])
-            consumer_load.run(env_for("backlog"), root, mongo.uri, rounds, int(os.environ.get("BENCH_BACKLOG", "20000")))
-
+            if "send" in stages:
+                http_load.run(env_for("http"), root, tokens, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
+                              [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")], kafka.pid)
+            if "consumer" in stages:
+                consumer_load.run(env_for("backlog"), root, mongo.uri, rounds,
+                                  int(os.environ.get("BENCH_BACKLOG", "20000")), mongo.pid)
+            if not stages & {"latency", "replay", "slow"}:
+                return 0
             env = env_for("e2e")
             processes.append(start_consumer(env, "*", root))
             producer, api = start_producer(env, root, tokens)
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
             database = MongoClient(mongo.uri, tz_aware=True)[name]
-            api.send("sender", "client0", "warm-up")
-            stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
-                               float(os.environ.get("BENCH_LATENCY_SECONDS", "15")))
-            replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
-            slow_clients.run(urlparse(api.base_url).port)
+            if "latency" in stages:
+                api.send("sender", "client0", "warm-up")
+                progress = CommittedProgress(kafka.bootstrap_servers, default_group_id(env["MESSAGES_TOPIC"], "*"),
+                                             env["MESSAGES_TOPIC"])
+                stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
+                                   float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress)
+                progress.close()
+            if "replay" in stages:
+                replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
+            if "slow" in stages:
+                slow_clients.run(urlparse(api.base_url).port)
         finally:
             for process in processes:
                 process.stop()

@@ -2,6 +2,7 @@
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from consumer_service.infrastructure.kafka_io import ensure_topics
@@ -9,6 +10,7 @@ from infra.process import ManagedProcess, free_ports, wait_until
 from tests.support.api import Api
 from tests.support.services import BIN, start_producer
 
+from .cpu import group_cpu_seconds
 from .wrk import WrkResult, post_script, run_wrk
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"]
@@ -26,8 +28,30 @@ def start_bare(env: dict, logs: Path) -> tuple[ManagedProcess, str]:
     return process, base
 
 
-def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int]) -> dict:
-    """Interleave wrk runs on ours and the bare endpoint; print medians and ratios; return the figures."""
+@dataclass(frozen=True)
+class Run:
+    """One wrk run and the CPU time each measured process group spent per request during it."""
+
+    result: WrkResult
+    cpu_us: dict[str, float]
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.result.requests_per_s
+
+
+def measured(url: str, script: str, connections: int, seconds: float, groups: dict[str, int]) -> Run:
+    """A wrk run, with the CPU microseconds per request of each process group in `groups` ({name: pid})."""
+    before = {name: group_cpu_seconds(pid) for name, pid in groups.items()}
+    result = run_wrk(url, script, connections, seconds)
+    if result.failed:
+        raise RuntimeError(f"{result.failed} requests failed during a wrk run")
+    requests = result.requests_per_s * seconds
+    return Run(result, {name: (group_cpu_seconds(pid) - before[name]) / requests * 1e6 for name, pid in groups.items()})
+
+
+def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int], kafka_pid: int) -> dict:
+    """Interleave wrk runs on ours and the bare endpoint; print medians, ratios and CPU per request; return the ratios."""
     ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [env["MESSAGES_TOPIC"]], 3, timeout=30)  # no consumer runs here
     producer, api = start_producer(env, logs, tokens)
     bare, bare_url = start_bare(env, logs)
@@ -37,45 +61,50 @@ def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connec
         ours_script, bare_script = post_script(SINGLE, tokens["sender"]), post_script(SINGLE, None)
         for url, script in ((api.base_url, ours_script), (bare_url, bare_script)):
             run_wrk(url + "/send-message", script, connections[0], 2)  # warm-up: connections, caches, JIT-less paths
+        ours_groups, bare_groups = {"server": producer.pid, "broker": kafka_pid}, {"server": bare.pid}
         for count in connections:
             ours, baseline = [], []
             for _ in range(rounds):
-                ours.append(_checked(run_wrk(api.base_url + "/send-message", ours_script, count, seconds)))
-                baseline.append(_checked(run_wrk(bare_url + "/send-message", bare_script, count, seconds)))
+                ours.append(measured(api.base_url + "/send-message", ours_script, count, seconds, ours_groups))
+                baseline.append(measured(bare_url + "/send-message", bare_script, count, seconds, bare_groups))
             figures[f"single_{count}"] = _print_pair(f"single send, {count} conns", ours, baseline)
-        figures["batch"] = _run_batches(api, tokens, rounds, seconds)
+        figures["batch"] = _run_batches(api, tokens, rounds, seconds, ours_groups)
     finally:
         producer.stop()
         bare.stop()
     return figures
 
 
-def _run_batches(api: Api, tokens: dict, rounds: int, seconds: float, size: int = 100, connections: int = 8) -> float:
+def _run_batches(api: Api, tokens: dict, rounds: int, seconds: float, groups: dict[str, int], size: int = 100,
+                 connections: int = 8) -> float:
     """POST /send-messages with `size` messages per request; print the median messages/s accepted."""
     body = json.dumps([{"to": f"receiver{n % 7}", "message": f"batched benchmark message {n}"} for n in range(size)])
     script = post_script(body, tokens["batcher"])
-    runs = [_checked(run_wrk(api.base_url + "/send-messages", script, connections, seconds)) for _ in range(rounds)]
+    runs = [measured(api.base_url + "/send-messages", script, connections, seconds, groups) for _ in range(rounds)]
     rate = statistics.median(run.requests_per_s for run in runs) * size
-    p99 = statistics.median(run.p99_ms for run in runs)
-    print(f"batch send ({size}/request, {connections} conns): {rate:9.0f} msg/s accepted   p99 {p99:.1f} ms per request"
-          f"   target >= 30000 msg/s: {'met' if rate >= 30000 else 'MISSED'}")
+    p99 = statistics.median(run.result.p99_ms for run in runs)
+    print(f"batch send ({size}/request, {connections} conns): {rate:7.0f} msg/s accepted   p99 {p99:.1f} ms per request"
+          f"   target >= 30000 msg/s: {'met' if rate >= 30000 else 'MISSED'}   {_cpu(runs, per=size)} per message")
     return rate
 
 
-def _print_pair(label: str, ours: list[WrkResult], baseline: list[WrkResult]) -> float:
-    """Print our medians beside the baseline's and the ratio; return the ratio."""
+def _print_pair(label: str, ours: list[Run], baseline: list[Run]) -> float:
+    """Print our medians beside the baseline's, the ratio and the CPU each spent; return the ratio."""
     rate = statistics.median(run.requests_per_s for run in ours)
     bare = statistics.median(run.requests_per_s for run in baseline)
     ratio = rate / bare
-    print(f"{label + ':':28} {rate:7.0f} req/s (p50 {statistics.median(r.p50_ms for r in ours):.1f} ms, "
-          f"p99 {statistics.median(r.p99_ms for r in ours):.1f} ms)   bare {bare:7.0f} req/s "
-          f"(p50 {statistics.median(r.p50_ms for r in baseline):.1f} ms, p99 {statistics.median(r.p99_ms for r in baseline):.1f} ms)"
+    print(f"{label + ':':24} {rate:6.0f} req/s (p50 {_median(ours, 'p50_ms'):.1f} ms, p99 {_median(ours, 'p99_ms'):.1f} ms)"
+          f"   bare {bare:6.0f} req/s (p50 {_median(baseline, 'p50_ms'):.1f} ms, p99 {_median(baseline, 'p99_ms'):.1f} ms)"
           f"   ratio {ratio:.2f}x (target >= 0.6x: {'met' if ratio >= 0.6 else 'MISSED'})")
+    print(f"{'':24} CPU per request: ours {_cpu(ours)}; bare {_cpu(baseline)}")
     return ratio
 
 
-def _checked(result: WrkResult) -> WrkResult:
-    """A run in which every request succeeded, else an error: failures would make the rate meaningless."""
-    if result.failed:
-        raise RuntimeError(f"{result.failed} requests failed during a wrk run")
-    return result
+def _median(runs: list[Run], figure: str) -> float:
+    """The median of one latency figure over runs."""
+    return statistics.median(getattr(run.result, figure) for run in runs)
+
+
+def _cpu(runs: list[Run], per: int = 1) -> str:
+    """The median CPU microseconds each process group spent, per request or per `per`th of one."""
+    return ", ".join(f"{name} {statistics.median(run.cpu_us[name] for run in runs) / per:.0f} us" for name in runs[0].cpu_us)

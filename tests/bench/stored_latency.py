@@ -11,8 +11,10 @@ from infra.process import wait_until
 from shared_domain.documents import MESSAGES_COLLECTION
 from tests.support.api import Api
 
+from .progress import CommittedProgress
 
-def run(api: Api, database, rate: float, seconds: float) -> tuple[float, float]:
+
+def run(api: Api, database, rate: float, seconds: float, progress: CommittedProgress) -> tuple[float, float]:
     """Send `rate` messages a second for `seconds` on a fixed schedule; print and return stored p50/p99 in ms.
 
     Open loop: each message goes out at its scheduled time whatever the earlier ones are doing,
@@ -36,8 +38,8 @@ def run(api: Api, database, rate: float, seconds: float) -> tuple[float, float]:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(count)))
     messages = database[MESSAGES_COLLECTION]
-    wait_until(lambda: messages.count_documents({"from": "timer"}) >= count, timeout=120, interval=0.2,
-               what=f"{count} timed messages stored")
+    end = progress.end()
+    wait_until(lambda: progress.committed() >= end, timeout=120, interval=0.1, what=f"{count} timed messages committed")
     stored_at = {document["_id"]: document["storedAt"].timestamp()
                  for document in messages.find({"from": "timer"}, {"storedAt": 1})}
     stored = sorted((stored_at[message_id] - at) * 1000 for at, _, message_id in sent)

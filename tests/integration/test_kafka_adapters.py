@@ -63,6 +63,23 @@ def test_a_published_message_is_acknowledged_keyed_by_recipient(kafka, topic):
     assert dict(record.headers()) == {"content-type": b"application/json", "trace-id": b"trace-1"}
 
 
+def test_a_batch_goes_through_the_batch_producer_and_every_message_gets_its_own_receipt(kafka, topic):
+    # The lone-message producer points nowhere, so only the batch producer can have delivered the batch.
+    nowhere = new_producer(f"127.0.0.1:{free_ports(1)[0]}", 1000)
+    publisher = KafkaPublisher(nowhere, topic, 1000, batch_producer=new_producer(kafka.address, 5000, linger_ms=5))
+    batch = [Message(f"m-{n}", "clientA", f"client{n % 3}", f"hello {n}", NOW) for n in range(50)]
+    try:
+        receipts = publisher.publish_many(batch, trace_id="trace-b")
+        with pytest.raises(BrokerUnavailable):
+            publisher.publish(Message("m-lone", "clientA", "clientB", "alone", NOW))
+    finally:
+        publisher.close(timeout=1)
+    assert all(not isinstance(receipt, BrokerUnavailable) for receipt in receipts)
+    by_position = {(record.partition(), record.offset()): decode(record.value())
+                   for record in read_all(kafka.address, topic, 50)}
+    assert [by_position[(receipt.partition, receipt.offset)] for receipt in receipts] == batch
+
+
 def test_an_unreachable_broker_fails_a_publish_within_the_delivery_timeout():
     publisher = KafkaPublisher(new_producer(f"127.0.0.1:{free_ports(1)[0]}", 1000), "nowhere", 1000)
     started = time.monotonic()
