@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
-from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC
+from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class ConsumerSettings:
     projector_group_id: str
     messages_topic: str
     dead_letter_topic: str
+    stored_events_topic: str
     topic_partitions: int
     batch_size: int
     retry_attempts: int
@@ -53,6 +54,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         projector_group_id=f"{dead_letter_topic}.projector",
         messages_topic=messages_topic,
         dead_letter_topic=dead_letter_topic,
+        stored_events_topic=read_str(env, "STORED_EVENTS_TOPIC", STORED_EVENTS_TOPIC),
         topic_partitions=read_int(env, "TOPIC_PARTITIONS", 3, minimum=1),
         batch_size=read_int(env, "CONSUMER_BATCH_SIZE", 500, minimum=1),
         retry_attempts=read_int(env, "STORE_RETRY_ATTEMPTS", 3, minimum=1),

@@ -5,5 +5,13 @@ class StoreUnavailable(Exception):
     """The store could not be reached or did not answer in time; worth retrying."""
 
 
-class DeadLetterUnavailable(Exception):
+class KafkaUnavailable(Exception):
+    """A topic the consumer writes to did not acknowledge a record; nothing may be committed."""
+
+
+class DeadLetterUnavailable(KafkaUnavailable):
     """The dead-letter topic did not acknowledge a record; nothing may be committed."""
+
+
+class StoredEventsUnavailable(KafkaUnavailable):
+    """The stored-events topic did not acknowledge an event; nothing may be committed."""

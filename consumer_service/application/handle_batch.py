@@ -10,7 +10,7 @@ from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRec
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
-from .ports import DeadLetterSink, DependencyObserver, MessageStore, Unobserved
+from .ports import DeadLetterSink, DependencyObserver, MessageStore, NoStoredEvents, StoredEventSink, Unobserved
 from .records import DeadLetter, IncomingRecord
 from .retry import RetriesExhausted, RetryPolicy
 
@@ -30,6 +30,7 @@ class BatchHandler:
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     clock: Callable[[], datetime] = utc_now
     store_health: DependencyObserver = field(default_factory=Unobserved)
+    stored_events: StoredEventSink = field(default_factory=NoStoredEvents)
 
 
 @dataclass
@@ -53,8 +54,9 @@ class PreparedBatch:
 def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
     """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored.
 
-    Returns only once every record is stored, skipped or acknowledged by the dead-letter
-    topic, so the caller may then commit the batch; raises DeadLetterUnavailable otherwise.
+    Returns only once every record is stored (and its stored event acknowledged), skipped or
+    acknowledged by the dead-letter topic, so the caller may then commit the batch; raises
+    StoredEventsUnavailable or DeadLetterUnavailable otherwise.
     """
     return complete_batch(prepare_batch(records, handler), handler)
 
@@ -79,13 +81,18 @@ def prepare_batch(records: list[IncomingRecord], handler: BatchHandler) -> Prepa
 
 
 def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutcome:
-    """Store the batch's messages and write its dead letters, those of messages the store refused included."""
-    unstored = _store(prepared.to_store, handler)
+    """Store the batch's messages, announce them, and write its dead letters, those the store refused included.
+
+    Stored events go out before dead letters: if the events fail, the batch is read again
+    without a dead letter written twice; a message stored again is announced again.
+    """
+    stored, unstored = _store(prepared.to_store, handler)
+    if stored:
+        handler.stored_events.publish_stored(stored)
     letters = prepared.letters + unstored
     if letters:
         handler.dead_letters.send_all(letters)
-    return BatchOutcome(stored=len(prepared.to_store) - len(unstored), skipped=prepared.skipped,
-                        dead_lettered=len(letters))
+    return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters))
 
 
 def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
@@ -103,19 +110,21 @@ def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLett
     return message if is_addressed_to(message.recipient, handler.client) else None
 
 
-def _store(items: list[tuple[IncomingRecord, Message]], handler: BatchHandler) -> list[DeadLetter]:
-    """Store messages with retries; return dead letters for those that could not be stored."""
+def _store(items: list[tuple[IncomingRecord, Message]],
+           handler: BatchHandler) -> tuple[list[tuple[IncomingRecord, Message]], list[DeadLetter]]:
+    """Store messages with retries; return those now in the store, and dead letters for the others."""
     if not items:
-        return []
+        return [], []
     batch = [(message, record.position) for record, message in items]
     try:
         rejected, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
     except RetriesExhausted as exhausted:
         handler.store_health.down(exhausted.last_error)
         reason = f"store unavailable: {exhausted.last_error}"
-        return [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
+        return [], [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
     handler.store_health.up()
-    return [
+    stored = [(record, message) for record, message in items if message.message_id not in rejected]
+    return stored, [
         _letter(handler, record, STORE_REJECTED, rejected[message.message_id], attempts)
         for record, message in items
         if message.message_id in rejected

@@ -5,7 +5,7 @@ from typing import Protocol
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 
-from .records import DeadLetter
+from .records import DeadLetter, IncomingRecord
 
 
 class MessageStore(Protocol):
@@ -23,6 +23,20 @@ class DeadLetterSink(Protocol):
 
     def send_all(self, letters: list[DeadLetter]) -> None:
         """Write every letter or raise DeadLetterUnavailable."""
+
+
+class StoredEventSink(Protocol):
+    """Announces stored messages on the stored-events topic and waits for the broker's acknowledgement."""
+
+    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
+        """Publish one event per stored message or raise StoredEventsUnavailable."""
+
+
+class NoStoredEvents:
+    """A StoredEventSink that announces nothing."""
+
+    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
+        """Announce nothing."""
 
 
 class FailedMessageStore(Protocol):

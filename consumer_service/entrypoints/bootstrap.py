@@ -47,7 +47,7 @@ def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
     kafka, backoff = Dependencies.fresh().kafka, Backoff(stop)
     while not stop.is_set():
         try:
-            topics = [settings.messages_topic, settings.dead_letter_topic]
+            topics = [settings.messages_topic, settings.dead_letter_topic, settings.stored_events_topic]
             configs = {settings.dead_letter_topic: kafka_io.dead_letter_topic_config()}
             kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0,
                                    configs=configs)
@@ -93,8 +93,9 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
 def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
     """Consume client-messages for one client (or all) until stopped."""
     name = f"consumer[{settings.client}]"
+    # Dead letters and stored events: written before each commit, and each write is waited for.
     dlq_producer = kafka_io.new_reliable_producer(
-        settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
+        settings.kafka_bootstrap_servers, f"{name}-out", int(settings.dead_letter_timeout * 1000),
         max_message_bytes=kafka_io.DEAD_LETTER_MAX_BYTES,
     )
     handler = BatchHandler(
@@ -104,6 +105,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         retry=RetryPolicy(settings.retry_attempts, settings.retry_first_wait, settings.retry_max_wait),
         max_length=settings.max_message_length,
         store_health=dependencies.mongodb,
+        stored_events=kafka_io.KafkaStoredEventSink(dlq_producer, settings.stored_events_topic, settings.dead_letter_timeout),
     )
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException
 
-from ..application.errors import DeadLetterUnavailable, StoreUnavailable
+from ..application.errors import KafkaUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
 from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, subscribe, to_incoming
 from .dependencies import Backoff, DependencyState
@@ -106,8 +106,8 @@ class _Pipeline:
         self._records, self._handled = [], None
         try:
             handled.result()
-        except (DeadLetterUnavailable, StoreUnavailable) as error:
-            state = self._dependencies.kafka if isinstance(error, DeadLetterUnavailable) else self._dependencies.mongodb
+        except (KafkaUnavailable, StoreUnavailable) as error:
+            state = self._dependencies.kafka if isinstance(error, KafkaUnavailable) else self._dependencies.mongodb
             state.down(error)
             rewind(self._consumer, records + list(also_unhandled))
             if wait:

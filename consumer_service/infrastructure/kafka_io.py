@@ -1,15 +1,20 @@
-"""confluent-kafka adapters: consumer settings, record conversion, the dead-letter sink, topics."""
+"""confluent-kafka adapters: consumer settings, record conversion, the dead-letter and stored-event sinks, topics."""
 
 import logging
 import operator
 from collections import Counter
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
+from shared_domain.message import Message
+from shared_domain.stored_events import encode_stored_event
 
 from ..application.dead_letter import dead_letter_record, truncated_dead_letter_record
 from ..application.dlq_operations import PublishFailed
-from ..application.errors import DeadLetterUnavailable
+from ..application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
 
 log = logging.getLogger(__name__)
@@ -110,7 +115,7 @@ def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_tim
 _headers_of = operator.methodcaller("headers")
 
 
-def to_incoming(message: Message) -> IncomingRecord:
+def to_incoming(message: KafkaMessage) -> IncomingRecord:
     """Convert a confluent-kafka message into a plain record; what cannot be read of it becomes its defect."""
     try:
         headers, defect = list(_headers_of(message) or []), None
@@ -178,6 +183,27 @@ class KafkaDeadLetterSink:
         first = letters[0]
         log.warning("dead-lettered %d record(s) %s; first: %s:%d:%d %s", len(letters), dict(by_type),
                     first.record.topic, first.record.partition, first.record.offset, first.failure.reason[:200])
+
+
+class KafkaStoredEventSink:
+    """Writes a stored event per message, keyed by recipient like the message, and waits until the broker has them."""
+
+    def __init__(self, producer: Producer, topic: str, timeout: float):
+        self._producer, self._topic, self._timeout = producer, topic, timeout
+
+    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
+        """Write every event or raise StoredEventsUnavailable."""
+        events = [OutgoingRecord(key=message.recipient.encode(), value=encode_stored_event(message, record.position),
+                                 headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), *_trace_of(record)])
+                  for record, message in stored]
+        errors = [error for error in produce_and_wait(self._producer, self._topic, events, self._timeout) if error]
+        if errors:
+            raise StoredEventsUnavailable(f"topic {self._topic}: {errors[0].str()}")
+
+
+def _trace_of(record: IncomingRecord) -> list[tuple[str, bytes]]:
+    """The record's trace-id header, carried on to what is written about it."""
+    return [(name, value) for name, value in record.headers if name == TRACE_ID_HEADER and value is not None][:1]
 
 
 class KafkaRecordPublisher:

@@ -1,11 +1,14 @@
 """The whole pipeline through its public surfaces: HTTP in, Kafka, consumer, MongoDB, HTTP out."""
 
 import json
+import time
 import uuid
 
 import pytest
+from confluent_kafka import Consumer
 
 from infra.process import wait_until
+from shared_domain.stored_events import decode_stored_event
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +100,39 @@ def test_a_batch_is_published_together_and_each_message_stored(stack):
     ids = {result["messageId"] for result in reply.body["results"][:5]}
     wait_until(lambda: ids <= {m["messageId"] for m in stored(stack.api, to="clientB")}, timeout=20,
                what="the batch in GET /messages")
+
+
+def test_each_stored_message_is_announced_on_the_stored_events_topic_with_its_source(stack):
+    text = f"announced {uuid.uuid4()}"
+    reply = stack.api.send("clientA", "clientB", text)
+    assert reply.status == 202, reply.body
+    poison_position = stack.produce_raw(b"clientB", b"\xffnot json")
+    follower = stack.api.send("clientA", "clientB", "after the poison").body["messageId"]
+    events = _events_until(stack, follower)
+    [event] = [event for event in events if event.message.message_id == reply.body["messageId"]]
+    assert (event.message.sender, event.message.recipient, event.message.text) == ("clientA", "clientB", text)
+    assert (event.source.topic, event.source.partition, event.source.offset) == (
+        stack.topics[0], reply.body["partition"], reply.body["offset"])
+    assert all((event.source.partition, event.source.offset) != poison_position for event in events), \
+        "a dead-lettered record is not announced"
+
+
+def _events_until(stack, message_id: str, timeout: float = 30.0) -> list:
+    """The stack's stored events from the start, read until one announces `message_id`."""
+    consumer = Consumer({"bootstrap.servers": stack.kafka, "group.id": f"events-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([stack.env["STORED_EVENTS_TOPIC"]])
+    events, end = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < end and not any(event.message.message_id == message_id for event in events):
+            record = consumer.poll(0.5)
+            if record is not None and record.error() is None:
+                events.append(decode_stored_event(record.value()))
+    finally:
+        consumer.close()
+    assert any(event.message.message_id == message_id for event in events), f"no stored event for {message_id}"
+    return events
+
 
 
 def test_sigterm_stops_consumer_and_producer_cleanly(stack):

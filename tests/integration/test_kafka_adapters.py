@@ -6,16 +6,18 @@ from datetime import datetime, timezone
 import pytest
 from confluent_kafka import Consumer
 
-from consumer_service.application.errors import DeadLetterUnavailable
+from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from consumer_service.application.records import DeadLetter, IncomingRecord
-from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, dead_letter_topic_config,
+from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
+                                                      dead_letter_topic_config,
                                                       ensure_topics, new_reliable_producer, to_incoming)
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
-from shared_domain.envelope import decode
+from shared_domain.envelope import decode, encode
 from shared_domain.failures import TRUNCATED_HEADER, Failure
 from shared_domain.message import Message
+from shared_domain.stored_events import decode_stored_event
 from tests.support.raw_kafka import produce_with_raw_header_names
 
 NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
@@ -107,6 +109,24 @@ def test_an_unreachable_dead_letter_topic_raises_instead_of_losing_the_record():
     original = IncomingRecord("client-messages", 0, 1, None, b"x", [])
     with pytest.raises(DeadLetterUnavailable):
         KafkaDeadLetterSink(producer, "dlq", 2).send_all([DeadLetter(original, Failure("X", "y", 1, NOW), "c")])
+
+
+def test_stored_events_are_keyed_by_recipient_and_carry_the_message_its_source_and_trace(kafka, topic):
+    producer = new_reliable_producer(kafka.address, "test-events", 5000)
+    message = Message("m-9", "clientA", "clientB", "hello", NOW)
+    original = IncomingRecord("client-messages", 2, 40, b"clientB", encode(message), [("trace-id", b"t-9")])
+    KafkaStoredEventSink(producer, topic, 10).publish_stored([(original, message)])
+    [record] = read_all(kafka.address, topic, 1)
+    event = decode_stored_event(record.value())
+    assert record.key() == b"clientB" and dict(record.headers())["trace-id"] == b"t-9"
+    assert (event.message, event.source) == (message, original.position)
+
+
+def test_an_unreachable_stored_events_topic_raises_so_the_batch_is_not_committed():
+    producer = new_reliable_producer(f"127.0.0.1:{free_ports(1)[0]}", "test-events", 1000)
+    message = Message("m-1", "clientA", "clientB", "hello", NOW)
+    with pytest.raises(StoredEventsUnavailable):
+        KafkaStoredEventSink(producer, "events", 2).publish_stored([(IncomingRecord("t", 0, 1, None, b"x", []), message)])
 
 
 def test_every_record_with_a_header_name_that_is_not_utf8_converts_with_a_defect(kafka, topic):

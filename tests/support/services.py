@@ -20,6 +20,7 @@ def service_env(kafka: str, mongo: str, database: str, topics: tuple[str, str], 
         "MONGODB_DATABASE": database,
         "MESSAGES_TOPIC": topics[0],
         "DEAD_LETTER_TOPIC": topics[1],
+        "STORED_EVENTS_TOPIC": f"{topics[0]}-stored",
         "PYTHONUNBUFFERED": "1",
         # Load tests send far more per client than a person would; tests of the limit set their own.
         "SEND_RATE_LIMIT": "1000000",

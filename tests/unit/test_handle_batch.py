@@ -1,12 +1,13 @@
 """Handling a batch: store what is ours, skip the rest, dead-letter what cannot be stored."""
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import mongomock
 import pytest
 
-from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
+from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable, StoreUnavailable
 from consumer_service.application.handle_batch import BatchHandler, handle_batch
 from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
@@ -153,3 +154,40 @@ def test_a_message_the_store_refuses_for_good_is_dead_lettered(waits):
 def test_an_unavailable_dead_letter_topic_stops_the_batch(database, waits):
     with pytest.raises(DeadLetterUnavailable):
         handle_batch([record(1, value=b"garbage")], handler_for("clientB", MongoMessageStore(database), FakeSink(fail=True), waits))
+
+
+class FakeEvents:
+    """Collects stored events as (offset, message id); can be told to fail."""
+
+    def __init__(self, fail: bool = False):
+        self.events, self.fail = [], fail
+
+    def publish_stored(self, stored):
+        if self.fail:
+            raise StoredEventsUnavailable("broker down")
+        self.events += [(record.offset, message.message_id) for record, message in stored]
+
+
+def test_each_stored_message_is_announced_once_stored_and_nothing_else_is(database, waits):
+    events, sink = FakeEvents(), FakeSink()
+    handler = replace(handler_for("clientB", RefusingStore("m-4"), sink, waits), stored_events=events)
+    handle_batch([record(1), record(2, to="clientC"), record(3, value=b"garbage"), record(4), record(5)], handler)
+    assert events.events == [(1, "m-1"), (5, "m-5")], "skipped, poison and refused records are not announced"
+    assert {letter.record.offset for letter in sink.letters} == {3, 4}
+
+
+def test_a_redelivered_batch_announces_its_messages_again(database, waits):
+    events = FakeEvents()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), FakeSink(), waits), stored_events=events)
+    handle_batch([record(1)], handler)
+    handle_batch([record(1)], handler)
+    assert events.events == [(1, "m-1"), (1, "m-1")]
+    assert database.messages.count_documents({}) == 1
+
+
+def test_unannounced_messages_stop_the_batch_before_any_dead_letter_is_written(database, waits):
+    sink = FakeSink()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), sink, waits), stored_events=FakeEvents(fail=True))
+    with pytest.raises(StoredEventsUnavailable):
+        handle_batch([record(1), record(2, value=b"garbage")], handler)
+    assert sink.letters == [], "read again, the batch would otherwise dead-letter its poison twice"
