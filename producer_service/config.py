@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
-from shared_domain.topics import MESSAGES_TOPIC
+from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class ProducerSettings:
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "messaging"
     messages_topic: str = MESSAGES_TOPIC
+    stored_events_topic: str = STORED_EVENTS_TOPIC
     delivery_timeout_ms: int = 5000
     # 0: a lone send is acknowledged in ~1 ms instead of ~9 ms at 5; under load records still
     # batch while earlier requests are in flight, so the broker sees few more requests.
@@ -40,6 +41,12 @@ class ProducerSettings:
     send_rate_limit: int = 600  # sends per client per minute
     auth_failure_limit: int = 30  # failed authentications per address per minute
     replay_cap: int = DEFAULT_REPLAY_CAP
+    # GET /stream: open streams per client in each process, a heartbeat comment every so many
+    # seconds, events a slow reader may fall behind before it is cut off, messages a resume replays.
+    stream_limit: int = 5
+    stream_heartbeat_s: float = 15.0
+    stream_queue: int = 1000
+    stream_backfill_limit: int = 10000
     # Signs cursors (and, later, sessions); every worker of a deployment must share it.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
@@ -53,6 +60,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         mongodb_uri=read_str(env, "MONGODB_URI", defaults.mongodb_uri),
         mongodb_database=read_str(env, "MONGODB_DATABASE", defaults.mongodb_database),
         messages_topic=read_str(env, "MESSAGES_TOPIC", defaults.messages_topic),
+        stored_events_topic=read_str(env, "STORED_EVENTS_TOPIC", defaults.stored_events_topic),
         delivery_timeout_ms=read_int(env, "KAFKA_DELIVERY_TIMEOUT_MS", defaults.delivery_timeout_ms, minimum=1000),
         linger_ms=read_int(env, "KAFKA_LINGER_MS", defaults.linger_ms, minimum=0),
         batch_linger_ms=read_int(env, "KAFKA_BATCH_LINGER_MS", defaults.batch_linger_ms, minimum=0),
@@ -70,6 +78,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         send_rate_limit=read_int(env, "SEND_RATE_LIMIT", defaults.send_rate_limit, minimum=1),
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         replay_cap=read_int(env, "REPLAY_MAX_COUNT", defaults.replay_cap, minimum=1),
+        stream_limit=read_int(env, "STREAM_LIMIT_PER_CLIENT", defaults.stream_limit, minimum=1),
+        stream_heartbeat_s=read_float(env, "STREAM_HEARTBEAT_S", defaults.stream_heartbeat_s, minimum=0.1),
+        stream_queue=read_int(env, "STREAM_QUEUE", defaults.stream_queue, minimum=1),
+        stream_backfill_limit=read_int(env, "STREAM_BACKFILL_LIMIT", defaults.stream_backfill_limit, minimum=1),
         secret_key=_secret_key(env, defaults.secret_key),
     )
 

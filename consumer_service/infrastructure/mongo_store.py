@@ -45,6 +45,9 @@ def ensure_indexes(database: Database) -> None:
     for field in ("to", "from"):
         messages.create_index([(field, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
+    # Live delivery: where a client's stream stands, and what it missed, by source offset.
+    messages.create_index([("to", ASCENDING), ("source.offset", ASCENDING)])
+    messages.create_index([("from", ASCENDING), ("to", ASCENDING), ("source.offset", ASCENDING)])
     failed = database[FAILED_MESSAGES_COLLECTION]
     failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING)])

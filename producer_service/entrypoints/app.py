@@ -8,7 +8,7 @@ from flask import Flask, Response
 from shared_domain.config import ConfigError
 
 from ..config import ProducerSettings, load_settings
-from . import clients_api, errors, health_api, operator_api, query_api, send_api
+from . import clients_api, errors, health_api, operator_api, query_api, send_api, stream_api
 from .services import EXTENSION, Services
 
 # Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
@@ -46,7 +46,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     app.extensions[EXTENSION] = services
     errors.init_app(app)
     app.after_request(_protective_headers)
-    for blueprint in (send_api.bp, query_api.bp, health_api.bp, operator_api.bp, clients_api.bp):
+    for blueprint in (send_api.bp, query_api.bp, stream_api.bp, health_api.bp, operator_api.bp, clients_api.bp):
         app.register_blueprint(blueprint)
     if not settings.auth_enabled:
         _warn_open()

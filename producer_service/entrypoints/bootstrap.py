@@ -14,8 +14,10 @@ from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.mongo_identities import MongoIdentityRegistry
 from ..infrastructure.mongo_rate_limits import MongoRateLimiter
-from ..infrastructure.mongo_readers import MongoReader
-from .services import Services
+from ..application.live import Hub
+from ..infrastructure.kafka_stored_events import StoredEventFeed
+from ..infrastructure.mongo_readers import MongoHistory, MongoReader
+from .services import Live, Services
 
 
 def real_services(settings: ProducerSettings) -> Services:
@@ -38,7 +40,12 @@ def real_services(settings: ProducerSettings) -> Services:
     identities = MongoIdentityRegistry(database)
     identities.warm()
 
+    hub = Hub(settings.stream_limit, settings.stream_queue)
+    feed = StoredEventFeed(settings.kafka_bootstrap_servers, settings.stored_events_topic, hub)
+
     def close() -> None:
+        hub.close()
+        feed.close()
         publisher.close()
         replays.flush(10)
         mongo.close()
@@ -56,5 +63,6 @@ def real_services(settings: ProducerSettings) -> Services:
         identities=identities,
         limiter=MongoRateLimiter(database),
         operations=operations,
+        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION]), feed.ensure_started),
         close=close,
     )

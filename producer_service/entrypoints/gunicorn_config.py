@@ -17,6 +17,7 @@ try:
     bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
     workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
     threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
+    stream_threads = read_int(os.environ, "STREAM_THREADS", 500, minimum=1)
     kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
     request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)
 except ConfigError as error:
@@ -31,7 +32,9 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 
 # gthread, except that a thread only gets a request once it has arrived whole; gunicorn's own errors are JSON.
-worker_class = guarded_worker(request_read_timeout_s, settings.max_body_bytes)
+worker_class = guarded_worker(request_read_timeout_s, settings.max_body_bytes, stream_threads)
+# Open streams count as connections too.
+worker_connections = 1000 + stream_threads
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly;
 # on one shared socket, keep-alive connections pile onto whichever worker accepts fastest.
 reuse_port = True

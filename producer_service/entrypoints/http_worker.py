@@ -10,6 +10,7 @@ that takes longer than `read_timeout_s`; a body left for the thread to read (str
 import json
 import re
 import selectors
+from concurrent import futures
 import socket
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ HEAD_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", re.IGNORECASE)
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
 _EXPECT = re.compile(rb"\r\nexpect:", re.IGNORECASE)
+_STREAM_REQUEST = re.compile(rb"GET /stream[ ?]")
 
 # What gunicorn could not parse, most specific first; any other parse error is a 400.
 _CLIENT_ERRORS = (
@@ -114,6 +116,7 @@ class GuardedThreadWorker(ThreadWorker):
     """A gthread worker whose threads get only whole requests and whose own errors are the API's JSON."""
 
     read_timeout_s = 10.0
+    stream_threads = 500
     max_head_bytes = 64 * 1024
     max_body_bytes = 64 * 1024
 
@@ -129,10 +132,18 @@ class GuardedThreadWorker(ThreadWorker):
             raise RuntimeError(f"{cls.__name__} serves plain HTTP/1.1: terminate TLS and HTTP/2 in front of it")
 
     def init_process(self):
-        """Give responses a Server header that does not name the software."""
+        """Give responses a Server header that does not name the software; make the streams' threads."""
         # gunicorn has no setting for it: each Response copies this module global.
         wsgi.SERVER = "api"
+        self.stream_pool = futures.ThreadPoolExecutor(max_workers=self.stream_threads, thread_name_prefix="stream")
         super().init_process()
+
+    def handle_exit(self, sig, frame):
+        """On SIGTERM, end the open streams too, so that graceful shutdown does not wait on them."""
+        super().handle_exit(sig, frame)
+        services = getattr(self.wsgi, "extensions", {}).get("messaging")
+        if services is not None and services.live is not None:
+            services.live.hub.close()
 
     def enqueue_req(self, conn):
         """Read the connection's next request in the event loop; a thread gets it once it is whole."""
@@ -169,14 +180,20 @@ class GuardedThreadWorker(ThreadWorker):
                         f"the request head is larger than {self.max_head_bytes} bytes")
 
     def serve(self, conn):
-        """Give the request's bytes to the connection's parser and the connection to a thread."""
+        """Give the request's bytes to the connection's parser and the connection to a thread.
+
+        A stream holds its thread for as long as it is open, so streams get threads of their own
+        and never starve ordinary requests.
+        """
         arriving = self.stop_reading(conn)
         conn.init()  # a plain HTTP/1.1 connection only gets its parser here
         if not isinstance(conn.parser.unreader, _DeadlineUnreader):
             conn.parser.unreader = _DeadlineUnreader(conn.sock)
         conn.parser.unreader.deadline = arriving.deadline
         conn.parser.unreader.unread(bytes(arriving.received))
-        super().enqueue_req(conn)
+        pool = self.stream_pool if _STREAM_REQUEST.match(arriving.received) else self.tpool
+        handled = pool.submit(self.handle, conn)
+        handled.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
     def refuse(self, conn, status: int, code: str, message: str):
         """Answer a request still arriving with a JSON error and close its connection."""
@@ -218,7 +235,7 @@ class GuardedThreadWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
-def guarded_worker(read_timeout_s: float, max_body_bytes: int) -> type[GuardedThreadWorker]:
+def guarded_worker(read_timeout_s: float, max_body_bytes: int, stream_threads: int = 500) -> type[GuardedThreadWorker]:
     """The worker class with these limits (gunicorn takes a class and makes the workers itself)."""
-    limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes}
+    limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes, "stream_threads": stream_threads}
     return type(GuardedThreadWorker.__name__, (GuardedThreadWorker,), limits)

@@ -9,6 +9,7 @@ from flask import current_app
 from consumer_service.application.dlq_operations import Operations
 
 from ..application.identity import Identities
+from ..application.live import History, Hub
 from ..application.ports import Publisher, Reader
 from ..config import ProducerSettings
 
@@ -34,7 +35,17 @@ class Services:
     identities: Identities
     limiter: RateLimiter
     operations: Operations | None = None
+    live: "Live | None" = None
     close: Callable[[], None] = lambda: None
+
+
+@dataclass
+class Live:
+    """What GET /stream needs: the process's hub, the feed that fills it, and the store's history."""
+
+    hub: Hub
+    history: History
+    start_feed: Callable[[], None]
 
 
 def services() -> Services:

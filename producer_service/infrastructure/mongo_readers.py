@@ -6,6 +6,10 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from shared_domain.documents import stored_event_of
+from shared_domain.stored_events import StoredEvent
+
+from ..application.live import Position, ResumeTooFar
 from ..application.ports import PageQuery
 
 
@@ -47,3 +51,42 @@ class MongoReader:
             clauses.append({"$or": [{time: {beyond: moment}}, {time: moment, "_id": {beyond: last_id}}]})
         return {"$and": clauses} if len(clauses) > 1 else clauses[0]
 
+
+
+class MongoHistory:
+    """The stored messages of a client by source position: where its stream stands, and what it missed."""
+
+    def __init__(self, collection: Collection):
+        self._collection = collection
+
+    def position_now(self, client: str) -> Position:
+        """For each recipient among the client's messages, the highest source offset stored.
+
+        One query per recipient rather than an aggregation: FerretDB v1 has no `$max` in `$group`.
+        """
+        latest = [("source.offset", DESCENDING)]
+        try:
+            offsets = {}
+            for recipient in {client, *self._collection.distinct("to", {"from": client})}:
+                found = self._collection.find_one({"to": recipient} if recipient == client
+                                                  else {"from": client, "to": recipient}, {"source": 1}, sort=latest)
+                if found is not None:
+                    offsets[recipient] = int(found["source"]["offset"])
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return Position(offsets)
+
+    def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
+        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`."""
+        beyond = lambda recipient: {"source.offset": {"$gt": position.offsets.get(recipient, -1)}}
+        clauses = [{"to": client, **beyond(client)},
+                   *({"from": client, "to": recipient, **beyond(recipient)} for recipient in position.offsets
+                     if recipient != client),
+                   {"from": client, "to": {"$nin": list(position.offsets)}}]
+        try:
+            documents = list(self._collection.find({"$or": clauses}).sort([("source.offset", ASCENDING)]).limit(limit + 1))
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        if len(documents) > limit:
+            raise ResumeTooFar(f"more than {limit} messages were missed")
+        return [stored_event_of(document) for document in documents]

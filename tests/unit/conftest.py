@@ -8,11 +8,12 @@ from consumer_service.infrastructure.mongo_failures import MongoFailureRepositor
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
-from producer_service.entrypoints.services import Services
+from producer_service.application.live import Hub
+from producer_service.entrypoints.services import Live, Services
 from producer_service.application.identity import CLIENT, OPERATOR
 from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
 from producer_service.infrastructure.mongo_rate_limits import MongoRateLimiter
-from producer_service.infrastructure.mongo_readers import MongoReader
+from producer_service.infrastructure.mongo_readers import MongoHistory, MongoReader
 from shared_domain.documents import failure_summary_view, message_view
 
 
@@ -115,6 +116,7 @@ def make_app(publisher, database, health, replayed, settings):
         identities=MongoIdentityRegistry(database),
         limiter=MongoRateLimiter(database),
         operations=operations,
+        live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(database.messages), lambda: None),
     )
     return create_app(settings, services)
 

@@ -15,9 +15,10 @@ from tests.unit.strategies import ANY_TEXT, JSON_VALUES, VALID_CLIENT, envelopes
 HOSTILE = settings(max_examples=400, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 PATHS = ["/send-message", "/send-messages", "/messages", "/failed-messages", "/health", "/ready",
-         "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/{id}", "/failed-messages/{id}/discard"]
+         "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/{id}", "/failed-messages/{id}/discard",
+         "/stream"]
 QUERY_NAMES = st.one_of(st.sampled_from(["to", "from", "since", "until", "limit", "cursor", "status", "errorType",
-                                         "client"]), ANY_TEXT)
+                                         "client", "after"]), ANY_TEXT)
 QUERY_VALUES = st.one_of(
     ANY_TEXT, VALID_CLIENT, st.integers().map(str), st.sampled_from(["²", "①", "٣", "1e3", "0", "-1", " 5"]),
     st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-01-01"]),
@@ -40,6 +41,8 @@ HEADERS = st.fixed_dictionaries({}, optional={
     "Authorization": st.one_of(st.just("Bearer s3cret"), st.just("Bearer"), ANY_TEXT.map(lambda text: "Bearer " + text)
                                .filter(lambda value: value.isascii() and value.isprintable())),
     "X-Request-Id": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
+    "Last-Event-ID": st.one_of(ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
+                               st.sampled_from(["e30", "eyJjbGllbnRBIjo1fQ", "W10", "eyJjbGllbnRBIjoxZTk5fQ"])),
 })
 
 

@@ -1,0 +1,88 @@
+"""The live feed of one API process: a single Kafka consumer reading the stored-events topic for every stream."""
+
+import logging
+import threading
+import uuid
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from shared_domain.stored_events import decode_stored_event
+
+from ..application.live import Hub
+
+log = logging.getLogger(__name__)
+
+
+class FeedUnavailable(Exception):
+    """The stored-events topic could not be reached, so no stream can start."""
+
+
+class StoredEventFeed:
+    """Reads every partition of the stored-events topic from where it ended when started, and hands events to the hub.
+
+    Started by the first stream: its positions are fixed before that stream reads the store, so
+    every message stored afterwards reaches the hub (no group, no commits: each process reads all).
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str, hub: Hub, timeout_s: float = 5.0):
+        self._bootstrap, self._topic, self._hub, self._timeout = bootstrap_servers, topic, hub, timeout_s
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ensure_started(self) -> None:
+        """Start reading unless already reading; raise FeedUnavailable when Kafka does not answer."""
+        with self._lock:
+            if self._consumer is not None:
+                return
+            consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": f"live-{uuid.uuid4().hex}",
+                                 "enable.auto.commit": False, "enable.auto.offset.store": False,
+                                 "logger": logging.getLogger("librdkafka"), "log.connection.close": False})
+            try:
+                consumer.assign(self._ends(consumer))
+            except (KafkaException, KeyError) as error:
+                consumer.close()
+                raise FeedUnavailable(f"topic {self._topic}: {error}") from None
+            self._consumer = consumer
+            self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
+            self._thread.start()
+            log.info("live feed reading %s from its end", self._topic)
+
+    def _ends(self, consumer: Consumer) -> list[TopicPartition]:
+        """Every partition of the topic at its current end (the topic must exist)."""
+        partitions = consumer.list_topics(self._topic, timeout=self._timeout).topics[self._topic]
+        if partitions.error is not None:
+            raise KafkaException(partitions.error)
+        ends = []
+        for partition in partitions.partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self._topic, partition), timeout=self._timeout)
+            ends.append(TopicPartition(self._topic, partition, high))
+        return ends
+
+    def _run(self) -> None:
+        """Hand what arrives to the hub, as soon as one event is there, until closed."""
+        consumer = self._consumer
+        while not self._stop.is_set():
+            first = consumer.poll(0.5)
+            if first is None:
+                continue
+            events = []
+            for record in [first, *consumer.consume(num_messages=499, timeout=0)]:
+                if record.error() is not None:
+                    if record.error().fatal():
+                        log.error("live feed: %s", record.error())
+                    continue
+                try:
+                    events.append(decode_stored_event(record.value()))
+                except Exception as error:  # the safety net: no event stops the feed
+                    log.warning("live feed: skipping an unreadable event at %s:%d:%d: %s", record.topic(),
+                                record.partition(), record.offset(), error)
+            self._hub.publish(events)
+        consumer.close()
+
+    def close(self) -> None:
+        """Stop reading."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -1,0 +1,131 @@
+"""GET /stream on the real stack: messages arrive once stored, only the caller's, and a resume misses nothing."""
+
+import signal
+import time
+
+import pytest
+
+from infra.process import wait_until
+from tests.support.sse import SseStream
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):
+    """Producer plus a consumer for all clients; at most 2 streams per client per process."""
+    return stack_factory(clients=("*",), STREAM_LIMIT_PER_CLIENT=2, STREAM_HEARTBEAT_S=1)
+
+
+def open_stream(stack, client: str, last_event_id: str | None = None, **params) -> SseStream:
+    """An open stream of `client`, past its first (position) event."""
+    stream = SseStream(stack.api.base_url, stack.api.tokens[client], last_event_id, **params)
+    assert stream.status == 200, stream.error_body()
+    first = stream.next_event()
+    assert first.kind == "position" and first.id
+    return stream
+
+
+def send(stack, sender: str, recipient: str, text: str) -> str:
+    """Send a message and return its id."""
+    reply = stack.api.send(sender, recipient, text)
+    assert reply.status == 202, reply.body
+    return reply.body["messageId"]
+
+
+def test_a_stream_shows_each_stored_message_of_the_caller_and_nobody_elses(stack):
+    streams = {client: open_stream(stack, client) for client in ("clientA", "clientB", "clientC")}
+    try:
+        assert streams["clientB"].headers["Content-Type"].startswith("text/event-stream")
+        assert streams["clientB"].headers["Cache-Control"] == "no-cache"
+        assert streams["clientB"].headers["X-Accel-Buffering"] == "no"
+        to_b = send(stack, "clientA", "clientB", "hello B, live")
+        to_c = send(stack, "clientA", "clientC", "a marker for C")
+        [received] = streams["clientB"].messages_until(to_b)
+        assert {key: received[key] for key in ("from", "to", "message")} == {
+            "from": "clientA", "to": "clientB", "message": "hello B, live"}
+        assert set(received) == {"messageId", "from", "to", "message", "sentAt"}
+        assert [m["messageId"] for m in streams["clientA"].messages_until(to_c)] == [to_b, to_c], "the sender sees both"
+        assert [m["messageId"] for m in streams["clientC"].messages_until(to_c)] == [to_c], "C never sees A to B"
+    finally:
+        for stream in streams.values():
+            stream.close()
+
+
+def test_a_resume_sends_what_was_missed_once_then_goes_live(stack):
+    stream = open_stream(stack, "clientD")
+    first = send(stack, "clientE", "clientD", "before the break")
+    stream.messages_until(first)
+    resume_from = stream.last_id
+    stream.close()
+    missed = [send(stack, "clientE", "clientD", f"missed {n}") for n in range(3)]
+    missed.append(send(stack, "clientD", "clientF", "sent by D meanwhile"))
+    wait_until(lambda: len(stack.all_messages_as("clientD")) >= 5, timeout=20, what="the missed messages stored")
+    resumed = open_stream(stack, "clientD", last_event_id=resume_from)
+    try:
+        after = send(stack, "clientE", "clientD", "after the resume")
+        received = [m["messageId"] for m in resumed.messages_until(after)]
+        assert sorted(received[:-1]) == sorted(missed) and received[-1] == after, received
+    finally:
+        resumed.close()
+
+
+def test_after_parameter_resumes_like_last_event_id(stack):
+    stream = open_stream(stack, "clientG")
+    first = send(stack, "clientH", "clientG", "one")
+    stream.messages_until(first)
+    position = stream.last_id
+    stream.close()
+    second = send(stack, "clientH", "clientG", "two")
+    resumed = open_stream(stack, "clientG", after=position)
+    try:
+        assert [m["messageId"] for m in resumed.messages_until(second)] == [second]
+    finally:
+        resumed.close()
+
+
+def test_heartbeats_keep_an_idle_stream_open(stack):
+    stream = SseStream(stack.api.base_url, stack.api.tokens["clientI"])
+    try:
+        stream.next_event()
+        # STREAM_HEARTBEAT_S=1: comments arrive while nothing happens; no event, no end.
+        with pytest.raises(TimeoutError):
+            stream.next_event(timeout=2.5)
+        assert not stream.ended
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("token, status, error", [
+    (None, 401, "unauthorized"), ("not-a-token", 401, "unauthorized"), ("ops", 403, "forbidden")])
+def test_a_stream_needs_a_client_token(stack, token, status, error):
+    stream = SseStream(stack.api.base_url, stack.api.tokens.get(token, token))
+    assert (stream.status, stream.error_body()["error"]) == (status, error)
+
+
+@pytest.mark.parametrize("position", ["garbage!", "eyJ4IjoiMSJ9", "e30" * 2000, "W10", "eyJjbGllbnRCIjotMX0"])
+def test_a_position_the_service_did_not_issue_is_a_400(stack, position):
+    stream = SseStream(stack.api.base_url, stack.api.tokens["clientJ"], position)
+    assert (stream.status, stream.error_body()["error"]) == (400, "invalid_position")
+
+
+def test_streams_beyond_the_per_client_limit_get_429(stack):
+    open_ones = [open_stream(stack, "clientK") for _ in range(2)]
+    try:
+        refused = SseStream(stack.api.base_url, stack.api.tokens["clientK"])
+        # Two workers: the third stream may land on a worker with room; the fifth cannot.
+        extra = [refused] + [SseStream(stack.api.base_url, stack.api.tokens["clientK"]) for _ in range(2)]
+        statuses = [stream.status for stream in extra]
+        assert 429 in statuses, statuses
+        assert next(s for s in extra if s.status == 429).error_body()["error"] == "too_many_streams"
+    finally:
+        for stream in open_ones + extra:
+            stream.close()
+
+
+def test_sigterm_ends_open_streams_and_the_producer_exits_promptly(stack):
+    stream = open_stream(stack, "clientL")
+    producer = stack.processes[-1]
+    began = time.monotonic()
+    producer._signal_group(signal.SIGTERM)
+    assert stream.next_event(timeout=15) is None, "the stream ends rather than hangs"
+    wait_until(lambda: not producer.alive, timeout=15, what="the producer to exit")
+    assert time.monotonic() - began < 15

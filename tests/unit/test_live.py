@@ -1,0 +1,104 @@
+"""Live delivery's logic: positions, the hub's hand-out, and a resume that misses and repeats nothing."""
+
+from datetime import datetime, timezone
+
+import mongomock
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer_service.application.live import (Hub, InvalidPosition, Position, TooManyStreams, concerns,
+                                               open_stream)
+from producer_service.infrastructure.mongo_readers import MongoHistory
+from shared_domain.documents import message_document
+from shared_domain.failures import SourcePosition
+from shared_domain.message import ClientId, Message, MessageId, MessageText
+from shared_domain.stored_events import StoredEvent
+from tests.unit.strategies import ANY_TEXT, VALID_CLIENT
+
+NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
+CLIENTS = ["clientX", "clientA", "clientB"]
+
+
+def event(number: int, sender: str, recipient: str, offset: int) -> StoredEvent:
+    """The stored event of message m-NUMBER at `offset` of its recipient's partition."""
+    message = Message(MessageId(f"m-{number}"), ClientId(sender), ClientId(recipient), MessageText(f"text {number}"), NOW)
+    return StoredEvent(message, SourcePosition("client-messages", CLIENTS.index(recipient), offset))
+
+
+@given(st.dictionaries(VALID_CLIENT, st.integers(0, 2**63 - 1), max_size=20))
+def test_a_position_survives_its_text(offsets):
+    assert Position.decode(Position(offsets).encode()).offsets == offsets
+
+
+@given(ANY_TEXT)
+def test_any_other_text_is_an_invalid_position_or_a_valid_one(text):
+    try:
+        position = Position.decode(text)
+    except InvalidPosition:
+        return
+    assert all(isinstance(offset, int) and offset >= 0 for offset in position.offsets.values())
+
+
+def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():
+    hub = Hub(per_client=2, capacity=10)
+    subscriptions = {client: hub.subscribe(client) for client in CLIENTS}
+    hub.publish([event(1, "clientA", "clientB", 0)])
+    assert [client for client, subscription in subscriptions.items() if not subscription._events.empty()] == [
+        "clientA", "clientB"]
+
+
+def test_a_client_gets_a_bounded_number_of_streams_and_a_closed_one_frees_its_place():
+    hub = Hub(per_client=1, capacity=10)
+    history = MongoHistory(mongomock.MongoClient()["db"].messages)
+    stream = open_stream("clientA", None, hub, history, heartbeat_s=0.01, backfill_limit=10)
+    with pytest.raises(TooManyStreams):
+        open_stream("clientA", None, hub, history, heartbeat_s=0.01, backfill_limit=10)
+    stream.close()
+    open_stream("clientA", None, hub, history, heartbeat_s=0.01, backfill_limit=10).close()
+
+
+def test_a_reader_that_falls_behind_is_cut_off_with_its_position():
+    hub = Hub(per_client=1, capacity=3)
+    stream = iter(open_stream("clientB", Position(), hub, MongoHistory(mongomock.MongoClient()["db"].messages),
+                              heartbeat_s=0.01, backfill_limit=10))
+    start = next(stream)
+    hub.publish([event(n, "clientA", "clientB", n) for n in range(10)])
+    items = list(stream)
+    assert [item.kind for item in items] == ["overflow"], "told it fell behind; the stream ends"
+    assert items[0].position == start.position, "resuming from there, it misses nothing of what it never got"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exactly_once(data):
+    # Messages among three clients; each recipient's offsets grow, as in its partition.
+    pairs = data.draw(st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), min_size=1, max_size=25))
+    next_offset, events = dict.fromkeys(CLIENTS, 0), []
+    for number, (sender, recipient) in enumerate(pairs):
+        next_offset[recipient] += data.draw(st.integers(1, 3))
+        events.append(event(number, sender, recipient, next_offset[recipient]))
+    delivered = data.draw(st.integers(0, len(events)), label="delivered before the break")
+    stored = data.draw(st.integers(delivered, len(events)), label="stored when the resume reads the store")
+    live_from = data.draw(st.integers(0, stored), label="first event the feed hands out after subscribing")
+    repeats = data.draw(st.lists(st.integers(0, len(events) - 1), max_size=5), label="events announced again")
+
+    position = Position()
+    for earlier in events[:delivered]:
+        if concerns(earlier.message, "clientX"):
+            position.advance(earlier)
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    for stored_event in events[:stored]:
+        collection.insert_one(message_document(stored_event.message, stored_event.source, NOW))
+    hub = Hub(per_client=1, capacity=1000)
+    stream = open_stream("clientX", position, hub, MongoHistory(collection), heartbeat_s=0.01, backfill_limit=1000)
+    hub.publish(events[live_from:])
+    hub.publish([events[index] for index in repeats if index < len(events)])
+    hub.close()
+    received = [item.event for item in stream if item.kind == "message"]
+
+    expected = [later for later in events[delivered:] if concerns(later.message, "clientX")]
+    assert sorted(e.message.message_id for e in received) == sorted(e.message.message_id for e in expected)
+    for recipient in CLIENTS:  # each recipient's messages in the order they were stored
+        assert [e for e in received if e.message.recipient == recipient] == [
+            e for e in expected if e.message.recipient == recipient]
