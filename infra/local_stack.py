@@ -147,7 +147,8 @@ def _print_usage(base: str, settings: RunSettings, tokens: dict[str, str]) -> No
     print(f"""
 ready: producer on {base}, consumers for {', '.join(settings.clients)}; logs in {settings.logs}
 tokens: {', '.join(sorted(tokens))} (in {settings.tokens_env_path}: `. {settings.tokens_env_path}` exports them)
-try:
+try: (the first in a terminal of its own shows {recipient}'s messages live)
+  curl -sN {auth(recipient)} {base}/stream
   curl -s -X POST {base}/send-message {auth(sender)} -H 'Content-Type: application/json' \\
        -d '{{"to": "{recipient}", "message": "hello {recipient}"}}'
   curl -s {auth(recipient)} '{base}/messages?with={sender}'

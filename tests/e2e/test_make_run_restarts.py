@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import uuid
 
 import pytest
@@ -101,15 +102,39 @@ def test_a_part_that_keeps_crashing_stops_make_run_with_one_line_naming_it_and_n
 def test_the_printed_curl_commands_work_as_written(stack):
     output = stack.output()
     block = output[output.index("try:"):output.index("Ctrl-C")].replace("\\\n", " ")  # join continued lines
-    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
-    answers = [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout)
-               for command in commands]
-    sent, listed, failed, ready_answer = answers
-    assert sent["status"] == "accepted"
+    stream_command, *commands = [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
+    stream = subprocess.Popen(["bash", "-c", f"exec {stream_command}"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert stream.stdout.readline().startswith("retry:"), "the stream answers at once"
+        answers = [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout)
+                   for command in commands]
+        sent, listed, failed, ready_answer = answers
+        assert sent["status"] == "accepted"
+        streamed = _lines_until(stream, sent["messageId"], timeout=30)
+        assert "event: chat-message" in streamed, "the printed stream command shows the sent message live"
+    finally:
+        stream.kill()
+        stream.wait()
     wait_until(lambda: sent["messageId"] in [m["messageId"] for m in json.loads(
         subprocess.run(["bash", "-c", commands[1]], capture_output=True, text=True, timeout=30).stdout)],
         timeout=30, what="the sent message in the printed listing")
     assert isinstance(listed, list) and isinstance(failed, list) and ready_answer["status"] == "ready"
+
+
+def _lines_until(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    """Lines a process prints until one holds `text` (read on a thread, so the deadline holds)."""
+    lines, found = [], threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"{text} not printed within {timeout}s: {lines[-5:]}"
+    return lines
 
 
 def test_a_killed_consumer_is_restarted_and_every_accepted_message_is_stored_once(stack):
