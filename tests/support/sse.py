@@ -33,6 +33,7 @@ class SseStream:
         self.status, self.headers = self._response.status, dict(self._response.headers)
         self.last_id: str | None = None
         self.ended = False
+        self._kind, self._id, self._data = "message", None, []  # the event being read, kept across timeouts
 
     def error_body(self) -> dict:
         """The JSON error of a stream that was refused."""
@@ -40,7 +41,6 @@ class SseStream:
 
     def next_event(self, timeout: float = 20.0) -> Event | None:
         """The next event (comments skipped), or None once the server ended the stream; TimeoutError past `timeout`."""
-        kind, event_id, data = "message", None, []
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -56,6 +56,8 @@ class SseStream:
                 return None
             line = line.decode().rstrip("\r\n")
             if line == "":
+                kind, event_id, data = self._kind, self._id, self._data
+                self._kind, self._id, self._data = "message", None, []
                 if data or event_id is not None:
                     if event_id is not None:
                         self.last_id = event_id
@@ -64,11 +66,11 @@ class SseStream:
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
             if name == "event":
-                kind = value
+                self._kind = value
             elif name == "id":
-                event_id = value
+                self._id = value
             elif name == "data":
-                data.append(value)
+                self._data.append(value)
 
     def messages_until(self, message_id: str, timeout: float = 20.0) -> list[dict]:
         """The chat messages received until (and including) the one with `message_id`."""
