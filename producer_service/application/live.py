@@ -140,6 +140,8 @@ class Hub:
     def close(self) -> None:
         """End every stream (the process is stopping); clients reconnect elsewhere."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             for streams in self._by_client.values():
                 for subscription in streams:

@@ -17,7 +17,7 @@ try:
     bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
     workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
     threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
-    stream_threads = read_int(os.environ, "STREAM_THREADS", 500, minimum=1)
+    stream_threads = read_int(os.environ, "STREAM_THREADS", 1000, minimum=1)
     kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
     request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)
 except ConfigError as error:

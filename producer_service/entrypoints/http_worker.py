@@ -12,6 +12,7 @@ import re
 import selectors
 from concurrent import futures
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -116,7 +117,7 @@ class GuardedThreadWorker(ThreadWorker):
     """A gthread worker whose threads get only whole requests and whose own errors are the API's JSON."""
 
     read_timeout_s = 10.0
-    stream_threads = 500
+    stream_threads = 1000
     max_head_bytes = 64 * 1024
     max_body_bytes = 64 * 1024
 
@@ -143,7 +144,9 @@ class GuardedThreadWorker(ThreadWorker):
         super().handle_exit(sig, frame)
         services = getattr(self.wsgi, "extensions", {}).get("messaging")
         if services is not None and services.live is not None:
-            services.live.hub.close()
+            # Not here: a second SIGTERM (the master's, after the group's) would interrupt this very
+            # handler while it holds the hub's lock, and wait on that lock forever.
+            threading.Thread(target=services.live.hub.close, name="end-streams", daemon=True).start()
 
     def enqueue_req(self, conn):
         """Read the connection's next request in the event loop; a thread gets it once it is whole."""
@@ -235,7 +238,7 @@ class GuardedThreadWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
-def guarded_worker(read_timeout_s: float, max_body_bytes: int, stream_threads: int = 500) -> type[GuardedThreadWorker]:
+def guarded_worker(read_timeout_s: float, max_body_bytes: int, stream_threads: int = 1000) -> type[GuardedThreadWorker]:
     """The worker class with these limits (gunicorn takes a class and makes the workers itself)."""
     limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes, "stream_threads": stream_threads}
     return type(GuardedThreadWorker.__name__, (GuardedThreadWorker,), limits)

@@ -62,16 +62,14 @@ class MongoHistory:
     def position_now(self, client: str) -> Position:
         """For each recipient among the client's messages, the highest source offset stored.
 
-        One query per recipient rather than an aggregation: FerretDB v1 has no `$max` in `$group`.
+        One pass over the client's messages rather than an aggregation: FerretDB v1 has no `$max` in `$group`.
         """
-        latest = [("source.offset", DESCENDING)]
+        offsets: dict[str, int] = {}
         try:
-            offsets = {}
-            for recipient in {client, *self._collection.distinct("to", {"from": client})}:
-                found = self._collection.find_one({"to": recipient} if recipient == client
-                                                  else {"from": client, "to": recipient}, {"source": 1}, sort=latest)
-                if found is not None:
-                    offsets[recipient] = int(found["source"]["offset"])
+            for document in self._collection.find({"$or": [{"to": client}, {"from": client}]},
+                                                  {"_id": 0, "to": 1, "source.offset": 1}):
+                recipient, offset = document["to"], int(document["source"]["offset"])
+                offsets[recipient] = max(offset, offsets.get(recipient, -1))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return Position(offsets)

@@ -8,9 +8,10 @@ Stages, each on topics and a database of its own so they do not disturb each oth
 2. Consumer: BENCH_BACKLOG (20000) messages wait on a topic; a consumer for all clients stores
    them, interleaved with a raw insert_many of the same documents (500 per batch, same indexes).
 3. Stored latency: BENCH_RATE (200) messages a second for BENCH_LATENCY_SECONDS (15), open loop.
-4. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
-5. /health beside slowloris connections (slow_clients.py).
-BENCH_STAGES (send,consumer,latency,replay,slow) picks stages; every figure is printed as it is measured.
+4. Live fan-out: BENCH_SUBSCRIBERS (1000) open streams while BENCH_RATE messages a second flow.
+5. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
+6. /health beside slowloris connections (slow_clients.py).
+BENCH_STAGES (send,consumer,latency,fanout,replay,slow) picks stages; every figure is printed as it is measured.
 """
 
 import os
@@ -29,11 +30,11 @@ from infra.process import free_ports, wait_until
 from tests.support.services import service_env, start_consumer, start_producer
 from tests.support.stack import register
 
-from . import consumer_load, http_load, replay, slow_clients, stored_latency
+from . import consumer_load, fanout, http_load, replay, slow_clients, stored_latency
 from .progress import CommittedProgress
 from .wrk import ensure_wrk
 
-STAGES = ("send", "consumer", "latency", "replay", "slow")
+STAGES = ("send", "consumer", "latency", "fanout", "replay", "slow")
 CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" for n in range(7)),
            *(f"client{n}" for n in range(10))]
 
@@ -66,7 +67,7 @@ def main() -> int:
             if "consumer" in stages:
                 consumer_load.run(env_for("backlog"), root, mongo.uri, rounds,
                                   int(os.environ.get("BENCH_BACKLOG", "20000")), mongo.pid)
-            if not stages & {"latency", "replay", "slow"}:
+            if not stages & {"latency", "fanout", "replay", "slow"}:
                 return 0
             env = env_for("e2e")
             processes.append(start_consumer(env, "*", root))
@@ -81,6 +82,9 @@ def main() -> int:
                 stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
                                    float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress)
                 progress.close()
+            if "fanout" in stages:
+                fanout.run(api, mongo.uri, name, producer.pid, int(os.environ.get("BENCH_SUBSCRIBERS", "1000")),
+                           float(os.environ.get("BENCH_RATE", "200")), float(os.environ.get("BENCH_LATENCY_SECONDS", "15")))
             if "replay" in stages:
                 replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
             if "slow" in stages:

@@ -24,12 +24,12 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
     count = int(rate * seconds)
     began = time.time() + 0.5
     sent: list[tuple[float, float, str] | None] = [None] * count
-    sender = _KeepAliveSender(api.base_url, api.tokens["timer"])
+    sender, token = KeepAliveSender(api.base_url), api.tokens["timer"]
 
     def send(n: int) -> None:
         time.sleep(max(0.0, began + n / rate - time.time()))
         at = time.time()
-        status, body = sender.send(f"client{n % 7}", f"timed message {n}")
+        status, body = sender.send(token, f"client{n % 7}", f"timed message {n}")
         if status != 202:
             raise RuntimeError(f"timed send {n} got {status}: {body}")
         sent[n] = (at, time.time() - at, body["messageId"])
@@ -51,23 +51,37 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
     return p50, p99
 
 
-class _KeepAliveSender:
-    """POSTs messages on one kept-alive connection per thread."""
+class KeepAliveSender:
+    """POSTs messages on one kept-alive connection per thread, as whichever client's token it is given."""
 
-    def __init__(self, base_url: str, token: str):
+    def __init__(self, base_url: str):
         self._address = urlparse(base_url)
-        self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
         self._local = threading.local()
 
-    def send(self, recipient: str, text: str) -> tuple[int, dict]:
-        """Send one message; return the status and the JSON answer."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = http.client.HTTPConnection(self._address.hostname, self._address.port,
-                                                                            timeout=30)
-        connection.request("POST", "/send-message", json.dumps({"to": recipient, "message": text}), self._headers)
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
+    def send(self, token: str, recipient: str, text: str) -> tuple[int, dict]:
+        """Send one message; return the status and the JSON answer.
+
+        A connection the server closed while idle fails as the request is written, before the
+        server saw it, so that one attempt is made again on a new connection.
+        """
+        body = json.dumps({"to": recipient, "message": text})
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection(
+                    self._address.hostname, self._address.port, timeout=30)
+            try:
+                connection.request("POST", "/send-message", body, headers)
+            except (BrokenPipeError, ConnectionResetError):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        raise AssertionError("unreachable")
 
 
 def _quantile(ordered: list[float], q: float) -> float:

@@ -144,8 +144,8 @@ def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) ->
     return stack
 
 
-def register(mongo_uri: str, database: str, clients: list[str]) -> dict[str, str]:
-    """Register the clients and an operator `ops` in a database; return {name: token}."""
+def register(mongo_uri: str, database: str, clients: list[str], operator: bool = True) -> dict[str, str]:
+    """Register the clients (and, unless told not to, an operator `ops`) in a database; return {name: token}."""
     from pymongo import MongoClient
 
     from producer_service.application.identity import CLIENT, OPERATOR
@@ -154,7 +154,7 @@ def register(mongo_uri: str, database: str, clients: list[str]) -> dict[str, str
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         registry = MongoIdentityRegistry(client[database])
         tokens = {}
-        for role, name in [*((CLIENT, name) for name in clients), (OPERATOR, "ops")]:
+        for role, name in [*((CLIENT, name) for name in clients), *([(OPERATOR, "ops")] if operator else [])]:
             registry.add(role, name)
             tokens[name] = registry.issue_token(role, name, "tests")[1]
     return tokens

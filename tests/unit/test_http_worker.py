@@ -1,6 +1,8 @@
 """The worker's own decisions: when a request has arrived whole, and how gunicorn's errors are answered."""
 
 import json
+import signal
+import threading
 
 import pytest
 from gunicorn.http import errors as http_errors
@@ -54,3 +56,32 @@ def test_an_error_answer_is_json_with_the_protective_headers_and_closes():
     assert {"Connection: close", "Content-Type: application/json", f"Content-Length: {len(body)}",
             "X-Content-Type-Options: nosniff", "Cache-Control: no-store"} <= set(lines)
     assert json.loads(body) == {"error": "request_timeout", "message": "too slow", "details": {}}
+
+
+def test_a_second_sigterm_while_streams_are_being_ended_does_not_deadlock_the_worker():
+    from types import SimpleNamespace
+
+    from producer_service.application.live import Hub
+    from producer_service.entrypoints.http_worker import GuardedThreadWorker
+
+    hub = Hub(per_client=5, capacity=10)
+    subscription = hub.subscribe("clientA")
+    worker = object.__new__(GuardedThreadWorker)
+    worker.alive = True
+    worker.method_queue = SimpleNamespace(defer=lambda *args: None)
+    worker.wsgi = SimpleNamespace(extensions={"messaging": SimpleNamespace(live=SimpleNamespace(hub=hub))})
+    offer, nested = subscription.offer, []
+
+    def offer_then_signal_again(event):
+        # The master's SIGTERM arrives while the first one's handling is ending the streams.
+        if not nested:
+            nested.append(True)
+            worker.handle_exit(signal.SIGTERM, None)
+        offer(event)
+
+    subscription.offer = offer_then_signal_again
+    handler = threading.Thread(target=worker.handle_exit, args=(signal.SIGTERM, None), daemon=True)
+    handler.start()
+    handler.join(5)
+    assert not handler.is_alive(), "the signal handler returned"
+    assert subscription.next(timeout=5) is None, "the stream is told to end"
