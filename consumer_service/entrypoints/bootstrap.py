@@ -93,11 +93,13 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
 def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
     """Consume client-messages for one client (or all) until stopped."""
     name = f"consumer[{settings.client}]"
-    # Dead letters and stored events: written before each commit, and each write is waited for.
     dlq_producer = kafka_io.new_reliable_producer(
-        settings.kafka_bootstrap_servers, f"{name}-out", int(settings.dead_letter_timeout * 1000),
+        settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
         max_message_bytes=kafka_io.DEAD_LETTER_MAX_BYTES,
     )
+    # Stored events are waited for before each commit and are what live delivery waits for: no linger.
+    events_producer = kafka_io.new_reliable_producer(
+        settings.kafka_bootstrap_servers, f"{name}-events", int(settings.dead_letter_timeout * 1000), linger_ms=0)
     handler = BatchHandler(
         client=settings.client,
         store=MongoMessageStore(database),
@@ -105,7 +107,8 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         retry=RetryPolicy(settings.retry_attempts, settings.retry_first_wait, settings.retry_max_wait),
         max_length=settings.max_message_length,
         store_health=dependencies.mongodb,
-        stored_events=kafka_io.KafkaStoredEventSink(dlq_producer, settings.stored_events_topic, settings.dead_letter_timeout),
+        stored_events=kafka_io.KafkaStoredEventSink(events_producer, settings.stored_events_topic,
+                                                    settings.dead_letter_timeout),
     )
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
@@ -115,6 +118,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
                  settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler))
     finally:
         dlq_producer.flush(settings.dead_letter_timeout)
+        events_producer.flush(settings.dead_letter_timeout)
 
 
 def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies,

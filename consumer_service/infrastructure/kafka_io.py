@@ -95,14 +95,14 @@ def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> 
 
 
 def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int,
-                          max_message_bytes: int | None = None) -> Producer:
+                          max_message_bytes: int | None = None, linger_ms: int = 5) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
     return Producer({
         **_client_config(bootstrap_servers),
         "client.id": client_name,
         "acks": "all",
         "enable.idempotence": True,
-        "linger.ms": 5,
+        "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         **({"message.max.bytes": max_message_bytes} if max_message_bytes else {}),
     })

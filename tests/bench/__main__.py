@@ -76,9 +76,13 @@ def main() -> int:
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
             database = MongoClient(mongo.uri, tz_aware=True)[name]
             if "latency" in stages:
-                api.send("sender", "client0", "warm-up")
                 progress = CommittedProgress(kafka.bootstrap_servers, default_group_id(env["MESSAGES_TOPIC"], "*"),
                                              env["MESSAGES_TOPIC"])
+                # Steady state is measured: every partition, and the consumer's topics, in use once first.
+                for n in range(20):
+                    api.send("sender", f"client{n % 7}", "warm-up")
+                end = progress.end()
+                wait_until(lambda: progress.committed() >= end, timeout=60, what="the warm-up messages committed")
                 stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
                                    float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress)
                 progress.close()

@@ -95,6 +95,9 @@ class _FanOut:
 
     async def run(self) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        # Opened a few at a time: each open reads where the client stands from the store, which
+        # FerretDB answers with a scan of the messages.
+        self._opening = asyncio.Semaphore(16)
         tasks = [asyncio.create_task(self._read(index, token)) for index, (_, token) in enumerate(self.streams)]
         await self._stopping.wait()
         for task in tasks:
@@ -106,12 +109,14 @@ class _FanOut:
             self._loop.call_soon_threadsafe(self._stopping.set)
 
     async def _read(self, index: int, token: str) -> None:
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
-        writer.write(f"GET /stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
+        async with self._opening:
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+            writer.write(f"GET /stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
-            self.refused.append(head[:40])
+            self.refused.append(head.split(b"\r\n")[0] + b" " + (await reader.read(300)).split(b"\r\n")[-1][:200])
+            writer.close()
             return
         self.opened += 1
         if self.opened == len(self.streams):

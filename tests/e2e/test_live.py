@@ -51,12 +51,18 @@ def test_a_stream_shows_each_stored_message_of_the_caller_and_nobody_elses(stack
             stream.close()
 
 
+def position_after_one_message(stack, client: str, sender: str) -> str:
+    """Open `client`'s stream, receive one message from `sender`, hang up; return the position reached."""
+    stream = open_stream(stack, client)
+    try:
+        stream.messages_until(send(stack, sender, client, "before the break"))
+        return stream.last_id
+    finally:
+        stream.close()
+
+
 def test_a_resume_sends_what_was_missed_once_then_goes_live(stack):
-    stream = open_stream(stack, "clientD")
-    first = send(stack, "clientE", "clientD", "before the break")
-    stream.messages_until(first)
-    resume_from = stream.last_id
-    stream.close()
+    resume_from = position_after_one_message(stack, "clientD", "clientE")
     missed = [send(stack, "clientE", "clientD", f"missed {n}") for n in range(3)]
     missed.append(send(stack, "clientD", "clientF", "sent by D meanwhile"))
     wait_until(lambda: len(stack.all_messages_as("clientD")) >= 5, timeout=20, what="the missed messages stored")
@@ -70,11 +76,7 @@ def test_a_resume_sends_what_was_missed_once_then_goes_live(stack):
 
 
 def test_after_parameter_resumes_like_last_event_id(stack):
-    stream = open_stream(stack, "clientG")
-    first = send(stack, "clientH", "clientG", "one")
-    stream.messages_until(first)
-    position = stream.last_id
-    stream.close()
+    position = position_after_one_message(stack, "clientG", "clientH")
     second = send(stack, "clientH", "clientG", "two")
     resumed = open_stream(stack, "clientG", after=position)
     try:
