@@ -36,7 +36,12 @@ def start_producer(env: dict, logs: Path, tokens: dict | None = None) -> tuple[M
     process = ManagedProcess("producer", argv, logs / f"producer-{port}.log", env={**env, "PRODUCER_WORKERS": "2"})
     process.start()
     api = Api(f"http://127.0.0.1:{port}", tokens)
-    wait_until(lambda: api.get("/health").status == 200, timeout=30, what="producer /health", process=process)
+    # Each worker listens on a socket of its own (reuse_port) and takes connections while it still
+    # loads: a run of answers on new connections means every worker has loaded (and read the
+    # identities) before a test takes, say, the store away.
+    answered = []
+    wait_until(lambda: answered.append(api.get("/health").status == 200) or answered[-20:] == [True] * 20,
+               timeout=60, interval=0.01, what="every producer worker's /health", process=process)
     return process, api
 
 
