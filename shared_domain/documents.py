@@ -5,8 +5,8 @@ from datetime import datetime
 
 from .clock import as_utc, to_iso
 from .failures import SourcePosition
-from .message import ClientId, Message, MessageId, MessageText
-from .stored_events import StoredEvent
+from .message import Message
+from .stored_events import StoredEvent, stored_event
 
 MESSAGES_COLLECTION = "messages"
 FAILED_MESSAGES_COLLECTION = "failed_messages"
@@ -31,10 +31,8 @@ def message_document(message: Message, source: SourcePosition, stored_at: dateti
 def stored_event_of(document: dict) -> StoredEvent:
     """The stored event a stored message document stands for."""
     source = document["source"]
-    message = Message(message_id=MessageId(document["_id"]), sender=ClientId(document["from"]),
-                      recipient=ClientId(document["to"]), text=MessageText(document["message"], max_length=10**9),
-                      sent_at=as_utc(document["sentAt"]))
-    return StoredEvent(message, SourcePosition(source["topic"], source["partition"], source["offset"]))
+    return stored_event(document["_id"], document["from"], document["to"], document["message"],
+                        as_utc(document["sentAt"]), SourcePosition(source["topic"], source["partition"], source["offset"]))
 
 
 def message_view(document: dict) -> dict:

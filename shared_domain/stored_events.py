@@ -18,6 +18,13 @@ class StoredEvent:
     source: SourcePosition
 
 
+def stored_event(message_id: str, sender: str, recipient: str, text: str, sent_at, source: SourcePosition) -> StoredEvent:
+    """A stored message and where it came from; its text passed the length limit when it was sent, so none applies here."""
+    message = Message(MessageId(message_id), ClientId(sender), ClientId(recipient), MessageText(text, max_length=10**9),
+                      sent_at)
+    return StoredEvent(message, source)
+
+
 def encode_stored_event(message: Message, source: SourcePosition) -> bytes:
     """The compact JSON value of a stored event."""
     return json.dumps({
@@ -37,7 +44,5 @@ def decode_stored_event(value: bytes) -> StoredEvent:
     if document.get("v") != STORED_EVENT_VERSION:
         raise ValueError(f"unknown stored event version {document.get('v')!r}")
     topic, partition, offset = document["source"]
-    message = Message(message_id=MessageId(document["messageId"]), sender=ClientId(document["from"]),
-                      recipient=ClientId(document["to"]), text=MessageText(document["message"], max_length=10**9),
-                      sent_at=parse_iso(document["sentAt"]))
-    return StoredEvent(message, SourcePosition(topic, int(partition), int(offset)))
+    return stored_event(document["messageId"], document["from"], document["to"], document["message"],
+                        parse_iso(document["sentAt"]), SourcePosition(topic, int(partition), int(offset)))

@@ -83,9 +83,9 @@ def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> 
             log.info("%s: assigned %s", name, described(partitions))
 
     def on_revoke(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if partitions and before_revoke is not None:
-            before_revoke()
         if partitions:
+            if before_revoke is not None:
+                before_revoke()
             log.info("%s: gave up %s", name, described(partitions))
 
     def on_lost(_consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shared_domain.message import CLIENT_ID_PATTERN, Message
+from shared_domain.message import CLIENT_ID_PATTERN
 from shared_domain.stored_events import StoredEvent
 
 MAX_POSITION_CHARS = 8192
@@ -68,11 +68,6 @@ class Position:
                 and type(offset) is int and 0 <= offset < 2**63 for client, offset in offsets.items()):
             raise InvalidPosition("not a position this service issued")
         return cls(offsets)
-
-
-def concerns(message: Message, client: str) -> bool:
-    """Whether a message belongs in the client's stream: sent or received by it."""
-    return client in (message.sender, message.recipient)
 
 
 class Subscription:
@@ -131,11 +126,6 @@ class Hub:
                 for client in {event.message.sender, event.message.recipient}:
                     for subscription in self._by_client.get(client, ()):
                         subscription.offer(event)
-
-    def open_streams(self) -> int:
-        """How many streams are open in this process."""
-        with self._lock:
-            return sum(len(streams) for streams in self._by_client.values())
 
     def close(self) -> None:
         """End every stream (the process is stopping); clients reconnect elsewhere."""

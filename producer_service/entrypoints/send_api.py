@@ -45,7 +45,7 @@ def send_batch():
                        {"_schema": [f"must be an array of 1 to {limit} messages"]})
     results: list[dict | None] = [None] * len(body)
     valid: list[tuple[int, dict]] = []
-    for index, loaded in zip(range(len(body)), _validated_many(body)):
+    for index, loaded in enumerate(_validated_many(body)):
         if isinstance(loaded, ApiError):
             results[index] = {"index": index, "status": loaded.status, "error": loaded.code, "details": loaded.details}
         else:
@@ -104,7 +104,7 @@ def _validated_many(bodies: list) -> list[dict | ApiError]:
     objects = [index for index, body in enumerate(bodies) if isinstance(body, dict)]
     results: list[dict | ApiError] = [
         ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
-    ] * len(bodies)
+        if not isinstance(body, dict) else None for body in bodies]
     try:
         loaded, problems = send_schema(services().settings.max_message_length).load(
             [bodies[index] for index in objects], many=True), {}

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import random
-import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

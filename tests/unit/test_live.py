@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer_service.application.live import (Hub, InvalidPosition, Position, TooManyStreams, concerns,
-                                               open_stream)
+from producer_service.application.live import Hub, InvalidPosition, Position, TooManyStreams, open_stream
 from producer_service.infrastructure.mongo_readers import MongoHistory
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
@@ -18,6 +17,11 @@ from tests.unit.strategies import ANY_TEXT, VALID_CLIENT
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
 CLIENTS = ["clientX", "clientA", "clientB"]
+
+
+def concerns(message: Message, client: str) -> bool:
+    """Whether a message belongs in the client's stream: sent or received by it."""
+    return client in (message.sender, message.recipient)
 
 
 def event(number: int, sender: str, recipient: str, offset: int) -> StoredEvent:
