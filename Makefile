@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit bench install infra clean
+.PHONY: run test unit bench install infra browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,13 @@ install: $(STAMP)
 infra: install            ## download and build Kafka and FerretDB into the cache (once)
 	$(BIN)/python -m infra install
 
+browser: install          ## the system's Chromium for the browser tests (Debian's package, installed when missing)
+	$(BIN)/python -m infra browser
+
 run: infra                ## run Kafka, FerretDB, the producer and consumers for clientA and clientB
 	exec $(BIN)/python -m infra.local_stack
 
-test: infra               ## every test: unit, integration and end to end, on real servers
+test: infra browser       ## every test: unit, integration, end to end and in a browser, on real servers
 	$(BIN)/pytest
 
 unit: install             ## the fast unit tests only

@@ -73,3 +73,34 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
 def default_group_id(messages_topic: str, client: str) -> str:
     """One consumer group per deployment and topic: per client, or one for all clients."""
     return f"{messages_topic}.for-all" if client == ALL_CLIENTS else f"{messages_topic}.for.{client}"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """The operator server (`consumer-service operator`): where it listens and who may use it."""
+
+    consumer: ConsumerSettings
+    bind: str = "127.0.0.1:8081"
+    threads: int = 8
+    auth_enabled: bool = True
+    legacy_operator_token: str | None = None
+    auth_failure_limit: int = 30
+    retry_after_s: int = 5
+    session_ttl_s: int = 12 * 3600
+    max_body_bytes: int = 1024 * 1024
+
+
+def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSettings:
+    """Read the operator server's settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if env is None else env
+    defaults = OperatorSettings(consumer=None)
+    return OperatorSettings(
+        consumer=load_settings(ALL_CLIENTS, env),
+        bind=read_str(env, "OPERATOR_BIND", defaults.bind),
+        threads=read_int(env, "OPERATOR_THREADS", defaults.threads, minimum=1),
+        auth_enabled=read_bool(env, "AUTH_ENABLED", defaults.auth_enabled),
+        legacy_operator_token=env.get("OPERATOR_TOKEN") or None,
+        auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
+        retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
+        session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
+    )

@@ -1,4 +1,4 @@
-"""Command line: `python -m infra install` and `python -m infra serve`."""
+"""Command line: `python -m infra install`, `python -m infra browser` and `python -m infra serve`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from types import FrameType
 from infra.cache import cache_dir
 from infra.ferretdb import FerretDBServer, install_ferretdb
 from infra.kafka import KafkaServer, class_archive, install_kafka
+from infra.system_packages import ensure_chromium
 
 log = logging.getLogger("infra")
 
@@ -73,6 +74,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_browser(args: argparse.Namespace) -> int:
+    """Install Debian's chromium when missing (and possible) and print where it is."""
+    try:
+        print(f"chromium:   {ensure_chromium()}", flush=True)
+    except RuntimeError as error:
+        print(str(error), file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for the CLI."""
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
@@ -80,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     install = sub.add_parser("install", help="download/build Kafka and FerretDB into the cache")
     install.set_defaults(func=cmd_install)
+    browser = sub.add_parser("browser", help="make sure the system's Chromium is there for the browser tests")
+    browser.set_defaults(func=cmd_browser)
     serve = sub.add_parser("serve", help="run Kafka and FerretDB until interrupted")
     serve.add_argument("--kafka-port", type=int, default=9092)
     serve.add_argument("--kafka-controller-port", type=int, default=9093)

@@ -1,4 +1,4 @@
-"""`make run`: Kafka, FerretDB, the producer under gunicorn and one consumer per example client.
+"""`make run`: Kafka, FerretDB, the producer under gunicorn, one consumer per example client and the operator server.
 
 A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon after each start
 stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
@@ -39,7 +39,8 @@ def main() -> int:
     try:
         settings = read_run_settings(os.environ)
         settings.logs.mkdir(parents=True, exist_ok=True)
-        _check_producer_port(settings.producer_bind)
+        for bind, variable in ((settings.producer_bind, "PRODUCER_BIND"), (settings.operator_bind, "OPERATOR_BIND")):
+            _check_port(bind, variable)
         env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
@@ -47,9 +48,13 @@ def main() -> int:
                               settings.logs) for client in settings.clients]
         services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",
                                               "--bind", settings.producer_bind], env, settings.logs))
+        services.append(_service("operator", ["consumer-service", "operator"],
+                                 {**env, "OPERATOR_BIND": settings.operator_bind}, settings.logs))
         base = f"http://{settings.producer_bind}"
-        wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-1])
-        _print_usage(base, settings, tokens)
+        wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-2])
+        console = f"http://{settings.operator_bind}"
+        wait_until(lambda: _ready(console, "/health"), timeout=60, what="operator server /health", process=services[-1])
+        _print_usage(base, console, settings, tokens)
         _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
@@ -78,11 +83,11 @@ def main() -> int:
         print("all processes stopped", flush=True)
 
 
-def _check_producer_port(bind: str) -> None:
-    """Refuse to start anything when the producer's address is taken."""
+def _check_port(bind: str, variable: str) -> None:
+    """Refuse to start anything when a service's address is taken."""
     host, _, port = bind.rpartition(":")
     if port_open(int(port), host or "127.0.0.1"):
-        raise RuntimeError(f"{bind} is already in use; stop what listens there, or set PRODUCER_BIND")
+        raise RuntimeError(f"{bind} is already in use; stop what listens there, or set {variable}")
 
 
 def _start_servers(settings: RunSettings, servers: list) -> dict:
@@ -126,26 +131,30 @@ def _follow(name: str, path: Path, offset: int) -> None:
                 time.sleep(0.2)
 
 
-def _ready(base: str) -> bool:
-    """Tell whether the producer's /ready answers 200."""
+def _ready(base: str, path: str = "/ready") -> bool:
+    """Tell whether a service's readiness path answers 200."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{base}/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"{base}{path}", timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
 
 
-def _print_usage(base: str, settings: RunSettings, tokens: dict[str, str]) -> None:
-    """Print ready-to-paste curl examples carrying the example clients' and the operator's tokens."""
+def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[str, str]) -> None:
+    """Print the pages with their demo sign-ins, and ready-to-paste curl examples carrying the tokens."""
     sender, recipient = (settings.clients * 2)[:2]
 
     def auth(name: str) -> str:
         return f"-H 'Authorization: Bearer {tokens.get(name, '<token>')}'"
 
+    sign_ins = "\n".join(f"    {name} / {tokens.get(name, '<token>')}" for name in settings.clients)
     print(f"""
-ready: producer on {base}, consumers for {', '.join(settings.clients)}; logs in {settings.logs}
+ready: producer on {base}, consumers for {', '.join(settings.clients)}, operator server on {console}; logs in {settings.logs}
+chat:    {base}/  sign in as (client id / token):
+{sign_ins}
+console: {console}/  sign in as {OPERATOR} / {tokens.get(OPERATOR, '<token>')}
 tokens: {', '.join(sorted(tokens))} (in {settings.tokens_env_path}: `. {settings.tokens_env_path}` exports them)
 try: (the first in a terminal of its own shows {recipient}'s messages live)
   curl -sN {auth(recipient)} {base}/stream
@@ -153,6 +162,8 @@ try: (the first in a terminal of its own shows {recipient}'s messages live)
        -d '{{"to": "{recipient}", "message": "hello {recipient}"}}'
   curl -s {auth(recipient)} '{base}/messages?with={sender}'
   curl -s {auth(OPERATOR)} '{base}/failed-messages'
+  curl -s -X POST {console}/failed-messages/replay {auth(OPERATOR)} -H 'Content-Type: application/json' \
+       -d '{{"filter": {{"to": "{recipient}"}}, "dryRun": true}}'
   curl -s {base}/ready
 Ctrl-C stops everything.
 """, flush=True)

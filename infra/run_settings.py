@@ -16,6 +16,7 @@ class RunSettings:
 
     clients: list[str]
     producer_bind: str
+    operator_bind: str
     kafka_port: int
     kafka_controller_port: int
     mongo_port: int
@@ -39,11 +40,12 @@ class RunSettings:
 
 
 def read_run_settings(env: Mapping[str, str]) -> RunSettings:
-    """Read the RUN_* variables and PRODUCER_BIND; raise ConfigError naming the first bad one."""
+    """Read the RUN_* variables, PRODUCER_BIND and OPERATOR_BIND; raise ConfigError naming the first bad one."""
     data_dir = env.get("RUN_DATA_DIR", "").strip()
     return RunSettings(
         clients=env.get("RUN_CLIENTS", "clientA clientB").split(),
         producer_bind=read_str(env, "PRODUCER_BIND", "127.0.0.1:8000"),
+        operator_bind=read_str(env, "OPERATOR_BIND", "127.0.0.1:8081"),
         kafka_port=_port(env, "RUN_KAFKA_PORT", 9092),
         kafka_controller_port=_port(env, "RUN_KAFKA_CONTROLLER_PORT", 9093),
         mongo_port=_port(env, "RUN_MONGO_PORT", 27017),

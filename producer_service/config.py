@@ -6,7 +6,6 @@ import secrets
 from dataclasses import dataclass, field
 
 from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
-from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
@@ -40,14 +39,14 @@ class ProducerSettings:
     open_recipients: bool = False
     send_rate_limit: int = 600  # sends per client per minute
     auth_failure_limit: int = 30  # failed authentications per address per minute
-    replay_cap: int = DEFAULT_REPLAY_CAP
+    session_ttl_s: int = 12 * 3600  # how long a page's sign-in lasts
     # GET /stream: open streams per client in each process, a heartbeat comment every so many
     # seconds, events a slow reader may fall behind before it is cut off, messages a resume replays.
     stream_limit: int = 5
     stream_heartbeat_s: float = 15.0
     stream_queue: int = 1000
     stream_backfill_limit: int = 10000
-    # Signs cursors (and, later, sessions); every worker of a deployment must share it.
+    # Signs cursors; every worker of a deployment must share it.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
@@ -77,7 +76,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         open_recipients=read_bool(env, "OPEN_RECIPIENTS", defaults.open_recipients),
         send_rate_limit=read_int(env, "SEND_RATE_LIMIT", defaults.send_rate_limit, minimum=1),
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
-        replay_cap=read_int(env, "REPLAY_MAX_COUNT", defaults.replay_cap, minimum=1),
+        session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
         stream_limit=read_int(env, "STREAM_LIMIT_PER_CLIENT", defaults.stream_limit, minimum=1),
         stream_heartbeat_s=read_float(env, "STREAM_HEARTBEAT_S", defaults.stream_heartbeat_s, minimum=0.1),
         stream_queue=read_int(env, "STREAM_QUEUE", defaults.stream_queue, minimum=1),

@@ -37,6 +37,9 @@ class FailureRepository(Protocol):
     def select(self, selection: Selection, records: bool = True) -> list[dict]:
         """The failures selected, oldest first; with `records`, each with its key, payload and headers."""
 
+    def count_by_error_type(self, selection: Selection) -> dict[str, int]:
+        """How many failures a selection by filter matches, by error type."""
+
     def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
         """Set the status of those still `expected`, appending `entry` to their history; return the ids changed."""
 

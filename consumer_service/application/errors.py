@@ -1,8 +1,8 @@
 """Failures the use cases tell apart: transient, permanent, and a dead-letter queue that is down."""
 
+from shared_domain.availability import StoreUnavailable
 
-class StoreUnavailable(Exception):
-    """The store could not be reached or did not answer in time; worth retrying."""
+__all__ = ["StoreUnavailable", "KafkaUnavailable", "DeadLetterUnavailable", "StoredEventsUnavailable"]
 
 
 class KafkaUnavailable(Exception):

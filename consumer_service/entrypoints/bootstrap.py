@@ -7,6 +7,8 @@ from functools import partial
 
 from confluent_kafka import KafkaException
 
+from shared_web.mongo_client import connect, is_reachable
+
 from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch
 from ..application.project_failures import project_dead_letters
@@ -14,9 +16,7 @@ from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
 from ..infrastructure.mongo_failures import MongoFailureRepository
-from ..infrastructure.mongo_store import (
-    MongoFailedMessageStore, MongoMessageStore, connect, connect_for_operators, is_reachable,
-)
+from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect_for_operators
 from .dependencies import Backoff
 from .health import serve_health
 from .loop import Dependencies, run_loop

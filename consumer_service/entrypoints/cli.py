@@ -10,6 +10,7 @@ import click
 
 from shared_domain.config import ConfigError, read_log_level
 
+from ..config import load_operator_settings
 from .bootstrap import create_topics, run_consumer_service
 from .dlq_cli import dlq
 from .settings import settings_or_exit
@@ -37,6 +38,19 @@ def run(client: str | None) -> None:
     settings = settings_or_exit(client)
     stop = _stop_on_signals()
     sys.exit(run_consumer_service(settings, stop))
+
+
+@cli.command()
+def operator() -> None:
+    """Serve the operator API and the dead-letter console on OPERATOR_BIND (default 127.0.0.1:8081)."""
+    from .operator_server import OperatorServer
+
+    try:
+        settings = load_operator_settings()
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    OperatorServer(settings).run()
 
 
 @cli.command("create-topics")

@@ -43,6 +43,13 @@ class MongoFailureRepository:
         documents = (collection.find_one({"_id": failure_id}) for failure_id in dict.fromkeys(ids))
         return [document for document in documents if document is not None]
 
+    def count_by_error_type(self, selection: Selection) -> dict[str, int]:
+        """How many failures a selection by filter matches, by error type, most frequent first."""
+        pipeline = [{"$match": selection_filter(selection)}, {"$group": {"_id": "$errorType", "count": {"$sum": 1}}}]
+        with transient_as_unavailable():
+            counts = {group["_id"]: group["count"] for group in self._failed.aggregate(pipeline)}
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
     def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:
         """Set the status of those still `expected`, appending `entry` (with its operation id) to their history.
 

@@ -15,19 +15,13 @@ from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 
+from shared_web.mongo_client import connect
+
 from ..application.errors import StoreUnavailable
 
 DUPLICATE_KEY = 11000
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
-
-
-def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
-    """Open a client whose every wait is bounded, so an outage surfaces as an error quickly."""
-    return MongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, operation_timeout_ms),
-    )
 
 
 def connect_for_operators(uri: str, timeout_ms: int) -> MongoClient:
@@ -160,12 +154,3 @@ def transient_as_unavailable():
         if is_transient(error):
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         raise
-
-
-def is_reachable(client: MongoClient) -> bool:
-    """Tell whether the store answers a ping."""
-    try:
-        client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True

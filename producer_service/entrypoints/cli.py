@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 from pymongo.errors import PyMongoError
 
-from consumer_service.infrastructure.mongo_store import connect
 from shared_domain.config import ConfigError
 from shared_domain.documents import storable_text
 from shared_domain.message import client_id_problem
 
-from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
 from ..config import load_settings
-from ..infrastructure.mongo_identities import MongoIdentityRegistry
+from shared_web.mongo_client import connect
+from shared_web.mongo_identities import MongoIdentityRegistry
 
 
 class Name(click.ParamType):

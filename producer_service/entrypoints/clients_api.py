@@ -6,11 +6,10 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared_domain.message import client_id_problem, unsafe_text_problem
 from shared_domain.schemas import rule
 
-from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
-from .auth import protect
-from .bodies import json_body
-from .errors import ApiError
-from .operator_api import load_body
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
+from shared_web.access import protect
+from shared_web.bodies import json_body, load_body
+from shared_web.errors import ApiError
 from .services import services
 
 bp = Blueprint("clients", __name__)

@@ -9,8 +9,8 @@ import secrets
 import sys
 
 from producer_service.config import load_settings
-from producer_service.entrypoints.http_worker import guarded_worker
 from shared_domain.config import ConfigError, read_float, read_int, read_log_level, read_str
+from shared_web.http_worker import guarded_worker
 
 try:
     settings = load_settings()

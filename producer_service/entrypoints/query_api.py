@@ -1,13 +1,17 @@
-"""GET /messages: the caller's messages, or one conversation, a page at a time."""
+"""GET /messages: the caller's messages, or one conversation, a page at a time; GET /conversations: their list."""
 
 from flask import Blueprint, jsonify, request
+from marshmallow import RAISE, Schema
 
 from shared_domain.message import client_id_problem
+from shared_domain.schemas import UtcDateTime
 
-from ..application.identity import CLIENT
-from ..infrastructure.mongo_readers import StoreUnavailable
-from .auth import principal, protect
-from .errors import ApiError, store_unavailable
+from shared_domain.identity import CLIENT
+from shared_domain.availability import StoreUnavailable
+from shared_web.access import principal, protect
+from shared_web.bodies import json_body, load_body
+from shared_web.responses import no_content
+from shared_web.errors import ApiError, store_unavailable
 from .paging import next_link, page_query
 from .services import services
 
@@ -20,6 +24,48 @@ MESSAGE_FILTERS = {"to": ("to", client_id_problem), "from": ("from", client_id_p
 def list_messages():
     """List the caller's messages (sent or received), or with `with=<client>` one conversation; oldest first."""
     return page(services().messages, MESSAGE_FILTERS, "sentAt", "messageId", _visible(), ("with",))
+
+
+class ReadSchema(Schema):
+    """Body of POST /conversations/<client>/read: up to which message's `sentAt` the caller has read."""
+
+    class Meta:
+        unknown = RAISE
+
+    upTo = UtcDateTime(required=True)
+
+
+@bp.get("/conversations")
+def conversations():
+    """The caller's conversations, latest first, each with its unread count."""
+    caller = _signed_in()
+    try:
+        return jsonify(services().conversations.summaries(caller))
+    except StoreUnavailable as error:
+        raise store_unavailable(services().settings.retry_after_s, error) from None
+
+
+@bp.post("/conversations/<partner>/read")
+def mark_read(partner: str):
+    """Remember that the caller read its conversation with `partner` up to `upTo`; 204."""
+    caller = _signed_in()
+    problem = client_id_problem(partner)
+    if problem:
+        raise ApiError(404, "not_found", f"no conversation with that client: it {problem}")
+    up_to = load_body(ReadSchema(), json_body())["upTo"]
+    try:
+        services().conversations.mark_read(caller, partner, up_to)
+    except StoreUnavailable as error:
+        raise store_unavailable(services().settings.retry_after_s, error) from None
+    return no_content()
+
+
+def _signed_in() -> str:
+    """The caller's client id; conversations are per client, so they need authentication."""
+    caller = principal()
+    if caller is None:
+        raise ApiError(409, "authentication_off", "conversations need authentication, which is off in this service")
+    return caller.name
 
 
 def _visible() -> tuple[dict, ...]:

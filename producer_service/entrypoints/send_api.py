@@ -8,13 +8,13 @@ from marshmallow import ValidationError
 from shared_domain.clock import to_iso
 from shared_domain.schemas import SendMessageSchema
 
-from ..application.identity import CLIENT
+from shared_domain.identity import CLIENT
 from ..application.ports import BrokerUnavailable
 from ..application.send import send_message, send_messages
-from ..infrastructure.mongo_readers import StoreUnavailable
-from .auth import limit_sends, principal, protect
-from .bodies import json_body
-from .errors import ApiError, store_unavailable, unavailable
+from shared_domain.availability import StoreUnavailable
+from shared_web.access import principal, protect, spend
+from shared_web.bodies import json_body
+from shared_web.errors import ApiError, store_unavailable, unavailable
 from .services import services
 
 bp = Blueprint("send", __name__)
@@ -62,6 +62,13 @@ def send_batch():
     headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
     summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
     return summary, (202 if accepted == len(results) else 207), headers
+
+
+def limit_sends(count: int = 1) -> None:
+    """Count `count` sends against the caller's rate limit; 429 with Retry-After once it is spent."""
+    caller = principal()
+    if caller is not None and caller.role == CLIENT:
+        spend(f"send:{caller.name}", services().settings.send_rate_limit, count)
 
 
 def _accepted(message, receipt) -> dict:

@@ -2,25 +2,20 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from flask import current_app
 
-from consumer_service.application.dlq_operations import Operations
+from shared_domain.identity import Identities
+from shared_domain.session import Sessions
+from shared_web.access import RateLimiter
 
-from ..application.identity import Identities
 from ..application.live import History, Hub
 from ..application.ports import Publisher, Reader
 from ..config import ProducerSettings
 
 EXTENSION = "messaging"
-
-
-class RateLimiter(Protocol):
-    """Counts hits per key in fixed windows, across every process of the service."""
-
-    def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
-        """Count `cost` hits; None while within the limit, else the seconds until the window ends."""
 
 
 @dataclass
@@ -34,9 +29,20 @@ class Services:
     checks: dict[str, Callable[[], bool]]
     identities: Identities
     limiter: RateLimiter
-    operations: Operations | None = None
+    sessions: Sessions
+    conversations: "Conversations"
     live: "Live | None" = None
     close: Callable[[], None] = lambda: None
+
+
+class Conversations(Protocol):
+    """A client's conversations and what it has read of them."""
+
+    def summaries(self, client: str) -> list[dict]:
+        """Every conversation of the client (`with`, `latest`, `unread`), latest first."""
+
+    def mark_read(self, client: str, partner: str, up_to: datetime) -> None:
+        """Remember that the client read its conversation with `partner` up to a moment."""
 
 
 @dataclass

@@ -6,12 +6,12 @@ from flask import Blueprint, Response, request
 
 from shared_domain.clock import to_iso
 
-from ..application.identity import CLIENT
+from shared_domain.identity import CLIENT
 from ..application.live import InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, open_stream
 from ..infrastructure.kafka_stored_events import FeedUnavailable
-from ..infrastructure.mongo_readers import StoreUnavailable
-from .auth import principal, protect
-from .errors import ApiError, store_unavailable, unavailable
+from shared_domain.availability import StoreUnavailable
+from shared_web.access import principal, protect
+from shared_web.errors import ApiError, store_unavailable, unavailable
 from .services import services
 
 bp = Blueprint("stream", __name__)

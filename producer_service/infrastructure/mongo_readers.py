@@ -1,20 +1,19 @@
-"""pymongo readers behind GET /messages and GET /failed-messages."""
+"""pymongo readers behind GET /messages, GET /failed-messages, GET /stream and GET /conversations."""
 
 from collections.abc import Callable
+from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import to_iso
 from shared_domain.documents import stored_event_of
 from shared_domain.stored_events import StoredEvent
 
 from ..application.live import Position, ResumeTooFar
 from ..application.ports import PageQuery
-
-
-class StoreUnavailable(Exception):
-    """The store did not answer the query."""
 
 
 class MongoReader:
@@ -88,3 +87,41 @@ class MongoHistory:
         if len(documents) > limit:
             raise ResumeTooFar(f"more than {limit} messages were missed")
         return [stored_event_of(document) for document in documents]
+
+
+class MongoConversations:
+    """A client's conversations: the other client, the latest message, and how many arrived since it last read."""
+
+    def __init__(self, messages: Collection, read_markers: Collection):
+        self._messages = messages
+        self._markers = read_markers
+
+    def summaries(self, client: str) -> list[dict]:
+        """Every conversation of the client, latest first.
+
+        One pass over the client's messages: FerretDB v1 has no `$max` in `$group`.
+        """
+        try:
+            read = {marker["with"]: marker["upTo"] for marker in self._markers.find({"client": client})}
+            conversations: dict[str, dict] = {}
+            for document in self._messages.find({"$or": [{"to": client}, {"from": client}]},
+                                                {"from": 1, "to": 1, "sentAt": 1}):
+                partner = document["to"] if document["from"] == client else document["from"]
+                entry = conversations.setdefault(partner, {"with": partner, "latest": document["sentAt"], "unread": 0})
+                entry["latest"] = max(entry["latest"], document["sentAt"])
+                if document["to"] == client and (partner not in read or document["sentAt"] > read[partner]):
+                    entry["unread"] += 1
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        ordered = sorted(conversations.values(), key=lambda entry: (entry["latest"], entry["with"]), reverse=True)
+        return [{**entry, "latest": to_iso(entry["latest"])} for entry in ordered]
+
+    def mark_read(self, client: str, partner: str, up_to: datetime) -> None:
+        """Remember that the client has read its conversation with `partner` up to a moment (never backwards)."""
+        key = f"{client}\x00{partner}"
+        try:
+            current = self._markers.find_one({"_id": key})
+            if current is None or current["upTo"] < up_to:
+                self._markers.replace_one({"_id": key}, {"client": client, "with": partner, "upTo": up_to}, upsert=True)
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None

@@ -1,11 +1,11 @@
 """Running wrk, a real HTTP load generator: installing it when missing and reading its report."""
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+
+from infra.system_packages import ensure_program
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -22,20 +22,7 @@ class WrkResult:
 
 def ensure_wrk() -> str:
     """The path of wrk, installing Debian's package when it is missing and this user can."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing Debian's wrk for the HTTP load ...", flush=True)
-        install = ["apt-get", "install", "-y", "-q", "wrk"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(install, env=env, capture_output=True, check=True)
-        found = shutil.which("wrk")
-    if not found:
-        raise RuntimeError("make bench needs wrk: install it with `sudo apt-get install wrk` (Debian/Ubuntu)")
-    return found
+    return ensure_program(("wrk",), "wrk", "make bench")
 
 
 def post_script(body: str, token: str | None) -> str:

@@ -118,17 +118,17 @@ def test_operators_replay_over_http_with_their_token(stack, store):
     ids = {r.body["messageId"] for r in replies}
     items = wait_projected(stack, ids, **{"from": "clientH"})
     auth = {"Authorization": "Bearer e2e-token"}  # the legacy OPERATOR_TOKEN
-    assert stack.api.get(f"/failed-messages/{items[0]['id']}", headers={}).status == 401
-    assert stack.api.get(f"/failed-messages/{items[0]['id']}", headers=stack.api.as_("clientH")).status == 403
-    shown = stack.api.get(f"/failed-messages/{items[0]['id']}", headers=auth)
+    assert stack.operator.get(f"/failed-messages/{items[0]['id']}", headers={}).status == 401
+    assert stack.operator.get(f"/failed-messages/{items[0]['id']}", headers=stack.operator.as_("clientH")).status == 403
+    shown = stack.operator.get(f"/failed-messages/{items[0]['id']}", headers=auth)
     assert shown.status == 200 and shown.body["messageId"] in ids
 
-    dry = stack.api.post("/failed-messages/replay", {"filter": {"from": "clientH"}, "dryRun": True}, headers=auth)
+    dry = stack.operator.post("/failed-messages/replay", {"filter": {"from": "clientH"}, "dryRun": True}, headers=auth)
     assert dry.status == 200 and len(dry.body["done"]) == 2
-    done = stack.api.post("/failed-messages/replay", {"filter": {"from": "clientH"}, "by": "http-op"}, headers=auth)
+    done = stack.operator.post("/failed-messages/replay", {"filter": {"from": "clientH"}, "by": "http-op"}, headers=auth)
     assert sorted(done.body["done"]) == sorted(i["id"] for i in items)
     wait_until(lambda: ids <= set(counts(stack, "clientB")), timeout=30, what="the messages replayed over HTTP")
-    discard = stack.api.post(f"/failed-messages/{items[0]['id']}/discard", {"reason": "x"}, headers=auth)
+    discard = stack.operator.post(f"/failed-messages/{items[0]['id']}/discard", {"reason": "x"}, headers=auth)
     assert discard.status == 200 and discard.body["skipped"] == {items[0]["id"]: "already replayed"}
 
 
@@ -137,13 +137,13 @@ def test_operators_discard_poison_by_filter_over_http_recorded_under_their_name(
     partition, offset = stack.produce_raw(b"clientB", json.dumps({"schemaVersion": 1, marker: 1}).encode())
     failure_id = f"{stack.topics[0]}:{partition}:{offset}:clientB"
     wait_until(lambda: stack.cli("dlq", "show", failure_id).returncode == 0, timeout=30, what=f"failure {failure_id}")
-    auth = stack.api.as_("ops")  # a registered operator
+    auth = stack.operator.as_("ops")  # a registered operator
     request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender",
                "by": "someone else"}
 
-    dry = stack.api.post("/failed-messages/discard", {**request, "dryRun": True}, headers=auth)
+    dry = stack.operator.post("/failed-messages/discard", {**request, "dryRun": True}, headers=auth)
     assert dry.status == 200 and dry.body["done"] == [failure_id]
-    done = stack.api.post("/failed-messages/discard", request, headers=auth)
+    done = stack.operator.post("/failed-messages/discard", request, headers=auth)
     assert done.status == 200 and done.body["done"] == [failure_id]
     [item] = [i for i in stack.all_failures(status="discarded", client="clientB") if i["id"] == failure_id]
     assert item["history"][-1]["reason"] == "malformed sender" and item["history"][-1]["by"] == "ops"

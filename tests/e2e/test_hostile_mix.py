@@ -138,7 +138,8 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
         producing = pool.submit(produce_hostile, stack, records)
         sends = [pool.submit(send_valid, message_id) for message_id in valid_ids]
         requests = http_requests(FUZZ_REQUESTS, SEED, [stack.api.tokens["clientA"], stack.api.tokens["ops"]])
-        fuzz = [pool.submit(tally.request, stack.api.base_url, *request) for request in requests]
+        fuzz = [pool.submit(tally.request, base_url, *request) for request in requests
+                for base_url in (stack.api.base_url, stack.operator.base_url)]
         for future in [producing, *sends, *fuzz]:
             future.result()
     forged = forged_dead_letters(FORGED_LETTERS, SEED)

@@ -61,7 +61,9 @@ def attempts(count: int, seed: int):
         elif kind == "spoof-batch":
             yield kind, caller, [{"to": other, "message": "fine"}, {"from": other, "to": third, "message": "spoofed"}]
         else:
-            yield kind, caller, rng.choice(["/failed-messages", "/failed-messages/x:0:1:clientA", "/clients"])
+            yield kind, caller, rng.choice([("api", "/failed-messages"), ("api", "/clients"), ("operator", "/failed-messages"),
+                                            ("operator", "/failed-messages/x:0:1:clientA"),
+                                            ("operator", "/failed-message-counts")])
 
 
 def test_no_client_sees_another_pairs_message_or_sends_as_someone_else(stack, conversations):
@@ -83,7 +85,8 @@ def test_no_client_sees_another_pairs_message_or_sends_as_someone_else(stack, co
             if [item["status"] for item in reply.body["results"]] != [202, 403]:
                 spoofed.append((caller, request, reply.status))
         else:
-            reply = stack.api.get(request, headers=as_caller)
+            server, path = request
+            reply = (stack.api if server == "api" else stack.operator).get(path, headers=as_caller)
             if reply.status != 403:
                 leaks.append((caller, request, reply.status))
     for caller in CLIENTS:  # and what each one can page through is exactly its own
@@ -97,22 +100,30 @@ def test_no_client_sees_another_pairs_message_or_sends_as_someone_else(stack, co
 
 def test_every_endpoint_answers_a_missing_an_unknown_a_client_and_an_operator_token_as_it_should(stack):
     endpoints = [("GET", "/messages"), ("POST", "/send-message"), ("POST", "/send-messages"), ("GET", "/failed-messages"),
-                 ("GET", "/failed-messages/x:0:1:clientA"), ("POST", "/failed-messages/replay"),
-                 ("POST", "/failed-messages/discard"), ("GET", "/clients"), ("POST", "/clients")]
+                 ("GET", "/clients"), ("POST", "/clients"), ("GET", "/conversations"), ("GET", "/session"),
+                 ("GET", "operator /failed-messages"), ("GET", "operator /failed-message-counts"),
+                 ("GET", "operator /failed-messages/x:0:1:clientA"), ("POST", "operator /failed-messages/replay"),
+                 ("POST", "operator /failed-messages/discard")]
     bodies = {"/send-message": {"to": "clientB", "message": "m"}, "/send-messages": [{"to": "clientB", "message": "m"}],
-              "/failed-messages/replay": {"ids": ["x:0:1:clientA"], "dryRun": True},
-              "/failed-messages/discard": {"ids": ["x:0:1:clientA"], "reason": "r", "dryRun": True},
+              "operator /failed-messages/replay": {"ids": ["x:0:1:clientA"], "dryRun": True},
+              "operator /failed-messages/discard": {"ids": ["x:0:1:clientA"], "reason": "r", "dryRun": True},
               "/clients": {"clientId": f"new{uuid.uuid4().hex[:8]}"}}
     credentials = {"none": {}, "unknown": {"Authorization": "Bearer not-a-token"}, "client": stack.api.as_("clientA"),
                    "operator": stack.api.as_("ops")}
     seen = {}
     for method, path in endpoints:
+        server, _, route = path.rpartition(" ")
+        api = stack.operator if server == "operator" else stack.api
         for name, headers in credentials.items():
-            call = stack.api.get(path, headers=headers) if method == "GET" else stack.api.post(path, bodies[path], headers=headers)
+            call = api.get(route, headers=headers) if method == "GET" else api.post(route, bodies[path], headers=headers)
             seen[(method, path, name)] = call.status
     for method, path in endpoints:
         answers = {name: seen[(method, path, name)] for name in credentials}
-        allowed, refused = ("operator", "client") if path.startswith(("/failed-messages", "/clients")) else ("client", "operator")
+        if path == "/session":  # who is signed in: nobody, for bearer callers
+            assert set(answers.values()) == {401}, answers
+            continue
+        operator_only = path.startswith(("/failed-messages", "/clients", "operator "))
+        allowed, refused = ("operator", "client") if operator_only else ("client", "operator")
         assert answers["none"] == answers["unknown"] == 401 and answers[refused] == 403, (method, path, answers)
         assert answers[allowed] < 300 or (answers[allowed] == 404 and path.endswith("x:0:1:clientA")), (method, path, answers)
     LEDGERS.append("ledger[identities by endpoint] (none/unknown/client/operator): " + "; ".join(

@@ -21,11 +21,12 @@ class LocalStackRun:
 
     def __init__(self, workdir: Path, **env):
         """Choose free ports and a private data dir; nothing runs until start()."""
-        kafka, controller, mongo, producer = free_ports(4)
+        kafka, controller, mongo, producer, operator = free_ports(5)
         self.workdir = workdir
         self.mark = uuid.uuid4().hex
         self.mongo_uri = f"mongodb://127.0.0.1:{mongo}/"
         self.api = Api(f"http://127.0.0.1:{producer}")
+        self.operator = Api(f"http://127.0.0.1:{operator}")
         inherited = {name: value for name, value in os.environ.items()
                      if name not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")}
         self.env = {
@@ -34,6 +35,7 @@ class LocalStackRun:
             "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
             "RUN_KAFKA_PORT": str(kafka), "RUN_KAFKA_CONTROLLER_PORT": str(controller), "RUN_MONGO_PORT": str(mongo),
             "RUN_DATA_DIR": str(workdir / "data"), "PRODUCER_BIND": f"127.0.0.1:{producer}",
+            "OPERATOR_BIND": f"127.0.0.1:{operator}",
             MARK: self.mark, **env,
         }
         self.output_path = workdir / "output.txt"

@@ -45,6 +45,18 @@ def start_producer(env: dict, logs: Path, tokens: dict | None = None) -> tuple[M
     return process, api
 
 
+def start_operator(env: dict, logs: Path, tokens: dict | None = None) -> tuple[ManagedProcess, Api]:
+    """Start `consumer-service operator` (the dead-letter API and console) on a free port; wait until /health answers."""
+    port = free_ports(1)[0]
+    process = ManagedProcess("operator", [str(BIN / "consumer-service"), "operator"], logs / f"operator-{port}.log",
+                             env={**env, "OPERATOR_BIND": f"127.0.0.1:{port}"})
+    process.start()
+    api = Api(f"http://127.0.0.1:{port}", tokens)
+    wait_until(lambda: api.get("/health").status == 200, timeout=60, interval=0.05, what="the operator server's /health",
+               process=process)
+    return process, api
+
+
 def start_consumer(env: dict, client: str, logs: Path, name: str | None = None) -> ManagedProcess:
     """Start `consumer-service run --client CLIENT`; the caller waits on what it needs."""
     name = name or f"consumer-{client.replace('*', 'all')}"

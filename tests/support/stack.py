@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.process import ManagedProcess, wait_until
 from tests.support.api import Api
-from tests.support.services import BIN, service_env, start_consumer, start_producer
+from tests.support.services import BIN, service_env, start_consumer, start_operator, start_producer
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Stack:
     logs: Path
     topics: tuple[str, str]
     processes: list[ManagedProcess] = field(default_factory=list)
+    operator: Api | None = None  # the operator server: dead-letter API and console
 
     def produce_raw(self, key: bytes | None, value: bytes, headers=None) -> tuple[int, int]:
         """Produce a record straight to the message topic, bypassing the API; return (partition, offset)."""
@@ -124,7 +125,7 @@ def _collect(consumer: Consumer, found: dict) -> set:
 
 
 def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) -> Stack:
-    """Start consumers for `clients` and a producer on fresh topics and database; wait until /ready.
+    """Start consumers for `clients`, a producer and the operator server on fresh topics and database; wait until /ready.
 
     clientA to clientZ and an operator are registered, and the stack's Api carries their tokens.
     """
@@ -136,6 +137,8 @@ def build_stack(kafka: str, mongo_uri: str, clients, logs: Path, **overrides) ->
     producer, api = start_producer(env, logs, tokens)
     stack = Stack(kafka, env, api, logs, topics, consumers + [producer])
     try:
+        operator_process, stack.operator = start_operator(env, logs, tokens)
+        stack.processes.append(operator_process)
         wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
     except BaseException:
         for process in stack.processes:
@@ -148,8 +151,8 @@ def register(mongo_uri: str, database: str, clients: list[str], operator: bool =
     """Register the clients (and, unless told not to, an operator `ops`) in a database; return {name: token}."""
     from pymongo import MongoClient
 
-    from producer_service.application.identity import CLIENT, OPERATOR
-    from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+    from shared_domain.identity import CLIENT, OPERATOR
+    from shared_web.mongo_identities import MongoIdentityRegistry
 
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         registry = MongoIdentityRegistry(client[database])

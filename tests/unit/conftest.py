@@ -4,16 +4,19 @@ import mongomock
 import pytest
 
 from consumer_service.application.dlq_operations import Operations, PublishFailed
+from consumer_service.config import OperatorSettings, load_settings as load_consumer_settings
+from consumer_service.entrypoints.operator_app import create_operator_app
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.application.live import Hub
 from producer_service.entrypoints.services import Live, Services
-from producer_service.application.identity import CLIENT, OPERATOR
-from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
-from producer_service.infrastructure.mongo_rate_limits import MongoRateLimiter
-from producer_service.infrastructure.mongo_readers import MongoHistory, MongoReader
+from shared_domain.identity import CLIENT, OPERATOR
+from shared_web.mongo_identities import MongoIdentityRegistry
+from shared_web.mongo_rate_limits import MongoRateLimiter
+from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
+from shared_web.mongo_sessions import MongoSessions
 from shared_domain.documents import failure_summary_view, message_view
 
 
@@ -106,7 +109,6 @@ def app(publisher, database, health, replayed, settings, tokens):
 
 def make_app(publisher, database, health, replayed, settings):
     """Wire the producer app with fakes and mongomock."""
-    operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
     services = Services(
         settings=settings,
         publisher=publisher,
@@ -115,7 +117,8 @@ def make_app(publisher, database, health, replayed, settings):
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),
         limiter=MongoRateLimiter(database),
-        operations=operations,
+        sessions=MongoSessions(database),
+        conversations=MongoConversations(database.messages, database.read_markers),
         live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(database.messages), lambda: None),
     )
     return create_app(settings, services)
@@ -132,3 +135,13 @@ def client(app, tokens):
     test_client = app.test_client()
     test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['clientA']}"
     return test_client
+
+
+@pytest.fixture
+def operator_app(database, replayed, operator_token, tokens):
+    """The operator server's app on mongomock, replaying into a fake publisher (loop guard at 3 replays)."""
+    settings = OperatorSettings(consumer=load_consumer_settings("*", {}), legacy_operator_token=operator_token,
+                                auth_failure_limit=1000)
+    operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
+    return create_operator_app(settings, operations, MongoIdentityRegistry(database), MongoSessions(database),
+                               MongoRateLimiter(database))

@@ -1,9 +1,11 @@
-"""Any request on any endpoint is answered 2xx, or 4xx with a JSON error: never 5xx, a redirect or HTML."""
+"""Any request on any endpoint of either server is answered 2xx, or 4xx with a JSON error: never 5xx, a redirect
+or an HTML error page."""
 
 import io
 import json
 from urllib.parse import quote, urlencode
 
+import pytest
 from gunicorn.http.errors import InvalidChunkSize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,9 +18,10 @@ HOSTILE = settings(max_examples=400, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 PATHS = ["/send-message", "/send-messages", "/messages", "/failed-messages", "/health", "/ready",
          "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/{id}", "/failed-messages/{id}/discard",
-         "/stream"]
+         "/stream", "/session", "/conversations", "/conversations/{id}/read", "/failed-message-counts", "/",
+         "/assets/common/api.js", "/assets/{id}"]
 QUERY_NAMES = st.one_of(st.sampled_from(["to", "from", "since", "until", "limit", "cursor", "status", "errorType",
-                                         "client", "after"]), ANY_TEXT)
+                                         "client", "after", "with", "order", "reasonContains"]), ANY_TEXT)
 QUERY_VALUES = st.one_of(
     ANY_TEXT, VALID_CLIENT, st.integers().map(str), st.sampled_from(["²", "①", "٣", "1e3", "0", "-1", " 5"]),
     st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-01-01"]),
@@ -28,6 +31,8 @@ BODIES = st.one_of(
     JSON_VALUES.map(lambda value: json.dumps(value).encode()),
     envelopes().map(lambda value: json.dumps(value).encode()),
     st.lists(envelopes(), max_size=3).map(lambda value: json.dumps(value).encode()),
+    st.fixed_dictionaries({}, optional={"name": st.one_of(ANY_TEXT, JSON_VALUES), "token": st.one_of(ANY_TEXT, JSON_VALUES),
+                                        "upTo": st.one_of(ANY_TEXT, JSON_VALUES)}).map(lambda v: json.dumps(v).encode()),
     st.fixed_dictionaries({"ids": st.lists(ANY_TEXT, max_size=3)}, optional={
         "reason": ANY_TEXT, "by": ANY_TEXT, "dryRun": JSON_VALUES,
         "filter": st.dictionaries(st.sampled_from(["to", "from", "since", "until", "errorType", "client", "status"]),
@@ -41,9 +46,20 @@ HEADERS = st.fixed_dictionaries({}, optional={
     "Authorization": st.one_of(st.just("Bearer s3cret"), st.just("Bearer"), ANY_TEXT.map(lambda text: "Bearer " + text)
                                .filter(lambda value: value.isascii() and value.isprintable())),
     "X-Request-Id": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
+    "Cookie": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable() and ";" not in value)
+              .map(lambda value: f"chat_session={value}; console_session={value}"),
+    "X-CSRF-Token": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
     "Last-Event-ID": st.one_of(ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
                                st.sampled_from(["e30", "eyJjbGllbnRBIjo1fQ", "W10", "eyJjbGllbnRBIjoxZTk5fQ"])),
 })
+
+
+@pytest.fixture(params=["producer", "operator"])
+def client(request, app, operator_app, tokens):
+    """A test client of either server, carrying clientA's token unless a request says otherwise."""
+    test_client = (app if request.param == "producer" else operator_app).test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['clientA']}"
+    return test_client
 
 
 def _answer_is_2xx_or_json_4xx(response, method: str = "GET") -> None:
@@ -81,14 +97,14 @@ def test_any_request_anywhere_gets_2xx_or_a_json_4xx(client, method, path, failu
 
 
 @given(path=st.sampled_from(["/send-message", "/send-messages", "/failed-messages/replay", "/failed-messages/discard",
-                             "/failed-messages/x/discard"]), body=BODIES)
+                             "/failed-messages/x/discard", "/session", "/conversations/clientB/read"]), body=BODIES)
 @HOSTILE
 def test_any_body_on_an_endpoint_that_reads_one_gets_2xx_or_a_json_4xx(client, path, body):
     headers = {"Authorization": "Bearer s3cret", "X-Request-Id": "fuzz"}
     _answer_is_2xx_or_json_4xx(client.post(path, data=body, content_type="application/json", headers=headers))
 
 
-@given(path=st.sampled_from(["/messages", "/failed-messages"]),
+@given(path=st.sampled_from(["/messages", "/failed-messages", "/failed-message-counts", "/conversations"]),
        query=st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), min_size=1, max_size=5))
 @HOSTILE
 def test_any_query_on_a_list_endpoint_gets_2xx_or_a_json_4xx(client, path, query):
@@ -98,7 +114,9 @@ def test_any_query_on_a_list_endpoint_gets_2xx_or_a_json_4xx(client, path, query
 @given(body=st.lists(st.one_of(envelopes(), st.fixed_dictionaries(
     {"from": VALID_CLIENT, "to": VALID_CLIENT, "message": ANY_TEXT})), min_size=1, max_size=5))
 @HOSTILE
-def test_a_batch_with_any_unstorable_text_publishes_nothing(client, publisher, body):
+def test_a_batch_with_any_unstorable_text_publishes_nothing(app, tokens, publisher, body):
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['clientA']}"
     before = len(publisher.published)
     raw = json.dumps(body).encode()
     response = client.post("/send-messages", data=raw, content_type="application/json")
@@ -121,7 +139,10 @@ class _BadlyChunked(io.RawIOBase):
         raise InvalidChunkSize(b"zz")
 
 
-def test_a_badly_framed_chunked_body_gets_a_json_400(client):
-    response = client.post("/send-message", headers={"Content-Type": "application/json"},
+@pytest.mark.parametrize("path", ["/send-message", "/failed-messages/replay"])
+def test_a_badly_framed_chunked_body_gets_a_json_400(app, operator_app, tokens, path):
+    client = (app if path == "/send-message" else operator_app).test_client()
+    token = tokens["clientA" if path == "/send-message" else "ops"]
+    response = client.post(path, headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
                            environ_overrides={"wsgi.input": _BadlyChunked(), "wsgi.input_terminated": True})
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"

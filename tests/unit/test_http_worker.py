@@ -7,7 +7,7 @@ import threading
 import pytest
 from gunicorn.http import errors as http_errors
 
-from producer_service.entrypoints.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
+from shared_web.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
 
 HEAD = b"POST /send-message HTTP/1.1\r\nHost: x\r\n"
 
@@ -62,14 +62,14 @@ def test_a_second_sigterm_while_streams_are_being_ended_does_not_deadlock_the_wo
     from types import SimpleNamespace
 
     from producer_service.application.live import Hub
-    from producer_service.entrypoints.http_worker import GuardedThreadWorker
+    from shared_web.http_worker import END_STREAMS, GuardedThreadWorker
 
     hub = Hub(per_client=5, capacity=10)
     subscription = hub.subscribe("clientA")
     worker = object.__new__(GuardedThreadWorker)
     worker.alive = True
     worker.method_queue = SimpleNamespace(defer=lambda *args: None)
-    worker.wsgi = SimpleNamespace(extensions={"messaging": SimpleNamespace(live=SimpleNamespace(hub=hub))})
+    worker.wsgi = SimpleNamespace(extensions={END_STREAMS: hub.close})
     offer, nested = subscription.offer, []
 
     def offer_then_signal_again(event):

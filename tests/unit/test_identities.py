@@ -2,8 +2,8 @@
 
 import pytest
 
-from producer_service.application.identity import CLIENT
-from producer_service.infrastructure.mongo_identities import MongoIdentityRegistry
+from shared_domain.identity import CLIENT
+from shared_web.mongo_identities import MongoIdentityRegistry
 
 from .conftest import bearer
 from .test_query_api import follow, store
@@ -44,7 +44,7 @@ def test_an_operator_token_cannot_send_or_read_messages(client, tokens):
 def test_a_revoked_token_is_refused_within_the_cache_time(app, database, tokens):
     now = [0.0]
     registry = MongoIdentityRegistry(database, clock=lambda: now[0])
-    app.extensions["messaging"].identities = registry
+    app.extensions["messaging"].identities = app.extensions["access"].identities = registry
     web = app.test_client()
     assert web.get("/messages", headers=bearer(tokens["clientB"])).status_code == 200
     registry.revoke(CLIENT, "clientB")
@@ -83,7 +83,7 @@ def test_sends_past_the_rate_limit_get_429_with_retry_after(app, tokens):
 
 
 def test_failed_authentications_from_one_address_get_429(app):
-    app.extensions["messaging"].settings = app.extensions["messaging"].settings.__class__(auth_failure_limit=3)
+    app.extensions["access"].auth_failure_limit = 3
     answers = [app.test_client().get("/messages", headers=bearer(f"guess-{n}")).status_code for n in range(5)]
     assert answers == [401, 401, 401, 429, 429]
 

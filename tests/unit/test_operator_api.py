@@ -1,4 +1,4 @@
-"""Operator endpoints: only for operator tokens (or the legacy OPERATOR_TOKEN); list, show, replay, discard."""
+"""The operator server's dead-letter API: only for operators; list, count, show, replay, discard."""
 
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
@@ -9,6 +9,20 @@ from .conftest import bearer
 
 AUTH = bearer("s3cret")
 FIRST = "client-messages:0:1:clientB"
+
+
+@pytest.fixture
+def app(operator_app):
+    """These tests call the operator server."""
+    return operator_app
+
+
+@pytest.fixture
+def client(operator_app, tokens):
+    """A test client of the operator server carrying clientA's token unless a request says otherwise."""
+    test_client = operator_app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens['clientA']}"
+    return test_client
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +41,7 @@ def test_the_legacy_operator_token_works_only_when_configured(client, tokens):
 
 def test_no_token_or_an_unknown_one_gets_401_and_a_client_token_403(client, app):
     anonymous = app.test_client()
-    for path in ("/failed-messages", f"/failed-messages/{FIRST}", "/clients"):
+    for path in ("/failed-messages", "/failed-message-counts", f"/failed-messages/{FIRST}"):
         missing = anonymous.get(path)
         assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
         unknown = anonymous.get(path, headers=bearer("nope"))
@@ -123,3 +137,15 @@ def test_a_broker_that_does_not_acknowledge_a_replay_gets_503(client, replayed, 
     response = client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)
     assert response.status_code == 503 and response.get_json()["error"] == "broker_unavailable"
     assert database.failed_messages.find_one({"_id": FIRST})["status"] == "failed"
+
+
+def test_the_listing_filters_and_the_counts_group_by_error_type(client, database):
+    database.failed_messages.insert_one(failed_document(3, error_type="SchemaViolation", to="clientC"))
+    listed = client.get("/failed-messages?to=clientC", headers=AUTH).get_json()
+    assert [item["id"] for item in listed] == ["client-messages:0:2:clientB", "client-messages:0:3:clientB"]
+    assert "payload" not in listed[0]
+    counts = client.get("/failed-message-counts?to=clientC", headers=AUTH).get_json()
+    assert counts["total"] == 2 and sum(counts["byErrorType"].values()) == 2
+    assert counts["byErrorType"]["SchemaViolation"] == 1
+    bad = client.get("/failed-messages?limit=0&status=nope&since=yesterday", headers=AUTH)
+    assert bad.status_code == 400 and set(bad.get_json()["details"]) == {"limit", "status", "since"}

@@ -42,5 +42,8 @@ class Identities(Protocol):
     def principal_of(self, token: str) -> Principal | None:
         """The live principal a token belongs to, or None when it is unknown or revoked."""
 
+    def principal_of_hash(self, hashed: str) -> Principal | None:
+        """The live principal whose token has this hash, or None."""
+
     def is_client(self, name: str) -> bool:
         """Tell whether a client of that name is registered and not revoked."""

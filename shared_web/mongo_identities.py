@@ -18,8 +18,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.clock import to_iso, utc_now
 
-from ..application.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal, new_token, token_hash
-from .mongo_readers import StoreUnavailable
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal, new_token, token_hash
+from shared_domain.availability import StoreUnavailable
 
 COLLECTIONS = {CLIENT: "clients", OPERATOR: "operators"}
 CHECK_SECONDS = 1.0  # how long a change may take to reach every process
@@ -90,7 +90,11 @@ class MongoIdentityRegistry:
 
         Tokens are found by their SHA-256, so timing can tell nothing about a stored token itself.
         """
-        return self._current().principals.get(token_hash(token))
+        return self.principal_of_hash(token_hash(token))
+
+    def principal_of_hash(self, hashed: str) -> Principal | None:
+        """The live principal whose token has this hash, or None (how sessions find out a token was revoked)."""
+        return self._current().principals.get(hashed)
 
     def is_client(self, name: str) -> bool:
         """Tell whether a live client of that name is registered."""

@@ -1,6 +1,7 @@
 """Reading a request's JSON body: one place that turns any bytes into a document or a 4xx."""
 
 from flask import request
+from marshmallow import Schema, ValidationError
 
 from shared_domain.json_text import MalformedJson, loads, unsafe_strings
 
@@ -28,3 +29,13 @@ def json_body():
     if problems:
         raise ApiError(400, "validation_failed", "the body holds text that cannot be stored", problems)
     return body
+
+
+def load_body(schema: Schema, body) -> dict:
+    """Validate a body, or raise a 400 naming each bad field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
+    try:
+        return schema.load(body)
+    except ValidationError as error:
+        raise ApiError(400, "validation_failed", "the request is invalid", error.normalized_messages()) from None

@@ -24,8 +24,8 @@ from gunicorn.http import wsgi
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .app import PROTECTIVE_HEADERS
 from .errors import error_body
+from .flask_app import PROTECTIVE_HEADERS
 
 COMPLETE, INCOMPLETE, HEAD_TOO_LARGE = "complete", "incomplete", "head too large"
 HEAD_END = b"\r\n\r\n"
@@ -33,6 +33,8 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", 
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
 _EXPECT = re.compile(rb"\r\nexpect:", re.IGNORECASE)
 _STREAM_REQUEST = re.compile(rb"GET /stream[ ?]")
+# An app may name, on its `extensions`, what ends its long-lived responses when the worker is told to stop.
+END_STREAMS = "end_streams"
 
 # What gunicorn could not parse, most specific first; any other parse error is a 400.
 _CLIENT_ERRORS = (
@@ -142,11 +144,11 @@ class GuardedThreadWorker(ThreadWorker):
     def handle_exit(self, sig, frame):
         """On SIGTERM, end the open streams too, so that graceful shutdown does not wait on them."""
         super().handle_exit(sig, frame)
-        services = getattr(self.wsgi, "extensions", {}).get("messaging")
-        if services is not None and services.live is not None:
+        end_streams = getattr(self.wsgi, "extensions", {}).get(END_STREAMS)
+        if end_streams is not None:
             # Not here: a second SIGTERM (the master's, after the group's) would interrupt this very
             # handler while it holds the hub's lock, and wait on that lock forever.
-            threading.Thread(target=services.live.hub.close, name="end-streams", daemon=True).start()
+            threading.Thread(target=end_streams, name="end-streams", daemon=True).start()
 
     def enqueue_req(self, conn):
         """Read the connection's next request in the event loop; a thread gets it once it is whole."""

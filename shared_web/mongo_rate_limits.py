@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from shared_domain.clock import utc_now
 
-from .mongo_readers import StoreUnavailable
+from shared_domain.availability import StoreUnavailable
 
 COLLECTION = "rate_limits"
 BLOCKS = 20  # a window's limit is leased in twentieths

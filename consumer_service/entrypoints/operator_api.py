@@ -1,35 +1,34 @@
-"""Operator endpoints for the dead-letter queue: list, show, replay and discard failed records."""
+"""Operator endpoints for the dead-letter queue: list, count, show, replay and discard failed records."""
 
 import dataclasses
 
-from flask import Blueprint
+from flask import Blueprint, current_app, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from consumer_service.application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
-from consumer_service.application.errors import StoreUnavailable
-from shared_domain.documents import failure_view
-from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem, status_problem
+from shared_domain.documents import failure_summary_view, failure_view
+from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
+from shared_domain.identity import OPERATOR
 from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime, rule
+from shared_web.access import access, principal, protect
+from shared_web.bodies import json_body, load_body
+from shared_web.errors import ApiError, api_error_response, unavailable
 
-from ..application.identity import OPERATOR
-from .auth import principal, protect
-from .bodies import json_body
-from .errors import ApiError, api_error_response, unavailable
-from .query_api import MESSAGE_FILTERS, page
-from .services import services
+from ..application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
+from ..application.errors import StoreUnavailable
 
 bp = Blueprint("operator", __name__)
 protect(bp, OPERATOR)
-FAILURE_FILTERS = {
-    **MESSAGE_FILTERS,
-    "status": ("status", status_problem),
-    "errorType": ("errorType", error_type_problem),
-    "client": ("consumerClient", consumer_client_problem),
-}
+EXTENSION = "operator"
 MAX_BATCH = 1000
-# The document field each filter name of a listing or a bulk action selects on.
-FILTER_FIELDS = {name: field for name, (field, _rule) in FAILURE_FILTERS.items()}
+MAX_LISTING = 500
+# The document field each filter selects on.
+FILTER_FIELDS = {"to": "to", "sender": "from", "errorType": "errorType", "client": "consumerClient"}
+
+
+def operations() -> Operations:
+    """The dead-letter operations of the app handling the current request."""
+    return current_app.extensions[EXTENSION]
 
 
 class FilterSchema(Schema):
@@ -82,37 +81,55 @@ class BulkDiscardSchema(BulkActionSchema, DiscardSchema):
     """Body of POST /failed-messages/discard: which records, and why."""
 
 
-@bp.before_request
-def require_operations():
-    """404 when this process was started without the dead-letter operations."""
-    if services().operations is None:
-        raise ApiError(404, "operator_api_disabled", "operator endpoints are off in this process")
+class ListingSchema(FilterSchema):
+    """Query of GET /failed-messages and GET /failed-message-counts: a filter and how many to list."""
+
+    limit = fields.Integer(validate=validate.Range(1, MAX_LISTING), load_default=100)
 
 
 @bp.get("/failed-messages")
 def list_failed_messages():
-    """List failed messages, oldest failure first, filtered by recipient, sender, status, type and time."""
-    return page(services().failures, FAILURE_FILTERS, "failedAt", "id")
+    """Failed messages matching the filter, oldest failure first, at most `limit`."""
+    query = _listing_query()
+    selection = _selection({"limit": query.pop("limit"), "filter": query})
+    return [failure_summary_view(document) for document in operations().failures.select(selection, records=False)]
+
+
+@bp.get("/failed-message-counts")
+def count_failed_messages():
+    """How many failed messages match the filter, in all and by error type."""
+    query = _listing_query()
+    query.pop("limit")
+    by_type = operations().failures.count_by_error_type(_selection({"limit": None, "filter": query}))
+    return {"total": sum(by_type.values()), "byErrorType": by_type}
+
+
+def _listing_query() -> dict:
+    """The filter in the query string, or a 400 naming each bad parameter."""
+    try:
+        return ListingSchema().load(request.args.to_dict())
+    except ValidationError as error:
+        raise ApiError(400, "invalid_query", "the query parameters are invalid", error.normalized_messages()) from None
 
 
 @bp.errorhandler(PublishFailed)
 def broker_unavailable(error: PublishFailed):
     """503: the broker did not acknowledge a replay; what was done so far is recorded."""
     message = "replay stopped: the broker did not acknowledge; what was done so far is recorded, call again to go on"
-    return api_error_response(unavailable("broker_unavailable", message, services().settings.retry_after_s, error))
+    return api_error_response(unavailable("broker_unavailable", message, access().retry_after_s, error))
 
 
 @bp.errorhandler(StoreUnavailable)
 def store_unavailable(error: StoreUnavailable):
     """503: the store did not answer; what was done so far is recorded."""
     message = "the store did not answer; what was done so far is recorded, call again to go on"
-    return api_error_response(unavailable("store_unavailable", message, services().settings.retry_after_s, error))
+    return api_error_response(unavailable("store_unavailable", message, access().retry_after_s, error))
 
 
 @bp.get("/failed-messages/<path:failure_id>")
 def show(failure_id: str):
     """One failed record with its payload, headers and history."""
-    [document] = services().operations.failures.select(Selection(ids=(failure_id,))) or [None]
+    [document] = operations().failures.select(Selection(ids=(failure_id,))) or [None]
     if document is None:
         raise ApiError(404, "not_found", f"no failed record {failure_id}")
     return failure_view(document)
@@ -150,7 +167,7 @@ def _discard(selection: Selection, body: dict) -> Report:
 def _acting(body: dict) -> Operations:
     """The operations, recorded under the operator's name (the body's `by` only when authentication is off)."""
     caller = principal()
-    return dataclasses.replace(services().operations, operator=caller.name if caller else body["by"])
+    return dataclasses.replace(operations(), operator=caller.name if caller else body["by"])
 
 
 def _selection(body: dict) -> Selection:
@@ -160,20 +177,9 @@ def _selection(body: dict) -> Selection:
     wanted = dict(body["filter"])
     status, reason = wanted.pop("status"), wanted.pop("reasonContains", None)
     since, until = wanted.pop("since", None), wanted.pop("until", None)
-    wanted = {("from" if name == "sender" else name): value for name, value in wanted.items()}
     equals = {FILTER_FIELDS[name]: value for name, value in wanted.items()}
     return Selection(equals=equals, status=None if status == "any" else status, reason_contains=reason,
                      since=since, until=until, limit=body["limit"])
-
-
-def load_body(schema: Schema, body) -> dict:
-    """Validate a body, or raise a 400 naming each bad field."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
-    try:
-        return schema.load(body)
-    except ValidationError as error:
-        raise ApiError(400, "validation_failed", "the request is invalid", error.normalized_messages()) from None
 
 
 def _report(report: Report) -> dict:

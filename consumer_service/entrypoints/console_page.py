@@ -1,0 +1,17 @@
+"""The dead-letter console at `/` of the operator server: filters, details, dry-run-first replay and discard."""
+
+from flask import Blueprint
+
+from shared_domain.failures import STATUSES
+from shared_domain.identity import OPERATOR
+from shared_web.access import page_session
+from shared_web.pages import render_page
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="assets",
+               static_url_path="/assets/console")
+
+
+@bp.get("/")
+def console():
+    """The console when an operator is signed in, else its sign-in form."""
+    return render_page("console.html", signed_in=page_session(OPERATOR), statuses=STATUSES)

@@ -1,0 +1,33 @@
+"""The operator server's Flask app: the dead-letter HTTP API, sign-in, and the console page."""
+
+from flask import Flask
+
+from shared_domain.identity import OPERATOR
+from shared_domain.session import Sessions
+from shared_web.access import Access, RateLimiter, session_blueprint
+from shared_web.flask_app import api_app
+
+from ..application.dlq_operations import Operations
+from ..config import OperatorSettings
+from . import console_page, operator_api
+
+SESSION_COOKIE = "console_session"
+
+
+def create_operator_app(settings: OperatorSettings, operations: Operations, identities, sessions: Sessions,
+                        limiter: RateLimiter) -> Flask:
+    """Build the operator app on the given dead-letter operations and access adapters."""
+    access = Access(identities, sessions, limiter, SESSION_COOKIE, enabled=settings.auth_enabled,
+                    legacy_operator_token=settings.legacy_operator_token, retry_after_s=settings.retry_after_s,
+                    auth_failure_limit=settings.auth_failure_limit, session_ttl_s=settings.session_ttl_s)
+    app = api_app(__name__, access, settings.max_body_bytes)
+    app.extensions[operator_api.EXTENSION] = operations
+    for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp):
+        app.register_blueprint(blueprint)
+
+    @app.get("/health")
+    def health():
+        """The operator server is up."""
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,244 @@
+"""Who may call: bearer tokens for scripts, session cookies with CSRF tokens for pages, roles per blueprint."""
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from flask import Blueprint, current_app, g, request
+
+from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import to_iso, utc_now
+from shared_domain.identity import OPERATOR, Identities, Principal, token_hash
+from shared_domain.session import Session, Sessions, new_csrf_token
+
+from .bodies import json_body
+from .errors import ApiError, store_unavailable
+from .responses import no_content
+
+log = logging.getLogger(__name__)
+EXTENSION = "access"
+LEGACY_OPERATOR = Principal(OPERATOR, "operator")
+WINDOW_S = 60
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key in fixed windows, across every process of the service."""
+
+    def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
+        """Count `cost` hits; None while within the limit, else the seconds until the window ends."""
+
+
+@dataclass
+class Access:
+    """How one service tells who is calling, and which cookie carries its pages' sessions."""
+
+    identities: Identities
+    sessions: Sessions
+    limiter: RateLimiter
+    cookie_name: str
+    enabled: bool = True
+    legacy_operator_token: str | None = None
+    retry_after_s: int = 5
+    auth_failure_limit: int = 30
+    session_ttl_s: int = 12 * 3600
+
+
+def access() -> Access:
+    """The access rules of the app handling the current request."""
+    return current_app.extensions[EXTENSION]
+
+
+def protect(blueprint: Blueprint, role: str) -> None:
+    """Let only principals of `role` reach the blueprint's endpoints (everyone, when authentication is off)."""
+
+    @blueprint.before_request
+    def _authorize():
+        g.principal = authorized(role) if access().enabled else None
+
+
+def principal() -> Principal | None:
+    """Who is calling; None when authentication is off."""
+    return g.get("principal")
+
+
+def authorized(role: str) -> Principal:
+    """The caller, by bearer token or session cookie, when live and of `role`; else a 401, 403 or 429 JSON error.
+
+    A write through a session must carry the session's CSRF token in the X-CSRF-Token header.
+    """
+    header = request.headers.get("Authorization")
+    if header is not None:
+        caller = _bearer(header)
+    elif request.cookies.get(access().cookie_name):
+        session = _session()
+        caller = _principal_of_hash(session.token_hash)
+        if caller is None or (caller.role, caller.name) != (session.role, session.name):
+            raise _unauthorized("the session's token was revoked; sign in again", "invalid_token")
+        if request.method not in SAFE_METHODS and not _csrf_matches(session):
+            raise ApiError(403, "csrf_failed", f"a write through a session needs its CSRF token in {CSRF_HEADER}")
+    else:
+        raise _unauthorized("send Authorization: Bearer <token>, or sign in", None)
+    if caller.role != role:
+        raise ApiError(403, "forbidden", f"this endpoint is for {role}s; the caller is {caller.role} {caller.name}")
+    return caller
+
+
+def page_session(role: str) -> Session | None:
+    """The live session of `role` a page request carries, or None (the page then offers to sign in)."""
+    if not access().enabled or not request.cookies.get(access().cookie_name):
+        return None
+    try:
+        session = _session()
+    except ApiError:
+        return None
+    try:
+        caller = _principal_of_hash(session.token_hash)
+    except ApiError:
+        return None
+    return session if caller == Principal(role, session.name) else None
+
+
+def spend(key: str, limit: int, count: int = 1) -> None:
+    """Raise 429 when `key` has used up `limit` per minute; an unreachable store lets the request through."""
+    try:
+        wait = access().limiter.hit(key, limit, WINDOW_S, count)
+    except StoreUnavailable as error:
+        log.warning("rate limit not counted, the store did not answer: %s", error)
+        return
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"too many requests; at most {limit} per minute",
+                       headers={"Retry-After": str(max(1, round(wait)))})
+
+
+def session_blueprint(role: str) -> Blueprint:
+    """POST /session signs a principal of `role` in with its token, GET tells who is signed in, DELETE signs out."""
+    blueprint = Blueprint(f"session_{role}", __name__)
+
+    @blueprint.before_request
+    def _only_with_authentication():
+        if not access().enabled:
+            raise ApiError(409, "authentication_off", "sessions need authentication, which is off in this service")
+
+    @blueprint.post("/session")
+    def sign_in():
+        """Check a name and its token; answer 201 with the session's CSRF token and set the session cookie."""
+        name, token = _credentials(json_body())
+        caller = _principal_of(token)
+        if caller is None or caller.role != role or not hmac.compare_digest(caller.name, name):
+            _count_failed_authentication()
+            raise ApiError(401, "sign_in_failed", f"no live {role} {name} with that token")
+        session = Session(role, name, token_hash(token), new_csrf_token(),
+                          utc_now() + timedelta(seconds=access().session_ttl_s))
+        try:
+            session_id = access().sessions.start(session)
+        except StoreUnavailable as error:
+            raise store_unavailable(access().retry_after_s, error) from None
+        response = current_app.json.response(_session_view(session))
+        response.status_code = 201
+        response.set_cookie(access().cookie_name, session_id, max_age=access().session_ttl_s, path="/",
+                            httponly=True, samesite="Strict", secure=request.is_secure)
+        return response
+
+    @blueprint.get("/session")
+    def who():
+        """The signed-in principal and its CSRF token; 401 when not signed in."""
+        if not request.cookies.get(access().cookie_name):
+            raise _unauthorized("not signed in", None)
+        return _session_view(_session())
+
+    @blueprint.delete("/session")
+    def sign_out():
+        """End the session (CSRF token required) and clear the cookie; 204."""
+        session_id = request.cookies.get(access().cookie_name)
+        if session_id:
+            if not _csrf_matches(_session()):
+                raise ApiError(403, "csrf_failed", f"signing out needs the session's CSRF token in {CSRF_HEADER}")
+            try:
+                access().sessions.end(session_id)
+            except StoreUnavailable as error:
+                raise store_unavailable(access().retry_after_s, error) from None
+        response = no_content()
+        response.delete_cookie(access().cookie_name, path="/", httponly=True, samesite="Strict",
+                               secure=request.is_secure)
+        return response
+
+    return blueprint
+
+
+def _credentials(body) -> tuple[str, str]:
+    """The `name` and `token` of a sign-in body, or a 400 naming what is missing."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
+    problems = {field: ["a non-empty string of at most 256 characters is required"] for field in ("name", "token")
+                if not isinstance(body.get(field), str) or not 0 < len(body[field]) <= 256}
+    problems.update({field: ["unknown field"] for field in body if field not in ("name", "token")})
+    if problems:
+        raise ApiError(400, "validation_failed", "the sign-in is invalid", problems)
+    return body["name"], body["token"]
+
+
+def _session_view(session: Session) -> dict:
+    """A session as its page sees it."""
+    return {"name": session.name, "role": session.role, "csrfToken": session.csrf_token,
+            "expiresAt": to_iso(session.expires_at)}
+
+
+def _session() -> Session:
+    """The live session of the request's cookie, or a 401."""
+    try:
+        session = access().sessions.find(request.cookies[access().cookie_name])
+    except StoreUnavailable as error:
+        raise store_unavailable(access().retry_after_s, error) from None
+    if session is None:
+        raise _unauthorized("the session has ended; sign in again", "invalid_token")
+    return session
+
+
+def _csrf_matches(session: Session) -> bool:
+    """Tell whether the request carries the session's CSRF token."""
+    given = request.headers.get(CSRF_HEADER, "")
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), session.csrf_token.encode())
+
+
+def _bearer(header: str) -> Principal:
+    """The principal of an Authorization: Bearer header, or a 401 (counted against the caller's address)."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("send Authorization: Bearer <token>", None)
+    caller = _principal_of(token)
+    if caller is None:
+        _count_failed_authentication()
+        raise _unauthorized("the token is unknown or revoked", "invalid_token")
+    return caller
+
+
+def _principal_of(token: str) -> Principal | None:
+    """The principal of a token: the legacy operator token, or one the registry knows."""
+    return _principal_of_hash(token_hash(token))
+
+
+def _principal_of_hash(hashed: str) -> Principal | None:
+    """The principal whose token has this hash: the legacy operator token's, or one the registry knows."""
+    legacy = access().legacy_operator_token
+    if legacy and hmac.compare_digest(hashed, token_hash(legacy)):
+        return LEGACY_OPERATOR
+    try:
+        return access().identities.principal_of_hash(hashed)
+    except StoreUnavailable as error:
+        raise store_unavailable(access().retry_after_s, error) from None
+
+
+def _count_failed_authentication() -> None:
+    """Count a failed authentication against the caller's address."""
+    spend(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
+
+
+def _unauthorized(message: str, error: str | None) -> ApiError:
+    """A 401 with the WWW-Authenticate challenge (RFC 6750)."""
+    challenge = 'Bearer realm="client-messaging"' + (f', error="{error}"' if error else "")
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})

@@ -1,0 +1,60 @@
+"""The Flask app both services start from: JSON errors, protective headers, and who may call."""
+
+import logging
+import sys
+
+from flask import Flask, Response
+
+from . import errors
+from .access import EXTENSION, Access
+from .pages import assets
+
+# Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
+PROTECTIVE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class ApiFlask(Flask):
+    """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page."""
+
+    def make_default_options_response(self) -> Response:
+        """204 with the Allow header."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
+def api_app(import_name: str, access: Access, max_body_bytes: int) -> Flask:
+    """A Flask app answering every error as JSON, with protective headers and `access` deciding who calls."""
+    app = ApiFlask(import_name)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.json.sort_keys = False
+    # '//messages' is a path of its own (404), not a redirect to '/messages'.
+    app.url_map.merge_slashes = False
+    app.extensions[EXTENSION] = access
+    errors.init_app(app)
+    app.after_request(_protective_headers)
+    app.register_blueprint(assets)
+    if not access.enabled:
+        _warn_open()
+    return app
+
+
+def _warn_open() -> None:
+    """Say loudly that anyone may act as anyone."""
+    warning = ("AUTHENTICATION IS OFF (AUTH_ENABLED=false): anyone who reaches this service can send as any "
+               "client, read every message and act as an operator; only for trusted networks")
+    logging.getLogger(__name__).warning("%s", warning)
+    print(f"WARNING: {warning}", file=sys.stderr, flush=True)
+
+
+def _protective_headers(response: Response) -> Response:
+    """Add the PROTECTIVE_HEADERS a view did not set itself."""
+    for name, value in PROTECTIVE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
