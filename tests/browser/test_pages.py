@@ -123,7 +123,7 @@ def test_a_server_restart_shows_reconnecting_then_loses_and_repeats_nothing(brow
     before = [stack.api.send("clientA", "clientB", f"before restart {n}").status for n in range(3)]
     assert before == [202] * 3
     expect(bubbles(bob, "before restart")).to_have_count(3)
-    producer = next(p for p in stack.processes if p.name == "producer")
+    producer = stack.producer
     producer.stop()
     expect(bob.locator("#connection")).to_have_text("reconnecting…")
     # While the page cannot reach the service, messages are stored by the consumer all the same.

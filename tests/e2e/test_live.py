@@ -51,6 +51,27 @@ def test_a_stream_shows_each_stored_message_of_the_caller_and_nobody_elses(stack
             stream.close()
 
 
+def test_the_chat_pages_session_cookie_opens_the_callers_stream_and_only_its_own(stack):
+    cookies = {}
+    for client in ("clientB", "clientC"):
+        signed = stack.api.post("/session", {"name": client, "token": stack.api.tokens[client]}, headers={})
+        assert signed.status == 201, signed.body
+        cookies[client] = signed.headers["Set-Cookie"].split(";")[0]
+    streams = {client: SseStream(stack.api.base_url, None, cookie=cookie) for client, cookie in cookies.items()}
+    try:
+        assert {client: stream.status for client, stream in streams.items()} == {"clientB": 200, "clientC": 200}
+        to_b = send(stack, "clientA", "clientB", "hello B, through the page's session")
+        to_c = send(stack, "clientA", "clientC", "a marker for C")
+        assert [m["messageId"] for m in streams["clientB"].messages_until(to_b)] == [to_b]
+        assert [m["messageId"] for m in streams["clientC"].messages_until(to_c)] == [to_c], "C never sees A to B"
+    finally:
+        for stream in streams.values():
+            stream.close()
+    forged = SseStream(stack.api.base_url, None, cookie="chat_session=not-a-session")
+    assert forged.status == 401 and forged.error_body()["error"] == "unauthorized"
+    forged.close()
+
+
 def position_after_one_message(stack, client: str, sender: str) -> str:
     """Open `client`'s stream, receive one message from `sender`, hang up; return the position reached."""
     stream = open_stream(stack, client)
@@ -131,7 +152,7 @@ def test_sigterm_ends_open_streams_and_the_producer_exits_promptly(stack):
     many = [_raw_stream(stack, client) for client in "MNOPQRSTUVWXYZ" for _ in range(4)]
     opened = [sock for sock, status in many if status == 200]
     assert len(opened) >= 28, "at least two streams per client (the per-process limit) opened"
-    producer = stack.processes[-1]
+    producer = stack.producer
     began = time.monotonic()
     producer._signal_group(signal.SIGTERM)
     assert stream.next_event(timeout=15) is None, "the stream ends rather than hangs"

@@ -121,7 +121,7 @@ def test_every_subscriber_gets_every_message_of_its_client_once_in_order_through
     accepted, stop = [], threading.Event()
     sender = threading.Thread(target=send_all, args=(stack, pairs, accepted, stop), daemon=True)
     sender.start()
-    consumer, producer = stack.processes[0], stack.processes[-1]
+    consumer, producer = stack.processes[0], stack.producer
     try:
         wait_until(lambda: len(accepted) >= MESSAGES // 3, timeout=60, what="a third of the messages")
         consumer.kill()

@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
+import urllib.request
 import uuid
 
 import pytest
@@ -108,7 +110,7 @@ def test_the_printed_curl_commands_work_as_written(stack):
         assert stream.stdout.readline().startswith("retry:"), "the stream answers at once"
         answers = [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout)
                    for command in commands]
-        sent, listed, failed, ready_answer = answers
+        sent, listed, failed, dry_run, ready_answer = answers
         assert sent["status"] == "accepted"
         streamed = _lines_until(stream, sent["messageId"], timeout=30)
         assert "event: chat-message" in streamed, "the printed stream command shows the sent message live"
@@ -119,6 +121,22 @@ def test_the_printed_curl_commands_work_as_written(stack):
         subprocess.run(["bash", "-c", commands[1]], capture_output=True, text=True, timeout=30).stdout)],
         timeout=30, what="the sent message in the printed listing")
     assert isinstance(listed, list) and isinstance(failed, list) and ready_answer["status"] == "ready"
+    assert dry_run["dryRun"] is True and dry_run["done"] == []
+
+
+def test_the_printed_chat_and_console_open_with_the_printed_sign_ins(stack):
+    output = stack.output()
+    chat_url = re.search(r"^chat: +(\S+) ", output, re.MULTILINE).group(1)
+    console_url, operator, token = re.search(r"^console: (\S+) +sign in as (\S+) / (\S+)$", output, re.MULTILINE).groups()
+    client, client_token = re.search(r"^ +(client\S*) / (\S+)$", output, re.MULTILINE).groups()
+    for url, name, secret in ((chat_url, client, client_token), (console_url, operator, token)):
+        page = urllib.request.urlopen(url, timeout=10)
+        assert page.status == 200 and page.headers.get_content_type() == "text/html"
+        assert 'id="sign-in-form"' in page.read().decode()
+        sign_in = urllib.request.Request(url + "session", data=json.dumps({"name": name, "token": secret}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(sign_in, timeout=10) as answer:
+            assert answer.status == 201 and "HttpOnly" in answer.headers["Set-Cookie"]
 
 
 def _lines_until(process: subprocess.Popen, text: str, timeout: float) -> list[str]:

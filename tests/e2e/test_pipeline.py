@@ -136,7 +136,7 @@ def _events_until(stack, message_id: str, timeout: float = 30.0) -> list:
 
 
 def test_sigterm_stops_consumer_and_producer_cleanly(stack):
-    consumer, producer = stack.processes[0], stack.processes[-1]
+    consumer, producer = stack.processes[0], stack.producer
     assert consumer.stop(timeout=30) == 0 and producer.stop(timeout=30) == 0
     log = consumer.log_path.read_text()
     assert "received SIGTERM" in log and "consumer[clientB]: consumer closed" in log and "Traceback" not in log

@@ -95,7 +95,7 @@ def test_a_store_outage_longer_than_the_retries_dead_letters_and_loses_nothing(s
 
 def test_a_producer_stopped_under_load_kept_every_202(stack_factory):
     stack = stack_factory(clients=("clientB",))
-    producer = stack.processes[-1]
+    producer = stack.producer
     load = Load(stack.api, "sigterm").start()
     wait_until(lambda: load.done >= load.total * 0.4, timeout=120, what="40% of the sends answered")
     producer.stop()

@@ -9,6 +9,7 @@ from tests.support.services import BIN
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"]
 CONSUMER = [str(BIN / "consumer-service"), "run", "--client", "clientB"]
+OPERATOR = [str(BIN / "consumer-service"), "operator"]
 
 
 @pytest.mark.parametrize("argv, variable, value", [
@@ -20,6 +21,10 @@ CONSUMER = [str(BIN / "consumer-service"), "run", "--client", "clientB"]
     (CONSUMER, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
     (GUNICORN, "KAFKA_CLIENT_LOG_LEVEL", "chatty"),
     (GUNICORN, "REQUEST_READ_TIMEOUT_S", "soon"),
+    (GUNICORN, "SESSION_TTL_S", "5"),
+    (OPERATOR, "OPERATOR_THREADS", "0"),
+    (OPERATOR, "SESSION_TTL_S", "forever"),
+    (OPERATOR, "AUTH_ENABLED", "maybe"),
 ])
 def test_a_bad_setting_exits_2_naming_the_variable(argv, variable, value):
     argv = argv[:-2] if variable == "CLIENT_ID" else argv

@@ -18,9 +18,10 @@ class Event:
 
 
 class SseStream:
-    """GET /stream with a token (and a resume position); `status` and `headers` once it answered."""
+    """GET /stream with a token or a session cookie (and a resume position); `status` and `headers` once it answered."""
 
-    def __init__(self, base_url: str, token: str | None, last_event_id: str | None = None, **params):
+    def __init__(self, base_url: str, token: str | None, last_event_id: str | None = None, cookie: str | None = None,
+                 **params):
         address = urlparse(base_url)
         self._connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         headers = {"Accept": "text/event-stream"}
@@ -28,6 +29,8 @@ class SseStream:
             headers["Authorization"] = f"Bearer {token}"
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
+        if cookie:
+            headers["Cookie"] = cookie
         self._connection.request("GET", "/stream" + (f"?{urlencode(params)}" if params else ""), headers=headers)
         self._response = self._connection.getresponse()
         self.status, self.headers = self._response.status, dict(self._response.headers)

@@ -26,6 +26,11 @@ class Stack:
     processes: list[ManagedProcess] = field(default_factory=list)
     operator: Api | None = None  # the operator server: dead-letter API and console
 
+    @property
+    def producer(self) -> ManagedProcess:
+        """The producer's gunicorn master."""
+        return next(process for process in self.processes if process.name == "producer")
+
     def produce_raw(self, key: bytes | None, value: bytes, headers=None) -> tuple[int, int]:
         """Produce a record straight to the message topic, bypassing the API; return (partition, offset)."""
         producer = Producer({"bootstrap.servers": self.kafka, "acks": "all"})
