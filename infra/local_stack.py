@@ -162,7 +162,7 @@ try: (the first in a terminal of its own shows {recipient}'s messages live)
        -d '{{"to": "{recipient}", "message": "hello {recipient}"}}'
   curl -s {auth(recipient)} '{base}/messages?with={sender}'
   curl -s {auth(OPERATOR)} '{base}/failed-messages'
-  curl -s -X POST {console}/failed-messages/replay {auth(OPERATOR)} -H 'Content-Type: application/json' \
+  curl -s -X POST {console}/failed-messages/replay {auth(OPERATOR)} -H 'Content-Type: application/json' \\
        -d '{{"filter": {{"to": "{recipient}"}}, "dryRun": true}}'
   curl -s {base}/ready
 Ctrl-C stops everything.
