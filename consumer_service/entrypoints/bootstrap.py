@@ -7,7 +7,7 @@ from functools import partial
 
 from confluent_kafka import KafkaException
 
-from shared_web.mongo_client import connect, is_reachable
+from shared_adapters.mongo_client import connect, is_reachable
 
 from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch

@@ -4,8 +4,8 @@ from flask import Blueprint
 
 from shared_domain.failures import STATUSES
 from shared_domain.identity import OPERATOR
-from shared_web.access import page_session
-from shared_web.pages import render_page
+from shared_adapters.access import page_session
+from shared_adapters.pages import render_page
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="assets",
                static_url_path="/assets/console")

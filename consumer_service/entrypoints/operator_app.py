@@ -4,8 +4,8 @@ from flask import Flask
 
 from shared_domain.identity import OPERATOR
 from shared_domain.session import Sessions
-from shared_web.access import Access, RateLimiter, session_blueprint
-from shared_web.flask_app import api_app
+from shared_adapters.access import Access, RateLimiter, session_blueprint
+from shared_adapters.flask_app import api_app
 
 from ..application.dlq_operations import Operations
 from ..config import OperatorSettings

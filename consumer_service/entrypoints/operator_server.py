@@ -4,11 +4,11 @@ import logging
 
 from gunicorn.app.base import BaseApplication
 
-from shared_web.http_worker import guarded_worker
-from shared_web.mongo_client import connect
-from shared_web.mongo_identities import MongoIdentityRegistry
-from shared_web.mongo_rate_limits import MongoRateLimiter
-from shared_web.mongo_sessions import MongoSessions
+from shared_adapters.http_worker import guarded_worker
+from shared_adapters.mongo_client import connect
+from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_adapters.mongo_rate_limits import MongoRateLimiter
+from shared_adapters.mongo_sessions import MongoSessions
 
 from ..config import OperatorSettings
 from .bootstrap import operations

@@ -15,7 +15,7 @@ from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 
-from shared_web.mongo_client import connect
+from shared_adapters.mongo_client import connect
 
 from ..application.errors import StoreUnavailable
 

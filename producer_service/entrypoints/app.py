@@ -7,9 +7,9 @@ from flask import Flask
 
 from shared_domain.config import ConfigError
 from shared_domain.identity import CLIENT
-from shared_web.access import Access, session_blueprint
-from shared_web.flask_app import api_app
-from shared_web.http_worker import END_STREAMS
+from shared_adapters.access import Access, session_blueprint
+from shared_adapters.flask_app import api_app
+from shared_adapters.http_worker import END_STREAMS
 
 from ..config import ProducerSettings, load_settings
 from . import chat_page, clients_api, failures_api, health_api, query_api, send_api, stream_api

@@ -3,8 +3,8 @@
 from flask import Blueprint
 
 from shared_domain.identity import CLIENT
-from shared_web.access import page_session
-from shared_web.pages import render_page
+from shared_adapters.access import page_session
+from shared_adapters.pages import render_page
 
 from .services import services
 

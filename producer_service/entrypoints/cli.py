@@ -16,8 +16,8 @@ from shared_domain.message import client_id_problem
 
 from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
 from ..config import load_settings
-from shared_web.mongo_client import connect
-from shared_web.mongo_identities import MongoIdentityRegistry
+from shared_adapters.mongo_client import connect
+from shared_adapters.mongo_identities import MongoIdentityRegistry
 
 
 class Name(click.ParamType):

@@ -10,7 +10,7 @@ import sys
 
 from producer_service.config import load_settings
 from shared_domain.config import ConfigError, read_float, read_int, read_log_level, read_str
-from shared_web.http_worker import guarded_worker
+from shared_adapters.http_worker import guarded_worker
 
 try:
     settings = load_settings()

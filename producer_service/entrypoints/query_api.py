@@ -8,10 +8,10 @@ from shared_domain.schemas import UtcDateTime
 
 from shared_domain.identity import CLIENT
 from shared_domain.availability import StoreUnavailable
-from shared_web.access import principal, protect
-from shared_web.bodies import json_body, load_body
-from shared_web.responses import no_content
-from shared_web.errors import ApiError, store_unavailable
+from shared_adapters.access import principal, protect
+from shared_adapters.bodies import json_body, load_body
+from shared_adapters.responses import no_content
+from shared_adapters.errors import ApiError, store_unavailable
 from .paging import next_link, page_query
 from .services import services
 

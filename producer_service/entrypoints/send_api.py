@@ -12,9 +12,9 @@ from shared_domain.identity import CLIENT
 from ..application.ports import BrokerUnavailable
 from ..application.send import send_message, send_messages
 from shared_domain.availability import StoreUnavailable
-from shared_web.access import principal, protect, spend
-from shared_web.bodies import json_body
-from shared_web.errors import ApiError, store_unavailable, unavailable
+from shared_adapters.access import principal, protect, spend
+from shared_adapters.bodies import json_body
+from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from .services import services
 
 bp = Blueprint("send", __name__)

@@ -10,8 +10,8 @@ from shared_domain.identity import CLIENT
 from ..application.live import InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, open_stream
 from ..infrastructure.kafka_stored_events import FeedUnavailable
 from shared_domain.availability import StoreUnavailable
-from shared_web.access import principal, protect
-from shared_web.errors import ApiError, store_unavailable, unavailable
+from shared_adapters.access import principal, protect
+from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from .services import services
 
 bp = Blueprint("stream", __name__)

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
-from shared_web.mongo_client import connect
+from shared_adapters.mongo_client import connect
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader
 from shared_domain.documents import message_view
@@ -131,7 +131,7 @@ def test_the_first_failure_creates_an_index_for_every_listing_filter(database):
 
 
 def test_rate_limit_windows_are_shared_by_every_limiter_on_the_store(database):
-    from shared_web.mongo_rate_limits import MongoRateLimiter
+    from shared_adapters.mongo_rate_limits import MongoRateLimiter
 
     now = [1_000_000.0]
     first, second = (MongoRateLimiter(database, clock=lambda: now[0]) for _ in range(2))  # two worker processes
@@ -146,7 +146,7 @@ def test_rate_limit_windows_are_shared_by_every_limiter_on_the_store(database):
 def test_concurrent_hits_from_two_processes_never_pass_the_limit(database):
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared_web.mongo_rate_limits import MongoRateLimiter
+    from shared_adapters.mongo_rate_limits import MongoRateLimiter
 
     limiters = [MongoRateLimiter(database, clock=lambda: 2_000_000.0) for _ in range(2)]
     with ThreadPoolExecutor(16) as pool:
@@ -159,7 +159,7 @@ def test_concurrent_hits_from_two_processes_never_pass_the_limit(database):
 
 def test_identities_are_found_by_token_and_revoked_on_the_real_store(database):
     from shared_domain.identity import CLIENT, OPERATOR, Principal
-    from shared_web.mongo_identities import MongoIdentityRegistry
+    from shared_adapters.mongo_identities import MongoIdentityRegistry
 
     now = [0.0]
     registry = MongoIdentityRegistry(database, clock=lambda: now[0])

@@ -157,7 +157,7 @@ def register(mongo_uri: str, database: str, clients: list[str], operator: bool =
     from pymongo import MongoClient
 
     from shared_domain.identity import CLIENT, OPERATOR
-    from shared_web.mongo_identities import MongoIdentityRegistry
+    from shared_adapters.mongo_identities import MongoIdentityRegistry
 
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         registry = MongoIdentityRegistry(client[database])

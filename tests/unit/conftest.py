@@ -13,10 +13,10 @@ from producer_service.entrypoints.app import create_app
 from producer_service.application.live import Hub
 from producer_service.entrypoints.services import Live, Services
 from shared_domain.identity import CLIENT, OPERATOR
-from shared_web.mongo_identities import MongoIdentityRegistry
-from shared_web.mongo_rate_limits import MongoRateLimiter
+from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
-from shared_web.mongo_sessions import MongoSessions
+from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.documents import failure_summary_view, message_view
 
 

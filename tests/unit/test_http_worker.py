@@ -7,7 +7,7 @@ import threading
 import pytest
 from gunicorn.http import errors as http_errors
 
-from shared_web.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
+from shared_adapters.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
 
 HEAD = b"POST /send-message HTTP/1.1\r\nHost: x\r\n"
 
@@ -62,7 +62,7 @@ def test_a_second_sigterm_while_streams_are_being_ended_does_not_deadlock_the_wo
     from types import SimpleNamespace
 
     from producer_service.application.live import Hub
-    from shared_web.http_worker import END_STREAMS, GuardedThreadWorker
+    from shared_adapters.http_worker import END_STREAMS, GuardedThreadWorker
 
     hub = Hub(per_client=5, capacity=10)
     subscription = hub.subscribe("clientA")

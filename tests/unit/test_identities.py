@@ -3,7 +3,7 @@
 import pytest
 
 from shared_domain.identity import CLIENT
-from shared_web.mongo_identities import MongoIdentityRegistry
+from shared_adapters.mongo_identities import MongoIdentityRegistry
 
 from .conftest import bearer
 from .test_query_api import follow, store

@@ -1,1 +1,0 @@
-"""What both HTTP services share: JSON errors, bodies, authentication by token or session, and CSRF."""
