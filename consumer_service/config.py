@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
+from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_log_format, read_str
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
 from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC, STORED_EVENTS_TOPIC
@@ -88,6 +88,7 @@ class OperatorSettings:
     retry_after_s: int = 5
     session_ttl_s: int = 12 * 3600
     max_body_bytes: int = 1024 * 1024
+    log_format: str = "json"
 
 
 def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -103,4 +104,5 @@ def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSett
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
+        log_format=read_log_format(env),
     )

@@ -2,11 +2,15 @@
 
 import logging
 import sys
+import uuid
 
-from flask import Flask, Response
+from flask import Flask, Response, g, request
 
 from . import errors
+from shared_domain.envelope import usable_trace_id
+
 from .access import EXTENSION, Access
+from .logs import current_trace_id
 from .pages import assets
 
 # Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
@@ -38,7 +42,9 @@ def api_app(import_name: str, access: Access, max_body_bytes: int) -> Flask:
     app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = access
     errors.init_app(app)
+    app.before_request(_start_trace)
     app.after_request(_protective_headers)
+    app.teardown_request(_end_trace)
     app.register_blueprint(assets)
     if not access.enabled:
         _warn_open()
@@ -53,8 +59,28 @@ def _warn_open() -> None:
     print(f"WARNING: {warning}", file=sys.stderr, flush=True)
 
 
+def trace_id() -> str:
+    """The current request's trace id: the caller's X-Request-Id when it is a sensible one, else a new one."""
+    return g.trace_id
+
+
+def _start_trace() -> None:
+    """Give the request its trace id, which every log line written while handling it carries."""
+    g.trace_id = usable_trace_id(request.headers.get("X-Request-Id")) or uuid.uuid4().hex
+    g.trace_token = current_trace_id.set(g.trace_id)
+
+
+def _end_trace(_error: BaseException | None) -> None:
+    """Lines written after the request are no longer about it."""
+    token = g.pop("trace_token", None)
+    if token is not None:
+        current_trace_id.reset(token)
+
+
 def _protective_headers(response: Response) -> Response:
-    """Add the PROTECTIVE_HEADERS a view did not set itself."""
+    """Add the PROTECTIVE_HEADERS a view did not set itself, and the request's trace id."""
     for name, value in PROTECTIVE_HEADERS.items():
         response.headers.setdefault(name, value)
+    if "trace_id" in g:
+        response.headers["X-Request-Id"] = g.trace_id
     return response

@@ -64,3 +64,14 @@ def read_log_level(env: Mapping[str, str], name: str, default: str) -> str:
     if value not in LOG_LEVELS:
         raise ConfigError(name, f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return value
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def read_log_format(env: Mapping[str, str]) -> str:
+    """LOG_FORMAT: `json` (the default) or `text`; ConfigError otherwise."""
+    value = env.get("LOG_FORMAT", "json").strip().lower() or "json"
+    if value not in LOG_FORMATS:
+        raise ConfigError("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
+    return value

@@ -103,7 +103,7 @@ def failure_summary_view(document: dict) -> dict:
         "replayCount": document.get("replayCount", 0),
         "history": [_history_view(entry) for entry in document.get("history", [])],
     }
-    for field in ("messageId", "from", "to", "previousFailureId", "truncated"):
+    for field in ("messageId", "from", "to", "traceId", "previousFailureId", "truncated"):
         if field in document:
             view[field] = document[field]
     return view

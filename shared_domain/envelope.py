@@ -13,6 +13,7 @@ from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
 CONTENT_TYPE = "application/json"
 CONTENT_TYPE_HEADER = "content-type"
 TRACE_ID_HEADER = "trace-id"
+MAX_TRACE_ID_LENGTH = 128
 
 
 class PoisonRecord(Exception):
@@ -68,3 +69,10 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
         raise SchemaViolation(error.normalized_messages(), recipient_hint=hint) from None
     return Message(message_id=fields["message_id"], sender=fields["sender"], recipient=fields["recipient"],
                    text=fields["text"], sent_at=fields["sent_at"])
+
+
+def usable_trace_id(value: str | None) -> str | None:
+    """A trace id as given (X-Request-Id, a record's trace-id header) when it is short printable ASCII, else None."""
+    if value and len(value) <= MAX_TRACE_ID_LENGTH and value.isascii() and value.isprintable():
+        return value
+    return None

@@ -85,6 +85,8 @@ def failure_document(dlq_record: IncomingRecord, projected_at: datetime | None =
     for field, header in (("previousFailureId", f.REPLAY_OF_HEADER), ("truncated", f.TRUNCATED_HEADER)):
         if context.get(header):
             document[field] = context[header]
+    if dlq_record.trace_id:
+        document["traceId"] = dlq_record.trace_id
     document.update(_message_fields(dlq_record.value))
     return document
 

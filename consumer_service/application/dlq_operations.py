@@ -1,5 +1,6 @@
 """Use cases for operators: replay or discard dead-lettered records, by id or by filter."""
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -10,8 +11,12 @@ from typing import Protocol
 from shared_domain import failures as f
 from shared_domain.clock import utc_now
 from shared_domain.documents import bytes_from_view
+from shared_domain.envelope import TRACE_ID_HEADER, usable_trace_id
 
 from .records import OutgoingRecord
+
+
+log = logging.getLogger(__name__)
 
 
 class PublishFailed(Exception):
@@ -128,6 +133,22 @@ def _mark(batch: list[dict], ops: Operations, report: Report, entry: dict) -> No
         changed = ops.failures.change_status(ids, status, entry["status"], entry)
         report.done += [i for i in ids if i in changed]
         report.skipped.update({i: "changed by someone else meanwhile" for i in ids if i not in changed})
+        for document in batch:
+            if document["_id"] in changed:
+                log.info(f"failure {entry['status']}", extra={
+                    "failureId": document["_id"], "messageId": document.get("messageId"),
+                    "traceId": trace_id_of(document), "by": ops.operator})
+
+
+def trace_id_of(document: dict) -> str | None:
+    """The failure's trace id: kept on it since projection, else (older failures) among its original headers."""
+    if document.get("traceId"):
+        return document["traceId"]
+    for header in document.get("headers", []):
+        if header["name"] == TRACE_ID_HEADER:
+            value = bytes_from_view(header["value"], header["encoding"])
+            return usable_trace_id(value.decode("utf-8", "replace")) if value is not None else None
+    return None
 
 
 def _note_refusals(refusals: dict, report: Report, documents: list[dict], on_each: Progress) -> None:

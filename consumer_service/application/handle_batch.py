@@ -87,11 +87,20 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     without a dead letter written twice; a message stored again is announced again.
     """
     stored, unstored = _store(prepared.to_store, handler)
+    for record, message in stored:
+        log.info("message stored", extra={"messageId": message.message_id, "traceId": record.trace_id,
+                                          "partition": record.partition, "offset": record.offset})
     if stored:
         handler.stored_events.publish_stored(stored)
     letters = prepared.letters + unstored
     if letters:
         handler.dead_letters.send_all(letters)
+        message_ids = {id(record): message.message_id for record, message in prepared.to_store}
+        for letter in letters:
+            record = letter.record
+            log.warning("message dead-lettered", extra={
+                "messageId": message_ids.get(id(record)), "traceId": record.trace_id, "errorType": letter.failure.error_type,
+                "topic": record.topic, "partition": record.partition, "offset": record.offset})
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters))
 
 

@@ -30,6 +30,9 @@ def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStor
         still_refused = store.save_all(fallbacks)
         if still_refused:
             raise StoreUnavailable(f"failed_messages refused even raw documents: {still_refused}")
+    for failure_id, (record, document) in by_id.items():
+        log.info("failure recorded", extra={"failureId": failure_id, "messageId": document.get("messageId"),
+                                            "traceId": record.trace_id, "errorType": document.get("errorType")})
     return len(records)
 
 

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from shared_domain.envelope import TRACE_ID_HEADER, usable_trace_id
 from shared_domain.failures import Failure, SourcePosition
 
 Headers = list[tuple[str, bytes | None]]
@@ -24,6 +25,12 @@ class IncomingRecord:
     def position(self) -> SourcePosition:
         """Where this record sits in Kafka."""
         return SourcePosition(self.topic, self.partition, self.offset)
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id the producer gave the record (its X-Request-Id), for log lines about it."""
+        value = next((value for name, value in self.headers if name == TRACE_ID_HEADER and value is not None), None)
+        return usable_trace_id(value.decode("utf-8", "replace")) if value is not None else None
 
 
 @dataclass(frozen=True)

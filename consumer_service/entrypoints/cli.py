@@ -8,7 +8,8 @@ import threading
 
 import click
 
-from shared_domain.config import ConfigError, read_log_level
+from shared_adapters.logs import configure_logging
+from shared_domain.config import ConfigError, read_log_format, read_log_level
 
 from ..config import load_operator_settings
 from .bootstrap import create_topics, run_consumer_service
@@ -23,10 +24,11 @@ def cli(log_level: str) -> None:
     try:
         level = read_log_level({"LOG_LEVEL": log_level}, "LOG_LEVEL", "INFO")
         kafka_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
+        log_format = read_log_format(os.environ)
     except ConfigError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(level, log_format)
     # Outages are reported once by the service itself; librdkafka would log every reconnect attempt.
     logging.getLogger("librdkafka").setLevel(kafka_level)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 from pymongo.errors import PyMongoError
 
-from shared_domain.config import ConfigError
+from shared_adapters.logs import configure_logging
+from shared_domain.config import ConfigError, read_log_format, read_log_level
 from shared_domain.documents import storable_text
 from shared_domain.message import client_id_problem
 
@@ -102,6 +103,12 @@ def _principal_commands(role: str) -> click.Group:
 @click.group()
 def cli() -> None:
     """Manage who may use the producer service's API."""
+    try:
+        level, log_format = read_log_level(os.environ, "LOG_LEVEL", "WARNING"), read_log_format(os.environ)
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    configure_logging(level, log_format)
 
 
 @cli.command()

@@ -9,8 +9,10 @@ import secrets
 import sys
 
 from producer_service.config import load_settings
-from shared_domain.config import ConfigError, read_float, read_int, read_log_level, read_str
 from shared_adapters.http_worker import guarded_worker
+from shared_adapters.logs import gunicorn_log_config
+from shared_domain.config import (ConfigError, read_float, read_int, read_log_format, read_log_level,
+                                 read_str)
 
 try:
     settings = load_settings()
@@ -20,6 +22,8 @@ try:
     stream_threads = read_int(os.environ, "STREAM_THREADS", 1000, minimum=1)
     kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
     request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)
+    log_level = read_log_level(os.environ, "LOG_LEVEL", "INFO")
+    log_format = read_log_format(os.environ)
 except ConfigError as error:
     print(str(error), file=sys.stderr)
     sys.exit(2)
@@ -27,7 +31,8 @@ except ConfigError as error:
 # Every worker signs and checks cursors with the same key: without SECRET_KEY, one per server start.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+# gunicorn's own lines and the app's, one format (LOG_FORMAT: json, or text for people).
+logconfig_dict = gunicorn_log_config(log_level, log_format)
 # A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.
 logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 

@@ -1,8 +1,9 @@
 """POST /send-message and POST /send-messages."""
 
 import functools
+import logging
 
-from flask import Blueprint, request
+from flask import Blueprint
 from marshmallow import ValidationError
 
 from shared_domain.clock import to_iso
@@ -15,9 +16,11 @@ from shared_domain.availability import StoreUnavailable
 from shared_adapters.access import principal, protect, spend
 from shared_adapters.bodies import json_body
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
+from shared_adapters.flask_app import trace_id
 from .services import services
 
 bp = Blueprint("send", __name__)
+log = logging.getLogger(__name__)
 protect(bp, CLIENT)
 
 
@@ -28,7 +31,7 @@ def send():
     limit_sends()
     try:
         message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
-                                        trace_id=_trace_id())
+                                        trace_id=trace_id())
     except BrokerUnavailable as error:
         raise unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
                           services().settings.retry_after_s, error) from None
@@ -52,7 +55,7 @@ def send_batch():
             valid.append((index, loaded))
     limit_sends(len(valid))
     sent = send_messages([fields for _, fields in valid], services().publisher,
-                         services().settings.max_message_length, trace_id=_trace_id())
+                         services().settings.max_message_length, trace_id=trace_id())
     for (index, _), (message, outcome) in zip(valid, sent):
         if isinstance(outcome, BrokerUnavailable):
             results[index] = {"index": index, "status": 503, "error": "broker_unavailable", "messageId": message.message_id}
@@ -72,7 +75,9 @@ def limit_sends(count: int = 1) -> None:
 
 
 def _accepted(message, receipt) -> dict:
-    """The answer for an accepted message."""
+    """The answer for an accepted message (and its log line: ids and position, never the text)."""
+    log.info("message accepted", extra={"messageId": message.message_id, "traceId": trace_id(), "from": message.sender,
+                                        "to": message.recipient, "partition": receipt.partition, "offset": receipt.offset})
     return {
         "messageId": message.message_id,
         "sentAt": to_iso(message.sent_at),
@@ -84,12 +89,6 @@ def _accepted(message, receipt) -> dict:
 def _retry_after() -> dict:
     """The Retry-After header of a 503."""
     return {"Retry-After": str(services().settings.retry_after_s)}
-
-
-def _trace_id() -> str | None:
-    """The caller's X-Request-Id when it is a sensible one, to follow the message through Kafka."""
-    given = request.headers.get("X-Request-Id", "")
-    return given if 0 < len(given) <= 128 and given.isprintable() else None
 
 
 @functools.cache

@@ -25,6 +25,9 @@ OPERATOR = [str(BIN / "consumer-service"), "operator"]
     (OPERATOR, "OPERATOR_THREADS", "0"),
     (OPERATOR, "SESSION_TTL_S", "forever"),
     (OPERATOR, "AUTH_ENABLED", "maybe"),
+    (GUNICORN, "LOG_FORMAT", "xml"),
+    (CONSUMER, "LOG_FORMAT", "xml"),
+    (OPERATOR, "LOG_FORMAT", "xml"),
 ])
 def test_a_bad_setting_exits_2_naming_the_variable(argv, variable, value):
     argv = argv[:-2] if variable == "CLIENT_ID" else argv

@@ -1,0 +1,82 @@
+"""Log lines for every process: one JSON object per line (or a human format), with the message and trace ids.
+
+A line about a message carries `messageId` and `traceId` as fields (`extra=`); a line written
+while a request is handled carries that request's `traceId` by itself. Message text and tokens
+are never logged.
+"""
+
+import contextvars
+import json
+import logging
+import sys
+import time
+
+current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+# Attributes every LogRecord has; anything else on a record was given as a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+def fields_of(record: logging.LogRecord) -> dict:
+    """The fields a line was given, and the trace id of the request it was written in."""
+    fields = {key: value for key, value in vars(record).items() if key not in _STANDARD and not key.startswith("_")}
+    trace_id = current_trace_id.get()
+    if trace_id is not None:
+        fields.setdefault("traceId", trace_id)
+    return fields
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    """The record's time as ISO 8601 UTC with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, then the line's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        entry = {"time": _timestamp(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage(), **fields_of(record)}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """A line for people: time, level, logger, message, then `name=value` for each field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one human-readable line."""
+        fields = " ".join(f"{key}={value}" for key, value in fields_of(record).items())
+        line = f"{_timestamp(record)} {record.levelname} {record.name} {record.getMessage()}" + (f" {fields}" if fields else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+FORMATTERS = {"json": JsonFormatter, "text": TextFormatter}
+
+
+def configure_logging(level: int | str, log_format: str) -> None:
+    """Send every logger's lines to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FORMATTERS[log_format]())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def gunicorn_log_config(level: str, log_format: str) -> dict:
+    """gunicorn's `logconfig_dict`: its own loggers (errors and, when on, access) in the same format."""
+    formatter = f"{__name__}.{FORMATTERS[log_format].__name__}"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": {"()": formatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        },
+    }

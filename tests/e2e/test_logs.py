@@ -1,0 +1,109 @@
+"""One grep on a trace id follows a message through every service's JSON log lines; no text or token is logged."""
+
+import json
+import uuid
+
+import pytest
+
+from infra.process import wait_until
+
+from .outage import restore
+
+SECRET_TEXT = "text-that-must-never-be-logged"
+
+
+@pytest.fixture(scope="module")
+def store(killable_store):
+    """The store this module takes away to dead-letter a message."""
+    return killable_store
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory, store):
+    """clientB's consumer, the producer and the operator server, with quick store retries."""
+    return stack_factory(clients=("clientB",), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
+                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3)
+
+
+def send_traced(stack, trace_id: str, text: str) -> dict:
+    """Send clientA -> clientB with an X-Request-Id; the 202's body."""
+    reply = stack.api.post("/send-message", {"to": "clientB", "message": text},
+                           headers={**stack.api.as_("clientA"), "X-Request-Id": trace_id})
+    assert reply.status == 202 and reply.headers["X-Request-Id"] == trace_id, reply.body
+    return reply.body
+
+
+def lines_with(stack, needle: str) -> list[dict]:
+    """Every log line of the stack's processes that holds `needle`, parsed (each must be one JSON object)."""
+    found = []
+    for process in stack.processes:
+        for line in process.log_path.read_text(errors="replace").splitlines():
+            if needle in line:
+                found.append({**json.loads(line), "process": process.name})
+    return found
+
+
+def messages_of(lines: list[dict]) -> list[tuple[str, str]]:
+    """(process, message) of each line."""
+    return [(line["process"], line["message"]) for line in lines]
+
+
+def in_order(lines: list[dict], expected: list[tuple[str, str]]) -> list[dict]:
+    """The lines about the message (those naming it) in the expected order, once each; their times never go back.
+
+    Other lines may carry the trace id too: anything logged while its request was handled does.
+    """
+    lines = [line for line in lines if "messageId" in line]
+    assert sorted(messages_of(lines)) == sorted(expected), messages_of(lines)
+    ordered = sorted(lines, key=lambda line: expected.index((line["process"], line["message"])))
+    times = [line["time"] for line in ordered]
+    assert times == sorted(times), [(line["message"], line["time"]) for line in ordered]
+    return ordered
+
+
+def test_a_stored_message_is_followed_from_http_to_the_store_by_its_trace_id(stack):
+    trace_id = f"trace-{uuid.uuid4().hex}"
+    accepted = send_traced(stack, trace_id, f"{SECRET_TEXT} stored")
+    wait_until(lambda: ("consumer-clientB", "message stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
+               what="the consumer's line about the stored message")
+    lines = in_order(lines_with(stack, trace_id), [("producer", "message accepted"), ("consumer-clientB", "message stored")])
+    assert {(line["messageId"], line["traceId"]) for line in lines} == {(accepted["messageId"], trace_id)}
+    assert lines[0]["partition"] == lines[1]["partition"] == accepted["partition"]
+    assert lines[0]["offset"] == lines[1]["offset"] == accepted["offset"]
+
+
+def test_a_dead_lettered_message_is_followed_through_the_projection_and_a_replay(stack, store):
+    store.kill()
+    wait_until(lambda: stack.api.get("/ready").body["dependencies"]["mongodb"] == "down", timeout=20,
+               what="/ready to report the store down")
+    trace_id = f"trace-{uuid.uuid4().hex}"
+    accepted = send_traced(stack, trace_id, f"{SECRET_TEXT} dead-lettered")
+    stack.dead_letters_of({(accepted["partition"], accepted["offset"])}, timeout=90)
+    restore(stack, store)
+    wait_until(lambda: ("consumer-clientB", "failure recorded") in messages_of(lines_with(stack, trace_id)), timeout=60,
+               what="the projector's line about the failure")
+    listed = lambda: stack.operator.get("/failed-messages", **{"from": "clientA"}).body
+    wait_until(lambda: len(listed()) == 1, timeout=30, what="the failure listed")
+    [failure] = listed()
+    assert failure["traceId"] == trace_id
+    replayed = stack.operator.post("/failed-messages/replay", {"ids": [failure["id"]]},
+                                   headers=stack.operator.as_("ops"))
+    assert replayed.body["done"] == [failure["id"]]
+    wait_until(lambda: ("consumer-clientB", "message stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
+               what="the replayed message stored")
+    lines = in_order(lines_with(stack, trace_id), [
+        ("producer", "message accepted"), ("consumer-clientB", "message dead-lettered"),
+        ("consumer-clientB", "failure recorded"), ("operator", "failure replayed"), ("consumer-clientB", "message stored")])
+    assert {line["messageId"] for line in lines} == {accepted["messageId"]}
+    assert lines[1]["errorType"] == "StoreUnavailable" and lines[3]["by"] == "ops"
+
+
+def test_no_log_line_holds_a_message_text_or_a_token(stack):
+    send_traced(stack, f"trace-{uuid.uuid4().hex}", f"{SECRET_TEXT} once more")
+    secrets = [SECRET_TEXT, *stack.api.tokens.values()]
+    for process in stack.processes:
+        text = process.log_path.read_text(errors="replace")
+        assert not [secret for secret in secrets if secret in text], process.name
+        # Every line is one JSON object, but the markers the test harness writes when it starts a process.
+        assert all(line.startswith("{") for line in text.splitlines() if line.strip() and not line.startswith("--- ")), \
+            process.name
