@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import NoReturn
 
@@ -39,13 +40,16 @@ def main() -> int:
     try:
         settings = read_run_settings(os.environ)
         settings.logs.mkdir(parents=True, exist_ok=True)
-        for bind, variable in ((settings.producer_bind, "PRODUCER_BIND"), (settings.operator_bind, "OPERATOR_BIND")):
+        metrics_ports = {client: settings.consumer_metrics_port + n for n, client in enumerate(settings.clients)}
+        for bind, variable in ((settings.producer_bind, "PRODUCER_BIND"), (settings.operator_bind, "OPERATOR_BIND"),
+                               *((f"127.0.0.1:{port}", "RUN_CONSUMER_METRICS_PORT") for port in metrics_ports.values())):
             _check_port(bind, variable)
         env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
-        services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client], env,
-                              settings.logs) for client in settings.clients]
+        services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client],
+                              {**env, "CONSUMER_HEALTH_PORT": str(metrics_ports[client])}, settings.logs)
+                     for client in settings.clients]
         services.append(_service("producer", ["gunicorn", "-c", "python:producer_service.entrypoints.gunicorn_config",
                                               "--bind", settings.producer_bind], env, settings.logs))
         services.append(_service("operator", ["consumer-service", "operator"],
@@ -54,7 +58,7 @@ def main() -> int:
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-2])
         console = f"http://{settings.operator_bind}"
         wait_until(lambda: _ready(console, "/health"), timeout=60, what="operator server /health", process=services[-1])
-        _print_usage(base, console, settings, tokens)
+        _print_usage(base, console, settings, tokens, metrics_ports)
         _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
@@ -142,13 +146,15 @@ def _ready(base: str, path: str = "/ready") -> bool:
         return False
 
 
-def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[str, str]) -> None:
+def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[str, str],
+                 metrics_ports: dict[str, int]) -> None:
     """Print the pages with their demo sign-ins, and ready-to-paste curl examples carrying the tokens."""
     sender, recipient = (settings.clients * 2)[:2]
 
     def auth(name: str) -> str:
         return f"-H 'Authorization: Bearer {tokens.get(name, '<token>')}'"
 
+    trace = f"follow-{uuid.uuid4().hex[:12]}"
     sign_ins = "\n".join(f"    {name} / {tokens.get(name, '<token>')}" for name in settings.clients)
     print(f"""
 ready: producer on {base}, consumers for {', '.join(settings.clients)}, operator server on {console}; logs in {settings.logs}
@@ -165,6 +171,12 @@ try: (the first in a terminal of its own shows {recipient}'s messages live)
   curl -s -X POST {console}/failed-messages/replay {auth(OPERATOR)} -H 'Content-Type: application/json' \\
        -d '{{"filter": {{"to": "{recipient}"}}, "dryRun": true}}'
   curl -s {base}/ready
+observe: (metrics, then every log line of one message, from the API to the store)
+  curl -s {auth(OPERATOR)} {base}/metrics | grep -E '^(http_requests_total|kafka_publish_total)'
+  curl -s http://127.0.0.1:{metrics_ports[recipient]}/metrics | grep -E '^consumer_records_total'
+  curl -s -X POST {base}/send-message {auth(sender)} -H 'X-Request-Id: {trace}' -H 'Content-Type: application/json' \\
+       -d '{{"to": "{recipient}", "message": "follow me"}}'
+  grep -h {trace} {settings.logs}/*.log
 Ctrl-C stops everything.
 """, flush=True)
 

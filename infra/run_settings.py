@@ -17,6 +17,7 @@ class RunSettings:
     clients: list[str]
     producer_bind: str
     operator_bind: str
+    consumer_metrics_port: int  # the first consumer's /health, /ready and /metrics; the next one's is one above
     kafka_port: int
     kafka_controller_port: int
     mongo_port: int
@@ -46,6 +47,7 @@ def read_run_settings(env: Mapping[str, str]) -> RunSettings:
         clients=env.get("RUN_CLIENTS", "clientA clientB").split(),
         producer_bind=read_str(env, "PRODUCER_BIND", "127.0.0.1:8000"),
         operator_bind=read_str(env, "OPERATOR_BIND", "127.0.0.1:8081"),
+        consumer_metrics_port=_port(env, "RUN_CONSUMER_METRICS_PORT", 9101),
         kafka_port=_port(env, "RUN_KAFKA_PORT", 9092),
         kafka_controller_port=_port(env, "RUN_KAFKA_CONTROLLER_PORT", 9093),
         mongo_port=_port(env, "RUN_MONGO_PORT", 27017),

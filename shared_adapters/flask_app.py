@@ -11,6 +11,7 @@ from shared_domain.envelope import usable_trace_id
 
 from .access import EXTENSION, Access
 from .logs import current_trace_id
+from .metrics import observe_requests
 from .pages import assets
 
 # Answers are not to be sniffed into another type, framed, or cached by anyone on the way.
@@ -43,6 +44,7 @@ def api_app(import_name: str, access: Access, max_body_bytes: int) -> Flask:
     app.extensions[EXTENSION] = access
     errors.init_app(app)
     app.before_request(_start_trace)
+    observe_requests(app)
     app.after_request(_protective_headers)
     app.teardown_request(_end_trace)
     app.register_blueprint(assets)

@@ -1,6 +1,7 @@
 """Use case: handle a batch of incoming records: store, skip or dead-letter each one."""
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,11 +36,13 @@ class BatchHandler:
 
 @dataclass
 class BatchOutcome:
-    """How many records of a batch were stored, skipped and dead-lettered."""
+    """How many records of a batch were stored, skipped and dead-lettered (by error type), and store retries."""
 
     stored: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    dead_letter_types: dict[str, int] = field(default_factory=dict)
+    store_retries: int = 0
 
 
 @dataclass
@@ -86,7 +89,7 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     Stored events go out before dead letters: if the events fail, the batch is read again
     without a dead letter written twice; a message stored again is announced again.
     """
-    stored, unstored = _store(prepared.to_store, handler)
+    stored, unstored, attempts = _store(prepared.to_store, handler)
     for record, message in stored:
         log.info("message stored", extra={"messageId": message.message_id, "traceId": record.trace_id,
                                           "partition": record.partition, "offset": record.offset})
@@ -101,7 +104,9 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
             log.warning("message dead-lettered", extra={
                 "messageId": message_ids.get(id(record)), "traceId": record.trace_id, "errorType": letter.failure.error_type,
                 "topic": record.topic, "partition": record.partition, "offset": record.offset})
-    return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters))
+    return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
+                        dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
+                        store_retries=max(0, attempts - 1))
 
 
 def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
@@ -120,24 +125,25 @@ def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLett
 
 
 def _store(items: list[tuple[IncomingRecord, Message]],
-           handler: BatchHandler) -> tuple[list[tuple[IncomingRecord, Message]], list[DeadLetter]]:
-    """Store messages with retries; return those now in the store, and dead letters for the others."""
+           handler: BatchHandler) -> tuple[list[tuple[IncomingRecord, Message]], list[DeadLetter], int]:
+    """Store messages with retries; return those now in the store, dead letters for the others, and the attempts."""
     if not items:
-        return [], []
+        return [], [], 0
     batch = [(message, record.position) for record, message in items]
     try:
         rejected, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
     except RetriesExhausted as exhausted:
         handler.store_health.down(exhausted.last_error)
         reason = f"store unavailable: {exhausted.last_error}"
-        return [], [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
+        letters = [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
+        return [], letters, exhausted.attempts
     handler.store_health.up()
     stored = [(record, message) for record, message in items if message.message_id not in rejected]
     return stored, [
         _letter(handler, record, STORE_REJECTED, rejected[message.message_id], attempts)
         for record, message in items
         if message.message_id in rejected
-    ]
+    ], attempts
 
 
 def _letter(handler: BatchHandler, record: IncomingRecord, error_type: str, reason: str, attempts: int) -> DeadLetter:

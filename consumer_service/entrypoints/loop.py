@@ -13,6 +13,7 @@ from ..application.errors import KafkaUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
 from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, subscribe, to_incoming
 from .dependencies import Backoff, DependencyState
+from .metrics import REWOUND, record_batch, record_lag
 
 log = logging.getLogger(__name__)
 PROBE_INTERVAL = 2.0
@@ -84,7 +85,7 @@ class _Pipeline:
     """At most one batch being handled on a worker thread while the loop reads and prepares the next."""
 
     def __init__(self, name: str, consumer: Consumer, dependencies: Dependencies, backoff: Backoff):
-        self._consumer, self._dependencies, self._backoff = consumer, dependencies, backoff
+        self._name, self._consumer, self._dependencies, self._backoff = name, consumer, dependencies, backoff
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writes")
         self._records: list[IncomingRecord] = []
         self._handled: Future | None = None
@@ -96,7 +97,7 @@ class _Pipeline:
 
     def start(self, records: list[IncomingRecord], handle: Callable, prepared) -> None:
         """Hand a prepared batch to the worker."""
-        self._records, self._handled = records, self._worker.submit(handle, prepared)
+        self._records, self._handled = records, self._worker.submit(_timed, handle, prepared)
 
     def settle(self, also_unhandled: list[IncomingRecord] = (), synchronous: bool = False, wait: bool = True) -> bool:
         """Wait for the batch in hand: commit it, or rewind it (and `also_unhandled`) to read again; False then."""
@@ -105,16 +106,19 @@ class _Pipeline:
         records, handled = self._records, self._handled
         self._records, self._handled = [], None
         try:
-            handled.result()
+            outcome, seconds = handled.result()
         except (KafkaUnavailable, StoreUnavailable) as error:
             state = self._dependencies.kafka if isinstance(error, KafkaUnavailable) else self._dependencies.mongodb
             state.down(error)
+            REWOUND.labels(self._name, state.name).inc()
             rewind(self._consumer, records + list(also_unhandled))
             if wait:
                 self._backoff.wait()
             return False
         self._backoff.reset()
         commit(self._consumer, records, synchronous)
+        record_batch(self._name, records, outcome, seconds)
+        record_lag(self._name, self._consumer, records)
         return True
 
     def settle_before_revoke(self) -> None:
@@ -124,6 +128,13 @@ class _Pipeline:
     def close(self) -> None:
         """Stop the worker thread once its batch, if any, is done."""
         self._worker.shutdown(wait=True)
+
+
+def _timed(handle: Callable, prepared) -> tuple[object, float]:
+    """Handle a batch; return the outcome and how long it took."""
+    began = time.perf_counter()
+    outcome = handle(prepared)
+    return outcome, time.perf_counter() - began
 
 
 def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, kafka: DependencyState) -> list[IncomingRecord]:

@@ -6,9 +6,10 @@ import sys
 from flask import Flask
 
 from shared_domain.config import ConfigError
-from shared_domain.identity import CLIENT
+from shared_domain.identity import CLIENT, OPERATOR
 from shared_adapters.access import Access, session_blueprint
 from shared_adapters.flask_app import api_app
+from shared_adapters.metrics import metrics_blueprint
 from shared_adapters.http_worker import END_STREAMS
 
 from ..config import ProducerSettings, load_settings
@@ -35,7 +36,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     if services.live is not None:
         app.extensions[END_STREAMS] = services.live.hub.close
     for blueprint in (send_api.bp, query_api.bp, stream_api.bp, health_api.bp, failures_api.bp, clients_api.bp,
-                      session_blueprint(CLIENT), chat_page.bp):
+                      session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR)):
         app.register_blueprint(blueprint)
     return app
 

@@ -6,9 +6,16 @@ A bad setting stops the server before any worker starts, with one line naming it
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 
-from producer_service.config import load_settings
+# Before anything imports prometheus_client: every worker writes its counts where /metrics adds them up.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="producer-metrics-")
+
+from producer_service.config import load_settings  # noqa: E402 (after the metrics directory is chosen)
 from shared_adapters.http_worker import guarded_worker
 from shared_adapters.logs import gunicorn_log_config
 from shared_domain.config import (ConfigError, read_float, read_int, read_log_format, read_log_level,
@@ -25,6 +32,8 @@ try:
     log_level = read_log_level(os.environ, "LOG_LEVEL", "INFO")
     log_format = read_log_format(os.environ)
 except ConfigError as error:
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
     print(str(error), file=sys.stderr)
     sys.exit(2)
 
@@ -49,6 +58,19 @@ accesslog = "-" if os.environ.get("PRODUCER_ACCESS_LOG", "0") == "1" else None
 # Several producers may run on one machine (tests, local runs); none needs the control socket.
 control_socket_disable = True
 wsgi_app = "producer_service.entrypoints.app:create_app()"
+
+
+def child_exit(server, worker):
+    """Stop counting a dead worker's live gauges (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this server made."""
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def worker_exit(server, worker):

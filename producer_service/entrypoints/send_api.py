@@ -17,6 +17,7 @@ from shared_adapters.access import principal, protect, spend
 from shared_adapters.bodies import json_body
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from shared_adapters.flask_app import trace_id
+from .metrics import count_published
 from .services import services
 
 bp = Blueprint("send", __name__)
@@ -33,8 +34,10 @@ def send():
         message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
                                         trace_id=trace_id())
     except BrokerUnavailable as error:
+        count_published(0, 1)
         raise unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
                           services().settings.retry_after_s, error) from None
+    count_published(1, 0)
     return {"status": "accepted", **_accepted(message, receipt)}, 202
 
 
@@ -62,6 +65,8 @@ def send_batch():
         else:
             results[index] = {"index": index, "status": 202, **_accepted(message, outcome)}
     accepted = sum(1 for result in results if result["status"] == 202)
+    count_published(sum(1 for _, outcome in sent if not isinstance(outcome, BrokerUnavailable)),
+                    sum(1 for _, outcome in sent if isinstance(outcome, BrokerUnavailable)))
     headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
     summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
     return summary, (202 if accepted == len(results) else 207), headers

@@ -12,6 +12,7 @@ from ..infrastructure.kafka_stored_events import FeedUnavailable
 from shared_domain.availability import StoreUnavailable
 from shared_adapters.access import principal, protect
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
+from .metrics import OPEN_STREAMS
 from .services import services
 
 bp = Blueprint("stream", __name__)
@@ -76,6 +77,8 @@ class _EventStream:
 
     def __init__(self, items):
         self._items = items
+        self._open = True
+        OPEN_STREAMS.inc()
 
     def __iter__(self):
         yield f"retry: {RECONNECT_MS}\n\n"
@@ -84,6 +87,9 @@ class _EventStream:
 
     def close(self) -> None:
         self._items.close()
+        if self._open:
+            self._open = False
+            OPEN_STREAMS.dec()
 
 
 def sse_text(item: StreamItem) -> str:

@@ -103,7 +103,7 @@ def test_a_part_that_keeps_crashing_stops_make_run_with_one_line_naming_it_and_n
 
 def test_the_printed_curl_commands_work_as_written(stack):
     output = stack.output()
-    block = output[output.index("try:"):output.index("Ctrl-C")].replace("\\\n", " ")  # join continued lines
+    block = output[output.index("try:"):output.index("observe:")].replace("\\\n", " ")  # join continued lines
     stream_command, *commands = [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
     stream = subprocess.Popen(["bash", "-c", f"exec {stream_command}"], stdout=subprocess.PIPE, text=True)
     try:
@@ -122,6 +122,22 @@ def test_the_printed_curl_commands_work_as_written(stack):
         timeout=30, what="the sent message in the printed listing")
     assert isinstance(listed, list) and isinstance(failed, list) and ready_answer["status"] == "ready"
     assert dry_run["dryRun"] is True and dry_run["done"] == []
+
+
+def test_the_printed_metrics_and_log_commands_show_counters_and_one_message_across_services(stack):
+    output = stack.output()
+    block = output[output.index("observe:"):output.index("Ctrl-C")].replace("\\\n", " ")
+    producer_metrics, consumer_metrics, send, follow = [line.strip() for line in block.splitlines()
+                                                        if line.strip().startswith(("curl ", "grep "))]
+    run = lambda command: subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30).stdout
+    sent = json.loads(run(send))
+    assert sent["status"] == "accepted"
+    assert "kafka_publish_total" in run(producer_metrics) and 'outcome="acked"' in run(producer_metrics)
+    wait_until(lambda: 'outcome="stored"' in run(consumer_metrics), timeout=30, what="the consumer's stored count")
+    lines = lambda: [json.loads(line) for line in run(follow).splitlines()]
+    wait_until(lambda: {line["message"] for line in lines()} >= {"message accepted", "message stored"}, timeout=30,
+               what="the producer's and the consumer's lines about the message")
+    assert {line["messageId"] for line in lines() if "messageId" in line} == {sent["messageId"]}
 
 
 def test_the_printed_chat_and_console_open_with_the_printed_sign_ins(stack):

@@ -17,7 +17,7 @@ class Reply:
 
 
 OPERATOR = "ops"  # the operator test stacks register
-OPERATOR_PATHS = ("/failed-messages", "/clients")
+OPERATOR_PATHS = ("/failed-messages", "/failed-message-counts", "/clients", "/metrics")
 
 
 class Api:

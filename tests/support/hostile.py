@@ -116,7 +116,8 @@ def forged_dead_letters(count: int, seed: int) -> list[tuple[bytes, bytes, list]
 PATHS = ["/send-message", "/send-messages", "/messages", "/failed-messages", "/health", "/ready",
          "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/x:0:1:clientB",
          "/failed-messages/x:0:1:clientB/discard", "//messages", "/messages/", "/nowhere", "/send-message/",
-         "/session", "/conversations", "/conversations/clientB/read", "/failed-message-counts", "/assets/common/x"]
+         "/session", "/conversations", "/conversations/clientB/read", "/failed-message-counts", "/assets/common/x",
+         "/metrics"]
 QUERY_NAMES = ["to", "from", "since", "until", "limit", "cursor", "status", "errorType", "client"]
 QUERY_VALUES = ["²", "①", "1e3", "-1", "9" * 30, "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
                 "W1tdXQ==", "eyJhIjogMX0=", "clientB%0a", "%ff", "%ed%a0%80", "%00", "clientB"]

@@ -19,7 +19,7 @@ HOSTILE = settings(max_examples=400, deadline=None,
 PATHS = ["/send-message", "/send-messages", "/messages", "/failed-messages", "/health", "/ready",
          "/failed-messages/replay", "/failed-messages/discard", "/failed-messages/{id}", "/failed-messages/{id}/discard",
          "/stream", "/session", "/conversations", "/conversations/{id}/read", "/failed-message-counts", "/",
-         "/assets/common/api.js", "/assets/{id}"]
+         "/assets/common/api.js", "/assets/{id}", "/metrics"]
 QUERY_NAMES = st.one_of(st.sampled_from(["to", "from", "since", "until", "limit", "cursor", "status", "errorType",
                                          "client", "after", "with", "order", "reasonContains"]), ANY_TEXT)
 QUERY_VALUES = st.one_of(

@@ -1,0 +1,60 @@
+"""The consumer's metrics, served on its health port (CONSUMER_HEALTH_PORT) at /metrics."""
+
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+from ..application.handle_batch import BatchOutcome
+from ..application.records import IncomingRecord
+
+RECORDS = Counter("consumer_records_total", "Records read, by loop and what became of them "
+                  "(stored, skipped, dead_lettered; projected for the dead-letter projector).", ["consumer", "outcome"])
+DEAD_LETTERS = Counter("consumer_dead_letters_total", "Records dead-lettered, by error type.", ["consumer", "error_type"])
+STORE_RETRIES = Counter("consumer_store_retries_total", "Store writes tried again after a transient error.",
+                        ["consumer"])
+REWOUND = Counter("consumer_batches_rewound_total", "Batches read again because a dependency did not answer.",
+                  ["consumer", "dependency"])
+BATCH_RECORDS = Histogram("consumer_batch_records", "Records per batch.", ["consumer"],
+                          buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000))
+BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to write a batch: store, stored events, dead letters.",
+                          ["consumer"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+LAG = Gauge("consumer_lag_records", "Records between the last committed batch and the end of each partition "
+            "(the projector's too).", ["consumer", "topic", "partition"])
+DEPENDENCY_UP = Gauge("dependency_up", "1 when a dependency answers, 0 when not (asked at each scrape).",
+                      ["dependency"])
+
+
+def record_batch(consumer: str, records: list[IncomingRecord], outcome: object, seconds: float) -> None:
+    """Count a handled batch: what became of its records, its retries, size and duration."""
+    BATCH_RECORDS.labels(consumer).observe(len(records))
+    BATCH_SECONDS.labels(consumer).observe(seconds)
+    if isinstance(outcome, BatchOutcome):
+        for name, count in (("stored", outcome.stored), ("skipped", outcome.skipped),
+                            ("dead_lettered", outcome.dead_lettered)):
+            if count:
+                RECORDS.labels(consumer, name).inc(count)
+        for error_type, count in outcome.dead_letter_types.items():
+            DEAD_LETTERS.labels(consumer, error_type).inc(count)
+        if outcome.store_retries:
+            STORE_RETRIES.labels(consumer).inc(outcome.store_retries)
+    else:
+        RECORDS.labels(consumer, "projected").inc(len(records))
+
+
+def record_lag(consumer: str, kafka: Consumer, records: list[IncomingRecord]) -> None:
+    """Set each partition's lag after a committed batch, from the high watermark the last fetch brought."""
+    last = {}
+    for record in records:
+        last[(record.topic, record.partition)] = max(record.offset, last.get((record.topic, record.partition), -1))
+    for (topic, partition), offset in last.items():
+        _low, high = kafka.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        if high >= 0:
+            LAG.labels(consumer, topic, str(partition)).set(max(0, high - offset - 1))
+
+
+def metrics_answer(checks: dict[str, Callable[[], bool]]) -> tuple[bytes, str]:
+    """The metrics text (dependencies asked now) and its content type."""
+    for name, check in checks.items():
+        DEPENDENCY_UP.labels(name).set(1 if check() else 0)
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

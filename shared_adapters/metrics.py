@@ -1,0 +1,57 @@
+"""Prometheus metrics both Flask apps share: requests by route and status, their latency, and GET /metrics.
+
+Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR must be set before this module is
+first imported (the producer's gunicorn config does it), so that every worker's counts add up.
+"""
+
+import os
+import time
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+from .access import protect
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered, by route, method and status.",
+                   ["route", "method", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request (for a stream: to open it).",
+                    ["route", "method"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def observe_requests(app: Flask) -> None:
+    """Count every answer of the app and time it, by the route that matched (`unmatched` for none)."""
+
+    @app.before_request
+    def _start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            LATENCY.labels(route, request.method).observe(time.perf_counter() - g.started)
+        return response
+
+
+def metrics_text() -> bytes:
+    """Every metric in Prometheus's text format: this process's, or every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def metrics_blueprint(role: str) -> Blueprint:
+    """GET /metrics, for principals of `role` only (Prometheus sends the bearer token)."""
+    blueprint = Blueprint("metrics", __name__)
+    protect(blueprint, role)
+
+    @blueprint.get("/metrics")
+    def metrics():
+        """The metrics in Prometheus's text format."""
+        return Response(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+
+    return blueprint

@@ -1,0 +1,100 @@
+"""Prometheus metrics after real traffic: the producer's (every worker added up), a consumer's, the operator server's."""
+
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from infra.process import free_ports, wait_until
+from tests.support.sse import SseStream
+
+
+@pytest.fixture(scope="module")
+def health_port():
+    """The port of the consumer's health and metrics server."""
+    return free_ports(1)[0]
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory, health_port):
+    """clientB's consumer with its health port on, the producer (two workers) and the operator server.
+
+    A heartbeat each second: a stream whose reader hung up ends at its next write.
+    """
+    return stack_factory(clients=("clientB",), CONSUMER_HEALTH_PORT=health_port, STREAM_HEARTBEAT_S=1)
+
+
+def samples(text: str) -> list[tuple[str, dict, float]]:
+    """Every sample of a metrics text: (name, labels, value)."""
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def value(text: str, name: str, **labels) -> float:
+    """The sum of the samples named `name` whose labels include `labels`."""
+    return sum(v for n, sample_labels, v in samples(text) if n == name and labels.items() <= sample_labels.items())
+
+
+def scrape(api, headers) -> str:
+    """GET /metrics of an API with these headers; its text."""
+    request = urllib.request.Request(api.base_url + "/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return response.read().decode()
+
+
+def consumer_metrics(port: int) -> str:
+    """The consumer's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_the_producer_counts_requests_publishes_and_open_streams_of_every_worker(stack):
+    operator = stack.api.as_("ops")
+    for denied, status in ((stack.api.get("/metrics", headers={}), 401),
+                           (stack.api.get("/metrics", headers=stack.api.as_("clientA")), 403)):
+        assert denied.status == status
+    before = scrape(stack.api, operator)
+    for n in range(6):  # new connections each: both workers answer some
+        assert stack.api.send("clientA", "clientB", f"counted {n}").status == 202
+    assert stack.api.send("clientA", "nobody-registered", "refused").status == 400
+    stream = SseStream(stack.api.base_url, stack.api.tokens["clientC"])
+    try:
+        after = scrape(stack.api, operator)
+        sent = value(after, "http_requests_total", route="/send-message", method="POST", status="202") - value(
+            before, "http_requests_total", route="/send-message", method="POST", status="202")
+        assert sent == 6
+        assert value(after, "http_requests_total", route="/send-message", status="400") >= 1
+        assert value(after, "kafka_publish_total", outcome="acked") - value(before, "kafka_publish_total", outcome="acked") == 6
+        assert value(after, "http_request_duration_seconds_count", route="/send-message") >= 7
+        assert value(after, "live_streams_open") == 1
+    finally:
+        stream.close()
+    wait_until(lambda: value(scrape(stack.api, operator), "live_streams_open") == 0, timeout=10,
+               what="the closed stream no longer counted")
+
+
+def test_a_consumer_counts_stored_and_dead_lettered_records_batches_lag_and_dependencies(stack, health_port):
+    for n in range(3):
+        assert stack.api.send("clientA", "clientB", f"for the consumer {n}").status == 202
+    stack.produce_raw(b"clientB", b"\xff not a message")
+    stored = lambda: value(consumer_metrics(health_port), "consumer_records_total", consumer="consumer[clientB]",
+                           outcome="stored")
+    wait_until(lambda: stored() >= 3, timeout=30, what="three stored records counted")
+    wait_until(lambda: value(consumer_metrics(health_port), "consumer_records_total", consumer="dlq-projector",
+                             outcome="projected") >= 1, timeout=30, what="the dead letter projected")
+    text = consumer_metrics(health_port)
+    assert value(text, "consumer_dead_letters_total", consumer="consumer[clientB]", error_type="UndecodableRecord") == 1
+    assert value(text, "consumer_batch_records_count", consumer="consumer[clientB]") >= 1
+    assert value(text, "consumer_batch_seconds_sum", consumer="consumer[clientB]") > 0
+    lags = [(labels, v) for name, labels, v in samples(text) if name == "consumer_lag_records"]
+    assert {labels["consumer"] for labels, _ in lags} == {"consumer[clientB]", "dlq-projector"}
+    assert all(v >= 0 for _, v in lags)
+    assert value(text, "dependency_up", dependency="mongodb") == value(text, "dependency_up", dependency="kafka") == 1
+
+
+def test_the_operator_server_counts_its_requests_for_operators_only(stack):
+    assert stack.operator.get("/failed-message-counts").status == 200
+    assert stack.operator.get("/metrics", headers=stack.operator.as_("clientA")).status == 403
+    text = scrape(stack.operator, stack.operator.as_("ops"))
+    assert value(text, "http_requests_total", route="/failed-message-counts", method="GET", status="200") >= 1
