@@ -1,8 +1,8 @@
 """Producer service settings, read from environment variables."""
 
 import os
-from collections.abc import Mapping
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str

@@ -7,13 +7,14 @@ from datetime import timedelta
 from typing import Protocol
 
 from flask import Blueprint, current_app, g, request
+from marshmallow import RAISE, Schema, fields, validate
 
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso, utc_now
 from shared_domain.identity import OPERATOR, Identities, Principal, token_hash
 from shared_domain.session import Session, Sessions, new_csrf_token
 
-from .bodies import json_body
+from .bodies import json_body, load_body
 from .errors import ApiError, store_unavailable
 from .responses import no_content
 
@@ -169,16 +170,32 @@ def session_blueprint(role: str) -> Blueprint:
     return blueprint
 
 
+class SignInSchema(Schema):
+    """Body of POST /session: who signs in, and one of its tokens."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(1, 256))
+    token = fields.String(required=True, validate=validate.Length(1, 256))
+
+
+class SessionSchema(Schema):
+    """Answer of POST and GET /session: who is signed in, the CSRF token its writes need, when it ends."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    csrfToken = fields.String(required=True)
+    expiresAt = fields.DateTime(required=True)
+
+
 def _credentials(body) -> tuple[str, str]:
-    """The `name` and `token` of a sign-in body, or a 400 naming what is missing."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
-    problems = {field: ["a non-empty string of at most 256 characters is required"] for field in ("name", "token")
-                if not isinstance(body.get(field), str) or not 0 < len(body[field]) <= 256}
-    problems.update({field: ["unknown field"] for field in body if field not in ("name", "token")})
-    if problems:
-        raise ApiError(400, "validation_failed", "the sign-in is invalid", problems)
-    return body["name"], body["token"]
+    """The `name` and `token` of a sign-in body, or a 400 naming what is wrong."""
+    loaded = load_body(SignInSchema(), body)
+    return loaded["name"], loaded["token"]
 
 
 def _session_view(session: Session) -> dict:

@@ -6,9 +6,9 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from . import errors
 from shared_domain.envelope import usable_trace_id
 
+from . import errors
 from .access import EXTENSION, Access
 from .logs import current_trace_id
 from .metrics import observe_requests
@@ -36,7 +36,7 @@ class ApiFlask(Flask):
 
 def api_app(import_name: str, access: Access, max_body_bytes: int) -> Flask:
     """A Flask app answering every error as JSON, with protective headers and `access` deciding who calls."""
-    app = ApiFlask(import_name)
+    app = ApiFlask(import_name, static_folder=None)  # the pages serve their files from their blueprints
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.json.sort_keys = False
     # '//messages' is a path of its own (404), not a redirect to '/messages'.

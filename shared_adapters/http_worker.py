@@ -10,10 +10,10 @@ that takes longer than `read_timeout_s`; a body left for the thread to read (str
 import json
 import re
 import selectors
-from concurrent import futures
 import socket
 import threading
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus

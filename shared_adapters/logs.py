@@ -31,11 +31,11 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, then the line's fields."""
+    """One JSON object per line: time, level, logger, process id, message, then the line's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
-        entry = {"time": _timestamp(record), "level": record.levelname, "logger": record.name,
+        entry = {"time": _timestamp(record), "level": record.levelname, "logger": record.name, "pid": record.process,
                  "message": record.getMessage(), **fields_of(record)}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -16,10 +16,9 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared_domain.clock import to_iso, utc_now
-
-from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal, new_token, token_hash
 from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import to_iso, utc_now
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal, new_token, token_hash
 
 COLLECTIONS = {CLIENT: "clients", OPERATOR: "operators"}
 CHECK_SECONDS = 1.0  # how long a change may take to reach every process

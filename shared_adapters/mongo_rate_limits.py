@@ -9,9 +9,8 @@ from datetime import timedelta
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
-from shared_domain.clock import utc_now
-
 from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import utc_now
 
 COLLECTION = "rate_limits"
 BLOCKS = 20  # a window's limit is leased in twentieths

@@ -101,7 +101,12 @@ def stack_factory(kafka, mongo, tmp_path_factory):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print every scenario's ledger line."""
+    """Print every scenario's ledger line, and how many real answers were checked against the API documents."""
+    from tests.support.contract import CHECKED
+
+    if CHECKED:
+        LEDGERS.append(f"ledger[API documents]: {sum(CHECKED.values())} answers from the running services matched "
+                       f"their OpenAPI document, over {len(CHECKED)} (method, path, status) combinations")
     if LEDGERS:
         terminalreporter.section("ledgers")
         for line in LEDGERS:

@@ -15,7 +15,6 @@ from shared_domain.envelope import TRACE_ID_HEADER, usable_trace_id
 
 from .records import OutgoingRecord
 
-
 log = logging.getLogger(__name__)
 
 

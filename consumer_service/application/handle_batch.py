@@ -102,8 +102,9 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
         for letter in letters:
             record = letter.record
             log.warning("message dead-lettered", extra={
-                "messageId": message_ids.get(id(record)), "traceId": record.trace_id, "errorType": letter.failure.error_type,
-                "topic": record.topic, "partition": record.partition, "offset": record.offset})
+                "messageId": message_ids.get(id(record)), "traceId": record.trace_id,
+                "errorType": letter.failure.error_type, "topic": record.topic, "partition": record.partition,
+                "offset": record.offset})
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
                         store_retries=max(0, attempts - 1))

@@ -2,10 +2,10 @@
 
 from flask import Blueprint
 
-from shared_domain.failures import STATUSES
-from shared_domain.identity import OPERATOR
 from shared_adapters.access import page_session
 from shared_adapters.pages import render_page
+from shared_domain.failures import STATUSES
+from shared_domain.identity import OPERATOR
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="assets",
                static_url_path="/assets/console")

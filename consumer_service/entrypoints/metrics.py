@@ -10,7 +10,8 @@ from ..application.records import IncomingRecord
 
 RECORDS = Counter("consumer_records_total", "Records read, by loop and what became of them "
                   "(stored, skipped, dead_lettered; projected for the dead-letter projector).", ["consumer", "outcome"])
-DEAD_LETTERS = Counter("consumer_dead_letters_total", "Records dead-lettered, by error type.", ["consumer", "error_type"])
+DEAD_LETTERS = Counter("consumer_dead_letters_total", "Records dead-lettered, by error type.",
+                       ["consumer", "error_type"])
 STORE_RETRIES = Counter("consumer_store_retries_total", "Store writes tried again after a transient error.",
                         ["consumer"])
 REWOUND = Counter("consumer_batches_rewound_total", "Batches read again because a dependency did not answer.",
@@ -18,7 +19,8 @@ REWOUND = Counter("consumer_batches_rewound_total", "Batches read again because 
 BATCH_RECORDS = Histogram("consumer_batch_records", "Records per batch.", ["consumer"],
                           buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000))
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to write a batch: store, stored events, dead letters.",
-                          ["consumer"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+                          ["consumer"],
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LAG = Gauge("consumer_lag_records", "Records between the last committed batch and the end of each partition "
             "(the projector's too).", ["consumer", "topic", "partition"])
 DEPENDENCY_UP = Gauge("dependency_up", "1 when a dependency answers, 0 when not (asked at each scrape).",

@@ -5,14 +5,14 @@ import dataclasses
 from flask import Blueprint, current_app, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared_adapters.access import access, principal, protect
+from shared_adapters.bodies import json_body, load_body
+from shared_adapters.errors import ApiError, api_error_response, unavailable
 from shared_domain.documents import failure_summary_view, failure_view
 from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
 from shared_domain.identity import OPERATOR
 from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime, rule
-from shared_adapters.access import access, principal, protect
-from shared_adapters.bodies import json_body, load_body
-from shared_adapters.errors import ApiError, api_error_response, unavailable
 
 from ..application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
 from ..application.errors import StoreUnavailable

@@ -2,15 +2,17 @@
 
 from flask import Flask
 
-from shared_domain.identity import OPERATOR
-from shared_domain.session import Sessions
 from shared_adapters.access import Access, RateLimiter, session_blueprint
 from shared_adapters.flask_app import api_app
 from shared_adapters.metrics import metrics_blueprint
+from shared_adapters.openapi import document_blueprint
+from shared_domain.identity import OPERATOR
+from shared_domain.session import Sessions
 
 from ..application.dlq_operations import Operations
 from ..config import OperatorSettings
 from . import console_page, operator_api
+from .operator_openapi import operator_document
 
 SESSION_COOKIE = "console_session"
 
@@ -23,7 +25,8 @@ def create_operator_app(settings: OperatorSettings, operations: Operations, iden
                     auth_failure_limit=settings.auth_failure_limit, session_ttl_s=settings.session_ttl_s)
     app = api_app(__name__, access, settings.max_body_bytes)
     app.extensions[operator_api.EXTENSION] = operations
-    for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp, metrics_blueprint(OPERATOR)):
+    for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp, metrics_blueprint(OPERATOR),
+                      document_blueprint(operator_document)):
         app.register_blueprint(blueprint)
 
     @app.get("/health")

@@ -9,13 +9,12 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
+from shared_adapters.mongo_client import connect
 from shared_domain.clock import utc_now
 from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, MESSAGES_COLLECTION,
                                      message_document, split_failure)
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
-
-from shared_adapters.mongo_client import connect
 
 from ..application.errors import StoreUnavailable
 

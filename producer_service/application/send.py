@@ -4,9 +4,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared_domain.clock import utc_now
-from shared_domain.message import (
-    DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText, new_message_id,
-)
+from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText, new_message_id
 
 from .ports import Publisher, Receipt
 

@@ -5,15 +5,17 @@ import sys
 
 from flask import Flask
 
-from shared_domain.config import ConfigError
-from shared_domain.identity import CLIENT, OPERATOR
 from shared_adapters.access import Access, session_blueprint
 from shared_adapters.flask_app import api_app
-from shared_adapters.metrics import metrics_blueprint
 from shared_adapters.http_worker import END_STREAMS
+from shared_adapters.metrics import metrics_blueprint
+from shared_adapters.openapi import document_blueprint
+from shared_domain.config import ConfigError
+from shared_domain.identity import CLIENT, OPERATOR
 
 from ..config import ProducerSettings, load_settings
 from . import chat_page, clients_api, failures_api, health_api, query_api, send_api, stream_api
+from .openapi import producer_document
 from .services import EXTENSION, Services
 
 SESSION_COOKIE = "chat_session"
@@ -36,7 +38,8 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     if services.live is not None:
         app.extensions[END_STREAMS] = services.live.hub.close
     for blueprint in (send_api.bp, query_api.bp, stream_api.bp, health_api.bp, failures_api.bp, clients_api.bp,
-                      session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR)):
+                      session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR),
+                      document_blueprint(producer_document)):
         app.register_blueprint(blueprint)
     return app
 

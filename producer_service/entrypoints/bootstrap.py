@@ -1,10 +1,10 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_summary_view, message_view
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_summary_view, message_view
 
 from ..application.live import Hub
 from ..config import ProducerSettings

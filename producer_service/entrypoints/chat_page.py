@@ -2,9 +2,9 @@
 
 from flask import Blueprint
 
-from shared_domain.identity import CLIENT
 from shared_adapters.access import page_session
 from shared_adapters.pages import render_page
+from shared_domain.identity import CLIENT
 
 from .services import services
 

@@ -11,14 +11,14 @@ import click
 from pymongo.errors import PyMongoError
 
 from shared_adapters.logs import configure_logging
-from shared_domain.config import ConfigError, read_log_format, read_log_level
-from shared_domain.documents import storable_text
-from shared_domain.message import client_id_problem
-
-from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
-from ..config import load_settings
 from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.config import ConfigError, read_log_format, read_log_level
+from shared_domain.documents import storable_text
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
+from shared_domain.message import client_id_problem
+
+from ..config import load_settings
 
 
 class Name(click.ParamType):
@@ -119,7 +119,10 @@ def cli() -> None:
               help="JSON {name: token} kept between runs; only tokens still live are kept.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write shell lines exporting CLIENTA_TOKEN=..., OPS_TOKEN=... for scripts to source.")
-def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file: Path, env_file: Path | None) -> None:
+@click.option("--token-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each token alone to DIR/NAME.token (e.g. for Prometheus's credentials_file).")
+def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file: Path, env_file: Path | None,
+              token_dir: Path | None) -> None:
     """Make sure CLIENTS and the operator(s) are registered and their tokens are in --tokens-file (for local runs)."""
     kept = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
     wanted = [(CLIENT, name) for name in clients] + [(OPERATOR, name) for name in operators]
@@ -137,8 +140,11 @@ def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file:
                     click.echo(f"not issuing a token for {name}: it was revoked", err=True)
     _write_private(tokens_file, json.dumps(tokens, indent=2))
     if env_file:
-        _write_private(env_file, "".join(f"export {_env_name(name, role)}={shlex.quote(tokens[name])}\n"
-                                         for role, name in wanted if name in tokens))
+        lines = (f"export {_env_name(name, name in operators[:1])}={shlex.quote(tokens[name])}\n"
+                 for _role, name in wanted if name in tokens)
+        _write_private(env_file, "".join(lines))
+    for name, token in tokens.items() if token_dir else ():
+        _write_private(token_dir / f"{name}.token", token)
     click.echo(f"registered with tokens in {tokens_file}: {', '.join(tokens)}")
 
 
@@ -151,9 +157,9 @@ def _token_for(registry: MongoIdentityRegistry, role: str, name: str) -> str:
     return registry.issue_token(role, name, "bootstrap")[1]
 
 
-def _env_name(name: str, role: str) -> str:
-    """The variable a token is exported as: CLIENTA_TOKEN for clientA, OPS_TOKEN for the (first) operator."""
-    return "OPS_TOKEN" if role == OPERATOR else f"{''.join(c for c in name.upper() if c.isalnum())}_TOKEN"
+def _env_name(name: str, first_operator: bool) -> str:
+    """The variable a token is exported as: OPS_TOKEN for the first operator, else CLIENTA_TOKEN for clientA."""
+    return "OPS_TOKEN" if first_operator else f"{''.join(c for c in name.upper() if c.isalnum())}_TOKEN"
 
 
 def _write_private(path: Path, text: str) -> None:

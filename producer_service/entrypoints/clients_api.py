@@ -3,13 +3,13 @@
 from flask import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from shared_domain.message import client_id_problem, unsafe_text_problem
-from shared_domain.schemas import rule
-
-from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
 from shared_adapters.access import protect
 from shared_adapters.bodies import json_body, load_body
 from shared_adapters.errors import ApiError
+from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
+from shared_domain.message import client_id_problem, unsafe_text_problem
+from shared_domain.schemas import rule
+
 from .services import services
 
 bp = Blueprint("clients", __name__)

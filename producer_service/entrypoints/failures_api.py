@@ -6,9 +6,9 @@ consumer service's operator server (`consumer-service operator`).
 
 from flask import Blueprint
 
+from shared_adapters.access import protect
 from shared_domain.failures import consumer_client_problem, error_type_problem, status_problem
 from shared_domain.identity import OPERATOR
-from shared_adapters.access import protect
 
 from .query_api import MESSAGE_FILTERS, page
 from .services import services

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 from flask import Request
 
+from shared_adapters.errors import ApiError
 from shared_domain.clock import parse_iso
 
 from ..application.ports import PageQuery
-from shared_adapters.errors import ApiError
 
 # Page sizes are plain ASCII digits: str.isdigit would also accept '²' or '①', which int() refuses.
 _PAGE_SIZE = re.compile(r"[0-9]{1,6}")

@@ -3,15 +3,15 @@
 from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema
 
+from shared_adapters.access import principal, protect
+from shared_adapters.bodies import json_body, load_body
+from shared_adapters.errors import ApiError, store_unavailable
+from shared_adapters.responses import no_content
+from shared_domain.availability import StoreUnavailable
+from shared_domain.identity import CLIENT
 from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime
 
-from shared_domain.identity import CLIENT
-from shared_domain.availability import StoreUnavailable
-from shared_adapters.access import principal, protect
-from shared_adapters.bodies import json_body, load_body
-from shared_adapters.responses import no_content
-from shared_adapters.errors import ApiError, store_unavailable
 from .paging import next_link, page_query
 from .services import services
 

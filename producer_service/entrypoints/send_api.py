@@ -6,17 +6,17 @@ import logging
 from flask import Blueprint
 from marshmallow import ValidationError
 
-from shared_domain.clock import to_iso
-from shared_domain.schemas import SendMessageSchema
-
-from shared_domain.identity import CLIENT
-from ..application.ports import BrokerUnavailable
-from ..application.send import send_message, send_messages
-from shared_domain.availability import StoreUnavailable
 from shared_adapters.access import principal, protect, spend
 from shared_adapters.bodies import json_body
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from shared_adapters.flask_app import trace_id
+from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import to_iso
+from shared_domain.identity import CLIENT
+from shared_domain.schemas import SendMessageSchema
+
+from ..application.ports import BrokerUnavailable
+from ..application.send import send_message, send_messages
 from .metrics import count_published
 from .services import services
 

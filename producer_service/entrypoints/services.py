@@ -7,9 +7,9 @@ from typing import Protocol
 
 from flask import current_app
 
+from shared_adapters.access import RateLimiter
 from shared_domain.identity import Identities
 from shared_domain.session import Sessions
-from shared_adapters.access import RateLimiter
 
 from ..application.live import History, Hub
 from ..application.ports import Publisher, Reader

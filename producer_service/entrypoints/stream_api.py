@@ -4,14 +4,14 @@ import json
 
 from flask import Blueprint, Response, request
 
-from shared_domain.clock import to_iso
-
-from shared_domain.identity import CLIENT
-from ..application.live import InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, open_stream
-from ..infrastructure.kafka_stored_events import FeedUnavailable
-from shared_domain.availability import StoreUnavailable
 from shared_adapters.access import principal, protect
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
+from shared_domain.availability import StoreUnavailable
+from shared_domain.clock import to_iso
+from shared_domain.identity import CLIENT
+
+from ..application.live import InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, open_stream
+from ..infrastructure.kafka_stored_events import FeedUnavailable
 from .metrics import OPEN_STREAMS
 from .services import services
 

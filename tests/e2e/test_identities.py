@@ -27,7 +27,7 @@ def stack(stack_factory):
     """A consumer for every client and a producer that logs every request, with a small per-client send limit."""
     # These tests fail authentication on purpose, often, from one address: that limit is tested in tests/unit.
     return stack_factory(clients=("*",), SEND_RATE_LIMIT=SEND_RATE_LIMIT, AUTH_FAILURE_LIMIT=100_000, PRODUCER_ACCESS_LOG=1,
-                         GUNICORN_CMD_ARGS="--access-logformat '%(p)s \"%(r)s\" %(s)s'")  # each line names its worker
+                         GUNICORN_CMD_ARGS="--access-logformat '\"%(r)s\" %(s)s'")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,8 @@ def test_the_send_limit_is_shared_by_both_workers(stack):
         statuses = list(pool.map(lambda n: stack.api.post("/send-message", {"to": "clientA", "message": f"burst {n}"},
                                                           headers=headers).status, range(SEND_RATE_LIMIT * 2)))
     log = (Path(stack.logs) / f"producer-{stack.api.base_url.rsplit(':', 1)[1]}.log").read_text()
-    workers = {line.split()[0] for line in log.splitlines() if '"POST /send-message HTTP/1.1" 429' in line}
+    access = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    workers = {line["pid"] for line in access if '"POST /send-message HTTP/1.1" 429' in line["message"]}
     LEDGERS.append(f"ledger[identities]: {SEND_RATE_LIMIT * 2} sends in one minute from one client: "
                    f"202 x{statuses.count(202)}, 429 x{statuses.count(429)}, refused by {len(workers)} workers")
     # Never past the limit; at most one unspent block (a twentieth of it) short, which the other worker leased.
@@ -166,7 +167,7 @@ def test_the_send_limit_is_shared_by_both_workers(stack):
 
 def test_tokens_never_appear_in_any_log(stack):
     logs = "".join(path.read_text(errors="replace") for path in Path(stack.logs).glob("*.log"))
-    assert '"POST /send-message HTTP/1.1" 202' in logs  # the access log is on, so requests were logged
+    assert '\\"POST /send-message HTTP/1.1\\" 202' in logs  # the access log is on (as JSON), so requests were logged
     assert not [token for token in [*stack.api.tokens.values(), *ISSUED_HERE] if token in logs]
 
 

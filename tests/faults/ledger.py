@@ -4,7 +4,6 @@ import collections
 from dataclasses import dataclass
 
 from infra.process import wait_until
-
 from tests.support.ledgers import LEDGERS
 
 

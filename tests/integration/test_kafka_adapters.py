@@ -9,8 +9,8 @@ from confluent_kafka import Consumer
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
-                                                      dead_letter_topic_config,
-                                                      ensure_topics, new_reliable_producer, to_incoming)
+                                                      dead_letter_topic_config, ensure_topics, new_reliable_producer,
+                                                      to_incoming)
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
-from shared_adapters.mongo_client import connect
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader
+from shared_adapters.mongo_client import connect
 from shared_domain.documents import message_view
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
@@ -158,8 +158,8 @@ def test_concurrent_hits_from_two_processes_never_pass_the_limit(database):
 
 
 def test_identities_are_found_by_token_and_revoked_on_the_real_store(database):
-    from shared_domain.identity import CLIENT, OPERATOR, Principal
     from shared_adapters.mongo_identities import MongoIdentityRegistry
+    from shared_domain.identity import CLIENT, OPERATOR, Principal
 
     now = [0.0]
     registry = MongoIdentityRegistry(database, clock=lambda: now[0])

@@ -40,13 +40,16 @@ def test_clients_are_added_given_tokens_listed_without_secrets_and_revoked(env):
 
 def test_bootstrap_keeps_live_tokens_and_replaces_revoked_ones(env, tmp_path):
     tokens_file, env_file = tmp_path / "tokens.json", tmp_path / "tokens.env"
-    args = ["bootstrap", "clientA", "clientB", "bad!name", "--tokens-file", str(tokens_file), "--env-file", str(env_file)]
+    args = ["bootstrap", "clientA", "clientB", "bad!name", "--tokens-file", str(tokens_file), "--env-file", str(env_file),
+            "--token-dir", str(tmp_path / "secrets")]
     first = cli(env, *args)
     assert first.returncode == 0 and "not registering 'bad!name'" in first.stderr
     tokens = json.loads(tokens_file.read_text())
     assert set(tokens) == {"clientA", "clientB", "operator"}
     assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600 == stat.S_IMODE(env_file.stat().st_mode)
     assert f"export CLIENTA_TOKEN={tokens['clientA']}" in env_file.read_text().splitlines()
+    operator_file = tmp_path / "secrets" / "operator.token"
+    assert operator_file.read_text() == tokens["operator"] and stat.S_IMODE(operator_file.stat().st_mode) == 0o600
     cli(env, *args)
     assert json.loads(tokens_file.read_text()) == tokens
     cli(env, "clients", "revoke", "clientB")

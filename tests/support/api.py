@@ -4,7 +4,9 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+
+from .contract import conform
 
 
 @dataclass
@@ -28,9 +30,10 @@ class Api:
     `with`), or the operator's (failed messages, clients). Explicit headers, `{}` included, win.
     """
 
-    def __init__(self, base_url: str, tokens: dict[str, str] | None = None):
+    def __init__(self, base_url: str, tokens: dict[str, str] | None = None, contract: bool = True):
         self.base_url = base_url.rstrip("/")
         self.tokens = dict(tokens or {})
+        self.contract = contract  # check every answer against the OpenAPI document the server serves
 
     def send(self, sender: str, recipient: str, text: str, **extra) -> Reply:
         """POST /send-message as `sender`."""
@@ -61,12 +64,16 @@ class Api:
         return self.as_(name) if name in self.tokens else {}
 
     def _call(self, request) -> Reply:
-        """Send a request and decode the JSON answer, whatever its status."""
+        """Send a request and decode the JSON answer, whatever its status; check it against the API's document."""
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return Reply(response.status, dict(response.headers), json.loads(response.read() or b"null"))
+                reply = Reply(response.status, dict(response.headers), json.loads(response.read() or b"null"))
         except urllib.error.HTTPError as error:
-            return Reply(error.code, dict(error.headers), json.loads(error.read() or b"null"))
+            reply = Reply(error.code, dict(error.headers), json.loads(error.read() or b"null"))
+        if self.contract:
+            conform(self.base_url, request.get_method(), urlsplit(request.full_url).path, reply.status,
+                    reply.headers.get("Content-Type"), reply.body)
+        return reply
 
 
 def _sender_of(body) -> str | None:

@@ -156,8 +156,8 @@ def register(mongo_uri: str, database: str, clients: list[str], operator: bool =
     """Register the clients (and, unless told not to, an operator `ops`) in a database; return {name: token}."""
     from pymongo import MongoClient
 
-    from shared_domain.identity import CLIENT, OPERATOR
     from shared_adapters.mongo_identities import MongoIdentityRegistry
+    from shared_domain.identity import CLIENT, OPERATOR
 
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000) as client:
         registry = MongoIdentityRegistry(client[database])

@@ -4,20 +4,21 @@ import mongomock
 import pytest
 
 from consumer_service.application.dlq_operations import Operations, PublishFailed
-from consumer_service.config import OperatorSettings, load_settings as load_consumer_settings
+from consumer_service.config import OperatorSettings
+from consumer_service.config import load_settings as load_consumer_settings
 from consumer_service.entrypoints.operator_app import create_operator_app
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+from producer_service.application.live import Hub
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
-from producer_service.application.live import Hub
 from producer_service.entrypoints.services import Live, Services
-from shared_domain.identity import CLIENT, OPERATOR
+from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
-from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
 from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.documents import failure_summary_view, message_view
+from shared_domain.identity import CLIENT, OPERATOR
 
 
 class FakePublisher:

@@ -3,9 +3,8 @@
 import mongomock
 import pytest
 
-from consumer_service.application.dlq_operations import (
-    Operations, PublishFailed, RateLimiter, Selection, discard, replay,
-)
+from consumer_service.application.dlq_operations import (Operations, PublishFailed, RateLimiter, Selection, discard,
+                                                         replay)
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from shared_domain.envelope import decode
 

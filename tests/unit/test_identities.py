@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared_domain.identity import CLIENT
 from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.identity import CLIENT
 
 from .conftest import bearer
 from .test_query_api import follow, store

@@ -18,7 +18,7 @@ def _record(message: str, **fields) -> logging.LogRecord:
 def test_a_json_line_has_the_time_level_logger_message_and_the_given_fields():
     line = JsonFormatter().format(_record("message stored", messageId="m-1", traceId="t-1", offset=7))
     entry = json.loads(line)
-    assert entry.pop("time").endswith("Z")
+    assert entry.pop("time").endswith("Z") and entry.pop("pid") > 0
     assert entry == {"level": "INFO", "logger": "consumer_service.x", "message": "message stored",
                      "messageId": "m-1", "traceId": "t-1", "offset": 7}
 

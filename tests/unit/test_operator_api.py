@@ -3,9 +3,8 @@
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from .failure_fixtures import failed_document
-
 from .conftest import bearer
+from .failure_fixtures import failed_document
 
 AUTH = bearer("s3cret")
 FIRST = "client-messages:0:1:clientB"

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared_domain.identity import CLIENT
 from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.identity import CLIENT
 
 
 def _signed_in(app, name, token, base_url="http://localhost"):

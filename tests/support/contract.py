@@ -1,0 +1,78 @@
+"""Every answer the tests get from a running service is checked against the OpenAPI document that service serves.
+
+The document cannot drift from the code: a status it does not list for an endpoint, a body
+that breaks its schema, or an endpoint it does not have fails the test that got the answer.
+"""
+
+import collections
+import json
+import re
+import urllib.request
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+CHECKED: collections.Counter = collections.Counter()  # answers checked, by "METHOD /template STATUS"
+ENABLED = True  # make bench turns it off: it measures the services, not the document
+_DOCUMENTS: dict[str, "Document"] = {}
+
+
+class Document:
+    """One service's OpenAPI document, with its paths as patterns."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self._registry = Registry().with_resource("urn:api", Resource.from_contents(spec, DRAFT202012))
+        # Paths with fewer parameters and more fixed text first: /failed-messages/replay before /failed-messages/{id}.
+        templates = sorted(spec["paths"], key=lambda path: (path.count("{"), -len(path)))
+        self._routes = [(re.compile("^" + "".join(".+" if part.startswith("{") else re.escape(part)
+                                                  for part in re.split(r"(\{[^}]+\})", path)) + "$"), path)
+                        for path in templates]
+
+    def route_of(self, path: str) -> str | None:
+        """The template a concrete path matches, if any."""
+        return next((template for pattern, template in self._routes if pattern.match(path)), None)
+
+    def check(self, method: str, path: str, status: int, content_type: str | None, body) -> None:
+        """Raise AssertionError when the answer is not one the document describes."""
+        template = self.route_of(path)
+        if template is None:
+            assert status == 404, f"{method} {path} answered {status}, but the document has no such path"
+            return
+        operation = self.spec["paths"][template].get(method.lower())
+        if operation is None:
+            assert status == 405, f"{method} {template} answered {status}, but the document has no such operation"
+            return
+        answers = operation["responses"]
+        assert str(status) in answers, f"{method} {template} answered {status}; the document lists {sorted(answers)}"
+        CHECKED[f"{method} {template} {status}"] += 1
+        content = answers[str(status)].get("content")
+        if content is None:
+            assert body is None, f"{method} {template} {status} has a body the document does not describe"
+            return
+        media = (content_type or "").split(";")[0].strip()
+        assert media in content, f"{method} {template} {status} answered {media}; the document says {sorted(content)}"
+        if media != "application/json":
+            return
+        pointer = "/".join(part.replace("~", "~0").replace("/", "~1")
+                           for part in ("paths", template, method.lower(), "responses", str(status), "content",
+                                        "application/json", "schema"))
+        validator = Draft202012Validator({"$ref": f"urn:api#/{pointer}"}, registry=self._registry)
+        problems = [f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message}"
+                    for error in validator.iter_errors(body)]
+        assert not problems, f"{method} {template} {status} does not match the document: {problems[:5]}"
+
+
+def document_of(base_url: str) -> Document:
+    """The document the service at base_url serves (fetched once)."""
+    if base_url not in _DOCUMENTS:
+        with urllib.request.urlopen(base_url + "/openapi.json", timeout=10) as response:
+            _DOCUMENTS[base_url] = Document(json.loads(response.read()))
+    return _DOCUMENTS[base_url]
+
+
+def conform(base_url: str, method: str, path: str, status: int, content_type: str | None, body) -> None:
+    """Check one answer against the document of the service that gave it."""
+    if ENABLED and path != "/openapi.json":
+        document_of(base_url).check(method, path, status, content_type, body)

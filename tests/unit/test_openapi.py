@@ -1,0 +1,65 @@
+"""Each service's OpenAPI document is valid OpenAPI 3.1 and covers every endpoint and method the app serves."""
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.support.contract import Document
+
+# The pages' own scripts and styles are files, not API.
+UNDOCUMENTED = ("/assets/",)
+
+
+@pytest.fixture(params=["producer", "operator"])
+def served(request, app, operator_app):
+    """An app and the document it serves at /openapi.json."""
+    application = app if request.param == "producer" else operator_app
+    answer = application.test_client().get("/openapi.json")
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    return application, answer.get_json()
+
+
+def test_the_document_is_valid_openapi_3_1(served):
+    _app, document = served
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_every_route_and_method_of_the_app_is_in_the_document(served):
+    app, document = served
+    routes = {(rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}"), method.lower())
+              for rule in app.url_map.iter_rules() if not rule.rule.startswith(UNDOCUMENTED)
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, operations in document["paths"].items() for method in operations}
+    assert routes == documented
+
+
+def test_every_operation_documents_its_errors_with_the_error_shape(served):
+    _app, document = served
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if int(status) >= 400 and path != "/ready":
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+            if operation.get("security"):
+                assert "401" in operation["responses"], (method, path)
+
+
+def test_the_docs_page_lists_every_operation(served):
+    app, document = served
+    page = app.test_client().get("/docs").get_data(as_text=True)
+    for path, operations in document["paths"].items():
+        for method in operations:
+            assert f"{method.upper()} {path}" in page
+
+
+def test_answers_are_checked_against_the_document(served, tokens):
+    app, spec = served
+    document, client = Document(spec), app.test_client()
+    answer = client.get("/health")
+    document.check("GET", "/health", answer.status_code, answer.content_type, answer.get_json())
+    with pytest.raises(AssertionError, match="does not match the document"):
+        document.check("GET", "/health", 200, "application/json", {"status": "ok", "extra": 1})
+    with pytest.raises(AssertionError, match="the document lists"):
+        document.check("GET", "/health", 418, "application/json", {"error": "x", "message": "y", "details": {}})
+    with pytest.raises(AssertionError, match="no such path"):
+        document.check("GET", "/nowhere", 200, "application/json", {})
