@@ -2,6 +2,7 @@
 
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -12,7 +13,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso, utc_now
 from shared_domain.identity import OPERATOR, Identities, Principal, token_hash
-from shared_domain.session import Session, Sessions, new_csrf_token
+from shared_domain.session import Session, Sessions, new_secret
 
 from .bodies import json_body, load_body
 from .errors import ApiError, store_unavailable
@@ -76,9 +77,10 @@ def authorized(role: str) -> Principal:
         caller = _bearer(header)
     elif request.cookies.get(access().cookie_name):
         session = _session()
-        caller = _principal_of_hash(session.token_hash)
-        if caller is None or (caller.role, caller.name) != (session.role, session.name):
+        caller = _live_principal(session)
+        if caller is None:
             raise _unauthorized("the session's token was revoked; sign in again", "invalid_token")
+        g.session_id = request.cookies[access().cookie_name]
         if request.method not in SAFE_METHODS and not _csrf_matches(session):
             raise ApiError(403, "csrf_failed", f"a write through a session needs its CSRF token in {CSRF_HEADER}")
     else:
@@ -94,13 +96,36 @@ def page_session(role: str) -> Session | None:
         return None
     try:
         session = _session()
+        caller = _live_principal(session)
     except ApiError:
         return None
-    try:
-        caller = _principal_of_hash(session.token_hash)
-    except ApiError:
-        return None
-    return session if caller == Principal(role, session.name) else None
+    return session if caller is not None and caller.role == role else None
+
+
+def still_allowed() -> Callable[[], bool]:
+    """For a long-lived answer (a stream): a check, usable outside the request, that its caller may still read.
+
+    False once the bearer token is revoked, or the session ended or its token was revoked.
+    """
+    rules, session_id = access(), g.get("session_id")
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    hashed = token_hash(token) if session_id is None and token else None
+
+    def check() -> bool:
+        try:
+            if session_id is not None:
+                session = rules.sessions.find(session_id)
+                return session is not None and _live_principal(session, rules) is not None
+            return hashed is None or _principal_of_hash(hashed, rules) is not None
+        except (ApiError, StoreUnavailable):
+            return True  # a store that does not answer ends no stream; the next check decides
+    return check
+
+
+def _live_principal(session: Session, rules: "Access | None" = None) -> Principal | None:
+    """The principal of a session while the token it signed in with is live."""
+    caller = _principal_of_hash(session.token_hash, rules)
+    return caller if caller == Principal(session.role, session.name) else None
 
 
 def spend(key: str, limit: int, count: int = 1) -> None:
@@ -129,10 +154,10 @@ def session_blueprint(role: str) -> Blueprint:
         """Check a name and its token; answer 201 with the session's CSRF token and set the session cookie."""
         name, token = _credentials(json_body())
         caller = _principal_of(token)
-        if caller is None or caller.role != role or not hmac.compare_digest(caller.name, name):
+        if caller is None or caller.role != role or caller.name != name:
             _count_failed_authentication()
             raise ApiError(401, "sign_in_failed", f"no live {role} {name} with that token")
-        session = Session(role, name, token_hash(token), new_csrf_token(),
+        session = Session(role, name, token_hash(token), new_secret(),
                           utc_now() + timedelta(seconds=access().session_ttl_s))
         try:
             session_id = access().sessions.start(session)
@@ -239,15 +264,16 @@ def _principal_of(token: str) -> Principal | None:
     return _principal_of_hash(token_hash(token))
 
 
-def _principal_of_hash(hashed: str) -> Principal | None:
+def _principal_of_hash(hashed: str, rules: Access | None = None) -> Principal | None:
     """The principal whose token has this hash: the legacy operator token's, or one the registry knows."""
-    legacy = access().legacy_operator_token
+    rules = rules or access()
+    legacy = rules.legacy_operator_token
     if legacy and hmac.compare_digest(hashed, token_hash(legacy)):
         return LEGACY_OPERATOR
     try:
-        return access().identities.principal_of_hash(hashed)
+        return rules.identities.principal_of_hash(hashed)
     except StoreUnavailable as error:
-        raise store_unavailable(access().retry_after_s, error) from None
+        raise store_unavailable(rules.retry_after_s, error) from None
 
 
 def _count_failed_authentication() -> None:

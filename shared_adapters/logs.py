@@ -9,7 +9,9 @@ import contextvars
 import json
 import logging
 import sys
-import time
+from datetime import datetime, timezone
+
+from shared_domain.clock import to_iso
 
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 # Attributes every LogRecord has; anything else on a record was given as a field.
@@ -26,8 +28,8 @@ def fields_of(record: logging.LogRecord) -> dict:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    """The record's time as ISO 8601 UTC with milliseconds."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+    """The record's time as the API writes times: ISO 8601 UTC with milliseconds."""
+    return to_iso(datetime.fromtimestamp(record.created, timezone.utc))
 
 
 class JsonFormatter(logging.Formatter):

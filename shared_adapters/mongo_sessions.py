@@ -1,11 +1,15 @@
-"""pymongo store of browser sessions: `{_id: sha256(session id), role, name, tokenHash, csrf, expiresAt}`."""
+"""pymongo store of browser sessions: `{_id: sha256(session id), role, name, tokenHash, csrf, expiresAt}`.
+
+The id is stored as its hash, like tokens, so a read of the store cannot be replayed as a cookie.
+"""
 
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import utc_now
-from shared_domain.session import Session, new_session_id, session_key
+from shared_domain.identity import token_hash
+from shared_domain.session import Session, new_secret
 
 COLLECTION = "sessions"
 
@@ -18,10 +22,10 @@ class MongoSessions:
 
     def start(self, session: Session) -> str:
         """Store a session (sweeping expired ones) and return its id."""
-        session_id = new_session_id()
+        session_id = new_secret()
         try:
             self._collection.delete_many({"expiresAt": {"$lte": utc_now()}})
-            self._collection.insert_one({"_id": session_key(session_id), "role": session.role, "name": session.name,
+            self._collection.insert_one({"_id": token_hash(session_id), "role": session.role, "name": session.name,
                                          "tokenHash": session.token_hash, "csrf": session.csrf_token,
                                          "createdAt": utc_now(), "expiresAt": session.expires_at})
         except PyMongoError as error:
@@ -30,7 +34,7 @@ class MongoSessions:
 
     def find(self, session_id: str) -> Session | None:
         """The live session of an id, or None."""
-        key = session_key(session_id)
+        key = token_hash(session_id)
         try:
             document = self._collection.find_one({"_id": key})
             if document is not None and document["expiresAt"] <= utc_now():
@@ -46,6 +50,6 @@ class MongoSessions:
     def end(self, session_id: str) -> None:
         """Delete a session."""
         try:
-            self._collection.delete_one({"_id": session_key(session_id)})
+            self._collection.delete_one({"_id": token_hash(session_id)})
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None

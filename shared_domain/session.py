@@ -1,6 +1,5 @@
 """Browser sessions: what a signed-in page holds instead of a bearer token."""
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,19 +19,9 @@ class Session:
     expires_at: datetime
 
 
-def new_session_id() -> str:
-    """A fresh session id: the cookie's value, never stored as is."""
+def new_secret() -> str:
+    """A fresh random secret: a session id (the cookie's value, stored only as its hash) or a CSRF token."""
     return secrets.token_urlsafe(SESSION_BYTES)
-
-
-def new_csrf_token() -> str:
-    """A fresh CSRF token for one session."""
-    return secrets.token_urlsafe(SESSION_BYTES)
-
-
-def session_key(session_id: str) -> str:
-    """What is stored of a session id: its SHA-256, so a read of the store cannot be replayed as a cookie."""
-    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Sessions(Protocol):

@@ -3,7 +3,9 @@
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
+
+from shared_adapters.metrics import metrics_text
 
 from ..application.handle_batch import BatchOutcome
 from ..application.records import IncomingRecord
@@ -59,4 +61,4 @@ def metrics_answer(checks: dict[str, Callable[[], bool]]) -> tuple[bytes, str]:
     """The metrics text (dependencies asked now) and its content type."""
     for name, check in checks.items():
         DEPENDENCY_UP.labels(name).set(1 if check() else 0)
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return metrics_text(), CONTENT_TYPE_LATEST

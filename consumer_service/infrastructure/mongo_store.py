@@ -46,6 +46,9 @@ def ensure_indexes(database: Database) -> None:
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING)])
     for field in ("to", "from", "errorType", "consumerClient"):
         failed.create_index([(field, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
+    # The chat's conversations and sessions (the producer's and the operator server's).
+    database["read_markers"].create_index([("client", ASCENDING)])
+    database["sessions"].create_index([("expiresAt", ASCENDING)])
 
 
 class _IdempotentWriter:

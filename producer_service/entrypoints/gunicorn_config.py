@@ -3,6 +3,7 @@
 A bad setting stops the server before any worker starts, with one line naming it (exit 2).
 """
 
+import glob
 import logging
 import os
 import secrets
@@ -11,9 +12,14 @@ import sys
 import tempfile
 
 # Before anything imports prometheus_client: every worker writes its counts where /metrics adds them up.
-_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+# A given directory is made if missing and emptied, so counts start at zero with each server.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="producer-metrics-")
+else:
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    for _stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(_stale)
 
 from producer_service.config import load_settings  # noqa: E402 (after the metrics directory is chosen)
 from shared_adapters.http_worker import guarded_worker

@@ -4,7 +4,7 @@ import json
 
 from flask import Blueprint, Response, request
 
-from shared_adapters.access import principal, protect
+from shared_adapters.access import principal, protect, still_allowed
 from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
@@ -44,7 +44,7 @@ def stream():
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(STALLED_WRITE_S)
-    return Response(_EventStream(items), mimetype="text/event-stream",
+    return Response(_EventStream(items, still_allowed()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -73,16 +73,22 @@ def _position() -> Position | None:
 
 
 class _EventStream:
-    """The stream's items as SSE text; closing it frees the stream's place."""
+    """The stream's items as SSE text; closing it frees the stream's place.
 
-    def __init__(self, items):
-        self._items = items
+    At each heartbeat it checks that its caller may still read (token not revoked, session not
+    ended), and ends when not: a revocation or a sign-out reaches open streams within a heartbeat.
+    """
+
+    def __init__(self, items, allowed):
+        self._items, self._allowed = items, allowed
         self._open = True
         OPEN_STREAMS.inc()
 
     def __iter__(self):
         yield f"retry: {RECONNECT_MS}\n\n"
         for item in self._items:
+            if item.kind == "heartbeat" and not self._allowed():
+                return
             yield sse_text(item)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
@@ -120,8 +120,10 @@ class MongoConversations:
         """Remember that the client has read its conversation with `partner` up to a moment (never backwards)."""
         key = f"{client}\x00{partner}"
         try:
-            current = self._markers.find_one({"_id": key})
-            if current is None or current["upTo"] < up_to:
-                self._markers.replace_one({"_id": key}, {"client": client, "with": partner, "upTo": up_to}, upsert=True)
+            # One conditional write: a marker already further on matches nothing, and its upsert collides.
+            self._markers.update_one({"_id": key, "upTo": {"$lt": up_to}},
+                                     {"$set": {"client": client, "with": partner, "upTo": up_to}}, upsert=True)
+        except DuplicateKeyError:
+            pass
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None

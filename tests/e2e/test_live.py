@@ -3,6 +3,7 @@
 import signal
 import socket
 import time
+import urllib.request
 
 import pytest
 
@@ -70,6 +71,24 @@ def test_the_chat_pages_session_cookie_opens_the_callers_stream_and_only_its_own
     forged = SseStream(stack.api.base_url, None, cookie="chat_session=not-a-session")
     assert forged.status == 401 and forged.error_body()["error"] == "unauthorized"
     forged.close()
+
+
+def test_an_open_stream_ends_at_its_next_heartbeat_once_its_session_is_signed_out(stack):
+    signed = stack.api.post("/session", {"name": "clientF", "token": stack.api.tokens["clientF"]}, headers={})
+    cookie = signed.headers["Set-Cookie"].split(";")[0]
+    stream = SseStream(stack.api.base_url, None, cookie=cookie)
+    try:
+        assert stream.status == 200 and stream.next_event().kind == "position"
+        request = urllib.request.Request(stack.api.base_url + "/session", method="DELETE",
+                                         headers={"Cookie": cookie, "X-CSRF-Token": signed.body["csrfToken"]})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 204
+        assert stream.next_event(timeout=10) is None, "the stream ends rather than goes on after sign-out"
+    finally:
+        stream.close()
+    again = SseStream(stack.api.base_url, None, cookie=cookie)
+    assert again.status == 401
+    again.close()
 
 
 def position_after_one_message(stack, client: str, sender: str) -> str:

@@ -122,3 +122,9 @@ def test_conversations_list_the_latest_first_with_unread_counts_until_read(clien
     assert client.get("/conversations").get_json()[1]["unread"] == 1
     bad = client.post("/conversations/clientB/read", json={"upTo": "soon"})
     assert bad.status_code == 400 and "upTo" in bad.get_json()["details"]
+
+
+@pytest.mark.parametrize("name", ["é", "clientA\u0301", "🙂"])
+def test_a_sign_in_under_any_name_with_a_real_token_is_refused_not_an_error(app, tokens, name):
+    answer = app.test_client().post("/session", json={"name": name, "token": tokens["clientA"]})
+    assert answer.status_code == 401 and answer.get_json()["error"] == "sign_in_failed"

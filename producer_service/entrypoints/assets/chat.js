@@ -49,8 +49,12 @@ function connect() {
   });
   source.addEventListener("error", () => {
     setConnection("reconnecting");
-    // The browser retries by itself (sending Last-Event-ID) unless the server refused the stream.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+    // The browser retries by itself (sending Last-Event-ID) unless the server refused the stream:
+    // then a page whose session ended goes back to its sign-in; any other refusal is tried again.
+    if (source.readyState !== EventSource.CLOSED) return;
+    api.call("GET", "/session")
+      .then(() => setTimeout(connect, 2000))
+      .catch((failure) => (failure.status === 401 ? window.location.reload() : setTimeout(connect, 2000)));
   });
 }
 
