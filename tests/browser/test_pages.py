@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from infra.process import wait_until
-from tests.e2e.outage import restore, send_during_outage, wait_projected
+from tests.e2e.outage import QUICK_STORE_RETRIES, restore, send_during_outage, wait_projected
 
 TIMEOUT_MS = 15_000
 
@@ -20,8 +20,7 @@ def store(killable_store):
 @pytest.fixture(scope="module")
 def stack(stack_factory, store):
     """Consumers for clientA and clientB, the producer and the operator server, with quick store retries."""
-    return stack_factory(clients=("clientA", "clientB"), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
-                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3)
+    return stack_factory(clients=("clientA", "clientB"), mongo_uri=store.uri, **QUICK_STORE_RETRIES)
 
 
 def sign_in(browser, base_url: str, name: str, token: str, viewport=None):

@@ -2,6 +2,9 @@
 
 from infra.process import wait_until
 
+# A consumer that gives up on the store quickly, so that an outage dead-letters within seconds.
+QUICK_STORE_RETRIES = {"MONGODB_TIMEOUT_MS": 500, "STORE_RETRY_FIRST_WAIT_S": 0.2, "STORE_RETRY_ATTEMPTS": 3}
+
 
 def send_during_outage(stack, store, count: int, sender: str = "clientA", recipient: str = "clientB") -> list:
     """Kill the store, send `count` messages (all must get 202), wait for their dead letters; return the replies."""

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from infra.process import wait_until
 from tests.support.services import BIN
 
-from .outage import restore, send_during_outage, wait_projected
+from .outage import QUICK_STORE_RETRIES, restore, send_during_outage, wait_projected
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,7 @@ def store(killable_store):
 @pytest.fixture(scope="module")
 def stack(stack_factory, store):
     """Producer and clientB consumer with quick retries and a replay cap of 2."""
-    return stack_factory(clients=("clientB",), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
-                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3, REPLAY_MAX_COUNT=2,
+    return stack_factory(clients=("clientB",), mongo_uri=store.uri, **QUICK_STORE_RETRIES, REPLAY_MAX_COUNT=2,
                          OPERATOR_TOKEN="e2e-token")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from infra.process import wait_until
 
-from .outage import restore
+from .outage import QUICK_STORE_RETRIES, restore
 
 SECRET_TEXT = "text-that-must-never-be-logged"
 
@@ -21,8 +21,7 @@ def store(killable_store):
 @pytest.fixture(scope="module")
 def stack(stack_factory, store):
     """clientB's consumer, the producer and the operator server, with quick store retries."""
-    return stack_factory(clients=("clientB",), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
-                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3)
+    return stack_factory(clients=("clientB",), mongo_uri=store.uri, **QUICK_STORE_RETRIES)
 
 
 def send_traced(stack, trace_id: str, text: str) -> dict:

@@ -5,7 +5,7 @@ import pytest
 from infra.process import free_ports, wait_until
 from tests.support.api import Api
 
-from .outage import restore, send_during_outage, wait_projected
+from .outage import QUICK_STORE_RETRIES, restore, send_during_outage, wait_projected
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,7 @@ def health_port():
 @pytest.fixture(scope="module")
 def stack(stack_factory, store, health_port):
     """Producer and clientB consumer with short store timeouts and retry waits."""
-    return stack_factory(clients=("clientB",), mongo_uri=store.uri, MONGODB_TIMEOUT_MS=500,
-                         STORE_RETRY_FIRST_WAIT_S=0.2, STORE_RETRY_ATTEMPTS=3, CONSUMER_HEALTH_PORT=health_port)
+    return stack_factory(clients=("clientB",), mongo_uri=store.uri, **QUICK_STORE_RETRIES, CONSUMER_HEALTH_PORT=health_port)
 
 
 def test_messages_sent_during_a_store_outage_reach_failed_messages_once_it_is_back(stack, store, health_port):
