@@ -176,7 +176,7 @@ observe: (metrics, then every log line of one message, from the API to the store
   curl -s http://127.0.0.1:{metrics_ports[recipient]}/metrics | grep -E '^consumer_records_total'
   curl -s -X POST {base}/send-message {auth(sender)} -H 'X-Request-Id: {trace}' -H 'Content-Type: application/json' \\
        -d '{{"to": "{recipient}", "message": "follow me"}}'
-  grep -h {trace} {settings.logs}/*.log
+  grep -h {trace} {settings.logs}/*.log | sort
 Ctrl-C stops everything.
 """, flush=True)
 
