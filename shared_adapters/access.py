@@ -107,9 +107,7 @@ def still_allowed() -> Callable[[], bool]:
 
     False once the bearer token is revoked, or the session ended or its token was revoked.
     """
-    rules, session_id = access(), g.get("session_id")
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    hashed = token_hash(token) if session_id is None and token else None
+    rules, session_id, hashed = access(), g.get("session_id"), g.get("token_hash")
 
     def check() -> bool:
         try:
@@ -252,7 +250,8 @@ def _bearer(header: str) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send Authorization: Bearer <token>", None)
-    caller = _principal_of(token)
+    g.token_hash = token_hash(token)
+    caller = _principal_of_hash(g.token_hash)
     if caller is None:
         _count_failed_authentication()
         raise _unauthorized("the token is unknown or revoked", "invalid_token")

@@ -1,10 +1,6 @@
-"""Answers other than JSON: no content, and the pages."""
+"""An answer without a body: 204 No Content."""
 
 from flask import Response
-
-# Pages load only their own scripts, styles and data, and may not be framed.
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
 def no_content() -> Response:
@@ -12,8 +8,3 @@ def no_content() -> Response:
     response = Response(status=204)
     del response.headers["Content-Type"]
     return response
-
-
-def page_response(html: str) -> Response:
-    """An HTML page, allowed to run its own scripts and to call its own service."""
-    return Response(html, mimetype="text/html", headers={"Content-Security-Policy": PAGE_POLICY})

@@ -1,6 +1,7 @@
 """`consumer-service operator`: the dead-letter API and console under gunicorn, on OPERATOR_BIND."""
 
 import logging
+from contextlib import ExitStack
 
 from gunicorn.app.base import BaseApplication
 
@@ -46,19 +47,15 @@ class OperatorServer(BaseApplication):
 
     def load(self):
         """The app, with its own store client and replay producer (made in the worker, after the fork)."""
-        context = operations(self.settings.consumer, operator="operator-console")
-        ops = context.__enter__()
+        resources = ExitStack()  # closed by worker_exit
+        ops = resources.enter_context(operations(self.settings.consumer, operator="operator-console"))
         mongo = connect(self.settings.consumer.mongodb_uri, self.settings.consumer.mongodb_timeout_ms)
+        resources.callback(mongo.close)
         database = mongo[self.settings.consumer.mongodb_database]
         identities = MongoIdentityRegistry(database)
         identities.warm()
         app = create_operator_app(self.settings, ops, identities, MongoSessions(database), MongoRateLimiter(database))
-
-        def close() -> None:
-            context.__exit__(None, None, None)
-            mongo.close()
-
-        app.extensions[CLOSE] = close
+        app.extensions[CLOSE] = resources.close
         log.info("operator API and console on http://%s", self.settings.bind)
         return app
 

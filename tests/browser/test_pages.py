@@ -6,6 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from infra.process import wait_until
+from shared_domain.clock import utc_now
+from shared_domain.envelope import encode
+from shared_domain.message import Message
 from tests.e2e.outage import QUICK_STORE_RETRIES, restore, send_during_outage, wait_projected
 
 TIMEOUT_MS = 15_000
@@ -144,12 +147,7 @@ def test_a_server_restart_shows_reconnecting_then_loses_and_repeats_nothing(brow
 
 def envelope(text: str) -> bytes:
     """A valid message record from clientA to clientB, as the producer would have written it."""
-    import json
-    from datetime import datetime, timezone
-
-    sent_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return json.dumps({"schemaVersion": 1, "messageId": str(uuid.uuid4()), "from": "clientA", "to": "clientB",
-                       "message": text, "sentAt": sent_at}).encode()
+    return encode(Message(str(uuid.uuid4()), "clientA", "clientB", text, utc_now()))
 
 
 def test_a_client_cannot_open_the_console(browser, stack):

@@ -35,18 +35,17 @@ def value(text: str, name: str, **labels) -> float:
     return sum(v for n, sample_labels, v in samples(text) if n == name and labels.items() <= sample_labels.items())
 
 
-def scrape(api, headers) -> str:
-    """GET /metrics of an API with these headers; its text."""
-    request = urllib.request.Request(api.base_url + "/metrics", headers=headers)
+def scrape(base_url: str, headers: dict | None = None) -> str:
+    """The text of GET /metrics at base_url, sent with these headers."""
+    request = urllib.request.Request(base_url + "/metrics", headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         return response.read().decode()
 
 
 def consumer_metrics(port: int) -> str:
-    """The consumer's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return response.read().decode()
+    """The consumer's /metrics, on its health port."""
+    return scrape(f"http://127.0.0.1:{port}")
 
 
 def test_the_producer_counts_requests_publishes_and_open_streams_of_every_worker(stack):
@@ -54,13 +53,13 @@ def test_the_producer_counts_requests_publishes_and_open_streams_of_every_worker
     for denied, status in ((stack.api.get("/metrics", headers={}), 401),
                            (stack.api.get("/metrics", headers=stack.api.as_("clientA")), 403)):
         assert denied.status == status
-    before = scrape(stack.api, operator)
+    before = scrape(stack.api.base_url, operator)
     for n in range(6):  # new connections each: both workers answer some
         assert stack.api.send("clientA", "clientB", f"counted {n}").status == 202
     assert stack.api.send("clientA", "nobody-registered", "refused").status == 400
     stream = SseStream(stack.api.base_url, stack.api.tokens["clientC"])
     try:
-        after = scrape(stack.api, operator)
+        after = scrape(stack.api.base_url, operator)
         sent = value(after, "http_requests_total", route="/send-message", method="POST", status="202") - value(
             before, "http_requests_total", route="/send-message", method="POST", status="202")
         assert sent == 6
@@ -70,7 +69,7 @@ def test_the_producer_counts_requests_publishes_and_open_streams_of_every_worker
         assert value(after, "live_streams_open") == 1
     finally:
         stream.close()
-    wait_until(lambda: value(scrape(stack.api, operator), "live_streams_open") == 0, timeout=10,
+    wait_until(lambda: value(scrape(stack.api.base_url, operator), "live_streams_open") == 0, timeout=10,
                what="the closed stream no longer counted")
 
 
@@ -96,5 +95,5 @@ def test_a_consumer_counts_stored_and_dead_lettered_records_batches_lag_and_depe
 def test_the_operator_server_counts_its_requests_for_operators_only(stack):
     assert stack.operator.get("/failed-message-counts").status == 200
     assert stack.operator.get("/metrics", headers=stack.operator.as_("clientA")).status == 403
-    text = scrape(stack.operator, stack.operator.as_("ops"))
+    text = scrape(stack.operator.base_url, stack.operator.as_("ops"))
     assert value(text, "http_requests_total", route="/failed-message-counts", method="GET", status="200") >= 1
