@@ -89,7 +89,8 @@ def main() -> int:
                                    float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress)
                 progress.close()
             if "fanout" in stages:
-                fanout.run(api, mongo.uri, name, producer.pid, int(os.environ.get("BENCH_SUBSCRIBERS", "1000")),
+                parts = {"producer": producer.pid, "consumer": processes[0].pid, "Kafka": kafka.pid, "FerretDB": mongo.pid}
+                fanout.run(api, mongo.uri, name, parts, int(os.environ.get("BENCH_SUBSCRIBERS", "1000")),
                            float(os.environ.get("BENCH_RATE", "200")), float(os.environ.get("BENCH_LATENCY_SECONDS", "15")))
             if "replay" in stages:
                 replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))

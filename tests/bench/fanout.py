@@ -2,20 +2,29 @@
 
 import asyncio
 import json
+import os
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+from pymongo import MongoClient
+
 from tests.support.stack import register
 
-from .cpu import group_rss_bytes
-from .stored_latency import KeepAliveSender
+from .cpu import group_cpu_seconds, group_rss_bytes
+from .stored_latency import KeepAliveSender, quantile
 
 
-def run(api, mongo_uri: str, database: str, producer_pid: int, subscribers: int, rate: float, seconds: float) -> None:
-    """Open `subscribers` streams (two per client), send at `rate` for `seconds`, print latency, losses and memory."""
+def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: int, rate: float,
+        seconds: float) -> None:
+    """Open `subscribers` streams (two per client), send at `rate` for `seconds`, print latency, losses and memory.
+
+    `parts` names the process (group) of each part, the producer's first; each one's CPU while
+    the messages flow is printed too, since on two cores every part's cost becomes everyone's delay.
+    """
+    producer_pid = parts["producer"]
     clients = [f"fan{n}" for n in range(max(1, subscribers // 2))]
     tokens = register(mongo_uri, database, clients, operator=False)
     # Each worker notices new clients at its next registry check; until then their tokens are unknown
@@ -35,7 +44,12 @@ def run(api, mongo_uri: str, database: str, producer_pid: int, subscribers: int,
     opened_in = time.monotonic() - opening
     time.sleep(1.0)
     per_idle_kib = (group_rss_bytes(producer_pid) - rss_before) / subscribers / 1024
+    cpu_before = {name: group_cpu_seconds(pid) for name, pid in parts.items()} | {"bench": _own_cpu_seconds()}
+    sending = time.monotonic()
     sent = _send(api.base_url, tokens, clients, rate, seconds)
+    sending = time.monotonic() - sending
+    cpu = {name: _own_cpu_seconds() if name == "bench" else group_cpu_seconds(parts[name]) for name in cpu_before}
+    cpu_share = {name: (cpu[name] - cpu_before[name]) / sending for name in cpu}
     expected = {(message_id, stream) for message_id, (sender, recipient, _) in sent.items()
                 for stream, (client, _) in enumerate(streams) if client in (sender, recipient)}
     deadline = time.monotonic() + 30
@@ -44,12 +58,39 @@ def run(api, mongo_uri: str, database: str, producer_pid: int, subscribers: int,
     fan.stop()
     lost = len(expected - fan.arrivals.keys())
     latencies = sorted((fan.arrivals[key] - sent[key[0]][2]) * 1000 for key in expected if key in fan.arrivals)
-    quantile = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+    stamps = _stamps(mongo_uri, database, list(sent))
+    stored_at = {message_id: stored for message_id, (_, stored) in stamps.items()}
+    to_accept = sorted((stamps[message_id][0] - at) * 1000 for message_id, (_, _, at) in sent.items()
+                       if message_id in stamps)
+    to_store = sorted((stored - accepted) * 1000 for accepted, stored in stamps.values())
+    to_event = sorted((fan.arrivals[key] - stored_at[key[0]]) * 1000 for key in expected
+                      if key in fan.arrivals and key[0] in stored_at)
+    p50, p99 = quantile(latencies, 0.5), quantile(latencies, 0.99)
     print(f"live fan-out:         {subscribers} subscribers ({len(clients)} clients x 2) at {rate:.0f} msg/s for "
-          f"{seconds:.0f} s: {len(expected)} events, delivery p50 {quantile(0.5):.1f} ms p99 {quantile(0.99):.1f} ms, "
+          f"{seconds:.0f} s: {len(expected)} events, delivery p50 {p50:.1f} ms p99 {p99:.1f} ms, "
           f"lost {lost}; server memory {per_idle_kib:.0f} KiB per idle subscriber; all open after {opened_in:.0f} s "
           f"({fan.retried} opens answered 503 and retried)   target p99 < 250 ms, 0 lost: "
-          f"{'met' if quantile(0.99) < 250 and lost == 0 else 'MISSED'}")
+          f"{'met' if p99 < 250 and lost == 0 else 'MISSED'}")
+    print("  where the time goes (p50 / p99 ms): " + "; ".join(
+        f"{what} {quantile(values, 0.5):.1f} / {quantile(values, 0.99):.1f}" for what, values in (
+            ("POST to sentAt", to_accept), ("sentAt to the consumer's insert", to_store),
+            ("insert to the event at the subscriber", to_event))))
+    print("  CPU while sending (cores): " + ", ".join(f"{name} {share:.2f}" for name, share in cpu_share.items())
+          + f"; total {sum(cpu_share.values()):.2f} of {os.cpu_count()}")
+
+
+def _own_cpu_seconds() -> float:
+    """User plus system CPU seconds of this process (the subscribers' loop and the senders)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _stamps(mongo_uri: str, database: str, message_ids: list[str]) -> dict[str, tuple[float, float]]:
+    """Each message's `sentAt` (the producer accepted it) and `storedAt` (the consumer began its insert)."""
+    with MongoClient(mongo_uri, tz_aware=True) as client:
+        messages = client[database]["messages"]
+        return {document["_id"]: (document["sentAt"].timestamp(), document["storedAt"].timestamp())
+                for document in messages.find({"_id": {"$in": message_ids}}, {"sentAt": 1, "storedAt": 1})}
 
 
 def _wait_known(api, token: str) -> None:

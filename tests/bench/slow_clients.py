@@ -12,6 +12,8 @@ import time
 from infra.process import wait_until
 from tests.support.raw_http import Slowloris, exchange
 
+from .stored_latency import quantile
+
 HEALTH = b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 
 
@@ -45,5 +47,4 @@ def _probe(port: int, seconds: float, every: float = 0.02) -> list[float]:
 
 def _p99(latencies: list[float]) -> float:
     """The 99th percentile, in milliseconds."""
-    ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+    return quantile(sorted(latencies), 0.99) * 1000

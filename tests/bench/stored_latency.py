@@ -44,9 +44,9 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
                  for document in messages.find({"from": "timer"}, {"storedAt": 1})}
     stored = sorted((stored_at[message_id] - at) * 1000 for at, _, message_id in sent)
     accepted = sorted(took * 1000 for _, took, _ in sent)
-    p50, p99 = _quantile(stored, 0.50), _quantile(stored, 0.99)
+    p50, p99 = quantile(stored, 0.50), quantile(stored, 0.99)
     print(f"stored latency at {rate:.0f} msg/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms  (202 after p50 "
-          f"{_quantile(accepted, 0.5):.1f} ms, p99 {_quantile(accepted, 0.99):.1f} ms; {count} messages)"
+          f"{quantile(accepted, 0.5):.1f} ms, p99 {quantile(accepted, 0.99):.1f} ms; {count} messages)"
           f"   target p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
     return p50, p99
 
@@ -84,6 +84,6 @@ class KeepAliveSender:
         raise AssertionError("unreachable")
 
 
-def _quantile(ordered: list[float], q: float) -> float:
-    """The q-quantile of sorted values."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values (nan when there are none)."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
