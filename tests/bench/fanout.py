@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import threading
@@ -33,43 +34,34 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
     address = urlparse(api.base_url)
     streams = [(clients[n % len(clients)], tokens[clients[n % len(clients)]]) for n in range(subscribers)]
     rss_before = group_rss_bytes(producer_pid)
-    fan = _FanOut(address.hostname, address.port, streams)
-    loop_thread = threading.Thread(target=asyncio.run, args=(fan.run(),), daemon=True)
+    subscribers_process = _Subscribers(address.hostname, address.port, streams)
     opening = time.monotonic()
-    loop_thread.start()
-    while not fan.all_open.wait(1.0):
-        if fan.refused or time.monotonic() - opening > 600:
-            fan.stop()
-            raise RuntimeError(f"{fan.opened} of {subscribers} streams opened; refused: {fan.refused[:3]}")
-    opened_in = time.monotonic() - opening
+    opened_in = subscribers_process.wait_open(timeout=600) - opening
     time.sleep(1.0)
     per_idle_kib = (group_rss_bytes(producer_pid) - rss_before) / subscribers / 1024
-    cpu_before = {name: group_cpu_seconds(pid) for name, pid in parts.items()} | {"bench": _own_cpu_seconds()}
+    cpu_before = {name: group_cpu_seconds(pid) for name, pid in parts.items()} | {"bench": group_cpu_seconds(os.getpid())}
     sending = time.monotonic()
     sent = _send(api.base_url, tokens, clients, rate, seconds)
     sending = time.monotonic() - sending
-    cpu = {name: _own_cpu_seconds() if name == "bench" else group_cpu_seconds(parts[name]) for name in cpu_before}
+    cpu = {name: group_cpu_seconds(os.getpid() if name == "bench" else parts[name]) for name in cpu_before}
     cpu_share = {name: (cpu[name] - cpu_before[name]) / sending for name in cpu}
     expected = {(message_id, stream) for message_id, (sender, recipient, _) in sent.items()
                 for stream, (client, _) in enumerate(streams) if client in (sender, recipient)}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not expected <= fan.arrivals.keys():
-        time.sleep(0.2)
-    fan.stop()
-    lost = len(expected - fan.arrivals.keys())
-    latencies = sorted((fan.arrivals[key] - sent[key[0]][2]) * 1000 for key in expected if key in fan.arrivals)
+    arrivals, retried = subscribers_process.arrivals(expected, timeout=30)
+    lost = len(expected - arrivals.keys())
+    latencies = sorted((arrivals[key] - sent[key[0]][2]) * 1000 for key in expected if key in arrivals)
     stamps = _stamps(mongo_uri, database, list(sent))
     stored_at = {message_id: stored for message_id, (_, stored) in stamps.items()}
     to_accept = sorted((stamps[message_id][0] - at) * 1000 for message_id, (_, _, at) in sent.items()
                        if message_id in stamps)
     to_store = sorted((stored - accepted) * 1000 for accepted, stored in stamps.values())
-    to_event = sorted((fan.arrivals[key] - stored_at[key[0]]) * 1000 for key in expected
-                      if key in fan.arrivals and key[0] in stored_at)
+    to_event = sorted((arrivals[key] - stored_at[key[0]]) * 1000 for key in expected
+                      if key in arrivals and key[0] in stored_at)
     p50, p99 = quantile(latencies, 0.5), quantile(latencies, 0.99)
     print(f"live fan-out:         {subscribers} subscribers ({len(clients)} clients x 2) at {rate:.0f} msg/s for "
           f"{seconds:.0f} s: {len(expected)} events, delivery p50 {p50:.1f} ms p99 {p99:.1f} ms, "
           f"lost {lost}; server memory {per_idle_kib:.0f} KiB per idle subscriber; all open after {opened_in:.0f} s "
-          f"({fan.retried} opens answered 503 and retried)   target p99 < 250 ms, 0 lost: "
+          f"({retried} opens answered 503 and retried)   target p99 < 250 ms, 0 lost: "
           f"{'met' if p99 < 250 and lost == 0 else 'MISSED'}")
     print("  where the time goes (p50 / p99 ms): " + "; ".join(
         f"{what} {quantile(values, 0.5):.1f} / {quantile(values, 0.99):.1f}" for what, values in (
@@ -77,12 +69,6 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
             ("insert to the event at the subscriber", to_event))))
     print("  CPU while sending (cores): " + ", ".join(f"{name} {share:.2f}" for name, share in cpu_share.items())
           + f"; total {sum(cpu_share.values()):.2f} of {os.cpu_count()}")
-
-
-def _own_cpu_seconds() -> float:
-    """User plus system CPU seconds of this process (the subscribers' loop and the senders)."""
-    times = os.times()
-    return times.user + times.system
 
 
 def _stamps(mongo_uri: str, database: str, message_ids: list[str]) -> dict[str, tuple[float, float]]:
@@ -122,6 +108,53 @@ def _send(base_url: str, tokens: dict, clients: list[str], rate: float, seconds:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(count)))
     return sent
+
+
+class _Subscribers:
+    """The streams, held by a process of their own (subscribers are other clients than the senders)."""
+
+    def __init__(self, host: str, port: int, streams: list[tuple[str, str]]):
+        context = multiprocessing.get_context("spawn")  # this process has threads: no fork
+        self._commands, child_end = context.Pipe()
+        self._process = context.Process(target=_hold_streams, args=(host, port, streams, child_end), daemon=True)
+        self._process.start()
+
+    def wait_open(self, timeout: float) -> float:
+        """Wait until every stream is open; return when that was (time.monotonic()), or raise."""
+        if not self._commands.poll(timeout):
+            self._process.kill()
+            raise RuntimeError(f"the streams did not all open within {timeout:.0f} s")
+        opened, refused = self._commands.recv()
+        if refused:
+            self._process.kill()
+            raise RuntimeError(f"{opened} of the streams opened; refused: {refused}")
+        return time.monotonic()
+
+    def arrivals(self, expected: set, timeout: float) -> tuple[dict[tuple[str, int], float], int]:
+        """Wait up to `timeout` for the expected (messageId, stream) events; the arrival times and the retried opens."""
+        self._commands.send((expected, timeout))
+        arrivals, retried = self._commands.recv()
+        self._process.join(10)
+        return arrivals, retried
+
+
+def _hold_streams(host: str, port: int, streams: list[tuple[str, str]], commands) -> None:
+    """In the subscribers' process: open every stream, say so, then note arrivals until told what to expect."""
+    fan = _FanOut(host, port, streams)
+    loop = threading.Thread(target=asyncio.run, args=(fan.run(),), daemon=True)
+    loop.start()
+    while not fan.all_open.wait(0.5) and not fan.refused:
+        pass
+    commands.send((fan.opened, fan.refused[:3]))
+    if fan.refused:
+        return
+    expected, timeout = commands.recv()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not expected <= fan.arrivals.keys():
+        time.sleep(0.2)
+    fan.stop()
+    loop.join(10)
+    commands.send((fan.arrivals, fan.retried))
 
 
 class _FanOut:
