@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, fields
 
 from shared_domain.schemas import UtcDateTime
 
+from .access import SessionSchema, SignInSchema
 from .pages import render_page
 
 EXTENSION = "openapi"
@@ -160,11 +161,12 @@ class HealthSchema(StrictSchema):
     status = fields.String(required=True, metadata={"enum": ["ok"]})
 
 
-def add_common_paths(document: APISpec, role: str, cookie: str) -> None:
-    """The paths every service has: sign-in for its pages, /metrics, /health, the document itself."""
-    from .access import SessionSchema, SignInSchema
-
+def add_common_paths(document: APISpec, role: str, cookie: str, page: str) -> None:
+    """The paths every service has: its page (`page` says which), sign-in for it, /metrics, /health, the document."""
     add_session_scheme(document, cookie)
+    document.path(path="/", operations={"get": {
+        "summary": page, "tags": ["pages"],
+        "responses": responses({200: ("The page.", ("text/html", {"type": "string"}))})}})
     document.path(path="/session", operations={
         "post": {"summary": f"Sign a {role} in with one of its tokens; sets the {cookie} cookie (HttpOnly, "
                             "SameSite=Strict, Secure over HTTPS).", "tags": ["sessions"],

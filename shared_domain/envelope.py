@@ -71,8 +71,10 @@ def decode(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) ->
                    text=fields["text"], sent_at=fields["sent_at"])
 
 
-def usable_trace_id(value: str | None) -> str | None:
+def usable_trace_id(value: str | bytes | None) -> str | None:
     """A trace id as given (X-Request-Id, a record's trace-id header) when it is short printable ASCII, else None."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
     if value and len(value) <= MAX_TRACE_ID_LENGTH and value.isascii() and value.isprintable():
         return value
     return None

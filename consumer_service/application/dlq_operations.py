@@ -145,8 +145,7 @@ def trace_id_of(document: dict) -> str | None:
         return document["traceId"]
     for header in document.get("headers", []):
         if header["name"] == TRACE_ID_HEADER:
-            value = bytes_from_view(header["value"], header["encoding"])
-            return usable_trace_id(value.decode("utf-8", "replace")) if value is not None else None
+            return usable_trace_id(bytes_from_view(header["value"], header["encoding"]))
     return None
 
 

@@ -30,7 +30,7 @@ class IncomingRecord:
     def trace_id(self) -> str | None:
         """The trace id the producer gave the record (its X-Request-Id), for log lines about it."""
         value = next((value for name, value in self.headers if name == TRACE_ID_HEADER and value is not None), None)
-        return usable_trace_id(value.decode("utf-8", "replace")) if value is not None else None
+        return usable_trace_id(value)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,5 @@ def operator_document() -> dict:
         "summary": "Mark one failed message discarded with a reason.", "tags": ["dead letters"], "security": operator,
         "parameters": [failure_id], "requestBody": json_body(DiscardSchema),
         "responses": responses({200: ("What was done.", ReportSchema)}, 400, 401, 403, 404, 413, 415, 429, 503)}})
-    document.path(path="/", operations={"get": {
-        "summary": "The dead-letter console.", "tags": ["pages"],
-        "responses": responses({200: ("The page.", ("text/html", {"type": "string"}))})}})
-    add_common_paths(document, OPERATOR, COOKIE)
+    add_common_paths(document, OPERATOR, COOKIE, "The dead-letter console.")
     return document.to_dict()

@@ -218,8 +218,5 @@ def producer_document() -> dict:
     document.path(path="/ready", operations={"get": {
         "summary": "Readiness: Kafka and the store answer.", "tags": ["operability"],
         "responses": responses({200: ("Ready.", ReadySchema), 503: ("Not ready: see dependencies.", ReadySchema)})}})
-    document.path(path="/", operations={"get": {
-        "summary": "The chat page.", "tags": ["pages"],
-        "responses": responses({200: ("The page.", ("text/html", {"type": "string"}))})}})
-    add_common_paths(document, CLIENT, COOKIE)
+    add_common_paths(document, CLIENT, COOKIE, "The chat page.")
     return document.to_dict()

@@ -65,8 +65,8 @@ def send_batch():
         else:
             results[index] = {"index": index, "status": 202, **_accepted(message, outcome)}
     accepted = sum(1 for result in results if result["status"] == 202)
-    count_published(sum(1 for _, outcome in sent if not isinstance(outcome, BrokerUnavailable)),
-                    sum(1 for _, outcome in sent if isinstance(outcome, BrokerUnavailable)))
+    acked = sum(1 for _, outcome in sent if not isinstance(outcome, BrokerUnavailable))
+    count_published(acked, len(sent) - acked)
     headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
     summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
     return summary, (202 if accepted == len(results) else 207), headers
