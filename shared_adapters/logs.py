@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from gunicorn import glogging
+
 from shared_domain.clock import to_iso
 
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
@@ -80,8 +82,23 @@ def configure_logging(level: int | str, log_format: str) -> None:
     root.setLevel(level)
 
 
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, writing access lines only when an access log is asked for (`accesslog`).
+
+    Given a `logconfig_dict`, gunicorn would build and write an access line for every request.
+    """
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        self._access_asked = bool(cfg.accesslog)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if self._access_asked:
+            super().access(resp, req, environ, request_time)
+
+
 def gunicorn_log_config(level: str, log_format: str) -> dict:
-    """gunicorn's `logconfig_dict`: its own loggers (errors and, when on, access) in the same format."""
+    """gunicorn's `logconfig_dict`: its own loggers (errors and, with GunicornLogger when asked, access) in one format."""
     skip_unused_record_work()
     formatter = f"{__name__}.{FORMATTERS[log_format].__name__}"
     return {

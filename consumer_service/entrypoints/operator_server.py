@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from gunicorn.app.base import BaseApplication
 
 from shared_adapters.http_worker import guarded_worker
-from shared_adapters.logs import gunicorn_log_config
+from shared_adapters.logs import GunicornLogger, gunicorn_log_config
 from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
@@ -40,6 +40,7 @@ class OperatorServer(BaseApplication):
             "graceful_timeout": 20,
             "control_socket_disable": True,
             "worker_exit": _close_worker,
+            "logger_class": GunicornLogger,
             "logconfig_dict": gunicorn_log_config(logging.getLevelName(logging.getLogger().level), self.settings.log_format),
         }
         for name, value in config.items():

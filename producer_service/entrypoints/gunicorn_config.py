@@ -23,7 +23,7 @@ else:
 
 from producer_service.config import load_settings  # noqa: E402 (after the metrics directory is chosen)
 from shared_adapters.http_worker import guarded_worker
-from shared_adapters.logs import gunicorn_log_config
+from shared_adapters.logs import GunicornLogger, gunicorn_log_config
 from shared_domain.config import (ConfigError, read_float, read_int, read_log_format, read_log_level,
                                  read_str)
 
@@ -48,6 +48,7 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 
 # gunicorn's own lines and the app's, one format (LOG_FORMAT: json, or text for people).
 logconfig_dict = gunicorn_log_config(log_level, log_format)
+logger_class = GunicornLogger
 # A broker outage shows as 503s and in /ready; librdkafka would log every reconnect attempt.
 logging.getLogger("librdkafka").setLevel(kafka_client_log_level)
 

@@ -110,3 +110,11 @@ def test_no_log_line_holds_a_message_text_or_a_token(stack):
         # Every line is one JSON object, but the markers the test harness writes when it starts a process.
         assert all(line.startswith("{") for line in text.splitlines() if line.strip() and not line.startswith("--- ")), \
             process.name
+
+
+def test_requests_are_not_logged_line_by_line_unless_the_access_log_is_asked_for(stack):
+    send_traced(stack, f"trace-{uuid.uuid4().hex}", "one more request")
+    assert stack.operator.get("/failed-messages", **{"from": "clientA"}).status == 200
+    access_lines = [(process.name, line) for process in stack.processes
+                    for line in process.log_path.read_text(errors="replace").splitlines() if '"gunicorn.access"' in line]
+    assert access_lines == []  # PRODUCER_ACCESS_LOG=1 turns them on; tests/e2e/test_identities.py reads them
