@@ -3,7 +3,9 @@
 import math
 import threading
 import time
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pymongo.database import Database
@@ -17,6 +19,15 @@ BLOCKS = 20  # a window's limit is leased in twentieths
 UNAVAILABLE_PAUSE_S = 5.0
 
 
+@dataclass
+class _Lease:
+    """What this process holds of one key's window: hits left in the blocks it leased, and the next block to try."""
+
+    left: int = 0
+    next_block: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class MongoRateLimiter:
     """Each process leases a window's hits a block at a time: a block is a document under a unique `_id`.
 
@@ -24,15 +35,16 @@ class MongoRateLimiter:
     loses concurrent `$inc`s (160 concurrent increments of one counter left it at 18). A window of
     `limit` hits has BLOCKS blocks; a process spends the blocks it leased before it leases another,
     so hits cost a store write once per block, no more than `limit` pass, and a client may be
-    refused early by at most one unspent block per other process.
+    refused early by at most one unspent block per other process. Each key's windows begin at an
+    offset of their own (a hash of the key), so that the leases of many clients are not all
+    renewed in the same second.
     """
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time):
         self._blocks = database[COLLECTION]
         self._clock = clock
         self._lock = threading.Lock()
-        # (key, window) -> [hits left in the blocks this process leased, next block to try]
-        self._leases: dict[tuple[str, int], list[int]] = {}
+        self._leases: dict[tuple[str, int], _Lease] = {}
         self._expiry_indexed: bool | None = None
         self._swept_at = 0.0
         self._unavailable_until = 0.0
@@ -55,19 +67,22 @@ class MongoRateLimiter:
     def _hit(self, key: str, limit: int, window_s: int, cost: int) -> float | None:
         """Spend hits from this process's lease, leasing further blocks while the window has some."""
         now = self._clock()
-        window = math.floor(now / window_s)
-        self._housekeeping(window, window_s)
+        offset = zlib.crc32(key.encode()) % window_s
+        window = math.floor((now + offset) / window_s)
+        self._housekeeping(math.floor(now / window_s), window_s)
         size = math.ceil(limit / BLOCKS)
         with self._lock:
-            lease = self._leases.setdefault((key, window), [0, 0])
-            while lease[0] < cost and lease[1] * size < limit:
-                if self._lease(f"{key}@{window}/{lease[1]}", 2 * window_s):
-                    lease[0] += min(size, limit - lease[1] * size)
-                lease[1] += 1
-            if lease[0] >= cost:
-                lease[0] -= cost
+            lease = self._leases.setdefault((key, window), _Lease())
+        # Only hits on the same key wait for a lease being written; other keys go on.
+        with lease.lock:
+            while lease.left < cost and lease.next_block * size < limit:
+                if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
+                    lease.left += min(size, limit - lease.next_block * size)
+                lease.next_block += 1
+            if lease.left >= cost:
+                lease.left -= cost
                 return None
-        return max((window + 1) * window_s - now, 0.001)
+        return max((window + 1) * window_s - offset - now, 0.001)
 
     def _lease(self, block_id: str, keep_s: int) -> bool:
         """Take a block unless another process has it."""

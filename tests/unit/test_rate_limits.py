@@ -1,0 +1,51 @@
+"""The rate limiter's leases: one client's lease write never holds up another's, and clients' windows end at different times."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from shared_adapters.mongo_rate_limits import COLLECTION, MongoRateLimiter
+
+
+class _GatedBlocks:
+    """A lease collection whose writes for keys starting with `gated` wait until the gate opens."""
+
+    def __init__(self, gated: str):
+        self.gated, self.gate, self.waiting, self.written = gated, threading.Event(), threading.Event(), []
+
+    def insert_one(self, document: dict) -> None:
+        if document["_id"].startswith(self.gated):
+            self.waiting.set()
+            assert self.gate.wait(10), "the gate was never opened"
+        self.written.append(document["_id"])
+
+    def create_index(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_a_slow_lease_write_for_one_client_does_not_hold_up_another_client():
+    blocks = _GatedBlocks("send:slow@")
+    limiter = MongoRateLimiter({COLLECTION: blocks}, clock=lambda: 3_000_000.0)
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(limiter.hit, "send:slow", 600, 60)
+        assert blocks.waiting.wait(5)  # the slow client's lease is being written
+        fast = pool.submit(limiter.hit, "send:fast", 600, 60)
+        try:
+            assert fast.result(timeout=5) is None  # answered while the slow client's lease is still being written
+            assert not slow.done() and [block.split("@")[0] for block in blocks.written] == ["send:fast"]
+        finally:
+            blocks.gate.set()
+        assert slow.result(timeout=5) is None
+
+
+def test_each_clients_window_ends_at_a_time_of_its_own_and_then_it_may_send_again():
+    now = [3_000_000.0]
+    limiter = MongoRateLimiter({COLLECTION: _GatedBlocks("none")}, clock=lambda: now[0])
+    clients = [f"send:client{n}" for n in range(100)]
+    assert all(limiter.hit(client, 1, 60) is None for client in clients)
+    waits = {client: limiter.hit(client, 1, 60) for client in clients}  # each is refused until its window ends
+    assert all(0 < wait <= 60 for wait in waits.values())
+    # Spread over the minute: the leases of many clients are not all renewed in the same second.
+    assert len({round(wait) for wait in waits.values()}) > 40 and max(waits.values()) - min(waits.values()) > 45
+    for client, wait in sorted(waits.items(), key=lambda item: item[1]):
+        now[0] = 3_000_000.0 + wait
+        assert limiter.hit(client, 1, 60) is None, client
