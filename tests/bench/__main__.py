@@ -8,10 +8,12 @@ Stages, each on topics and a database of its own so they do not disturb each oth
 2. Consumer: BENCH_BACKLOG (20000) messages wait on a topic; a consumer for all clients stores
    them, interleaved with a raw insert_many of the same documents (500 per batch, same indexes).
 3. Stored latency: BENCH_RATE (200) messages a second for BENCH_LATENCY_SECONDS (15), open loop.
-4. Live fan-out: BENCH_SUBSCRIBERS (1000) open streams while BENCH_RATE messages a second flow.
+4. Live fan-out: BENCH_SUBSCRIBERS (1000) open streams while BENCH_RATE messages a second flow,
+   measured after BENCH_WARMUP_SECONDS (5) of the same sending (its figure printed apart).
 5. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
 6. /health beside slowloris connections (slow_clients.py).
 BENCH_STAGES (send,consumer,latency,fanout,replay,slow) picks stages; every figure is printed as it is measured.
+PRODUCER_WORKERS (2) sets the gunicorn workers of our producer and of the bare endpoint alike.
 """
 
 import os
@@ -62,7 +64,8 @@ def main() -> int:
                 return service_env(kafka.bootstrap_servers, mongo.uri, name, (f"{name}-{stage}", f"{name}-{stage}-dlq"),
                                    SEND_RATE_LIMIT=10**9)
 
-            print(f"make bench: {rounds} interleaved rounds per comparison, medians; 2 gunicorn workers x 8 threads")
+            print(f"make bench: {rounds} interleaved rounds per comparison, medians; "
+                  f"{http_load.producer_workers()} gunicorn workers x 8 threads")
             if "send" in stages:
                 http_load.run(env_for("http"), root, tokens, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
                               [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")], kafka.pid)
@@ -73,7 +76,7 @@ def main() -> int:
                 return 0
             env = env_for("e2e")
             processes.append(start_consumer(env, "*", root))
-            producer, api = start_producer(env, root, tokens)
+            producer, api = start_producer(env, root, tokens, http_load.producer_workers())
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
             database = MongoClient(mongo.uri, tz_aware=True)[name]
@@ -91,7 +94,8 @@ def main() -> int:
             if "fanout" in stages:
                 parts = {"producer": producer.pid, "consumer": processes[0].pid, "Kafka": kafka.pid, "FerretDB": mongo.pid}
                 fanout.run(api, mongo.uri, name, parts, int(os.environ.get("BENCH_SUBSCRIBERS", "1000")),
-                           float(os.environ.get("BENCH_RATE", "200")), float(os.environ.get("BENCH_LATENCY_SECONDS", "15")))
+                           float(os.environ.get("BENCH_RATE", "200")), float(os.environ.get("BENCH_LATENCY_SECONDS", "15")),
+                           float(os.environ.get("BENCH_WARMUP_SECONDS", "5")))
             if "replay" in stages:
                 replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
             if "slow" in stages:

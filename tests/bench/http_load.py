@@ -1,6 +1,7 @@
 """The send figures: POST /send-message against a bare endpoint under the same gunicorn settings, and batches."""
 
 import json
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,16 @@ GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gu
 SINGLE = json.dumps({"to": "receiver", "message": "a benchmark message of ordinary length"})
 
 
+def producer_workers() -> int:
+    """The gunicorn workers of the benchmarked producer and of the bare endpoint: PRODUCER_WORKERS, else 2."""
+    return int(os.environ.get("PRODUCER_WORKERS", "2"))
+
+
 def start_bare(env: dict, logs: Path) -> tuple[ManagedProcess, str]:
     """The bare endpoint under the producer's own gunicorn settings; returns the process and its URL."""
     port = free_ports(1)[0]
     argv = [*GUNICORN, "--bind", f"127.0.0.1:{port}", "tests.bench.bare_app:create_app()"]
-    process = ManagedProcess("bare", argv, logs / f"bare-{port}.log", env={**env, "PRODUCER_WORKERS": "2"})
+    process = ManagedProcess("bare", argv, logs / f"bare-{port}.log", env={**env, "PRODUCER_WORKERS": str(producer_workers())})
     process.start()
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: Api(base).get("/health").status == 200, timeout=30, what="bare /health", process=process)
@@ -53,7 +59,7 @@ def measured(url: str, script: str, connections: int, seconds: float, groups: di
 def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int], kafka_pid: int) -> dict:
     """Interleave wrk runs on ours and the bare endpoint; print medians, ratios and CPU per request; return the ratios."""
     ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [env["MESSAGES_TOPIC"]], 3, timeout=30)  # no consumer runs here
-    producer, api = start_producer(env, logs, tokens)
+    producer, api = start_producer(env, logs, tokens, producer_workers())
     bare, bare_url = start_bare(env, logs)
     figures = {}
     try:

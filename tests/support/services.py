@@ -29,11 +29,11 @@ def service_env(kafka: str, mongo: str, database: str, topics: tuple[str, str], 
     return env
 
 
-def start_producer(env: dict, logs: Path, tokens: dict | None = None) -> tuple[ManagedProcess, Api]:
-    """Start the producer under gunicorn on a free port and wait until /health answers."""
+def start_producer(env: dict, logs: Path, tokens: dict | None = None, workers: int = 2) -> tuple[ManagedProcess, Api]:
+    """Start the producer under gunicorn (`workers` workers) on a free port and wait until /health answers."""
     port = free_ports(1)[0]
     argv = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config", "--bind", f"127.0.0.1:{port}"]
-    process = ManagedProcess("producer", argv, logs / f"producer-{port}.log", env={**env, "PRODUCER_WORKERS": "2"})
+    process = ManagedProcess("producer", argv, logs / f"producer-{port}.log", env={**env, "PRODUCER_WORKERS": str(workers)})
     process.start()
     api = Api(f"http://127.0.0.1:{port}", tokens)
     # Each worker listens on a socket of its own (reuse_port) and takes connections while it still
