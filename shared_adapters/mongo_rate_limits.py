@@ -5,6 +5,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from shared_domain.clock import utc_now
 COLLECTION = "rate_limits"
 BLOCKS = 20  # a window's limit is leased in twentieths
 UNAVAILABLE_PAUSE_S = 5.0
+BACKGROUND_WAIT_S = 30.0  # the longest a hit waits for its window's first block, leased in the background
 
 
 @dataclass
@@ -26,6 +28,11 @@ class _Lease:
     left: int = 0
     next_block: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ahead: bool = False  # its first block is being leased in the background
+    settled: threading.Event = field(default_factory=threading.Event)  # clear while that lease is being written
+
+    def __post_init__(self) -> None:
+        self.settled.set()
 
 
 class MongoRateLimiter:
@@ -37,7 +44,8 @@ class MongoRateLimiter:
     so hits cost a store write once per block, no more than `limit` pass, and a client may be
     refused early by at most one unspent block per other process. Each key's windows begin at an
     offset of their own (a hash of the key), so that the leases of many clients are not all
-    renewed in the same second.
+    renewed in the same second, and a key's hit has the first block of its next window leased in
+    the background, so that a client sending steadily never waits for a lease at a window's start.
     """
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time):
@@ -49,6 +57,7 @@ class MongoRateLimiter:
         self._swept_at = 0.0
         self._unavailable_until = 0.0
         self._latest_window = -1
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="rate-limit-ahead")
 
     def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
         """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends.
@@ -73,16 +82,42 @@ class MongoRateLimiter:
         size = math.ceil(limit / BLOCKS)
         with self._lock:
             lease = self._leases.setdefault((key, window), _Lease())
+            upcoming = self._leases.setdefault((key, window + 1), _Lease())
         # Only hits on the same key wait for a lease being written; other keys go on.
+        lease.settled.wait(BACKGROUND_WAIT_S)
         with lease.lock:
             while lease.left < cost and lease.next_block * size < limit:
                 if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
                     lease.left += min(size, limit - lease.next_block * size)
                 lease.next_block += 1
-            if lease.left >= cost:
+            allowed = lease.left >= cost
+            if allowed:
                 lease.left -= cost
-                return None
-        return max((window + 1) * window_s - offset - now, 0.001)
+        if not allowed:
+            return max((window + 1) * window_s - offset - now, 0.001)
+        self._lease_ahead(key, window + 1, upcoming, size, limit, window_s)
+        return None
+
+    def _lease_ahead(self, key: str, window: int, lease: _Lease, size: int, limit: int, window_s: int) -> None:
+        """Have the first block of a key's next window leased in the background, once."""
+        with lease.lock:
+            if lease.ahead or lease.next_block > 0 or time.monotonic() < self._unavailable_until:
+                return
+            lease.ahead, lease.next_block = True, 1  # block 0 is this lease's, whatever a hit does meanwhile
+            lease.settled.clear()
+        self._background.submit(self._take_ahead, f"{key}@{window}/0", lease, min(size, limit), window_s)
+
+    def _take_ahead(self, block_id: str, lease: _Lease, hits: int, window_s: int) -> None:
+        """Lease a block for the next window (kept until that window is over)."""
+        try:
+            taken = self._lease(block_id, 3 * window_s)
+        except PyMongoError:
+            taken = False  # that window's hits lease the later blocks themselves
+            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
+        with lease.lock:
+            lease.left += hits if taken else 0
+            lease.ahead = False
+            lease.settled.set()
 
     def _lease(self, block_id: str, keep_s: int) -> bool:
         """Take a block unless another process has it."""
