@@ -28,11 +28,11 @@ class _Lease:
     left: int = 0
     next_block: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    ahead: bool = False  # its first block is being leased in the background
-    settled: threading.Event = field(default_factory=threading.Event)  # clear while that lease is being written
+    asked_ahead: bool = False  # its first block was handed to the background
+    written: threading.Event = field(default_factory=threading.Event)  # clear while the background writes a block
 
     def __post_init__(self) -> None:
-        self.settled.set()
+        self.written.set()
 
 
 class MongoRateLimiter:
@@ -83,41 +83,56 @@ class MongoRateLimiter:
         with self._lock:
             lease = self._leases.setdefault((key, window), _Lease())
             upcoming = self._leases.setdefault((key, window + 1), _Lease())
-        # Only hits on the same key wait for a lease being written; other keys go on.
-        lease.settled.wait(BACKGROUND_WAIT_S)
-        with lease.lock:
-            while lease.left < cost and lease.next_block * size < limit:
-                if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
-                    lease.left += min(size, limit - lease.next_block * size)
-                lease.next_block += 1
-            allowed = lease.left >= cost
-            if allowed:
-                lease.left -= cost
-        if not allowed:
+        if not self._spend(key, window, lease, size, limit, window_s, cost):
             return max((window + 1) * window_s - offset - now, 0.001)
-        self._lease_ahead(key, window + 1, upcoming, size, limit, window_s)
+        self._lease_ahead(key, window + 1, upcoming, min(size, limit), window_s)
         return None
 
-    def _lease_ahead(self, key: str, window: int, lease: _Lease, size: int, limit: int, window_s: int) -> None:
+    def _spend(self, key: str, window: int, lease: _Lease, size: int, limit: int, window_s: int, cost: int) -> bool:
+        """Spend `cost` hits of the lease, leasing blocks on this thread while it has too few; False when spent.
+
+        Only hits on the same key wait for a block being written; other keys go on. A block the
+        background is writing is waited for (once) rather than written again.
+        """
+        waited = False
+        while True:
+            with lease.lock:
+                if waited or lease.written.is_set() or lease.left >= cost:
+                    while lease.left < cost and lease.next_block * size < limit:
+                        if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
+                            lease.left += min(size, limit - lease.next_block * size)
+                        lease.next_block += 1
+                    if lease.left < cost:
+                        return False
+                    lease.left -= cost
+                    return True
+            lease.written.wait(BACKGROUND_WAIT_S)
+            waited = True
+
+    def _lease_ahead(self, key: str, window: int, lease: _Lease, hits: int, window_s: int) -> None:
         """Have the first block of a key's next window leased in the background, once."""
         with lease.lock:
-            if lease.ahead or lease.next_block > 0 or time.monotonic() < self._unavailable_until:
+            if lease.asked_ahead or lease.next_block > 0 or time.monotonic() < self._unavailable_until:
                 return
-            lease.ahead, lease.next_block = True, 1  # block 0 is this lease's, whatever a hit does meanwhile
-            lease.settled.clear()
-        self._background.submit(self._take_ahead, f"{key}@{window}/0", lease, min(size, limit), window_s)
+            lease.asked_ahead = True
+        self._background.submit(self._take_ahead, f"{key}@{window}/0", lease, hits, window_s)
 
     def _take_ahead(self, block_id: str, lease: _Lease, hits: int, window_s: int) -> None:
-        """Lease a block for the next window (kept until that window is over)."""
+        """Lease a window's first block, unless a hit in that window got to it first (kept until the window ends)."""
+        with lease.lock:
+            if lease.next_block > 0:
+                return
+            lease.next_block = 1
+            lease.written.clear()
+        taken = False
         try:
             taken = self._lease(block_id, 3 * window_s)
         except PyMongoError:
-            taken = False  # that window's hits lease the later blocks themselves
-            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
-        with lease.lock:
-            lease.left += hits if taken else 0
-            lease.ahead = False
-            lease.settled.set()
+            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S  # that window's hits lease for themselves
+        finally:
+            with lease.lock:
+                lease.left += hits if taken else 0
+                lease.written.set()
 
     def _lease(self, block_id: str, keep_s: int) -> bool:
         """Take a block unless another process has it."""

@@ -1,4 +1,4 @@
-"""The rate limiter's leases: one client's lease write never holds up another's, and clients' windows end at different times."""
+"""The rate limiter's leases: no client's lease write holds up another's send, and windows end at different times."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -78,3 +78,36 @@ def test_a_steady_clients_next_window_is_leased_in_the_background_so_no_send_wai
     now[0] += 60
     assert limiter.hit("send:steady", 600, 60) is None  # the next window: its block was already there
     assert [block for block, writer in blocks.writers.items() if writer == caller] == [this_window]
+
+
+class _StuckBackground(_RecordingBlocks):
+    """Writes from the background thread wait until the gate opens."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.waiting = threading.Event(), threading.Event()
+
+    def insert_one(self, document: dict) -> None:
+        if threading.current_thread().name.startswith("rate-limit-ahead"):
+            self.waiting.set()
+            assert self.gate.wait(10), "the gate was never opened"
+        super().insert_one(document)
+
+
+def test_a_send_does_not_wait_behind_other_clients_leases_queued_in_the_background():
+    now = [3_000_000.0]
+    blocks = _StuckBackground()
+    limiter = MongoRateLimiter({COLLECTION: blocks}, clock=lambda: now[0])
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            assert limiter.hit("send:first", 600, 60) is None
+            assert blocks.waiting.wait(5)  # the background is stuck writing send:first's next block
+            assert limiter.hit("send:second", 600, 60) is None  # send:second's next block waits behind it
+            now[0] += 60
+            answer, sender = pool.submit(lambda: (limiter.hit("send:second", 600, 60),
+                                                  threading.current_thread().name)).result(timeout=5)
+            assert answer is None  # answered while the background is still stuck: it leased for itself
+            second = sorted(block for block in blocks.writers if block.startswith("send:second@"))
+            assert [blocks.writers[block] for block in second] == [threading.current_thread().name, sender]
+        finally:
+            blocks.gate.set()
