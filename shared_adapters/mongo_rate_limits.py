@@ -45,7 +45,7 @@ class MongoRateLimiter:
     refused early by at most one unspent block per other process. Each key's windows begin at an
     offset of their own (a hash of the key), so that the leases of many clients are not all
     renewed in the same second, and a key's hit has the first block of its next window leased in
-    the background, so that a client sending steadily never waits for a lease at a window's start.
+    the background, so that a client sending steadily seldom waits for a lease at a window's start.
     """
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time):
