@@ -81,12 +81,18 @@ class MongoRateLimiter:
         self._housekeeping(math.floor(now / window_s), window_s)
         size = math.ceil(limit / BLOCKS)
         with self._lock:
-            lease = self._leases.setdefault((key, window), _Lease())
-            upcoming = self._leases.setdefault((key, window + 1), _Lease())
+            lease, upcoming = self._lease_of(key, window), self._lease_of(key, window + 1)
         if not self._spend(key, window, lease, size, limit, window_s, cost):
             return max((window + 1) * window_s - offset - now, 0.001)
-        self._lease_ahead(key, window + 1, upcoming, min(size, limit), window_s)
+        self._lease_ahead(key, window + 1, upcoming, size, window_s)  # a first block holds `size` hits
         return None
+
+    def _lease_of(self, key: str, window: int) -> _Lease:
+        """This process's lease of a key's window, made when first asked for (the caller holds the lock)."""
+        lease = self._leases.get((key, window))
+        if lease is None:
+            lease = self._leases[(key, window)] = _Lease()
+        return lease
 
     def _spend(self, key: str, window: int, lease: _Lease, size: int, limit: int, window_s: int, cost: int) -> bool:
         """Spend `cost` hits of the lease, leasing blocks on this thread while it has too few; False when spent.

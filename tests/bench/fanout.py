@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from pymongo import MongoClient
 
+from shared_domain.documents import MESSAGES_COLLECTION
 from tests.support.stack import register
 
 from .cpu import group_cpu_seconds, group_rss_bytes
@@ -42,12 +43,12 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
     time.sleep(1.0)
     per_idle_kib = (group_rss_bytes(producer_pid) - rss_before) / subscribers / 1024
     warm_up = _send(api.base_url, tokens, clients, rate, warmup_s, seed=7) if warmup_s > 0 else {}
-    cpu_before = {name: group_cpu_seconds(pid) for name, pid in parts.items()} | {"bench": group_cpu_seconds(os.getpid())}
+    groups = parts | {"bench": os.getpid()}
+    cpu_before = {name: group_cpu_seconds(pid) for name, pid in groups.items()}
     sending = time.monotonic()
     sent = _send(api.base_url, tokens, clients, rate, seconds, seed=11)
     sending = time.monotonic() - sending
-    cpu = {name: group_cpu_seconds(os.getpid() if name == "bench" else parts[name]) for name in cpu_before}
-    cpu_share = {name: (cpu[name] - cpu_before[name]) / sending for name in cpu}
+    cpu_share = {name: (group_cpu_seconds(pid) - cpu_before[name]) / sending for name, pid in groups.items()}
     expected, warm_up_expected = _expected(sent, streams), _expected(warm_up, streams)
     arrivals, retried = subscribers_process.arrivals(expected | warm_up_expected, timeout=30)
     lost = len((expected | warm_up_expected) - arrivals.keys())
@@ -91,7 +92,7 @@ def _latencies(sent: dict, expected: set, arrivals: dict) -> list[float]:
 def _stamps(mongo_uri: str, database: str, message_ids: list[str]) -> dict[str, tuple[float, float]]:
     """Each message's `sentAt` (the producer accepted it) and `storedAt` (the consumer began its insert)."""
     with MongoClient(mongo_uri, tz_aware=True) as client:
-        messages = client[database]["messages"]
+        messages = client[database][MESSAGES_COLLECTION]
         return {document["_id"]: (document["sentAt"].timestamp(), document["storedAt"].timestamp())
                 for document in messages.find({"_id": {"$in": message_ids}}, {"sentAt": 1, "storedAt": 1})}
 

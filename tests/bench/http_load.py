@@ -27,7 +27,8 @@ def start_bare(env: dict, logs: Path) -> tuple[ManagedProcess, str]:
     """The bare endpoint under the producer's own gunicorn settings; returns the process and its URL."""
     port = free_ports(1)[0]
     argv = [*GUNICORN, "--bind", f"127.0.0.1:{port}", "tests.bench.bare_app:create_app()"]
-    process = ManagedProcess("bare", argv, logs / f"bare-{port}.log", env={**env, "PRODUCER_WORKERS": str(producer_workers())})
+    process = ManagedProcess("bare", argv, logs / f"bare-{port}.log",
+                             env={**env, "PRODUCER_WORKERS": str(producer_workers())})
     process.start()
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: Api(base).get("/health").status == 200, timeout=30, what="bare /health", process=process)
