@@ -21,7 +21,8 @@ else:
     for _stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.remove(_stale)
 
-from producer_service.config import load_settings  # noqa: E402 (after the metrics directory is chosen)
+# Imported once the metrics directory is chosen (hence noqa: E402).
+from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS, load_settings  # noqa: E402
 from shared_adapters.http_worker import guarded_worker
 from shared_adapters.logs import GunicornLogger, gunicorn_log_config
 from shared_domain.config import (ConfigError, read_float, read_int, read_log_format, read_log_level,
@@ -30,8 +31,8 @@ from shared_domain.config import (ConfigError, read_float, read_int, read_log_fo
 try:
     settings = load_settings()
     bind = read_str(os.environ, "PRODUCER_BIND", "127.0.0.1:8000")
-    workers = read_int(os.environ, "PRODUCER_WORKERS", 2, minimum=1)
-    threads = read_int(os.environ, "PRODUCER_THREADS", 8, minimum=1)
+    workers = read_int(os.environ, "PRODUCER_WORKERS", DEFAULT_WORKERS, minimum=1)
+    threads = read_int(os.environ, "PRODUCER_THREADS", DEFAULT_THREADS, minimum=1)
     stream_threads = read_int(os.environ, "STREAM_THREADS", 1000, minimum=1)
     kafka_client_log_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
     request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)

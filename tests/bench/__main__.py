@@ -65,7 +65,7 @@ def main() -> int:
                                    SEND_RATE_LIMIT=10**9)
 
             print(f"make bench: {rounds} interleaved rounds per comparison, medians; "
-                  f"{http_load.producer_workers()} gunicorn workers x 8 threads")
+                  f"{http_load.producer_workers()} gunicorn workers x {http_load.producer_threads()} threads")
             if "send" in stages:
                 http_load.run(env_for("http"), root, tokens, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
                               [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")], kafka.pid)

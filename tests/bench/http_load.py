@@ -8,6 +8,7 @@ from pathlib import Path
 
 from consumer_service.infrastructure.kafka_io import ensure_topics
 from infra.process import ManagedProcess, free_ports, wait_until
+from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support.api import Api
 from tests.support.services import BIN, start_producer
 
@@ -19,8 +20,13 @@ SINGLE = json.dumps({"to": "receiver", "message": "a benchmark message of ordina
 
 
 def producer_workers() -> int:
-    """The gunicorn workers of the benchmarked producer and of the bare endpoint: PRODUCER_WORKERS, else 2."""
-    return int(os.environ.get("PRODUCER_WORKERS", "2"))
+    """The gunicorn workers of the benchmarked producer and of the bare endpoint: PRODUCER_WORKERS, else the default."""
+    return int(os.environ.get("PRODUCER_WORKERS", DEFAULT_WORKERS))
+
+
+def producer_threads() -> int:
+    """The request threads of each of those workers: PRODUCER_THREADS, else the default (both servers read it)."""
+    return int(os.environ.get("PRODUCER_THREADS", DEFAULT_THREADS))
 
 
 def start_bare(env: dict, logs: Path) -> tuple[ManagedProcess, str]:

@@ -103,7 +103,7 @@ def test_a_body_left_to_a_thread_must_arrive_by_the_same_deadline(port, signed):
 
 
 def test_trickling_clients_are_cut_off_at_the_deadline_while_another_client_is_served(port):
-    count = 40  # more than the 2 workers x 8 threads of the producer
+    count = 80  # more than the 2 workers x 32 threads of the producer
     with Slowloris(port, count, interval=0.2) as slow:
         wait_until(lambda: slow.rounds >= 2, timeout=READ_TIMEOUT_S, interval=0.05, what="two bytes from each slow client")
         answer = send(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
