@@ -13,7 +13,8 @@ Stages, each on topics and a database of its own so they do not disturb each oth
 5. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
 6. /health beside slowloris connections (slow_clients.py).
 BENCH_STAGES (send,consumer,latency,fanout,replay,slow) picks stages; every figure is printed as it is measured.
-PRODUCER_WORKERS (2) sets the gunicorn workers of our producer and of the bare endpoint alike.
+PRODUCER_WORKERS (2) and PRODUCER_THREADS (32) set the gunicorn workers and threads of our producer and of
+the bare endpoint alike.
 """
 
 import os

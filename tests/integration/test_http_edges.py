@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from infra.process import wait_until
+from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support.raw_http import RawAnswer, Slowloris, exchange
 
 READ_TIMEOUT_S = 3
@@ -103,7 +104,7 @@ def test_a_body_left_to_a_thread_must_arrive_by_the_same_deadline(port, signed):
 
 
 def test_trickling_clients_are_cut_off_at_the_deadline_while_another_client_is_served(port):
-    count = 80  # more than the 2 workers x 32 threads of the producer
+    count = DEFAULT_WORKERS * DEFAULT_THREADS + 16  # more than the producer's request threads
     with Slowloris(port, count, interval=0.2) as slow:
         wait_until(lambda: slow.rounds >= 2, timeout=READ_TIMEOUT_S, interval=0.05, what="two bytes from each slow client")
         answer = send(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

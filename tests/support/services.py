@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from infra.process import ManagedProcess, free_ports, wait_until
+from producer_service.config import DEFAULT_WORKERS
 
 from .api import Api
 
@@ -29,7 +30,8 @@ def service_env(kafka: str, mongo: str, database: str, topics: tuple[str, str], 
     return env
 
 
-def start_producer(env: dict, logs: Path, tokens: dict | None = None, workers: int = 2) -> tuple[ManagedProcess, Api]:
+def start_producer(env: dict, logs: Path, tokens: dict | None = None,
+                   workers: int = DEFAULT_WORKERS) -> tuple[ManagedProcess, Api]:
     """Start the producer under gunicorn (`workers` workers) on a free port and wait until /health answers."""
     port = free_ports(1)[0]
     argv = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config", "--bind", f"127.0.0.1:{port}"]
