@@ -52,7 +52,7 @@ class ProducerSettings:
     stream_limit: int = 5
     stream_heartbeat_s: float = 15.0
     stream_queue: int = 1000
-    stream_backfill_limit: int = 10000
+    stream_backfill_limit: int = 1000
     # Signs cursors; every worker of a deployment must share it.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 

@@ -7,8 +7,10 @@ from itertools import accumulate
 from .message import unsafe_text_problem
 
 MAX_JSON_DEPTH = 32
-# A JSON string literal, written as an unrolled loop so long strings cost one pass.
-_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string literal, or what is left of an unterminated one. Possessive (nothing to backtrack into)
+# and unable to fail once it has begun: each match runs to the closing quote or the end of the text, so a
+# sub() reads every character once, whatever the text (an unterminated string of escapes included).
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from .clock import parse_iso, to_iso
 from .failures import SourcePosition
+from .json_text import loads
 from .message import ClientId, Message, MessageId, MessageText
 
 STORED_EVENT_VERSION = 1
@@ -40,7 +41,9 @@ def encode_stored_event(message: Message, source: SourcePosition) -> bytes:
 
 def decode_stored_event(value: bytes) -> StoredEvent:
     """Read a stored event written by encode_stored_event; ValueError (or KeyError, TypeError) otherwise."""
-    document = json.loads(value)
+    document = loads(value)
+    if not isinstance(document, dict):
+        raise ValueError(f"a stored event is a JSON object, not {type(document).__name__}")
     if document.get("v") != STORED_EVENT_VERSION:
         raise ValueError(f"unknown stored event version {document.get('v')!r}")
     topic, partition, offset = document["source"]

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shared_domain.json_text import MalformedJson, loads
 from shared_domain.message import CLIENT_ID_PATTERN
 from shared_domain.stored_events import StoredEvent
 
@@ -60,8 +61,9 @@ class Position:
         if len(text) > MAX_POSITION_CHARS:
             raise InvalidPosition(f"longer than {MAX_POSITION_CHARS} characters")
         try:
-            offsets = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        except (binascii.Error, ValueError, UnicodeDecodeError):
+            # A position is one flat object: anything nested is refused before it is parsed.
+            offsets = loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), max_depth=1)
+        except (binascii.Error, ValueError, MalformedJson):
             raise InvalidPosition("not a position this service issued") from None
         if not isinstance(offsets, dict) or not all(
                 isinstance(client, str) and CLIENT_ID_PATTERN.fullmatch(client)

@@ -74,18 +74,23 @@ class MongoHistory:
         return Position(offsets)
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
-        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`."""
+        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`.
+
+        Whether more than `limit` were missed is asked first with ids only, so that a position far
+        behind (an empty one, say) costs `limit` small index entries, not `limit` whole messages.
+        """
         beyond = lambda recipient: {"source.offset": {"$gt": position.offsets.get(recipient, -1)}}
         clauses = [{"to": client, **beyond(client)},
                    *({"from": client, "to": recipient, **beyond(recipient)} for recipient in position.offsets
                      if recipient != client),
                    {"from": client, "to": {"$nin": list(position.offsets)}}]
+        order = [("source.offset", ASCENDING)]
         try:
-            documents = list(self._collection.find({"$or": clauses}).sort([("source.offset", ASCENDING)]).limit(limit + 1))
+            if next(self._collection.find({"$or": clauses}, {"_id": 1}).sort(order).skip(limit).limit(1), None):
+                raise ResumeTooFar(f"more than {limit} messages were missed")
+            documents = list(self._collection.find({"$or": clauses}).sort(order).limit(limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        if len(documents) > limit:
-            raise ResumeTooFar(f"more than {limit} messages were missed")
         return [stored_event_of(document) for document in documents]
 
 

@@ -66,6 +66,9 @@ KINDS = {
     "not-an-object": lambda rng, n: json.dumps(rng.choice([[1, 2], "text", 42, None, [VALID_ENVELOPE]])).encode(),
     "wrong-version": lambda rng, n: _envelope(rng, n, schemaVersion=rng.choice([0, 2, -1, "1"])),
     "tombstone": lambda rng, n: None,
+    # Shapes that made the nesting pre-scan backtrack (quadratic): an unterminated string of escapes.
+    "unterminated-escapes": lambda rng, n: rng.choice([b'"', b'{"message": "', b'[' * 40 + b'"']) + rng.choice(
+        [b'\\"', b'\\', b'\\"[', b'\\\\"']) * rng.randrange(1000, 50_000),
 }
 
 
@@ -157,6 +160,7 @@ def _body(rng: random.Random) -> bytes:
         lambda: json.dumps({"ids": [_text(rng, 6)], "reason": _text(rng, 10), "filter": {"since": "9999-12-31T23:59:59-01:00"}}).encode(),
         lambda: b"[" * (depth := rng.randrange(30, 3000)) + b"]" * depth,
         lambda: b'{"from": ' + b"1" * rng.randrange(4000, 6000) + b"}",
+        lambda: b'{"name": "' + rng.choice([b'\\"', b'\\', b'\\"{']) * rng.randrange(1000, 30_000),  # unterminated
         lambda: rng.randbytes(rng.randrange(0, 100)),
         lambda: b"",
     ]

@@ -51,6 +51,9 @@ RECORD_VALUES = st.one_of(
     st.integers(1, 6000).map(lambda digits: b'{"to": "clientB", "n": ' + b"7" * digits + b"}"),
     st.integers(1, 5000).map(lambda depth: b"[" * depth + b"]" * depth),
     st.integers(1, 5000).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+    st.builds(lambda head, unit, count: head + unit * count,  # an unterminated string of escapes
+              st.sampled_from([b'"', b'{"to": "clientB", "message": "', b"[" * 40 + b'"']),
+              st.binary(min_size=1, max_size=4).map(lambda unit: b"\\" + unit), st.integers(1, 5000)),
 )
 HEADER_NAMES = st.one_of(
     st.sampled_from(["trace-id", "content-type", "replay-count", "replay-of", "dlq.reason", "dlq.error-type",

@@ -1,6 +1,7 @@
 """Any request on any endpoint of either server is answered 2xx, or 4xx with a JSON error: never 5xx, a redirect
 or an HTML error page."""
 
+import base64
 import io
 import json
 from urllib.parse import quote, urlencode
@@ -26,6 +27,8 @@ QUERY_VALUES = st.one_of(
     ANY_TEXT, VALID_CLIENT, st.integers().map(str), st.sampled_from(["²", "①", "٣", "1e3", "0", "-1", " 5"]),
     st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-01-01"]),
     st.sampled_from(["W1tdXQ==", "WzEsIDJd", "eyJhIjogMX0=", "bnVsbA==", "W1siMjAyNiJdXQ.x"]),  # cursors of other shapes
+    st.builds(lambda opening, depth: base64.urlsafe_b64encode(opening * depth).decode().rstrip("="),  # nested positions
+              st.sampled_from([b"[", b'{"a":']), st.integers(2, 3000)),
 )
 BODIES = st.one_of(
     JSON_VALUES.map(lambda value: json.dumps(value).encode()),
@@ -50,7 +53,8 @@ HEADERS = st.fixed_dictionaries({}, optional={
               .map(lambda value: f"chat_session={value}; console_session={value}"),
     "X-CSRF-Token": ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
     "Last-Event-ID": st.one_of(ANY_TEXT.filter(lambda value: value.isascii() and value.isprintable()),
-                               st.sampled_from(["e30", "eyJjbGllbnRBIjo1fQ", "W10", "eyJjbGllbnRBIjoxZTk5fQ"])),
+                               st.sampled_from(["e30", "eyJjbGllbnRBIjo1fQ", "W10", "eyJjbGllbnRBIjoxZTk5fQ",
+                                                base64.urlsafe_b64encode(b"[" * 2500).decode()])),
 })
 
 
@@ -146,3 +150,17 @@ def test_a_badly_framed_chunked_body_gets_a_json_400(app, operator_app, tokens, 
     response = client.post(path, headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
                            environ_overrides={"wsgi.input": _BadlyChunked(), "wsgi.input_terminated": True})
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+
+
+@given(depth=st.integers(2, 6000), opening=st.sampled_from([b"[", b'{"clientB":']),
+       where=st.sampled_from(["after", "Last-Event-ID"]))
+@HOSTILE
+def test_a_resume_position_nested_any_depth_gets_a_json_400(app, tokens, depth, opening, where):
+    position = base64.urlsafe_b64encode(opening * depth).decode().rstrip("=")[:8192]
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {tokens['clientA']}"}
+    if where == "after":
+        response = client.get("/stream", query_string={"after": position}, headers=headers)
+    else:
+        response = client.get("/stream", headers={**headers, "Last-Event-ID": position})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_position"

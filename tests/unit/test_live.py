@@ -1,5 +1,7 @@
 """Live delivery's logic: positions, the hub's hand-out, and a resume that misses and repeats nothing."""
 
+import base64
+import json
 from datetime import datetime, timezone
 
 import mongomock
@@ -7,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer_service.application.live import Hub, InvalidPosition, Position, TooManyStreams, open_stream
+from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams,
+                                               open_stream)
 from producer_service.infrastructure.mongo_readers import MongoHistory
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
@@ -42,6 +45,37 @@ def test_any_other_text_is_an_invalid_position_or_a_valid_one(text):
     except InvalidPosition:
         return
     assert all(isinstance(offset, int) and offset >= 0 for offset in position.offsets.values())
+
+
+NESTINGS = st.recursive(st.integers(0, 9) | st.text(max_size=3), lambda inner: st.lists(inner, max_size=2)
+                        | st.dictionaries(VALID_CLIENT, inner, max_size=2), max_leaves=8)
+
+
+@given(depth=st.integers(2, 6000), opening=st.sampled_from(["[", "{\"clientA\":"]))
+def test_a_position_nested_any_depth_is_invalid_without_being_parsed(depth, opening):
+    text = base64.urlsafe_b64encode((opening * depth).encode()).decode().rstrip("=")[:8192]
+    with pytest.raises(InvalidPosition):
+        Position.decode(text)
+
+
+@given(NESTINGS.filter(lambda value: not isinstance(value, dict) or any(isinstance(v, (list, dict)) for v in value.values())))
+def test_anything_but_one_flat_object_of_offsets_is_an_invalid_position(value):
+    with pytest.raises(InvalidPosition):
+        Position.decode(base64.urlsafe_b64encode(json.dumps(value).encode()).decode())
+
+
+def test_an_empty_position_far_behind_reads_ids_only_before_refusing():
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    for n in range(30):
+        stored = event(n, "clientA", "clientB", n)
+        collection.insert_one(message_document(stored.message, stored.source, NOW))
+    loaded = []
+    original_find = collection.find
+    collection.find = lambda *args, **kwargs: loaded.append(args[1:] or kwargs.get("projection")) or original_find(
+        *args, **kwargs)
+    with pytest.raises(ResumeTooFar):
+        MongoHistory(collection).missed("clientB", Position.decode("e30"), 10)
+    assert loaded == [({"_id": 1},)], "only ids were read to find that too many were missed"
 
 
 def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():

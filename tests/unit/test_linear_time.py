@@ -1,0 +1,176 @@
+"""Every regex and parser the code applies to untrusted input runs in linear time, timed from 4 KB to 1 MB.
+
+Each target is fed generated text (a short head, then one unit repeated) of 4 KB, 16 KB, 64 KB,
+256 KB and 1 MB. Four times the input may cost at most GROWTH times as long (linear is 4x,
+quadratic 16x); the run stops at the first step that grows faster, so a quadratic pattern fails
+in a second or two instead of running for an hour at 1 MB.
+"""
+
+import importlib
+import pkgutil
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import consumer_service
+import producer_service
+import shared_adapters
+import shared_domain
+from producer_service.application.live import InvalidPosition, Position
+from producer_service.entrypoints import paging
+from shared_adapters import http_worker
+from shared_domain import failures, json_text, message
+from shared_domain.envelope import PoisonRecord, decode
+from shared_domain.stored_events import decode_stored_event
+
+SIZES = (4 * 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024)
+GROWTH = 8.0
+NOISE_S = 0.003
+LINEAR = settings(max_examples=6, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@dataclass(frozen=True)
+class Target:
+    """A regex or parser applied to untrusted input, the characters it treats specially, and its worst shapes."""
+
+    apply: Callable[[str], object]
+    alphabet: str
+    worst: tuple[tuple[str, str], ...]  # (head, repeated unit)
+
+
+def _quietly(parse: Callable[[bytes], object], *refusals: type[Exception]) -> Callable[[str], object]:
+    """Apply a parser to the text's UTF-8 bytes, where refusing the input is a fine outcome."""
+    def apply(text: str):
+        try:
+            return parse(text.encode("utf-8", "surrogatepass"))
+        except refusals:
+            return None
+    return apply
+
+
+def _head_judged(text: str) -> object:
+    """The worker's look at an arriving request: its head as given, then a body."""
+    data = text.encode("latin-1", "replace")
+    return http_worker.arrival(data + b"\r\n\r\n" + data, len(data) + 8, len(data) * 2 + 8)
+
+
+TARGETS = {
+    "json_text.nesting_depth": Target(json_text.nesting_depth, '"\\[]{}a ', (('"', '\\"'), ('"', "\\"), ("", '"\\'),
+                                                                          ("[", '"\\"['), ("", "["))),
+    "json_text.loads": Target(_quietly(json_text.loads, json_text.MalformedJson), '"\\[]{}a:,1 ',
+                              (('{"a": "', '\\"'), ("", '"\\"'), ("", "[1,"))),
+    "envelope.decode": Target(_quietly(decode, PoisonRecord), '"\\[]{}a:,1 ',
+                              (('{"to": "clientB", "message": "', '\\"'), ('{"message": "', "a"))),
+    "stored_events.decode": Target(_quietly(decode_stored_event, ValueError, KeyError, TypeError, RecursionError),
+                                   '"\\[]{}a:,1 ', (('{"v": 1, "message": "', '\\"'),)),
+    "message.CLIENT_ID_PATTERN": Target(message.client_id_problem, "aZ9_.-\n ", (("", "a"), ("", "a\n"))),
+    "message.MESSAGE_ID_PATTERN": Target(message.message_id_problem, "aZ9_.:-\n ", (("", "a:"),)),
+    "message.FORBIDDEN_CONTROL_CHARS": Target(lambda text: message.text_problem(text, 10**9), "a \t\n\x7f\x01",
+                                              (("", "a"), ("", " "))),
+    "message.SURROGATES": Target(message.unsafe_text_problem, "a\ud800\udc00\x00", (("", "a"),)),
+    "failures._HEADER_NUMBER": Target(lambda text: failures.header_number(text, 0), "09a", (("", "9"),)),
+    "failures._ERROR_TYPE": Target(failures.error_type_problem, "aZ9_. ", (("", "a"),)),
+    "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)": Target(
+        _head_judged, "\r\nconte-lgh:transfer-encodingexpct 9\t",
+        (("GET / HTTP/1.1", "\r\ncontent-length: "), ("GET / HTTP/1.1\r\ncontent-length:", " \t"),
+         ("", "\r\ntransfer-encoding"), ("", "\r\nexpect"))),
+    "http_worker._STREAM_REQUEST": Target(lambda text: http_worker._STREAM_REQUEST.match(text.encode("latin-1", "replace")),
+                                          "GET /stream?", (("GET /stream", "?"),)),
+    "paging._PAGE_SIZE": Target(lambda text: paging._limit(text, 50, 1000, {}), "09a", (("", "9"),)),
+    "live.Position.decode": Target(_quietly(lambda data: Position.decode(data.decode()), InvalidPosition),
+                                   "eyJ9W3sx=_-", (("", "W"), ("", "e30"))),
+}
+# Every compiled pattern of the product, and the target that times it.
+COVERED = {
+    ("shared_domain.json_text", "_STRING_LITERAL"): "json_text.nesting_depth",
+    ("shared_domain.json_text", "_NOT_BRACKET"): "json_text.nesting_depth",
+    ("shared_domain.message", "CLIENT_ID_PATTERN"): "message.CLIENT_ID_PATTERN",
+    ("shared_domain.message", "MESSAGE_ID_PATTERN"): "message.MESSAGE_ID_PATTERN",
+    ("shared_domain.message", "FORBIDDEN_CONTROL_CHARS"): "message.FORBIDDEN_CONTROL_CHARS",
+    ("shared_domain.message", "SURROGATES"): "message.SURROGATES",
+    ("shared_domain.failures", "_HEADER_NUMBER"): "failures._HEADER_NUMBER",
+    ("shared_domain.failures", "_ERROR_TYPE"): "failures._ERROR_TYPE",
+    ("shared_adapters.http_worker", "_CONTENT_LENGTH"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
+    ("shared_adapters.http_worker", "_TRANSFER_ENCODING"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
+    ("shared_adapters.http_worker", "_EXPECT"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
+    ("shared_adapters.http_worker", "_STREAM_REQUEST"): "http_worker._STREAM_REQUEST",
+    ("producer_service.entrypoints.paging", "_PAGE_SIZE"): "paging._PAGE_SIZE",
+}
+
+
+def _elapsed(apply: Callable[[str], object], text: str) -> float:
+    """The best of three timings of one application."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        apply(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def assert_linear(name: str, head: str, unit: str) -> None:
+    """Time the target on head + unit repeated, at each size; fail at the first step that grows faster than linear."""
+    apply, previous = TARGETS[name].apply, None
+    for size in SIZES:
+        text = head + unit * ((size - len(head)) // len(unit) + 1)
+        elapsed = _elapsed(apply, text)
+        if previous is not None:
+            assert elapsed <= GROWTH * previous + NOISE_S, (
+                f"{name} on {head[:20]!r} + {unit!r}*n: {previous * 1000:.1f} ms at {size // 4 // 1024} KB, "
+                f"{elapsed * 1000:.1f} ms at {size // 1024} KB (4x the input, {elapsed / previous:.0f}x the time)")
+        previous = elapsed
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_the_known_worst_shapes_cost_linear_time_up_to_1_mb(name):
+    for head, unit in TARGETS[name].worst:
+        assert_linear(name, head, unit)
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_generated_shapes_cost_linear_time_up_to_1_mb(name):
+    alphabet = TARGETS[name].alphabet
+
+    @given(head=st.text(alphabet, max_size=4), unit=st.text(alphabet, min_size=1, max_size=4))
+    @LINEAR
+    def check(head, unit):
+        assert_linear(name, head, unit)
+    check()
+
+
+def test_the_unterminated_string_of_escapes_that_was_quadratic_is_linear():
+    assert_linear("json_text.nesting_depth", '{"message": "', '\\"')
+
+
+def _product_modules():
+    """Every module of the four product packages."""
+    for package in (shared_domain, shared_adapters, producer_service, consumer_service):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            yield importlib.import_module(info.name)
+
+
+def test_every_compiled_pattern_of_the_product_is_timed_here():
+    compiled = {(module.__name__, name): value for module in _product_modules()
+                for name, value in vars(module).items() if isinstance(value, re.Pattern)}
+    timed = {id(compiled[entry]) for entry in COVERED if entry in compiled}
+    untimed = [entry for entry, pattern in compiled.items() if id(pattern) not in timed]  # imports share the object
+    assert not untimed and set(COVERED) <= set(compiled), \
+        f"patterns without a timing target: {untimed}; targets without a pattern: {set(COVERED) - set(compiled)}"
+    assert set(COVERED.values()) <= set(TARGETS)
+
+
+def test_no_product_code_applies_a_regex_it_did_not_compile_at_module_level():
+    uses = []
+    for module in _product_modules():
+        source = importlib.util.find_spec(module.__name__).origin
+        with open(source, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if re.search(r"\bre\.(match|search|fullmatch|sub|subn|split|findall|finditer)\(", line):
+                    uses.append(f"{module.__name__}:{number}: {line.strip()}")
+    assert not uses, "compile the pattern at module level so that the timing test sees it:\n" + "\n".join(uses)
