@@ -16,9 +16,10 @@ RECORD_FIELDS = ("key", "keyEncoding", "payload", "payloadEncoding", "headers", 
 
 
 def message_document(message: Message, source: SourcePosition, stored_at: datetime) -> dict:
-    """Build the stored document of a message; its id is the message id."""
+    """Build the stored document of a message, under its sender and message id."""
     return {
-        "_id": message.message_id,
+        "_id": message.key,
+        "messageId": message.message_id,
         "from": message.sender,
         "to": message.recipient,
         "message": message.text,
@@ -31,19 +32,24 @@ def message_document(message: Message, source: SourcePosition, stored_at: dateti
 def stored_event_of(document: dict) -> StoredEvent:
     """The stored event a stored message document stands for."""
     source = document["source"]
-    return stored_event(document["_id"], document["from"], document["to"], document["message"],
+    return stored_event(message_id_of(document), document["from"], document["to"], document["message"],
                         as_utc(document["sentAt"]), SourcePosition(source["topic"], source["partition"], source["offset"]))
 
 
 def message_view(document: dict) -> dict:
     """Turn a stored message document into its API representation."""
     return {
-        "messageId": document["_id"],
+        "messageId": message_id_of(document),
         "from": document["from"],
         "to": document["to"],
         "message": document["message"],
         "sentAt": to_iso(document["sentAt"]),
     }
+
+
+def message_id_of(document: dict) -> str:
+    """The message id of a stored message; documents stored before ids were per sender hold it as their _id."""
+    return document.get("messageId", document["_id"])
 
 
 def position_view(source: SourcePosition) -> dict:

@@ -60,6 +60,16 @@ class Message:
     text: MessageText
     sent_at: datetime
 
+    @property
+    def key(self) -> str:
+        """What identifies the message: its id is its sender's own, so two senders may choose the same one."""
+        return message_key(self.sender, self.message_id)
+
+
+def message_key(sender: str, message_id: str) -> str:
+    """The identity of a sender's message ('/' is in neither a client id nor a message id)."""
+    return f"{sender}/{message_id}"
+
 
 def _checked(value: str, problem: str | None) -> str:
     """Return the value, or raise InvalidValue with the problem."""

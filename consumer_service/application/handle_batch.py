@@ -36,13 +36,14 @@ class BatchHandler:
 
 @dataclass
 class BatchOutcome:
-    """How many records of a batch were stored, skipped and dead-lettered (by error type), and store retries."""
+    """How many records of a batch were stored, skipped, dead-lettered (by error type) or resent, and store retries."""
 
     stored: int = 0
     skipped: int = 0
     dead_lettered: int = 0
     dead_letter_types: dict[str, int] = field(default_factory=dict)
     store_retries: int = 0
+    resent: int = 0  # messages their sender sent again, stored before from another record
 
 
 @dataclass
@@ -89,7 +90,7 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     Stored events go out before dead letters: if the events fail, the batch is read again
     without a dead letter written twice; a message stored again is announced again.
     """
-    stored, unstored, attempts = _store(prepared.to_store, handler)
+    stored, unstored, resent, attempts = _store(prepared.to_store, handler)
     for record, message in stored:
         log.info("message stored", extra={"messageId": message.message_id, "traceId": record.trace_id,
                                           "partition": record.partition, "offset": record.offset})
@@ -107,7 +108,7 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
                 "offset": record.offset})
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
-                        store_retries=max(0, attempts - 1))
+                        store_retries=max(0, attempts - 1), resent=resent)
 
 
 def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
@@ -126,25 +127,24 @@ def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLett
 
 
 def _store(items: list[tuple[IncomingRecord, Message]],
-           handler: BatchHandler) -> tuple[list[tuple[IncomingRecord, Message]], list[DeadLetter], int]:
-    """Store messages with retries; return those now in the store, dead letters for the others, and the attempts."""
+           handler: BatchHandler) -> tuple[list[tuple[IncomingRecord, Message]], list[DeadLetter], int, int]:
+    """Store messages with retries; return those this batch stored, dead letters for those refused, how many were
+    resends of messages stored before (neither stored again nor announced), and the attempts."""
     if not items:
-        return [], [], 0
+        return [], [], 0, 0
     batch = [(message, record.position) for record, message in items]
     try:
-        rejected, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
+        saved, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
     except RetriesExhausted as exhausted:
         handler.store_health.down(exhausted.last_error)
         reason = f"store unavailable: {exhausted.last_error}"
         letters = [_letter(handler, record, STORE_UNAVAILABLE, reason, exhausted.attempts) for record, _ in items]
-        return [], letters, exhausted.attempts
+        return [], letters, 0, exhausted.attempts
     handler.store_health.up()
-    stored = [(record, message) for record, message in items if message.message_id not in rejected]
-    return stored, [
-        _letter(handler, record, STORE_REJECTED, rejected[message.message_id], attempts)
-        for record, message in items
-        if message.message_id in rejected
-    ], attempts
+    stored = [item for index, item in enumerate(items) if index not in saved.refused and index not in saved.earlier]
+    letters = [_letter(handler, items[index][0], STORE_REJECTED, reason, attempts)
+               for index, reason in sorted(saved.refused.items())]
+    return stored, letters, len(saved.earlier), attempts
 
 
 def _letter(handler: BatchHandler, record: IncomingRecord, error_type: str, reason: str, attempts: int) -> DeadLetter:

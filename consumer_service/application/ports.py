@@ -1,5 +1,6 @@
 """What the use cases need from the outside world."""
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from shared_domain.failures import SourcePosition
@@ -8,13 +9,22 @@ from shared_domain.message import Message
 from .records import DeadLetter, IncomingRecord
 
 
+@dataclass
+class Saved:
+    """What became of a batch given to the store, by each message's place in the batch; the rest are stored."""
+
+    refused: dict[int, str] = field(default_factory=dict)  # refused for good, and why
+    earlier: set[int] = field(default_factory=set)  # a resend of a message another record stored
+
+
 class MessageStore(Protocol):
-    """Stores messages idempotently, keyed on their message id."""
+    """Stores messages idempotently, keyed on their sender and message id."""
 
-    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> dict[str, str]:
-        """Store messages; return {message id: reason} for those the store refused for good.
+    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> Saved:
+        """Store messages; say which were refused for good and which another record had stored already.
 
-        Raises StoreUnavailable when the store cannot be reached.
+        A message whose record was stored before (a redelivery) counts as stored. Raises
+        StoreUnavailable when the store cannot be reached.
         """
 
 

@@ -63,6 +63,21 @@ def create_topics_command() -> None:
         click.echo(f"topics ready: {settings.messages_topic}, {settings.dead_letter_topic}")
 
 
+@cli.command("migrate-message-ids")
+def migrate_message_ids_command() -> None:
+    """Move messages stored before message ids were per sender to their sender's key (safe to run again)."""
+    from shared_adapters.mongo_client import connect
+
+    from ..infrastructure.mongo_store import migrate_message_ids
+
+    settings = settings_or_exit(None)
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    try:
+        click.echo(f"moved {migrate_message_ids(mongo[settings.mongodb_database])} messages to per-sender ids")
+    finally:
+        mongo.close()
+
+
 def _stop_on_signals() -> threading.Event:
     """Return an event set by SIGTERM or SIGINT, so loops finish their batch and exit."""
     stop = threading.Event()

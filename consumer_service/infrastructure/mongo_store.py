@@ -1,6 +1,8 @@
 """pymongo adapters: the idempotent message store and the failed-messages projection."""
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
 
 import bson
 from bson.errors import BSONError
@@ -14,9 +16,10 @@ from shared_domain.clock import utc_now
 from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, MESSAGES_COLLECTION,
                                      message_document, split_failure)
 from shared_domain.failures import SourcePosition
-from shared_domain.message import Message
+from shared_domain.message import Message, message_key
 
 from ..application.errors import StoreUnavailable
+from ..application.ports import Saved
 
 DUPLICATE_KEY = 11000
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -51,6 +54,14 @@ def ensure_indexes(database: Database) -> None:
     database["sessions"].create_index([("expiresAt", ASCENDING)])
 
 
+@dataclass
+class Inserted:
+    """What an insert of many documents did not do, by each document's place: refused for good, or there already."""
+
+    refused: dict[int, str] = field(default_factory=dict)
+    present: list[int] = field(default_factory=list)
+
+
 class _IdempotentWriter:
     """Inserts documents keyed on _id into one collection; creates the indexes on first use."""
 
@@ -59,10 +70,10 @@ class _IdempotentWriter:
         self._collection: Collection = database[collection]
         self._indexed = False
 
-    def _insert_new(self, documents: list[dict], collection: Collection | None = None) -> dict[str, str]:
-        """Insert documents not there yet; return {_id: reason} for those refused for good."""
+    def _insert_new(self, documents: list[dict], collection: Collection | None = None) -> Inserted:
+        """Insert documents not there yet; say which were refused for good and which were there already."""
         if not documents:
-            return {}
+            return Inserted()
         with transient_as_unavailable():
             if not self._indexed:
                 # Done on first use, so a service started while the store is down still runs.
@@ -71,17 +82,44 @@ class _IdempotentWriter:
             return _insert_ignoring_duplicates(self._collection if collection is None else collection, documents)
 
 
+# A message whose sender sent it before, in another record: already stored and announced then.
+EARLIER = object()
+
+
 class MongoMessageStore(_IdempotentWriter):
-    """Stores messages under their message id; a message already there is left alone."""
+    """Stores messages under their sender and message id; a message already there is judged, not written again."""
 
     def __init__(self, database: Database, clock=utc_now):
         super().__init__(database, MESSAGES_COLLECTION)
         self._clock = clock
 
-    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> dict[str, str]:
-        """Insert every message not stored yet; return {message id: reason} for permanent refusals."""
+    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> Saved:
+        """Insert every message not stored yet; judge those whose sender already used their id."""
         stored_at = self._clock()
-        return self._insert_new([message_document(message, source, stored_at) for message, source in messages])
+        documents = [message_document(message, source, stored_at) for message, source in messages]
+        inserted = self._insert_new(documents)
+        saved = Saved(refused=inserted.refused)
+        with transient_as_unavailable():
+            for index in inserted.present:
+                verdict = self._judge(documents[index])
+                if verdict is EARLIER:
+                    saved.earlier.add(index)
+                elif verdict is not None:
+                    saved.refused[index] = verdict
+        return saved
+
+    def _judge(self, document: dict) -> str | object | None:
+        """A document whose _id is taken: None when this very record stored it, EARLIER for a resend, else why not.
+
+        One lookup by _id, the query every store serves from its index.
+        """
+        existing = self._collection.find_one({"_id": document["_id"]}, {"to": 1, "message": 1, "source": 1})
+        if existing is None or existing.get("source") == document["source"]:
+            return None  # stored by this record before (a redelivery), or deleted since: announce it again
+        if (existing.get("to"), existing.get("message")) == (document["to"], document["message"]):
+            return EARLIER
+        return (f"{document['from']} already sent another message with messageId {document['messageId']}; "
+                "a message id is used for one message only")
 
 
 class MongoFailedMessageStore(_IdempotentWriter):
@@ -97,49 +135,78 @@ class MongoFailedMessageStore(_IdempotentWriter):
         The record goes first: a summary is only ever listed once what it describes is stored.
         """
         parts = [split_failure(document) for document in documents]
-        refused = self._insert_new([record for _, record in parts], self._records)
-        return refused | self._insert_new([summary for summary, _ in parts if str(summary["_id"]) not in refused])
+        records = [record for _, record in parts]
+        refused = _by_id(records, self._insert_new(records, self._records).refused)
+        summaries = [summary for summary, _ in parts if str(summary["_id"]) not in refused]
+        return refused | _by_id(summaries, self._insert_new(summaries).refused)
 
 
-def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> dict[str, str]:
-    """insert_many(ordered=False), where an existing _id counts as success."""
+def _by_id(documents: list[dict], by_index: dict[int, str]) -> dict[str, str]:
+    """Refusals by each document's _id."""
+    return {str(documents[index]["_id"]): reason for index, reason in by_index.items()}
+
+
+def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> Inserted:
+    """insert_many(ordered=False), where an existing _id is reported, not refused."""
     try:
         collection.insert_many(documents, ordered=False)
     except (BSONError, OverflowError, ValueError) as error:
         # Some document cannot be encoded at all: refuse those, insert the others (inserts are idempotent).
         unencodable = _unencodable(documents)
         if not unencodable:
-            return {str(document["_id"]): f"{type(error).__name__}: {error}" for document in documents}
-        encodable = [document for document in documents if str(document["_id"]) not in unencodable]
-        return unencodable | (_insert_ignoring_duplicates(collection, encodable) if encodable else {})
+            return Inserted({index: f"{type(error).__name__}: {error}" for index in range(len(documents))})
+        places = [index for index in range(len(documents)) if index not in unencodable]
+        rest = _insert_ignoring_duplicates(collection, [documents[index] for index in places]) if places else Inserted()
+        return Inserted(unencodable | {places[index]: reason for index, reason in rest.refused.items()},
+                        [places[index] for index in rest.present])
     except BulkWriteError as error:
         if error.details.get("writeConcernErrors"):
             raise StoreUnavailable(f"write concern not met: {error.details['writeConcernErrors']}") from None
-        return {
-            str(documents[item["index"]]["_id"]): item.get("errmsg", "write refused")
-            for item in error.details.get("writeErrors", [])
-            if item.get("code") != DUPLICATE_KEY
-        }
+        inserted = Inserted()
+        for item in error.details.get("writeErrors", []):
+            if item.get("code") == DUPLICATE_KEY:
+                inserted.present.append(item["index"])
+            else:
+                inserted.refused[item["index"]] = item.get("errmsg", "write refused")
+        return inserted
     except PyMongoError as error:
         if is_transient(error):
             raise
-        reason = f"{type(error).__name__}: {error}"
-        return {str(document["_id"]): reason for document in documents}
-    return {}
+        return Inserted({index: f"{type(error).__name__}: {error}" for index in range(len(documents))})
+    return Inserted()
 
 
-def _unencodable(documents: list[dict]) -> dict[str, str]:
-    """{_id: why} for each document BSON cannot encode (integers beyond 64 bits, lone surrogates, ...)."""
+def _unencodable(documents: list[dict]) -> dict[int, str]:
+    """{place: why} for each document BSON cannot encode (integers beyond 64 bits, lone surrogates, ...)."""
     refused = {}
-    for document in documents:
+    for index, document in enumerate(documents):
         try:
             size = len(bson.encode(document))
         except (BSONError, OverflowError, ValueError) as error:
-            refused[str(document["_id"])] = f"cannot be stored as BSON: {type(error).__name__}: {error}"
+            refused[index] = f"cannot be stored as BSON: {type(error).__name__}: {error}"
             continue
         if size > MAX_DOCUMENT_BYTES:
-            refused[str(document["_id"])] = f"document of {size} bytes exceeds the store's {MAX_DOCUMENT_BYTES}"
+            refused[index] = f"document of {size} bytes exceeds the store's {MAX_DOCUMENT_BYTES}"
     return refused
+
+
+def migrate_message_ids(database: Database, batch: int = 500) -> int:
+    """Move messages stored under their message id alone to their sender's key; return how many moved.
+
+    Copy first, then delete the old document, so that an interrupted run loses nothing and a
+    second run finishes it (a copy already there is a duplicate, which counts as done).
+    """
+    messages, moved = database[MESSAGES_COLLECTION], 0
+    remaining = messages.find({"messageId": {"$exists": False}}, batch_size=batch)  # one pass over the collection
+    while old := list(islice(remaining, batch)):
+        copies = [{**document, "_id": message_key(document["from"], document["_id"]), "messageId": document["_id"]}
+                  for document in old]
+        inserted = _insert_ignoring_duplicates(messages, copies)
+        if inserted.refused:
+            raise StoreUnavailable(f"could not move {len(inserted.refused)} messages: {inserted.refused}")
+        messages.delete_many({"_id": {"$in": [document["_id"] for document in old]}})
+        moved += len(old)
+    return moved
 
 
 def is_transient(error: PyMongoError) -> bool:

@@ -4,6 +4,8 @@ Everything else about dead letters (details, replay, discard, the console) is se
 consumer service's operator server (`consumer-service operator`).
 """
 
+from operator import itemgetter
+
 from flask import Blueprint
 
 from shared_adapters.access import protect
@@ -26,4 +28,4 @@ FAILURE_FILTERS = {
 @bp.get("/failed-messages")
 def list_failed_messages():
     """List failed messages, oldest failure first, filtered by recipient, sender, status, type and time."""
-    return page(services().failures, FAILURE_FILTERS, "failedAt", "id")
+    return page(services().failures, FAILURE_FILTERS, "failedAt", itemgetter("id"))

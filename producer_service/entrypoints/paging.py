@@ -53,8 +53,8 @@ def page_query(args: Mapping[str, str], filters: dict[str, tuple[str, Callable[[
                      newest_first=order == "desc")
 
 
-def next_link(request: Request, items: list[dict], query: PageQuery, time_field: str, id_field: str,
-              secret: str) -> str | None:
+def next_link(request: Request, items: list[dict], query: PageQuery, time_field: str,
+              id_of: Callable[[dict], str], secret: str) -> str | None:
     """The `Link: <...>; rel="next"` value when a full page suggests there may be more.
 
     The link is relative: the request's Host header is the client's to choose, so it is never echoed.
@@ -63,7 +63,7 @@ def next_link(request: Request, items: list[dict], query: PageQuery, time_field:
         return None
     last = items[-1]
     args = {name: value for name, value in request.args.items() if name != "cursor"}
-    args["cursor"] = _issue_cursor(last[time_field], last[id_field], secret)
+    args["cursor"] = _issue_cursor(last[time_field], id_of(last), secret)
     return f'<{request.path}?{urlencode(args)}>; rel="next"'
 
 

@@ -1,5 +1,7 @@
 """GET /messages: the caller's messages, or one conversation, a page at a time; GET /conversations: their list."""
 
+from collections.abc import Callable
+
 from flask import Blueprint, jsonify, request
 from marshmallow import RAISE, Schema
 
@@ -9,7 +11,7 @@ from shared_adapters.errors import ApiError, store_unavailable
 from shared_adapters.responses import no_content
 from shared_domain.availability import StoreUnavailable
 from shared_domain.identity import CLIENT
-from shared_domain.message import client_id_problem
+from shared_domain.message import client_id_problem, message_key
 from shared_domain.schemas import UtcDateTime
 
 from .paging import next_link, page_query
@@ -23,7 +25,7 @@ MESSAGE_FILTERS = {"to": ("to", client_id_problem), "from": ("from", client_id_p
 @bp.get("/messages")
 def list_messages():
     """List the caller's messages (sent or received), or with `with=<client>` one conversation; oldest first."""
-    return page(services().messages, MESSAGE_FILTERS, "sentAt", "messageId", _visible(), ("with",))
+    return page(services().messages, MESSAGE_FILTERS, "sentAt", _message_key, _visible(), ("with",))
 
 
 class ReadSchema(Schema):
@@ -81,7 +83,13 @@ def _visible() -> tuple[dict, ...]:
     return {"from": caller.name}, {"to": caller.name}
 
 
-def page(reader, filters: dict, time_field: str, id_field: str, any_of: tuple = (), scoped: tuple = ()):
+def _message_key(item: dict) -> str:
+    """Where a listed message sits among those sent at the same moment: its _id."""
+    return message_key(item["from"], item["messageId"])
+
+
+def page(reader, filters: dict, time_field: str, id_of: Callable[[dict], str], any_of: tuple = (),
+         scoped: tuple = ()):
     """Answer one page as a JSON array with a Link header to the next page."""
     settings = services().settings
     query = page_query(request.args, filters, (settings.page_size_default, settings.page_size_max), settings.secret_key,
@@ -91,7 +99,7 @@ def page(reader, filters: dict, time_field: str, id_field: str, any_of: tuple = 
     except StoreUnavailable as error:
         raise store_unavailable(settings.retry_after_s, error) from None
     response = jsonify(items)
-    link = next_link(request, items, query, time_field, id_field, settings.secret_key)
+    link = next_link(request, items, query, time_field, id_of, settings.secret_key)
     if link:
         response.headers["Link"] = link
     return response

@@ -4,13 +4,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
+from consumer_service.application.ports import Saved
+from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, migrate_message_ids
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader
 from shared_adapters.mongo_client import connect
 from shared_domain.documents import message_view
 from shared_domain.failures import SourcePosition
-from shared_domain.message import Message
+from shared_domain.message import Message, message_key
 
 T0 = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -33,11 +34,25 @@ def message(n: int, to: str = "clientB", minutes: int | None = None) -> tuple[Me
 def test_storing_the_same_messages_twice_keeps_one_copy(database):
     store = MongoMessageStore(database)
     batch = [message(n) for n in range(5)]
-    assert store.save_all(batch) == {}
-    assert store.save_all(batch + [message(5)]) == {}
+    assert store.save_all(batch) == Saved()
+    assert store.save_all(batch + [message(5)]) == Saved(), "the same records again: stored, to be announced again"
     assert database.messages.count_documents({}) == 6
-    stored = database.messages.find_one({"_id": "m-003"})
+    stored = database.messages.find_one({"_id": "clientA/m-003"})
     assert stored["sentAt"] == T0 + timedelta(minutes=3) and stored["source"]["offset"] == 3
+
+
+def test_a_message_id_is_the_senders_own_on_the_real_store(database):
+    store = MongoMessageStore(database)
+    first, source = message(1)
+    squatter = (Message(first.message_id, "clientC", "clientB", "squatting", first.sent_at), SourcePosition("client-messages", 0, 7))
+    resend = (first, SourcePosition("client-messages", 0, 8))
+    reuse = (Message(first.message_id, "clientA", "clientB", "other text", first.sent_at), SourcePosition("client-messages", 0, 9))
+    assert store.save_all([squatter]) == Saved()
+    assert store.save_all([(first, source), resend, reuse]) == Saved(
+        refused={2: "clientA already sent another message with messageId m-001; a message id is used for one message only"},
+        earlier={1})
+    assert sorted((d["from"], d["message"]) for d in database.messages.find()) == [("clientA", "text 1"),
+                                                                                   ("clientC", "squatting")]
 
 
 def test_the_first_write_creates_the_indexes(database):
@@ -65,7 +80,7 @@ def test_the_reader_pages_in_time_then_id_order_with_filters(database):
         if len(page) < 4:
             break
         last = page[-1]
-        after = (datetime.fromisoformat(last["sentAt"]), last["messageId"])
+        after = (datetime.fromisoformat(last["sentAt"]), message_key(last["from"], last["messageId"]))
     assert seen == [f"m-{n:03d}" for n in range(9)]
     ranged = reader.find(PageQuery(equals={}, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2), limit=50))
     assert [item["messageId"] for item in ranged] == ["m-003", "m-004", "m-005", "m-099"]
@@ -178,3 +193,14 @@ def test_identities_are_found_by_token_and_revoked_on_the_real_store(database):
     registry.revoke(CLIENT, "clientA", listed["tokens"][0]["id"])
     now[0] += 1.01
     assert registry.principal_of(token) is None and registry.principal_of(spare) == Principal(CLIENT, "clientA")
+
+
+def test_messages_stored_under_their_id_alone_move_to_their_senders_key_once(database):
+    old = [{"_id": f"old-{n}", "from": "clientA", "to": "clientB", "message": f"text {n}", "sentAt": T0,
+            "source": {"topic": "client-messages", "partition": 0, "offset": n}} for n in range(7)]
+    database.messages.insert_many(old)
+    MongoMessageStore(database).save_all([message(1)])
+    assert migrate_message_ids(database, batch=3) == 7
+    assert migrate_message_ids(database) == 0
+    moved = {d["_id"]: d["messageId"] for d in database.messages.find()}
+    assert moved == {**{f"clientA/old-{n}": f"old-{n}" for n in range(7)}, "clientA/m-001": "m-001"}

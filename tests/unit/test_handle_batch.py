@@ -9,6 +9,7 @@ import pytest
 
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable, StoreUnavailable
 from consumer_service.application.handle_batch import BatchHandler, handle_batch
+from consumer_service.application.ports import Saved
 from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoMessageStore
@@ -51,13 +52,15 @@ class RefusingStore:
         self.refused_id = refused_id
 
     def save_all(self, messages):
-        return {self.refused_id: "document too large"}
+        return Saved(refused={index: "document too large" for index, (message, _) in enumerate(messages)
+                              if message.message_id == self.refused_id})
 
 
-def record(offset: int, to: str = "clientB", message_id: str | None = None, value: bytes | None = None, key=None):
+def record(offset: int, to: str = "clientB", message_id: str | None = None, value: bytes | None = None, key=None,
+           sender: str = "clientA", text: str | None = None):
     """An incoming record carrying a valid envelope unless `value` is given."""
     if value is None:
-        value = encode(Message(message_id or f"m-{offset}", "clientA", to, f"text {offset}", NOW))
+        value = encode(Message(message_id or f"m-{offset}", sender, to, text or f"text {offset}", NOW))
     return IncomingRecord("client-messages", 0, offset, key if key is not None else to.encode(), value, [("trace-id", b"t")])
 
 
@@ -85,7 +88,7 @@ def test_messages_for_the_client_are_stored_and_others_skipped(database, waits):
     outcome = handle_batch([record(1), record(2, to="clientC"), record(3)],
                            handler_for("clientB", MongoMessageStore(database), sink, waits))
     assert (outcome.stored, outcome.skipped, outcome.dead_lettered) == (2, 1, 0)
-    assert sorted(d["_id"] for d in database.messages.find()) == ["m-1", "m-3"]
+    assert sorted(d["messageId"] for d in database.messages.find()) == ["m-1", "m-3"]
 
 
 def test_a_consumer_for_all_clients_keeps_everything(database, waits):
@@ -191,3 +194,36 @@ def test_unannounced_messages_stop_the_batch_before_any_dead_letter_is_written(d
     with pytest.raises(StoredEventsUnavailable):
         handle_batch([record(1), record(2, value=b"garbage")], handler)
     assert sink.letters == [], "read again, the batch would otherwise dead-letter its poison twice"
+
+
+def test_two_senders_may_use_the_same_message_id_without_touching_each_other(database, waits):
+    events = FakeEvents()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), FakeSink(), waits), stored_events=events)
+    squatter = record(1, message_id="chosen-id", sender="clientC", text="first, with someone else's id")
+    outcome = handle_batch([squatter], handler)
+    outcome = handle_batch([record(2, message_id="chosen-id", sender="clientA", text="the real one")], handler)
+    assert outcome.stored == 1 and events.events == [(1, "chosen-id"), (2, "chosen-id")]
+    stored = {(d["from"], d["messageId"]): d["message"] for d in database.messages.find()}
+    assert stored == {("clientC", "chosen-id"): "first, with someone else's id", ("clientA", "chosen-id"): "the real one"}
+
+
+def test_a_resend_by_the_same_sender_is_stored_once_and_announced_once(database, waits):
+    events = FakeEvents()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), FakeSink(), waits), stored_events=events)
+    handle_batch([record(1, message_id="once", text="hello")], handler)
+    outcome = handle_batch([record(7, message_id="once", text="hello"), record(8, message_id="once", text="hello")],
+                           handler)
+    assert (outcome.stored, outcome.resent, outcome.dead_lettered) == (0, 2, 0)
+    assert events.events == [(1, "once")], "only the record that stored it announces it"
+    assert database.messages.count_documents({}) == 1
+
+
+def test_a_sender_reusing_its_message_id_for_other_text_is_dead_lettered_and_the_first_kept(database, waits):
+    sink = FakeSink()
+    handler = handler_for("clientB", MongoMessageStore(database), sink, waits)
+    handle_batch([record(1, message_id="reused", text="original")], handler)
+    outcome = handle_batch([record(2, message_id="reused", text="something else")], handler)
+    [letter] = sink.letters
+    assert outcome.dead_lettered == 1 and letter.record.offset == 2
+    assert letter.failure.error_type == "StoreRejected" and "messageId reused" in letter.failure.reason
+    assert [d["message"] for d in database.messages.find()] == ["original"]
