@@ -3,13 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements.lock
 
 .PHONY: run test unit bench install infra browser clean
 
-$(STAMP): pyproject.toml
+# $(LOCK) pins every package of the project and its tests, with their hashes, and setuptools
+# to build it: pip installs nothing else. Its header is the command that makes it again after
+# a change to pyproject.toml; add --upgrade to that command to move to newer versions.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check >&2; \
+	  echo "$(LOCK) lacks what pyproject.toml asks for: make it again with the command in its header" >&2; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
