@@ -4,8 +4,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_log_format, read_str
+from shared_domain.config import (ConfigError, read_bool, read_float, read_int, read_log_format, read_secret,
+                                  read_str)
 from shared_domain.failures import DEFAULT_REPLAY_CAP
+from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
 from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
@@ -83,7 +85,7 @@ class OperatorSettings:
     bind: str = "127.0.0.1:8081"
     threads: int = 8
     auth_enabled: bool = True
-    legacy_operator_token: str | None = None
+    operator_token: str | None = None
     auth_failure_limit: int = 30
     retry_after_s: int = 5
     session_ttl_s: int = 12 * 3600
@@ -100,7 +102,7 @@ def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSett
         bind=read_str(env, "OPERATOR_BIND", defaults.bind),
         threads=read_int(env, "OPERATOR_THREADS", defaults.threads, minimum=1),
         auth_enabled=read_bool(env, "AUTH_ENABLED", defaults.auth_enabled),
-        legacy_operator_token=env.get("OPERATOR_TOKEN") or None,
+        operator_token=read_secret(env, "OPERATOR_TOKEN", MIN_OPERATOR_TOKEN_CHARS),
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.cache import atomic_install, cache_dir
-from infra.process import LocalServer, port_open, require_tool, run
+from infra.process import LocalServer, make_private, port_open, private_dir, require_tool, run
 
 log = logging.getLogger("infra")
 
@@ -105,8 +105,9 @@ class FerretDBServer(LocalServer):
             # The path goes into a file: URL that SQLite parses; these would be misread.
             raise ValueError(f"FerretDB data dir must not contain '?', '#' or '%': {self.data_dir}")
         binary = install_ferretdb()
-        self.sqlite_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.data_dir)
+        private_dir(self.sqlite_dir)
+        private_dir(self.state_dir)
         self._launch(
             [
                 str(binary),

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from infra.cache import atomic_install, cache_dir, file_lock
-from infra.process import LocalServer, free_ports, port_open, require_tool, run
+from infra.process import LocalServer, free_ports, make_private, port_open, require_tool, run, write_private
 
 log = logging.getLogger("infra")
 
@@ -193,9 +193,9 @@ class KafkaServer(LocalServer):
         if port_open(self.port) or port_open(self.controller_port):
             raise RuntimeError(f"port {self.port} or {self.controller_port} is already in use")
         libs = install_kafka()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_path.write_text(self._properties())
-        self.log4j_path.write_text(_LOG4J2)
+        make_private(self.data_dir)
+        write_private(self.properties_path, self._properties())
+        write_private(self.log4j_path, _LOG4J2)
         classpath = f"{libs}/*"
         if self._jvm_extra is None:
             archive = class_archive()
@@ -239,6 +239,7 @@ class KafkaServer(LocalServer):
                 str(self.properties_path),
             ],
             what="kafka StorageTool format",
+            private=True,
         )
 
     def _properties(self) -> str:

@@ -21,7 +21,7 @@ from typing import NoReturn
 from infra.ferretdb import FerretDBServer
 from infra.identities import OPERATOR, ensure_tokens
 from infra.kafka import KafkaServer
-from infra.process import ManagedProcess, port_open, run, wait_until
+from infra.process import ManagedProcess, port_open, private_dir, run, wait_until, write_private
 from infra.run_settings import RunSettings, read_run_settings
 from infra.supervisor import CrashLoop, Part, Supervisor
 from shared_domain.config import ConfigError
@@ -39,7 +39,8 @@ def main() -> int:
     _install_signal_handlers()
     try:
         settings = read_run_settings(os.environ)
-        settings.logs.mkdir(parents=True, exist_ok=True)
+        for directory in (settings.run_dir, settings.logs, settings.data_dir):
+            private_dir(directory)
         metrics_ports = {client: settings.consumer_metrics_port + n for n, client in enumerate(settings.clients)}
         for bind, variable in ((settings.producer_bind, "PRODUCER_BIND"), (settings.operator_bind, "OPERATOR_BIND"),
                                *((f"127.0.0.1:{port}", "RUN_CONSUMER_METRICS_PORT") for port in metrics_ports.values())):
@@ -114,7 +115,7 @@ def _start_servers(settings: RunSettings, servers: list) -> dict:
 
 def _service(name: str, argv: list[str], env: dict, logs: Path) -> ManagedProcess:
     """Start a service process whose output is echoed here with its name in front."""
-    process = ManagedProcess(name, [str(BIN / argv[0]), *argv[1:]], logs / f"{name}.log", env=env)
+    process = ManagedProcess(name, [str(BIN / argv[0]), *argv[1:]], logs / f"{name}.log", env=env, private=True)
     log_start = process.log_path.stat().st_size if process.log_path.exists() else 0
     process.start()
     threading.Thread(target=_follow, args=(name, process.log_path, log_start), daemon=True).start()
@@ -200,7 +201,7 @@ def _keep_running(parts: list, pids_path: Path) -> NoReturn:
 def _write_pids(parts: list[Part], path: Path) -> None:
     """Replace the file naming each part's current pid (for scripts and tests that look at the stack)."""
     partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps({part.name: part.pid for part in parts}, indent=1) + "\n")
+    write_private(partial, json.dumps({part.name: part.pid for part in parts}, indent=1) + "\n")
     os.replace(partial, path)
 
 

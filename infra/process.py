@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger("infra")
+
+PRIVATE_UMASK = 0o077  # what a private process creates is for its owner alone
 
 
 def require_tool(name: str, why: str) -> str:
@@ -54,6 +57,38 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
+def private_dir(path: Path) -> Path:
+    """Create a directory only its owner may enter, or make an existing one so (an older run may have made it 0755).
+
+    Parents it has to create are made private too.
+    """
+    for directory in reversed([path, *path.parents]):
+        if not directory.is_dir():
+            directory.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def make_private(root: Path) -> None:
+    """Make `root` private and take group and other access from everything under it (symbolic links left alone)."""
+    private_dir(root)
+    for directory, subdirs, files in os.walk(root):
+        for name in (*subdirs, *files):
+            path = os.path.join(directory, name)
+            with contextlib.suppress(FileNotFoundError):
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a text file only its owner may read, never through a symbolic link."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """Return the last `lines` lines of a text file, or '' if it does not exist."""
     try:
@@ -67,7 +102,10 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 class ManagedProcess:
-    """A child process in its own session, with output appended to a log file."""
+    """A child process in its own session, with output appended to a log file.
+
+    A private one runs with umask 077 and its log is readable by its owner alone.
+    """
 
     def __init__(
         self,
@@ -76,6 +114,7 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        private: bool = False,
     ) -> None:
         """Describe the process; nothing runs until start()."""
         self.name = name
@@ -83,6 +122,7 @@ class ManagedProcess:
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        self.private = private
         self._popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -90,7 +130,7 @@ class ManagedProcess:
         if self.alive:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as out:
+        with self._open_log() as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} start: {self.argv}\n".encode())
             out.flush()
             self._popen = subprocess.Popen(
@@ -101,8 +141,17 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                umask=PRIVATE_UMASK if self.private else -1,
             )
         log.debug("started %s pid=%s", self.name, self._popen.pid)
+
+    def _open_log(self):
+        """Open the log file to append to; a private process's is made readable by its owner alone."""
+        if not self.private:
+            return open(self.log_path, "ab")
+        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.fchmod(descriptor, 0o600)
+        return os.fdopen(descriptor, "ab")
 
     @property
     def pid(self) -> int | None:
@@ -204,8 +253,12 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float | None = None,
+    private: bool = False,
 ) -> str:
-    """Run a short command to completion and return its stdout; raise with its output on failure or timeout."""
+    """Run a short command to completion and return its stdout; raise with its output on failure or timeout.
+
+    A private command runs with umask 077, so that what it creates is for its owner alone.
+    """
     log.debug("running %s: %s", what, argv)
     try:
         result = subprocess.run(
@@ -216,6 +269,7 @@ def run(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             timeout=timeout,
+            umask=PRIVATE_UMASK if private else -1,
         )
     except subprocess.TimeoutExpired:
         raise TimeoutError(f"{what} did not finish within {timeout:g}s") from None
@@ -226,7 +280,10 @@ def run(
 
 
 class LocalServer:
-    """A server process on loopback that the project starts, waits for, stops, kills and restarts."""
+    """A server process on loopback that the project starts, waits for, stops, kills and restarts.
+
+    Its data dir and whatever the process writes there are for their owner alone.
+    """
 
     name = "server"
     stop_timeout = 15.0
@@ -281,7 +338,8 @@ class LocalServer:
 
     def _launch(self, argv: Sequence[str], address: str, timeout: float, interval: float) -> None:
         """Run `argv` and wait until the server answers at `address`; kill it if it does not in time."""
-        self._process = ManagedProcess(name=f"{self.name.lower()}:{address}", argv=argv, log_path=self.log_path)
+        self._process = ManagedProcess(name=f"{self.name.lower()}:{address}", argv=argv, log_path=self.log_path,
+                                       private=True)
         began = time.monotonic()
         self._process.start()
         try:

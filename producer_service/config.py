@@ -5,7 +5,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_str
+from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_secret, read_str
+from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
@@ -78,7 +79,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         page_size_max=read_int(env, "PAGE_SIZE_MAX", defaults.page_size_max, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         readiness_timeout_s=read_float(env, "READINESS_TIMEOUT_S", defaults.readiness_timeout_s, minimum=0.1),
-        operator_token=env.get("OPERATOR_TOKEN") or None,
+        operator_token=read_secret(env, "OPERATOR_TOKEN", MIN_OPERATOR_TOKEN_CHARS),
         auth_enabled=read_bool(env, "AUTH_ENABLED", defaults.auth_enabled),
         open_recipients=read_bool(env, "OPEN_RECIPIENTS", defaults.open_recipients),
         send_rate_limit=read_int(env, "SEND_RATE_LIMIT", defaults.send_rate_limit, minimum=1),

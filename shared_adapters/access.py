@@ -3,7 +3,7 @@
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
@@ -12,16 +12,18 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso, utc_now
-from shared_domain.identity import OPERATOR, Identities, Principal, token_hash
+from shared_domain.identity import OPERATOR, OPERATOR_TOKEN_NAME, Identities, Principal, token_hash
 from shared_domain.session import Session, Sessions, new_secret
 
 from .bodies import json_body, load_body
 from .errors import ApiError, store_unavailable
+from .local_windows import LocalWindows
 from .responses import no_content
 
 log = logging.getLogger(__name__)
 EXTENSION = "access"
-LEGACY_OPERATOR = Principal(OPERATOR, "operator")
+# Whoever holds OPERATOR_TOKEN: an operator of its own name, told apart from every registered one in the history.
+TOKEN_OPERATOR = Principal(OPERATOR, OPERATOR_TOKEN_NAME)
 WINDOW_S = 60
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,10 +45,12 @@ class Access:
     limiter: RateLimiter
     cookie_name: str
     enabled: bool = True
-    legacy_operator_token: str | None = None
+    operator_token: str | None = None
     retry_after_s: int = 5
     auth_failure_limit: int = 30
     session_ttl_s: int = 12 * 3600
+    # Failed authentications by address, and rate limits while the store does not answer: in this process.
+    local: LocalWindows = field(default_factory=LocalWindows)
 
 
 def access() -> Access:
@@ -54,8 +58,8 @@ def access() -> Access:
     return current_app.extensions[EXTENSION]
 
 
-def protect(blueprint: Blueprint, role: str) -> None:
-    """Let only principals of `role` reach the blueprint's endpoints (everyone, when authentication is off)."""
+def protect(blueprint: Blueprint, role: str | tuple[str, ...]) -> None:
+    """Let only principals of `role` (or of one of several) reach the blueprint's endpoints (all, with auth off)."""
 
     @blueprint.before_request
     def _authorize():
@@ -67,8 +71,8 @@ def principal() -> Principal | None:
     return g.get("principal")
 
 
-def authorized(role: str) -> Principal:
-    """The caller, by bearer token or session cookie, when live and of `role`; else a 401, 403 or 429 JSON error.
+def authorized(role: str | tuple[str, ...]) -> Principal:
+    """The caller, by bearer token or session cookie, when live and of `role` (or one of several); else a 401/403/429.
 
     A write through a session must carry the session's CSRF token in the X-CSRF-Token header.
     """
@@ -85,8 +89,10 @@ def authorized(role: str) -> Principal:
             raise ApiError(403, "csrf_failed", f"a write through a session needs its CSRF token in {CSRF_HEADER}")
     else:
         raise _unauthorized("send Authorization: Bearer <token>, or sign in", None)
-    if caller.role != role:
-        raise ApiError(403, "forbidden", f"this endpoint is for {role}s; the caller is {caller.role} {caller.name}")
+    roles = (role,) if isinstance(role, str) else role
+    if caller.role not in roles:
+        allowed = f"{role}s" if isinstance(role, str) else f"the roles {', '.join(roles)}"
+        raise ApiError(403, "forbidden", f"this endpoint is for {allowed}; the caller is {caller.role} {caller.name}")
     return caller
 
 
@@ -127,15 +133,23 @@ def _live_principal(session: Session, rules: "Access | None" = None) -> Principa
 
 
 def spend(key: str, limit: int, count: int = 1) -> None:
-    """Raise 429 when `key` has used up `limit` per minute; an unreachable store lets the request through."""
+    """Raise 429 when `key` has used up `limit` per minute.
+
+    While the store does not answer, each process counts on its own: the limit is then at most
+    `limit` per process, bounded rather than lifted, and no request waits on the store.
+    """
     try:
         wait = access().limiter.hit(key, limit, WINDOW_S, count)
     except StoreUnavailable as error:
-        log.warning("rate limit not counted, the store did not answer: %s", error)
-        return
+        log.warning("rate limit counted in this process only, the store did not answer: %s", error)
+        wait = access().local.hit(f"store-down:{key}", limit, count)
     if wait is not None:
-        raise ApiError(429, "rate_limited", f"too many requests; at most {limit} per minute",
-                       headers={"Retry-After": str(max(1, round(wait)))})
+        raise _too_many(f"too many requests; at most {limit} per minute", wait)
+
+
+def _too_many(message: str, wait: float) -> ApiError:
+    """A 429 saying when to try again."""
+    return ApiError(429, "rate_limited", message, headers={"Retry-After": str(max(1, round(wait)))})
 
 
 def session_blueprint(role: str) -> Blueprint:
@@ -151,6 +165,7 @@ def session_blueprint(role: str) -> Blueprint:
     def sign_in():
         """Check a name and its token; answer 201 with the session's CSRF token and set the session cookie."""
         name, token = _credentials(json_body())
+        _refuse_when_over_failure_limit()
         caller = _principal_of(token)
         if caller is None or caller.role != role or caller.name != name:
             _count_failed_authentication()
@@ -250,6 +265,7 @@ def _bearer(header: str) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send Authorization: Bearer <token>", None)
+    _refuse_when_over_failure_limit()
     g.token_hash = token_hash(token)
     caller = _principal_of_hash(g.token_hash)
     if caller is None:
@@ -259,25 +275,35 @@ def _bearer(header: str) -> Principal:
 
 
 def _principal_of(token: str) -> Principal | None:
-    """The principal of a token: the legacy operator token, or one the registry knows."""
+    """The principal of a token: OPERATOR_TOKEN's, or one the registry knows."""
     return _principal_of_hash(token_hash(token))
 
 
 def _principal_of_hash(hashed: str, rules: Access | None = None) -> Principal | None:
-    """The principal whose token has this hash: the legacy operator token's, or one the registry knows."""
+    """The principal whose token has this hash: OPERATOR_TOKEN's, or one the registry knows."""
     rules = rules or access()
-    legacy = rules.legacy_operator_token
-    if legacy and hmac.compare_digest(hashed, token_hash(legacy)):
-        return LEGACY_OPERATOR
+    if rules.operator_token and hmac.compare_digest(hashed, token_hash(rules.operator_token)):
+        return TOKEN_OPERATOR
     try:
         return rules.identities.principal_of_hash(hashed)
     except StoreUnavailable as error:
         raise store_unavailable(rules.retry_after_s, error) from None
 
 
+def _refuse_when_over_failure_limit() -> None:
+    """A 429, before any token is compared, for an address that failed to authenticate too often this minute.
+
+    Counted in each process's memory: a dictionary lookup, the same whether or not the store
+    answers; with W processes an address gets at most W x AUTH_FAILURE_LIMIT tries a minute.
+    """
+    wait = access().local.over(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
+    if wait is not None:
+        raise _too_many(f"too many failed authentications; at most {access().auth_failure_limit} per minute", wait)
+
+
 def _count_failed_authentication() -> None:
     """Count a failed authentication against the caller's address."""
-    spend(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
+    access().local.hit(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
 
 
 def _unauthorized(message: str, error: str | None) -> ApiError:

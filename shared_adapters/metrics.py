@@ -49,10 +49,10 @@ def metrics_text() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def metrics_blueprint(role: str) -> Blueprint:
-    """GET /metrics, for principals of `role` only (Prometheus sends the bearer token)."""
+def metrics_blueprint(*roles: str) -> Blueprint:
+    """GET /metrics, for principals of these roles only (Prometheus sends the bearer token)."""
     blueprint = Blueprint("metrics", __name__)
-    protect(blueprint, role)
+    protect(blueprint, roles)
 
     @blueprint.get("/metrics")
     def metrics():

@@ -1,4 +1,4 @@
-"""pymongo registry of clients and operators with their token hashes.
+"""pymongo registry of clients, operators and metrics readers with their token hashes.
 
 Each process keeps a snapshot of every live token hash and asks the store once a second whether
 the registry changed (one `_id` lookup of a version counter every change bumps), so a revocation
@@ -18,9 +18,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso, utc_now
-from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal, new_token, token_hash
+from shared_domain.identity import (CLIENT, METRICS, OPERATOR, OPERATOR_TOKEN_NAME, AlreadyRegistered, NotRegistered,
+                                    Principal, new_token, token_hash)
 
-COLLECTIONS = {CLIENT: "clients", OPERATOR: "operators"}
+COLLECTIONS = {CLIENT: "clients", OPERATOR: "operators", METRICS: "metrics_readers"}
 CHECK_SECONDS = 1.0  # how long a change may take to reach every process
 STALE_RETRY_SECONDS = 5.0
 VERSION = "registry_version"
@@ -49,6 +50,8 @@ class MongoIdentityRegistry:
 
     def add(self, role: str, name: str, display_name: str | None = None) -> None:
         """Register a client or an operator; raise AlreadyRegistered when the name is taken."""
+        if role == OPERATOR and name == OPERATOR_TOKEN_NAME:
+            raise AlreadyRegistered(f"{name} is the operator OPERATOR_TOKEN acts as; choose another name")
         collection = self._collection(role)
         try:
             collection.insert_one({"_id": name, "name": display_name or name, "createdAt": utc_now(),

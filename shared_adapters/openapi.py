@@ -73,6 +73,8 @@ class FailureSummarySchema(StrictSchema):
     traceId = fields.String()
     previousFailureId = fields.String()
     truncated = fields.String()
+    suspect = fields.String(metadata={"description": "Why its source cannot be a record of the message topic; "
+                                                     "replay refuses it unless forced."})
 
 
 class FailureSchema(FailureSummarySchema):
@@ -180,7 +182,8 @@ def add_common_paths(document: APISpec, role: str, cookie: str, page: str) -> No
                    "responses": responses({204: ("Signed out.", None)}, 401, 403, 409, 503)},
     })
     document.path(path="/metrics", operations={"get": {
-        "summary": "Prometheus metrics.", "tags": ["operability"], "security": security(cookie),
+        "summary": "Prometheus metrics, for operators and metrics readers.", "tags": ["operability"],
+        "security": security(cookie),
         "responses": responses({200: ("Metrics in Prometheus's text format.", ("text/plain", {"type": "string"}))},
                                401, 403, 429, 503)}})
     document.path(path="/health", operations={"get": {

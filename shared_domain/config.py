@@ -55,6 +55,15 @@ def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(name, f"must be true or false, got {raw!r}")
 
 
+def read_secret(env: Mapping[str, str], name: str, min_length: int) -> str | None:
+    """Read an optional secret of at least `min_length` characters; None when unset (the value is never echoed)."""
+    value = env.get(name, "").strip()
+    if value and len(value) < min_length:
+        raise ConfigError(name, f"must be at least {min_length} characters (got {len(value)}); "
+                                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return value or None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -1,4 +1,4 @@
-"""Who is calling: clients and operators, their bearer tokens, and what each may do."""
+"""Who is calling: clients, operators and metrics readers, their bearer tokens, and what each may do."""
 
 import hashlib
 import secrets
@@ -7,12 +7,16 @@ from typing import Protocol
 
 CLIENT = "client"
 OPERATOR = "operator"
+METRICS = "metrics"  # reads GET /metrics and nothing else (a scraper's credential)
 TOKEN_BYTES = 32  # 256 bits
+# The operator whoever holds OPERATOR_TOKEN acts as; no registered operator may take the name.
+OPERATOR_TOKEN_NAME = "OPERATOR_TOKEN"
+MIN_OPERATOR_TOKEN_CHARS = 32
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: a client (sends and reads as itself) or an operator."""
+    """An authenticated caller: a client (sends and reads as itself), an operator or a metrics reader."""
 
     role: str
     name: str

@@ -6,7 +6,7 @@ from shared_adapters.access import Access, RateLimiter, session_blueprint
 from shared_adapters.flask_app import api_app
 from shared_adapters.metrics import metrics_blueprint
 from shared_adapters.openapi import document_blueprint
-from shared_domain.identity import OPERATOR
+from shared_domain.identity import METRICS, OPERATOR
 from shared_domain.session import Sessions
 
 from ..application.dlq_operations import Operations
@@ -21,12 +21,12 @@ def create_operator_app(settings: OperatorSettings, operations: Operations, iden
                         limiter: RateLimiter) -> Flask:
     """Build the operator app on the given dead-letter operations and access adapters."""
     access = Access(identities, sessions, limiter, SESSION_COOKIE, enabled=settings.auth_enabled,
-                    legacy_operator_token=settings.legacy_operator_token, retry_after_s=settings.retry_after_s,
+                    operator_token=settings.operator_token, retry_after_s=settings.retry_after_s,
                     auth_failure_limit=settings.auth_failure_limit, session_ttl_s=settings.session_ttl_s)
     app = api_app(__name__, access, settings.max_body_bytes)
     app.extensions[operator_api.EXTENSION] = operations
-    for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp, metrics_blueprint(OPERATOR),
-                      document_blueprint(operator_document)):
+    for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp,
+                      metrics_blueprint(OPERATOR, METRICS), document_blueprint(operator_document)):
         app.register_blueprint(blueprint)
 
     @app.get("/health")

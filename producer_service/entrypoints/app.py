@@ -11,7 +11,7 @@ from shared_adapters.http_worker import END_STREAMS
 from shared_adapters.metrics import metrics_blueprint
 from shared_adapters.openapi import document_blueprint
 from shared_domain.config import ConfigError
-from shared_domain.identity import CLIENT, OPERATOR
+from shared_domain.identity import CLIENT, METRICS, OPERATOR
 
 from ..config import ProducerSettings, load_settings
 from . import chat_page, clients_api, failures_api, health_api, query_api, send_api, stream_api
@@ -30,7 +30,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
 
         services = real_services(settings)
     access = Access(services.identities, services.sessions, services.limiter, SESSION_COOKIE,
-                    enabled=settings.auth_enabled, legacy_operator_token=settings.operator_token,
+                    enabled=settings.auth_enabled, operator_token=settings.operator_token,
                     retry_after_s=settings.retry_after_s, auth_failure_limit=settings.auth_failure_limit,
                     session_ttl_s=settings.session_ttl_s)
     app = api_app(__name__, access, settings.max_body_bytes)
@@ -38,7 +38,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     if services.live is not None:
         app.extensions[END_STREAMS] = services.live.hub.close
     for blueprint in (send_api.bp, query_api.bp, stream_api.bp, health_api.bp, failures_api.bp, clients_api.bp,
-                      session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR),
+                      session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR, METRICS),
                       document_blueprint(producer_document)):
         app.register_blueprint(blueprint)
     return app

@@ -1,5 +1,6 @@
-"""Command line of the producer service (`producer-service clients ...`, `producer-service operators ...`)."""
+"""Command line of the producer service (`producer-service clients ...`, `operators ...`, `metrics-readers ...`)."""
 
+import errno
 import json
 import os
 import shlex
@@ -15,10 +16,12 @@ from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_domain.config import ConfigError, read_log_format, read_log_level
 from shared_domain.documents import storable_text
-from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered, Principal
+from shared_domain.identity import CLIENT, METRICS, OPERATOR, AlreadyRegistered, NotRegistered, Principal
 from shared_domain.message import client_id_problem
 
 from ..config import load_settings
+
+GROUPS = {CLIENT: "clients", OPERATOR: "operators", METRICS: "metrics-readers"}
 
 
 class Name(click.ParamType):
@@ -58,7 +61,7 @@ def _registry():
 def _principal_commands(role: str) -> click.Group:
     """The add / token / revoke / list commands for one role."""
 
-    @click.group(name=f"{role}s", help=f"Register {role}s and manage their bearer tokens.")
+    @click.group(name=GROUPS[role], help=f"Register {GROUPS[role].replace('-', ' ')} and manage their bearer tokens.")
     def group() -> None:
         pass
 
@@ -115,17 +118,25 @@ def cli() -> None:
 @click.argument("clients", nargs=-1)
 @click.option("--operator", "operators", multiple=True, default=["operator"], show_default=True,
               help="Operator to register as well (repeatable).")
+@click.option("--metrics-reader", "metrics_readers", multiple=True,
+              help="Register a reader of GET /metrics only, e.g. Prometheus (repeatable).")
 @click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="JSON {name: token} kept between runs; only tokens still live are kept.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write shell lines exporting CLIENTA_TOKEN=..., OPS_TOKEN=... for scripts to source.")
 @click.option("--token-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write each token alone to DIR/NAME.token (e.g. for Prometheus's credentials_file).")
-def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file: Path, env_file: Path | None,
-              token_dir: Path | None) -> None:
-    """Make sure CLIENTS and the operator(s) are registered and their tokens are in --tokens-file (for local runs)."""
+              help="Also write each token alone to DIR/NAME.token.")
+@click.option("--metrics-token-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write only the metrics readers' tokens, each to DIR/NAME.token (Prometheus's credentials_file).")
+def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], metrics_readers: tuple[str, ...],
+              tokens_file: Path, env_file: Path | None, token_dir: Path | None, metrics_token_dir: Path | None) -> None:
+    """Make sure CLIENTS, the operator(s) and metrics readers are registered, their tokens in --tokens-file."""
+    wanted = ([(CLIENT, name) for name in clients] + [(OPERATOR, name) for name in operators]
+              + [(METRICS, name) for name in metrics_readers])
+    for path in (tokens_file, env_file, *(token_dir / f"{name}.token" for _role, name in wanted if token_dir),
+                 *(metrics_token_dir / f"{name}.token" for name in metrics_readers if metrics_token_dir)):
+        _refuse_symlink(path)
     kept = json.loads(tokens_file.read_text()) if tokens_file.exists() else {}
-    wanted = [(CLIENT, name) for name in clients] + [(OPERATOR, name) for name in operators]
     tokens = {}
     with _registry() as registry:
         for role, name in wanted:
@@ -145,6 +156,9 @@ def bootstrap(clients: tuple[str, ...], operators: tuple[str, ...], tokens_file:
         _write_private(env_file, "".join(lines))
     for name, token in tokens.items() if token_dir else ():
         _write_private(token_dir / f"{name}.token", token)
+    for name in metrics_readers if metrics_token_dir else ():
+        if name in tokens:
+            _write_private(metrics_token_dir / f"{name}.token", tokens[name])
     click.echo(f"registered with tokens in {tokens_file}: {', '.join(tokens)}")
 
 
@@ -162,10 +176,21 @@ def _env_name(name: str, first_operator: bool) -> str:
     return "OPS_TOKEN" if first_operator else f"{''.join(c for c in name.upper() if c.isalnum())}_TOKEN"
 
 
+def _refuse_symlink(path: Path | None) -> None:
+    """Stop with one line, before anything is registered, when a token file to write is a symbolic link."""
+    if path is not None and path.is_symlink():
+        raise click.ClickException(f"refusing to write tokens to {path}: it is a symbolic link")
+
+
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a file only its owner may read, never through a symbolic link."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise click.ClickException(f"refusing to write tokens to {path}: it is a symbolic link") from None
+        raise
     os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)
@@ -173,6 +198,7 @@ def _write_private(path: Path, text: str) -> None:
 
 cli.add_command(_principal_commands(CLIENT))
 cli.add_command(_principal_commands(OPERATOR))
+cli.add_command(_principal_commands(METRICS))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def store(killable_store):
 def stack(stack_factory, store):
     """Producer and clientB consumer with quick retries and a replay cap of 2."""
     return stack_factory(clients=("clientB",), mongo_uri=store.uri, **QUICK_STORE_RETRIES, REPLAY_MAX_COUNT=2,
-                         OPERATOR_TOKEN="e2e-token")
+                         OPERATOR_TOKEN="e2e-operator-token-of-32-characters-or-more")
 
 
 def counts(stack, recipient: str) -> collections.Counter:
@@ -116,7 +116,7 @@ def test_operators_replay_over_http_with_their_token(stack, store):
     restore(stack, store)
     ids = {r.body["messageId"] for r in replies}
     items = wait_projected(stack, ids, **{"from": "clientH"})
-    auth = {"Authorization": "Bearer e2e-token"}  # the legacy OPERATOR_TOKEN
+    auth = {"Authorization": "Bearer e2e-operator-token-of-32-characters-or-more"}  # OPERATOR_TOKEN
     assert stack.operator.get(f"/failed-messages/{items[0]['id']}", headers={}).status == 401
     assert stack.operator.get(f"/failed-messages/{items[0]['id']}", headers=stack.operator.as_("clientH")).status == 403
     shown = stack.operator.get(f"/failed-messages/{items[0]['id']}", headers=auth)

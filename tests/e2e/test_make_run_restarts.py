@@ -164,6 +164,12 @@ def test_the_printed_chat_and_console_open_with_the_printed_sign_ins(stack):
             assert answer.status == 201 and "HttpOnly" in answer.headers["Set-Cookie"]
 
 
+def test_the_data_logs_and_tokens_are_for_their_owner_alone(stack):
+    data, run = stack.workdir / "data", stack.workdir / ".run"
+    assert (data / "ferretdb" / "sqlite").is_dir() and (data / "tokens.json").exists() and (run / "tokens.env").exists()
+    assert stack.open_to_others() == []
+
+
 def _lines_until(process: subprocess.Popen, text: str, timeout: float) -> list[str]:
     """Lines a process prints until one holds `text` (read on a thread, so the deadline holds)."""
     lines, found = [], threading.Event()

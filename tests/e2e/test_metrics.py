@@ -1,11 +1,14 @@
 """Prometheus metrics after real traffic: the producer's (every worker added up), a consumer's, the operator server's."""
 
+import json
+import subprocess
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.process import free_ports, wait_until
+from tests.support.services import BIN
 from tests.support.sse import SseStream
 
 
@@ -97,3 +100,17 @@ def test_the_operator_server_counts_its_requests_for_operators_only(stack):
     assert stack.operator.get("/metrics", headers=stack.operator.as_("clientA")).status == 403
     text = scrape(stack.operator.base_url, stack.operator.as_("ops"))
     assert value(text, "http_requests_total", route="/failed-message-counts", method="GET", status="200") >= 1
+
+
+def test_a_metrics_reader_registered_with_the_cli_scrapes_both_servers_and_reads_nothing_else(stack):
+    added = subprocess.run([str(BIN / "producer-service"), "metrics-readers", "add", "prometheus"], env=stack.env,
+                           capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    reader = {"Authorization": f"Bearer {json.loads(added.stdout)['token']}"}
+    # A new token reaches every process within about a second.
+    wait_until(lambda: bool(scrape(stack.api.base_url, reader)), timeout=15, what="the producer takes the new token")
+    wait_until(lambda: bool(scrape(stack.operator.base_url, reader)), timeout=15, what="the operator server takes it")
+    assert value(scrape(stack.api.base_url, stack.api.as_("ops")), "http_requests_total", route="/metrics") >= 1
+    for api, path in ((stack.api, "/messages"), (stack.api, "/failed-messages"), (stack.api, "/conversations"),
+                      (stack.operator, "/failed-messages"), (stack.operator, "/failed-message-counts")):
+        assert api.get(path, headers=reader).status == 403, path

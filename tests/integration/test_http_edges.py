@@ -133,7 +133,7 @@ PARTS = {
     "headers": (st.lists(st.tuples(st.sampled_from(["Host", "Accept", "Content-Type", "Authorization", "Connection",
                                                     "X-Forwarded-For", "Upgrade", "Cookie", "Range", "X-Request-Id"]),
                                    st.sampled_from(["x", "close", "keep-alive", "application/json", "*/*", "h2c",
-                                                    "Bearer s3cret", "bytes=0-1", ""])), max_size=4),
+                                                    "Bearer s3cret-operator-token-of-32-chars-or-more", "bytes=0-1", ""])), max_size=4),
                 st.lists(st.tuples(st.text(LATIN_1, max_size=20), st.text(LATIN_1, max_size=40)), min_size=1,
                          max_size=4)),
 }

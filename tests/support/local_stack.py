@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
@@ -75,6 +76,17 @@ class LocalStackRun:
     def pids(self) -> dict[str, int]:
         """The pid of each part, from the state file it rewrites whenever a part starts."""
         return json.loads(self.pids_path.read_text())
+
+    def open_to_others(self) -> list[str]:
+        """Every file and directory under its data dir and .run that its group or others may use, with its mode."""
+        found = []
+        for root in (self.workdir / "data", self.workdir / ".run"):
+            for path in (root, *root.rglob("*")):
+                with contextlib.suppress(FileNotFoundError):  # Kafka and FerretDB add and remove files meanwhile
+                    mode = path.lstat().st_mode
+                    if not stat.S_ISLNK(mode) and mode & 0o077:
+                        found.append(f"{stat.S_IMODE(mode):o} {path}")
+        return found
 
     def marked_processes(self) -> list[int]:
         """Pids of every running process it started, children of children included."""

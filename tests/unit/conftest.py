@@ -81,7 +81,7 @@ def replayed():
 @pytest.fixture
 def operator_token():
     """The operator token the app is configured with (None: operator endpoints off)."""
-    return "s3cret"
+    return "s3cret-operator-token-of-32-chars-or-more"
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def client(app, tokens):
 @pytest.fixture
 def operator_app(database, replayed, operator_token, tokens):
     """The operator server's app on mongomock, replaying into a fake publisher (loop guard at 3 replays)."""
-    settings = OperatorSettings(consumer=load_consumer_settings("*", {}), legacy_operator_token=operator_token,
+    settings = OperatorSettings(consumer=load_consumer_settings("*", {}), operator_token=operator_token,
                                 auth_failure_limit=1000)
     operations = Operations(MongoFailureRepository(database), replayed, operator="operator-api", replay_cap=3)
     return create_operator_app(settings, operations, MongoIdentityRegistry(database), MongoSessions(database),

@@ -3,6 +3,7 @@
 import pytest
 
 from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.availability import StoreUnavailable
 from shared_domain.identity import CLIENT
 
 from .conftest import bearer
@@ -86,6 +87,34 @@ def test_failed_authentications_from_one_address_get_429(app):
     app.extensions["access"].auth_failure_limit = 3
     answers = [app.test_client().get("/messages", headers=bearer(f"guess-{n}")).status_code for n in range(5)]
     assert answers == [401, 401, 401, 429, 429]
+
+
+def test_past_the_failure_limit_even_the_right_token_is_refused_before_it_is_compared(app, tokens):
+    app.extensions["access"].auth_failure_limit = 3
+    web = app.test_client()
+    assert [web.get("/messages", headers=bearer(f"guess-{n}")).status_code for n in range(3)] == [401] * 3
+    right = web.get("/messages", headers=bearer(tokens["clientA"]))
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+    signed_in = web.post("/session", json={"name": "clientA", "token": tokens["clientA"]})
+    assert signed_in.status_code == 429, "a sign-in with the right token past the limit is refused too"
+
+
+def test_failed_sign_ins_count_and_refuse_even_while_the_store_is_down(app, tokens, monkeypatch):
+    app.extensions["access"].auth_failure_limit = 2
+    web = app.test_client()
+    assert [web.post("/session", json={"name": "clientA", "token": f"guess-{n}"}).status_code for n in range(2)] == [401] * 2
+    limiter = app.extensions["access"].limiter
+    monkeypatch.setattr(limiter, "hit", lambda *args, **kwargs: (_ for _ in ()).throw(StoreUnavailable("down")))
+    assert web.post("/session", json={"name": "clientA", "token": tokens["clientA"]}).status_code == 429
+
+
+def test_sends_while_the_limiters_store_is_down_are_limited_in_each_process(app, tokens, monkeypatch):
+    app.extensions["messaging"].settings = app.extensions["messaging"].settings.__class__(send_rate_limit=2)
+    limiter = app.extensions["access"].limiter
+    monkeypatch.setattr(limiter, "hit", lambda *args, **kwargs: (_ for _ in ()).throw(StoreUnavailable("down")))
+    web = app.test_client()
+    answers = [web.post("/send-message", json=SEND, headers=bearer(tokens["clientA"])).status_code for _ in range(3)]
+    assert answers == [202, 202, 429], "bounded, not lifted, while the store does not answer"
 
 
 def follow_as(client, token: str, url: str) -> list[str]:

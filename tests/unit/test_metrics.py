@@ -1,8 +1,20 @@
 """Request metrics: by route, method and status, with a bounded set of methods whatever callers send."""
 
+import pytest
 from prometheus_client import REGISTRY
 
+from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.identity import METRICS
+
 from .conftest import bearer
+
+
+@pytest.fixture
+def metrics_token(database, tokens):
+    """The token of `prometheus`, a registered metrics reader."""
+    registry = MongoIdentityRegistry(database)
+    registry.add(METRICS, "prometheus")
+    return registry.issue_token(METRICS, "prometheus")[1]
 
 
 def _count(**labels) -> float:
@@ -30,3 +42,31 @@ def test_metrics_are_for_operators(app, tokens):
     assert test_client.get("/metrics", headers=bearer(tokens["clientA"])).status_code == 403
     answer = test_client.get("/metrics", headers=bearer(tokens["ops"]))
     assert answer.status_code == 200 and b"http_requests_total" in answer.get_data()
+
+
+def test_a_metrics_reader_gets_the_producers_metrics_and_nothing_else(app, metrics_token):
+    test_client = app.test_client()
+    answer = test_client.get("/metrics", headers=bearer(metrics_token))
+    assert answer.status_code == 200 and b"http_requests_total" in answer.get_data()
+    for path in ("/messages", "/failed-messages", "/conversations", "/clients"):
+        denied = test_client.get(path, headers=bearer(metrics_token))
+        assert denied.status_code == 403 and denied.get_json()["error"] == "forbidden", path
+    sent = test_client.post("/send-message", json={"to": "clientB", "message": "hi"}, headers=bearer(metrics_token))
+    assert sent.status_code == 403
+    sign_in = test_client.post("/session", json={"name": "prometheus", "token": metrics_token})
+    assert sign_in.status_code == 401
+
+
+def test_the_operator_server_gives_its_metrics_to_operators_and_metrics_readers_only(operator_app, tokens,
+                                                                                      metrics_token):
+    test_client = operator_app.test_client()
+    for token in (tokens["ops"], metrics_token):
+        answer = test_client.get("/metrics", headers=bearer(token))
+        assert answer.status_code == 200 and b"http_requests_total" in answer.get_data()
+    assert test_client.get("/metrics", headers=bearer(tokens["clientA"])).status_code == 403
+    for path in ("/failed-messages", "/failed-message-counts"):
+        assert test_client.get(path, headers=bearer(metrics_token)).status_code == 403, path
+    replay = test_client.post("/failed-messages/replay", json={"filter": {}, "dryRun": True},
+                              headers=bearer(metrics_token))
+    assert replay.status_code == 403
+    assert test_client.post("/session", json={"name": "prometheus", "token": metrics_token}).status_code == 401

@@ -6,7 +6,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from .conftest import bearer
 from .failure_fixtures import failed_document
 
-AUTH = bearer("s3cret")
+AUTH = bearer("s3cret-operator-token-of-32-chars-or-more")
 FIRST = "client-messages:0:1:clientB"
 
 
@@ -98,7 +98,7 @@ def test_discard_by_filter_dry_runs_then_marks_only_the_selected_records(client,
     done = client.post("/failed-messages/discard", json=request, headers=AUTH).get_json()
     assert done["done"] == ["client-messages:0:2:clientB"]
     [entry] = database.failed_messages.find_one({"_id": "client-messages:0:2:clientB"})["history"]
-    assert (entry["status"], entry["reason"], entry["by"]) == ("discarded", "clientC was retired", "operator")
+    assert (entry["status"], entry["reason"], entry["by"]) == ("discarded", "clientC was retired", "OPERATOR_TOKEN")
     assert database.failed_messages.find_one({"_id": FIRST})["status"] == "failed"
 
 
