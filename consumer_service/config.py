@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared_domain.config import (ConfigError, read_bool, read_float, read_int, read_log_format, read_secret,
+from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format, read_secret,
                                   read_str)
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
@@ -89,6 +89,7 @@ class OperatorSettings:
     auth_failure_limit: int = 30
     retry_after_s: int = 5
     session_ttl_s: int = 12 * 3600
+    session_cookie_secure: bool | None = None  # None: Secure and __Host- when the request came over HTTPS
     max_body_bytes: int = 1024 * 1024
     log_format: str = "json"
 
@@ -106,5 +107,6 @@ def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSett
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         retry_after_s=read_int(env, "RETRY_AFTER_S", defaults.retry_after_s, minimum=1),
         session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
+        session_cookie_secure=read_auto_bool(env, "SESSION_COOKIE_SECURE"),
         log_format=read_log_format(env),
     )

@@ -5,7 +5,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared_domain.config import ConfigError, read_bool, read_float, read_int, read_secret, read_str
+from shared_domain.config import ConfigError, read_bool, read_float, read_auto_bool, read_int, read_secret, read_str
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
@@ -48,6 +48,7 @@ class ProducerSettings:
     send_rate_limit: int = 600  # sends per client per minute
     auth_failure_limit: int = 30  # failed authentications per address per minute
     session_ttl_s: int = 12 * 3600  # how long a page's sign-in lasts
+    session_cookie_secure: bool | None = None  # None: Secure and __Host- when the request came over HTTPS
     # GET /stream: open streams per client in each process, a heartbeat comment every so many
     # seconds, events a slow reader may fall behind before it is cut off, messages a resume replays.
     stream_limit: int = 5
@@ -85,6 +86,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
         send_rate_limit=read_int(env, "SEND_RATE_LIMIT", defaults.send_rate_limit, minimum=1),
         auth_failure_limit=read_int(env, "AUTH_FAILURE_LIMIT", defaults.auth_failure_limit, minimum=1),
         session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
+        session_cookie_secure=read_auto_bool(env, "SESSION_COOKIE_SECURE"),
         stream_limit=read_int(env, "STREAM_LIMIT_PER_CLIENT", defaults.stream_limit, minimum=1),
         stream_heartbeat_s=read_float(env, "STREAM_HEARTBEAT_S", defaults.stream_heartbeat_s, minimum=0.1),
         stream_queue=read_int(env, "STREAM_QUEUE", defaults.stream_queue, minimum=1),

@@ -26,6 +26,7 @@ EXTENSION = "access"
 TOKEN_OPERATOR = Principal(OPERATOR, OPERATOR_TOKEN_NAME)
 WINDOW_S = 60
 CSRF_HEADER = "X-CSRF-Token"
+HOST_PREFIX = "__Host-"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -49,8 +50,20 @@ class Access:
     retry_after_s: int = 5
     auth_failure_limit: int = 30
     session_ttl_s: int = 12 * 3600
+    cookie_secure: bool | None = None  # None: as the request came, HTTPS or not (set True behind a TLS proxy)
     # Failed authentications by address, and rate limits while the store does not answer: in this process.
     local: LocalWindows = field(default_factory=LocalWindows)
+
+
+def _cookie_secure(rules: "Access") -> bool:
+    """Whether the session cookie is Secure: as configured, else when the request itself came over HTTPS."""
+    return request.is_secure if rules.cookie_secure is None else rules.cookie_secure
+
+
+def session_cookie() -> str:
+    """The session cookie's name: `__Host-` prefixed when Secure, so no subdomain or plain-HTTP page can plant it."""
+    rules = access()
+    return f"{HOST_PREFIX}{rules.cookie_name}" if _cookie_secure(rules) else rules.cookie_name
 
 
 def access() -> Access:
@@ -79,12 +92,12 @@ def authorized(role: str | tuple[str, ...]) -> Principal:
     header = request.headers.get("Authorization")
     if header is not None:
         caller = _bearer(header)
-    elif request.cookies.get(access().cookie_name):
+    elif request.cookies.get(session_cookie()):
         session = _session()
         caller = _live_principal(session)
         if caller is None:
             raise _unauthorized("the session's token was revoked; sign in again", "invalid_token")
-        g.session_id = request.cookies[access().cookie_name]
+        g.session_id = request.cookies[session_cookie()]
         if request.method not in SAFE_METHODS and not _csrf_matches(session):
             raise ApiError(403, "csrf_failed", f"a write through a session needs its CSRF token in {CSRF_HEADER}")
     else:
@@ -98,7 +111,7 @@ def authorized(role: str | tuple[str, ...]) -> Principal:
 
 def page_session(role: str) -> Session | None:
     """The live session of `role` a page request carries, or None (the page then offers to sign in)."""
-    if not access().enabled or not request.cookies.get(access().cookie_name):
+    if not access().enabled or not request.cookies.get(session_cookie()):
         return None
     try:
         session = _session()
@@ -178,21 +191,21 @@ def session_blueprint(role: str) -> Blueprint:
             raise store_unavailable(access().retry_after_s, error) from None
         response = current_app.json.response(_session_view(session))
         response.status_code = 201
-        response.set_cookie(access().cookie_name, session_id, max_age=access().session_ttl_s, path="/",
-                            httponly=True, samesite="Strict", secure=request.is_secure)
+        response.set_cookie(session_cookie(), session_id, max_age=access().session_ttl_s, path="/",
+                            httponly=True, samesite="Strict", secure=_cookie_secure(access()))
         return response
 
     @blueprint.get("/session")
     def who():
         """The signed-in principal and its CSRF token; 401 when not signed in."""
-        if not request.cookies.get(access().cookie_name):
+        if not request.cookies.get(session_cookie()):
             raise _unauthorized("not signed in", None)
         return _session_view(_session())
 
     @blueprint.delete("/session")
     def sign_out():
         """End the session (CSRF token required) and clear the cookie; 204."""
-        session_id = request.cookies.get(access().cookie_name)
+        session_id = request.cookies.get(session_cookie())
         if session_id:
             if not _csrf_matches(_session()):
                 raise ApiError(403, "csrf_failed", f"signing out needs the session's CSRF token in {CSRF_HEADER}")
@@ -201,8 +214,8 @@ def session_blueprint(role: str) -> Blueprint:
             except StoreUnavailable as error:
                 raise store_unavailable(access().retry_after_s, error) from None
         response = no_content()
-        response.delete_cookie(access().cookie_name, path="/", httponly=True, samesite="Strict",
-                               secure=request.is_secure)
+        response.delete_cookie(session_cookie(), path="/", httponly=True, samesite="Strict",
+                               secure=_cookie_secure(access()))
         return response
 
     return blueprint
@@ -245,7 +258,7 @@ def _session_view(session: Session) -> dict:
 def _session() -> Session:
     """The live session of the request's cookie, or a 401."""
     try:
-        session = access().sessions.find(request.cookies[access().cookie_name])
+        session = access().sessions.find(request.cookies[session_cookie()])
     except StoreUnavailable as error:
         raise store_unavailable(access().retry_after_s, error) from None
     if session is None:

@@ -64,6 +64,11 @@ def read_secret(env: Mapping[str, str], name: str, min_length: int) -> str | Non
     return value or None
 
 
+def read_auto_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """Read `auto` (None: decided per request), or a yes/no variable."""
+    return None if env.get(name, "").strip().lower() in ("", "auto") else read_bool(env, name, False)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -22,7 +22,8 @@ def create_operator_app(settings: OperatorSettings, operations: Operations, iden
     """Build the operator app on the given dead-letter operations and access adapters."""
     access = Access(identities, sessions, limiter, SESSION_COOKIE, enabled=settings.auth_enabled,
                     operator_token=settings.operator_token, retry_after_s=settings.retry_after_s,
-                    auth_failure_limit=settings.auth_failure_limit, session_ttl_s=settings.session_ttl_s)
+                    auth_failure_limit=settings.auth_failure_limit, session_ttl_s=settings.session_ttl_s,
+                    cookie_secure=settings.session_cookie_secure)
     app = api_app(__name__, access, settings.max_body_bytes)
     app.extensions[operator_api.EXTENSION] = operations
     for blueprint in (operator_api.bp, session_blueprint(OPERATOR), console_page.bp,

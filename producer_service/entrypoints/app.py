@@ -32,7 +32,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
     access = Access(services.identities, services.sessions, services.limiter, SESSION_COOKIE,
                     enabled=settings.auth_enabled, operator_token=settings.operator_token,
                     retry_after_s=settings.retry_after_s, auth_failure_limit=settings.auth_failure_limit,
-                    session_ttl_s=settings.session_ttl_s)
+                    session_ttl_s=settings.session_ttl_s, cookie_secure=settings.session_cookie_secure)
     app = api_app(__name__, access, settings.max_body_bytes)
     app.extensions[EXTENSION] = services
     if services.live is not None:

@@ -25,9 +25,22 @@ def test_signing_in_sets_an_httponly_strict_cookie_and_names_the_client(app, tok
     assert client.get("/messages").status_code == 200
 
 
-def test_the_cookie_is_secure_over_https(app, tokens):
-    _client, _csrf, answer = _signed_in(app, "clientA", tokens["clientA"], base_url="https://localhost")
-    assert "Secure" in answer.headers["Set-Cookie"]
+def test_the_cookie_is_secure_and_host_prefixed_over_https(app, tokens):
+    client, _csrf, answer = _signed_in(app, "clientA", tokens["clientA"], base_url="https://localhost")
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-chat_session=") and "Secure" in cookie and "Path=/" in cookie
+    assert "Domain" not in cookie
+    assert client.get("/messages", base_url="https://localhost").status_code == 200
+
+
+def test_behind_a_tls_proxy_the_setting_makes_the_cookie_secure_and_a_plain_one_is_ignored(app, tokens):
+    app.extensions["access"].cookie_secure = True
+    client, _csrf, answer = _signed_in(app, "clientA", tokens["clientA"])  # the proxy speaks plain HTTP to us
+    assert answer.headers["Set-Cookie"].startswith("__Host-chat_session=") and "Secure" in answer.headers["Set-Cookie"]
+    session_id = client.get_cookie("__Host-chat_session").value
+    planted = app.test_client()
+    planted.set_cookie("chat_session", session_id)  # what a page on a subdomain or over plain HTTP could set
+    assert planted.get("/messages").status_code == 401
 
 
 @pytest.mark.parametrize("name, token_of", [("clientA", "clientB"), ("clientA", "ops"), ("ops", "ops"),
