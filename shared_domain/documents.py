@@ -109,7 +109,7 @@ def failure_summary_view(document: dict) -> dict:
         "replayCount": document.get("replayCount", 0),
         "history": [_history_view(entry) for entry in document.get("history", [])],
     }
-    for field in ("messageId", "from", "to", "traceId", "previousFailureId", "truncated"):
+    for field in ("messageId", "from", "to", "traceId", "previousFailureId", "truncated", "suspect"):
         if field in document:
             view[field] = document[field]
     return view

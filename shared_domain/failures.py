@@ -105,7 +105,8 @@ class Refusal:
     reason: str
 
 
-def replay_refusal(status: str, replay_count: int, cap: int, force: bool, truncated: str | None = None) -> Refusal | None:
+def replay_refusal(status: str, replay_count: int, cap: int, force: bool, truncated: str | None = None,
+                   suspect: str | None = None) -> Refusal | None:
     """Why a failed record must not be replayed now, or None when it may be."""
     if truncated:
         return Refusal(REFUSED, f"the dead letter holds a truncated copy ({truncated}); replay the original from its source position")
@@ -113,6 +114,9 @@ def replay_refusal(status: str, replay_count: int, cap: int, force: bool, trunca
         return None
     if status != STATUS_FAILED:
         return Refusal(SKIPPED, f"already {status}")
+    if suspect:
+        return Refusal(REFUSED, f"the dead letter may be forged, its source is implausible ({suspect}); "
+                                "force to replay anyway")
     if replay_count >= cap:
         return Refusal(REFUSED, f"replayed {replay_count} time(s) already, the cap is {cap}; force to replay anyway")
     return None

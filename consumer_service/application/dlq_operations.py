@@ -90,11 +90,13 @@ def replay(selection: Selection, ops: Operations, *, dry_run=False, force=False,
 
     Records are published `chunk` at a time (each waits for `pace`), and a chunk is marked only
     once the broker acknowledged all of it; so an interruption can only lead to a second
-    publish, which idempotent storage absorbs. An already replayed record is skipped unless forced.
+    publish, which idempotent storage absorbs. An already replayed record is skipped, and a
+    suspect one (its source implausible, see project_failures) refused, unless forced.
     """
     report = Report(dry_run=dry_run)
     documents = _selected(selection, ops, report)
-    refusals = {d["_id"]: f.replay_refusal(d["status"], d.get("replayCount", 0), ops.replay_cap, force, d.get("truncated"))
+    refusals = {d["_id"]: f.replay_refusal(d["status"], d.get("replayCount", 0), ops.replay_cap, force, d.get("truncated"),
+                                           d.get("suspect"))
                 for d in documents}
     for batch in _chunks([d for d in documents if refusals[d["_id"]] is None], chunk):
         if not dry_run:

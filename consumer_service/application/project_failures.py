@@ -1,6 +1,9 @@
 """Use case: keep the `failed_messages` collection in step with the dead-letter topic."""
 
 import logging
+from collections.abc import Callable, Sequence
+
+from shared_domain.failures import MAX_REASON_LENGTH, SourcePosition
 
 from .dead_letter import failure_document, unprojectable_document
 from .errors import StoreUnavailable
@@ -9,12 +12,17 @@ from .records import IncomingRecord
 
 log = logging.getLogger(__name__)
 
+# Why each claimed source position cannot be a record of the message topic, or None (SourceCheck.judge).
+Judge = Callable[[Sequence[SourcePosition]], list[str | None]]
 
-def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStore) -> int:
+
+def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStore, judge: Judge | None = None) -> int:
     """Insert a document for every dead-letter record not projected yet; return how many were read.
 
     A record the projection cannot read, or whose document the store refuses, is kept as an
     unprojectable document with its raw bytes, so no dead letter can stall the projection.
+    With `judge`, a document whose source cannot be a record of the message topic is marked
+    `suspect`, saying why (anyone who can write to the dead-letter topic can forge a letter).
     Raises StoreUnavailable, in which case the caller must not commit and should retry later.
     """
     if not records:
@@ -23,10 +31,12 @@ def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStor
     for record in records:
         document = _document_of(record)
         by_id[document["_id"]] = (record, document)
+    _mark_suspects([document for _, document in by_id.values()], judge)
     refused = store.save_all([document for _, document in by_id.values()])
     if refused:
         log.warning("projecting %d dead letter(s) as unprojectable; first: %.300s", len(refused), next(iter(refused.values())))
         fallbacks = [unprojectable_document(by_id[failure_id][0], reason) for failure_id, reason in refused.items()]
+        _mark_suspects(fallbacks, judge)
         still_refused = store.save_all(fallbacks)
         if still_refused:
             raise StoreUnavailable(f"failed_messages refused even raw documents: {still_refused}")
@@ -45,3 +55,19 @@ def _document_of(record: IncomingRecord) -> dict:
     except Exception as error:  # the safety net: a dead letter's content never stops the projection
         log.warning("cannot project %s:%d:%d", record.topic, record.partition, record.offset, exc_info=True)
         return unprojectable_document(record, f"{type(error).__name__}: {error}")
+
+
+def _mark_suspects(documents: list[dict], judge: Judge | None) -> None:
+    """Mark each document whose source cannot be a record of the message topic with why."""
+    if judge is None or not documents:
+        return
+    try:
+        problems = judge([SourcePosition(**document["source"]) for document in documents])
+    except Exception as error:  # the safety net: an unchecked letter is marked, never left to stop the projection
+        problems = [f"not checked ({type(error).__name__}: {error})"] * len(documents)
+    suspects = [(document, problem) for document, problem in zip(documents, problems) if problem is not None]
+    for document, problem in suspects:
+        document["suspect"] = problem[:MAX_REASON_LENGTH]
+    if suspects:
+        first, why = suspects[0]
+        log.warning("%d dead letter(s) marked suspect; first: %.300s: %.300s", len(suspects), first["_id"], why)

@@ -7,7 +7,9 @@ from functools import partial
 
 from confluent_kafka import KafkaException
 
+from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
+from shared_domain.plausibility import SourceCheck
 
 from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch
@@ -128,9 +130,10 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
     consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.projector_group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
+    sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0))
     try:
-        run_loop(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store), stop,
-                 settings.batch_size, dependencies)
+        run_loop(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store, judge=sources.judge),
+                 stop, settings.batch_size, dependencies)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         failed.set()

@@ -26,7 +26,7 @@ def real_services(settings: ProducerSettings) -> Services:
     identities.warm()
 
     hub = Hub(settings.stream_limit, settings.stream_queue)
-    feed = StoredEventFeed(settings.kafka_bootstrap_servers, settings.stored_events_topic, hub)
+    feed = StoredEventFeed(settings.kafka_bootstrap_servers, settings.stored_events_topic, hub, settings.messages_topic)
 
     def close() -> None:
         hub.close()

@@ -2,11 +2,15 @@
 
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from shared_domain.stored_events import decode_stored_event
+from shared_adapters.kafka_partition_ends import partition_ends
+from shared_domain.plausibility import SourceCheck
+from shared_domain.stored_events import StoredEvent, decode_stored_event
 
 from ..application.live import Hub
 
@@ -17,15 +21,54 @@ class FeedUnavailable(Exception):
     """The stored-events topic could not be reached, so no stream can start."""
 
 
+class DropReport:
+    """Warns of dropped events at most once per `interval_s`, with how many were dropped since the last warning."""
+
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self._interval, self._clock = interval_s, clock
+        self._last: float | None = None
+        self._count = 0
+
+    def note(self, event: StoredEvent, problem: str, count: int = 1) -> None:
+        """Count `count` dropped events, `event` (dropped for `problem`) among them; warn when due."""
+        self._count += count
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            return
+        source = event.source
+        log.warning("live feed: dropped %d implausible stored event(s) (reported at most every %.0fs); "
+                    "e.g. %.100s at %.100s:%d:%d: %.300s", self._count, self._interval, event.message.message_id,
+                    source.topic, source.partition, source.offset, problem,
+                    extra={"messageId": event.message.message_id})
+        self._last, self._count = now, 0
+
+
+def plausible(events: list[StoredEvent], check: SourceCheck, report: DropReport) -> list[StoredEvent]:
+    """The events whose source can be a record of the message topic; the others are dropped and reported."""
+    try:
+        problems = check.judge([event.source for event in events])
+    except Exception as error:  # the safety net: a check that fails drops the batch, never stops the feed
+        problems = [f"not checked ({type(error).__name__}: {error})"] * len(events)
+    dropped = [(event, problem) for event, problem in zip(events, problems) if problem is not None]
+    if dropped:
+        report.note(*dropped[0], count=len(dropped))
+    return [event for event, problem in zip(events, problems) if problem is None]
+
+
 class StoredEventFeed:
     """Reads every partition of the stored-events topic from where it ended when started, and hands events to the hub.
 
     Started by the first stream: its positions are fixed before that stream reads the store, so
     every message stored afterwards reaches the hub (no group, no commits: each process reads all).
+    An event whose source cannot be a record of `messages_topic` is dropped: anyone who can write to
+    the stored-events topic could otherwise move a stream's position past every genuine message.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, hub: Hub, timeout_s: float = 5.0):
+    def __init__(self, bootstrap_servers: str, topic: str, hub: Hub, messages_topic: str, timeout_s: float = 5.0):
         self._bootstrap, self._topic, self._hub, self._timeout = bootstrap_servers, topic, hub, timeout_s
+        self._messages_topic = messages_topic
+        self._check: SourceCheck | None = None
+        self._drops = DropReport()
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
         self._stop = threading.Event()
@@ -45,6 +88,8 @@ class StoredEventFeed:
                 consumer.close()
                 raise FeedUnavailable(f"topic {self._topic}: {error}") from None
             self._consumer = consumer
+            ends = partition_ends(consumer, self._messages_topic, self._timeout)
+            self._check = SourceCheck(self._messages_topic, ends)
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()
             log.info("live feed reading %s from its end", self._topic)
@@ -78,7 +123,7 @@ class StoredEventFeed:
                 except Exception as error:  # the safety net: no event stops the feed
                     log.warning("live feed: skipping an unreadable event at %s:%d:%d: %s", record.topic(),
                                 record.partition(), record.offset(), error)
-            self._hub.publish(events)
+            self._hub.publish(plausible(events, self._check, self._drops))
         consumer.close()
 
     def close(self) -> None:

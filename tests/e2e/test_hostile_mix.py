@@ -26,6 +26,9 @@ VALID_SENDS = 500
 FUZZ_REQUESTS = 1500
 FORGED_LETTERS = 20
 SEED = 20261123
+CANARY_EVERY_S = 0.25
+# A canary stored this long after it was accepted means the consumer stood still behind some record.
+STALL_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +137,16 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
     def send_valid(message_id: str) -> None:
         send_answers[message_id] = stack.api.send("clientA", "clientB", f"valid {message_id}", messageId=message_id).status
 
-    with ThreadPoolExecutor(8) as pool:
+    canaries, hostile_done = {}, threading.Event()
+
+    def send_canaries() -> None:
+        """Valid messages all along the hostile run: how long each waits to be stored shows any stall."""
+        while not hostile_done.wait(CANARY_EVERY_S):
+            message_id = f"canary-{run}-{len(canaries)}"
+            canaries[message_id] = stack.api.send("clientA", "clientB", "canary", messageId=message_id).status
+
+    with ThreadPoolExecutor(9) as pool:
+        canary_thread = pool.submit(send_canaries)
         producing = pool.submit(produce_hostile, stack, records)
         sends = [pool.submit(send_valid, message_id) for message_id in valid_ids]
         requests = http_requests(FUZZ_REQUESTS, SEED, [stack.api.tokens["clientA"], stack.api.tokens["ops"]])
@@ -142,6 +154,8 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
                 for base_url in (stack.api.base_url, stack.operator.base_url)]
         for future in [producing, *sends, *fuzz]:
             future.result()
+        hostile_done.set()
+        canary_thread.result()
     forged = forged_dead_letters(FORGED_LETTERS, SEED)
     produce_with_raw_header_names(stack.kafka, stack.topics[1], [(k, v, [(n.encode(), x) for n, x in h]) for k, v, h in forged])
     consumer = stack.processes[0]
@@ -150,7 +164,7 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
     database = MongoClient(stack.env["MONGODB_URI"])[stack.env["MONGODB_DATABASE"]]
     wait_until(lambda: database.failed_messages.count_documents({}) >= expected_letters, timeout=300,
                what=f"{expected_letters} failures projected", process=consumer)
-    accepted = {message_id for message_id, status in send_answers.items() if status == 202} | tally.accepted
+    accepted = {message_id for message_id, status in {**send_answers, **canaries}.items() if status == 202} | tally.accepted
     stored = collections.Counter()
 
     def all_stored() -> bool:
@@ -161,6 +175,9 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
 
     wait_until(all_stored, timeout=120, what="every accepted message stored", process=consumer)
     letters, total_letters = dead_letter_counts(stack)
+    waits = sorted((document["storedAt"] - document["sentAt"]).total_seconds() for document in database.messages.find(
+        {"messageId": {"$in": list(canaries)}, "from": "clientA"}, {"sentAt": 1, "storedAt": 1}))
+    stalls = sum(1 for wait in waits if wait > STALL_S)
 
     hostile_numbers = set(range(len(records)))
     not_dead_lettered = hostile_numbers - set(letters)
@@ -173,15 +190,18 @@ def test_hostile_mix_leaves_a_balanced_ledger(stack):
     LEDGERS.append(
         f"ledger[hostile mix]: hostile records={len(records)} (kinds={len({r.kind for r in records})}, "
         f"raw header names={sum(r.raw_header_names for r in records)}, ~1 MB={sum(r.kind == 'near-limit' for r in records)}) "
+        f"slow shapes={sum(r.kind == 'unterminated-escapes' for r in records)} "
         f"dead-lettered once={len(hostile_numbers) - len(not_dead_lettered) - len(dead_lettered_twice)} "
         f"forged dead letters={len(forged)} projected failures={database.failed_messages.count_documents({})} | "
         f"valid sends={VALID_SENDS} http requests={FUZZ_REQUESTS} accepted={len(accepted)} stored={len(stored)} | "
+        f"canaries={len(waits)} (stored after at most {waits[-1] if waits else 0:.1f} s) consumer stalls={stalls} "
         f"consumer deaths={deaths} lost={len(lost)} duplicated={len(duplicated)} "
         f"not dead-lettered={len(not_dead_lettered)} dead-lettered twice={len(dead_lettered_twice)} "
         f"5xx={fivexx} non-JSON errors={non_json}")
     assert deaths == 0, consumer.log_tail()
+    assert waits and stalls == 0, f"canaries waited {waits[-5:]} s to be stored"
     assert not lost and not duplicated
     assert not not_dead_lettered and not dead_lettered_twice, (sorted(not_dead_lettered)[:10], sorted(dead_lettered_twice)[:10])
     assert total_letters == len(records) + len(forged), "a dead letter for something that was not hostile"
     assert not tally.bad, tally.bad[:10]
-    assert all(status == 202 for status in send_answers.values()), collections.Counter(send_answers.values())
+    assert all(status == 202 for status in {**send_answers, **canaries}.values()), collections.Counter(send_answers.values())

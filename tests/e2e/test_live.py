@@ -1,13 +1,20 @@
 """GET /stream on the real stack: messages arrive once stored, only the caller's, and a resume misses nothing."""
 
+import base64
+import json
 import signal
 import socket
 import time
 import urllib.request
 
 import pytest
+from confluent_kafka import Producer
 
 from infra.process import wait_until
+from shared_domain.clock import utc_now
+from shared_domain.failures import SourcePosition
+from shared_domain.message import Message
+from shared_domain.stored_events import encode_stored_event
 from tests.support.sse import SseStream
 
 
@@ -133,6 +140,30 @@ def test_heartbeats_keep_an_idle_stream_open(stack):
         with pytest.raises(TimeoutError):
             stream.next_event(timeout=2.5)
         assert not stream.ended
+    finally:
+        stream.close()
+
+
+def test_forged_stored_events_beyond_the_message_topic_cannot_silence_a_stream(stack):
+    stream = open_stream(stack, "clientC")
+    try:
+        first = stack.api.send("clientA", "clientC", "before the forgeries")
+        assert first.status == 202, first.body
+        stream.messages_until(first.body["messageId"])
+        partition, messages_topic = first.body["partition"], stack.topics[0]
+        forgeries = [SourcePosition(messages_topic, partition, 2**62),
+                     SourcePosition(f"{messages_topic}-x", partition, 2**62), SourcePosition(messages_topic, 999, 2**62)]
+        # Keyed like the consumer's stored events, so they sit in the same partition, ahead of the genuine one.
+        producer = Producer({"bootstrap.servers": stack.kafka, "acks": "all"})
+        for n, source in enumerate(forgeries):
+            forged = Message(f"forged-{n}", "clientA", "clientC", "forged", utc_now())
+            value = encode_stored_event(forged, source)
+            producer.produce(stack.env["STORED_EVENTS_TOPIC"], key=b"clientC", value=value)
+        assert producer.flush(10) == 0
+        genuine = send(stack, "clientA", "clientC", "after the forgeries")
+        assert [m["messageId"] for m in stream.messages_until(genuine)] == [genuine]
+        position = json.loads(base64.urlsafe_b64decode(stream.last_id + "=" * (-len(stream.last_id) % 4)))
+        assert position["clientC"] < 2**62, "the resume id carries no forged offset"
     finally:
         stream.close()
 

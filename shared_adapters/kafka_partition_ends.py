@@ -1,0 +1,39 @@
+"""The ends (high watermarks) of a topic's partitions, as a confluent-kafka consumer looks them up."""
+
+import logging
+from collections.abc import Collection
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from shared_domain.plausibility import EndsLookup
+
+log = logging.getLogger(__name__)
+
+
+def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:
+    """Look ends up through `consumer`: one metadata request, then one request per partition that exists."""
+
+    def look_up(partitions: Collection[int]) -> dict[int, int | None]:
+        try:
+            metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+        except (KafkaException, KeyError) as error:
+            log.debug("partitions of %s not looked up: %s", topic, error)
+            return {}
+        if metadata.error is not None:
+            log.debug("partitions of %s not looked up: %s", topic, metadata.error)
+            return {}
+        ends: dict[int, int | None] = {}
+        for partition in partitions:
+            if partition not in metadata.partitions:
+                ends[partition] = None
+                continue
+            try:
+                watermarks = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            except KafkaException as error:
+                log.debug("end of %s:%d not looked up: %s", topic, partition, error)
+                continue
+            if watermarks is not None:  # None: no answer in time
+                ends[partition] = watermarks[1]
+        return ends
+
+    return look_up

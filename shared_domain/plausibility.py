@@ -1,0 +1,58 @@
+"""Whether a claimed position in the message topic can be real.
+
+Stored events and dead letters name the record of the message topic they stand for, and anyone
+who can write to their topics can name any position. The cheap checks: the position is in the
+message topic, in one of its partitions, and before that partition's end (its high watermark).
+"""
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from .failures import SourcePosition
+
+# The ends of the given partitions of the message topic, looked up now: None for a partition that
+# does not exist; a partition left out could not be looked up.
+EndsLookup = Callable[[Collection[int]], Mapping[int, int | None]]
+
+
+def implausibility(source: SourcePosition, messages_topic: str, end: int | None) -> str | None:
+    """Why `source` cannot be a record of the message topic whose partition ends at `end` (None: no such partition)."""
+    if source.topic != messages_topic:
+        return f"topic {source.topic[:100]!r} is not the message topic"
+    if source.offset < 0:
+        return f"offset {source.offset} is negative"
+    if end is None or source.partition < 0:
+        return f"partition {source.partition} of the message topic does not exist"
+    if source.offset >= end:
+        return f"offset {source.offset} is at or beyond the end ({end}) of partition {source.partition}"
+    return None
+
+
+class SourceCheck:
+    """Judges claimed positions against the last known end of each partition, looking it up only when one reaches it."""
+
+    def __init__(self, messages_topic: str, look_up: EndsLookup):
+        self.messages_topic, self._look_up = messages_topic, look_up
+        self._ends: dict[int, int] = {}  # partitions that exist only, so it is never larger than the topic
+
+    def judge(self, sources: Sequence[SourcePosition]) -> list[str | None]:
+        """For each position, why it cannot be real, or None; each partition's end is looked up at most once a call."""
+        stale = {source.partition for source in sources if self._needs_look_up(source)}
+        fresh = dict(self._look_up(stale)) if stale else {}
+        self._ends.update({partition: end for partition, end in fresh.items() if end is not None})
+        return [self._problem(source, fresh) for source in sources]
+
+    def _needs_look_up(self, source: SourcePosition) -> bool:
+        """Whether the position could only be judged after looking its partition's end up again."""
+        if source.topic != self.messages_topic or source.partition < 0 or source.offset < 0:
+            return False
+        return source.partition not in self._ends or source.offset >= self._ends[source.partition]
+
+    def _problem(self, source: SourcePosition, fresh: Mapping[int, int | None]) -> str | None:
+        """Why the position cannot be real, given the ends just looked up and those known before."""
+        if source.topic != self.messages_topic or source.partition < 0 or source.offset < 0:
+            return implausibility(source, self.messages_topic, None)
+        if source.partition in fresh:
+            return implausibility(source, self.messages_topic, fresh[source.partition])
+        if source.partition in self._ends:
+            return implausibility(source, self.messages_topic, self._ends[source.partition])
+        return f"the end of partition {source.partition} could not be looked up"

@@ -1,0 +1,167 @@
+"""Forged positions: a stored event or dead letter naming a record the message topic cannot hold is caught."""
+
+import logging
+
+import mongomock
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer_service.application.dlq_operations import Operations, Selection, replay
+from consumer_service.application.project_failures import project_dead_letters
+from consumer_service.application.records import IncomingRecord
+from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore
+from producer_service.infrastructure.kafka_stored_events import DropReport, plausible
+from shared_domain.clock import utc_now
+from shared_domain.documents import failure_summary_view
+from shared_domain.failures import SourcePosition
+from shared_domain.plausibility import SourceCheck
+from shared_domain.stored_events import stored_event
+from tests.support.hostile import forged_dead_letters
+
+from .failure_fixtures import T0, failed_document
+
+TOPIC = "client-messages"
+
+
+class Ends:
+    """A message topic whose partitions end where told; counts the look-ups (None: a look-up fails)."""
+
+    def __init__(self, ends: dict[int, int] | None):
+        self.ends, self.asked = ends, []
+
+    def __call__(self, partitions) -> dict[int, int | None]:
+        self.asked.append(set(partitions))
+        if self.ends is None:
+            return {}
+        return {partition: self.ends.get(partition) for partition in partitions}
+
+
+def at(partition: int, offset: int, topic: str = TOPIC) -> SourcePosition:
+    """A claimed position."""
+    return SourcePosition(topic, partition, offset)
+
+
+def event(partition: int, offset: int, topic: str = TOPIC, message_id: str = "m-1"):
+    """A stored event from clientA to clientB claiming a position."""
+    return stored_event(message_id, "clientA", "clientB", "hi", utc_now(), at(partition, offset, topic))
+
+
+@given(end=st.integers(0, 2**40), offset=st.integers(0, 2**63 - 1), partition=st.integers(0, 5))
+def test_an_offset_at_or_beyond_its_partitions_end_is_judged_implausible_and_one_below_is_kept(end, offset, partition):
+    [problem] = SourceCheck(TOPIC, Ends({p: end for p in range(6)})).judge([at(partition, offset)])
+    assert (problem is None) == (offset < end)
+    if problem is not None:
+        assert f"end ({end}) of partition {partition}" in problem
+
+
+@given(end=st.integers(1, 2**40), offsets=st.lists(st.integers(0, 2**62), min_size=1, max_size=50))
+def test_the_feed_hands_on_exactly_the_events_below_their_partitions_end(end, offsets):
+    events = [event(0, offset, message_id=f"m-{n}") for n, offset in enumerate(offsets)]
+    kept = plausible(events, SourceCheck(TOPIC, Ends({0: end})), DropReport())
+    assert kept == [e for e in events if e.source.offset < end]
+
+
+def test_a_position_in_another_topic_or_a_missing_partition_or_before_zero_is_implausible():
+    ends = Ends({0: 10, 1: 10})
+    problems = SourceCheck(TOPIC, ends).judge([at(0, 1, "elsewhere"), at(7, 1), at(-1, 1), at(0, -1), at(1, 9)])
+    assert [p and p.split(" ")[0] for p in problems] == ["topic", "partition", "partition", "offset", None]
+    assert "does not exist" in problems[1] and "negative" in problems[3]
+    assert ends.asked == [{1, 7}], "another topic, a negative partition or offset needs no look-up"
+
+
+def test_an_end_is_looked_up_once_per_batch_and_only_when_a_position_reaches_the_last_known_one():
+    ends = Ends({0: 100, 1: 100})
+    check = SourceCheck(TOPIC, ends)
+    assert check.judge([at(0, 5), at(0, 6), at(1, 5)]) == [None, None, None]
+    assert check.judge([at(0, 50), at(1, 99), at(0, 70)]) == [None, None, None]
+    assert ends.asked == [{0, 1}], "below the known ends: nothing to look up"
+    ends.ends[0] = 200
+    assert check.judge([at(0, 150), at(0, 2**62), at(1, 5)])[0] is None
+    assert ends.asked == [{0, 1}, {0}]
+
+
+def test_a_partition_that_does_not_exist_is_not_remembered_so_a_flood_of_them_takes_no_memory():
+    check = SourceCheck(TOPIC, Ends({0: 10}))
+    check.judge([at(0, 1)])
+    for partition in range(1, 1000):
+        assert check.judge([at(partition, 0)]) == [f"partition {partition} of the message topic does not exist"]
+    assert check._ends == {0: 10}
+
+
+def test_when_an_end_cannot_be_looked_up_the_last_known_one_judges_and_none_known_means_implausible():
+    ends = Ends({0: 10})
+    check = SourceCheck(TOPIC, ends)
+    check.judge([at(0, 9)])
+    ends.ends = None
+    assert check.judge([at(0, 3), at(0, 10), at(1, 0)]) == [
+        None, "offset 10 is at or beyond the end (10) of partition 0", "the end of partition 1 could not be looked up"]
+
+
+def test_a_flood_of_forged_events_is_reported_in_one_warning_line_with_its_count(caplog):
+    now = [0.0]
+    report, check = DropReport(interval_s=60, clock=lambda: now[0]), SourceCheck(TOPIC, Ends({0: 10}))
+    with caplog.at_level(logging.WARNING, "producer_service.infrastructure.kafka_stored_events"):
+        for batch in range(300):
+            now[0] = batch * 0.1
+            kept = plausible([event(0, 2**62, message_id=f"forged-{batch}"), event(0, 3)], check, report)
+            assert [e.source.offset for e in kept] == [3]
+        now[0] = 61.0
+        plausible([event(0, 2**62, message_id="forged-last")], check, report)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "dropped 1 " in lines[0] and "forged-0" in lines[0] and "4611686018427387904" in lines[0]
+    assert "dropped 300 " in lines[1] and "forged-last" in lines[1]
+
+
+def test_a_check_that_fails_drops_the_batch_without_stopping_the_feed():
+    def broken(_partitions):
+        raise RuntimeError("no answer")
+
+    assert plausible([event(0, 1)], SourceCheck(TOPIC, broken), DropReport()) == []
+
+
+def dead_letter(original_topic: bytes, partition: bytes, offset: bytes, dlq_offset: int) -> IncomingRecord:
+    """A record of the dead-letter topic claiming to come from a position."""
+    headers = [("dlq.original-topic", original_topic), ("dlq.original-partition", partition),
+               ("dlq.original-offset", offset), ("dlq.consumer-client", b"clientB"),
+               ("dlq.error-type", b"SchemaViolation")]
+    return IncomingRecord("client-messages-dlq", 0, dlq_offset, b"clientB", b"{}", headers)
+
+
+def test_the_projector_marks_dead_letters_whose_source_is_implausible_and_the_listing_shows_why():
+    database = mongomock.MongoClient(tz_aware=True)["messaging"]
+    judge = SourceCheck(TOPIC, Ends({0: 10})).judge
+    letters = [dead_letter(b"client-messages", b"0", b"4", 0),
+               dead_letter(b"client-messages", b"0", b"999999999999999999", 1),
+               dead_letter(b"forged-1", b"0", b"4", 2), dead_letter(b"client-messages", b"9", b"4", 3)]
+    assert project_dead_letters(letters, MongoFailedMessageStore(database), judge=judge) == 4
+    suspects = {(d["source"]["topic"], d["source"]["partition"], d["source"]["offset"]): d.get("suspect")
+                for d in database.failed_messages.find()}
+    assert suspects[("client-messages", 0, 4)] is None
+    assert "at or beyond the end (10)" in suspects[("client-messages", 0, 999999999999999999)]
+    assert "not the message topic" in suspects[("forged-1", 0, 4)]
+    assert "does not exist" in suspects[("client-messages", 9, 4)]
+    view = failure_summary_view(database.failed_messages.find_one({"source.topic": "forged-1"}))
+    assert "not the message topic" in view["suspect"]
+
+
+def test_the_hostile_mixs_forged_dead_letters_are_each_still_projected_once_and_marked_suspect():
+    database = mongomock.MongoClient(tz_aware=True)["messaging"]
+    letters = [IncomingRecord("client-messages-dlq", 0, n, key, value, headers)
+               for n, (key, value, headers) in enumerate(forged_dead_letters(20, 20261123))]
+    project_dead_letters(letters, MongoFailedMessageStore(database), judge=SourceCheck(TOPIC, Ends({0: 10})).judge)
+    documents = list(database.failed_messages.find())
+    assert len(documents) == 20 and all(document.get("suspect") for document in documents)
+
+
+def test_a_suspect_dead_letter_is_refused_by_replay_unless_forced(replayed):
+    database = mongomock.MongoClient(tz_aware=True)["messaging"]
+    suspect = {**failed_document(2), "suspect": "topic 'x' is not the message topic"}
+    database.failed_messages.insert_many([failed_document(1), suspect])
+    ops = Operations(MongoFailureRepository(database), replayed, operator="alice", clock=lambda: T0)
+    report = replay(Selection(), ops)
+    assert report.done == ["client-messages:0:1:clientB"]
+    assert "may be forged" in report.refused["client-messages:0:2:clientB"] and len(replayed.records) == 1
+    forced = replay(Selection(ids=("client-messages:0:2:clientB",)), ops, force=True)
+    assert forced.done == ["client-messages:0:2:clientB"] and len(replayed.records) == 2
