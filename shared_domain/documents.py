@@ -22,6 +22,7 @@ def message_document(message: Message, source: SourcePosition, stored_at: dateti
         "messageId": message.message_id,
         "from": message.sender,
         "to": message.recipient,
+        "conversation": message.conversation,
         "message": message.text,
         "sentAt": message.sent_at,
         "storedAt": stored_at,

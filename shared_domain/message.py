@@ -65,6 +65,16 @@ class Message:
         """What identifies the message: its id is its sender's own, so two senders may choose the same one."""
         return message_key(self.sender, self.message_id)
 
+    @property
+    def conversation(self) -> str:
+        """The conversation the message belongs to."""
+        return conversation_key(self.sender, self.recipient)
+
+
+def conversation_key(one: str, other: str) -> str:
+    """The conversation two clients share, the same from either side ('|' is in no client id)."""
+    return "|".join(sorted((one, other)))
+
 
 def message_key(sender: str, message_id: str) -> str:
     """The identity of a sender's message ('/' is in neither a client id nor a message id)."""

@@ -16,7 +16,7 @@ from shared_domain.clock import utc_now
 from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, MESSAGES_COLLECTION,
                                      message_document, split_failure)
 from shared_domain.failures import SourcePosition
-from shared_domain.message import Message, message_key
+from shared_domain.message import Message, conversation_key, message_key
 
 from ..application.errors import StoreUnavailable
 from ..application.ports import Saved
@@ -41,12 +41,14 @@ def ensure_indexes(database: Database) -> None:
     for field in ("to", "from"):
         messages.create_index([(field, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
+    messages.create_index([("conversation", ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     # Live delivery: where a client's stream stands, and what it missed, by source offset.
     messages.create_index([("to", ASCENDING), ("source.offset", ASCENDING)])
     messages.create_index([("from", ASCENDING), ("to", ASCENDING), ("source.offset", ASCENDING)])
+    messages.create_index([("from", ASCENDING), ("source.offset", ASCENDING)])
     failed = database[FAILED_MESSAGES_COLLECTION]
     failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
-    failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING)])
+    failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
     for field in ("to", "from", "errorType", "consumerClient"):
         failed.create_index([(field, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
     # The chat's conversations and sessions (the producer's and the operator server's).
@@ -191,7 +193,7 @@ def _unencodable(documents: list[dict]) -> dict[int, str]:
 
 
 def migrate_message_ids(database: Database, batch: int = 500) -> int:
-    """Move messages stored under their message id alone to their sender's key; return how many moved.
+    """Move messages stored under their message id alone to their sender's key, with their conversation; count them.
 
     Copy first, then delete the old document, so that an interrupted run loses nothing and a
     second run finishes it (a copy already there is a duplicate, which counts as done).
@@ -199,8 +201,8 @@ def migrate_message_ids(database: Database, batch: int = 500) -> int:
     messages, moved = database[MESSAGES_COLLECTION], 0
     remaining = messages.find({"messageId": {"$exists": False}}, batch_size=batch)  # one pass over the collection
     while old := list(islice(remaining, batch)):
-        copies = [{**document, "_id": message_key(document["from"], document["_id"]), "messageId": document["_id"]}
-                  for document in old]
+        copies = [{**document, "_id": message_key(document["from"], document["_id"]), "messageId": document["_id"],
+                   "conversation": conversation_key(document["from"], document["to"])} for document in old]
         inserted = _insert_ignoring_duplicates(messages, copies)
         if inserted.refused:
             raise StoreUnavailable(f"could not move {len(inserted.refused)} messages: {inserted.refused}")

@@ -11,7 +11,7 @@ from shared_adapters.errors import ApiError, store_unavailable
 from shared_adapters.responses import no_content
 from shared_domain.availability import StoreUnavailable
 from shared_domain.identity import CLIENT
-from shared_domain.message import client_id_problem, message_key
+from shared_domain.message import client_id_problem, conversation_key, message_key
 from shared_domain.schemas import UtcDateTime
 
 from .paging import next_link, page_query
@@ -79,7 +79,7 @@ def _visible() -> tuple[dict, ...]:
     if caller is None:  # authentication off: everyone's, or the conversation between `with` and anyone
         return ({"from": partner}, {"to": partner}) if partner else ()
     if partner:
-        return {"from": caller.name, "to": partner}, {"from": partner, "to": caller.name}
+        return ({"conversation": conversation_key(caller.name, partner)},)
     return {"from": caller.name}, {"to": caller.name}
 
 

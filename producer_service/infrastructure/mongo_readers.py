@@ -36,19 +36,21 @@ class MongoReader:
 
     def _filter(self, query: PageQuery) -> dict:
         """Translate a page query into a MongoDB filter."""
-        clauses: list[dict] = [dict(query.equals)]
+        clauses: list[dict] = [dict(query.equals)] if query.equals else []
         time = self._time_field
         if query.since is not None:
             clauses.append({time: {"$gte": query.since}})
         if query.until is not None:
             clauses.append({time: {"$lt": query.until}})
-        if query.any_of:
+        if len(query.any_of) == 1:
+            clauses.append(query.any_of[0])
+        elif query.any_of:
             clauses.append({"$or": list(query.any_of)})
         if query.after is not None:
             moment, last_id = query.after
             beyond = "$lt" if query.newest_first else "$gt"
             clauses.append({"$or": [{time: {beyond: moment}}, {time: moment, "_id": {beyond: last_id}}]})
-        return {"$and": clauses} if len(clauses) > 1 else clauses[0]
+        return {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
 
 
 
