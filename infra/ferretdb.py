@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,6 +18,15 @@ log = logging.getLogger("infra")
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
+# Applied to FerretDB's source before it is built; the build is cached under a name that includes
+# their hash, so a binary built without (or with other) patches is built again.
+PATCHES = sorted((Path(__file__).parent / "patches").glob("ferretdb-*.patch"))
+
+
+def build_name() -> str:
+    """The cached build's name: the version and the hash of the patches applied to it."""
+    digest = hashlib.sha256(b"".join(patch.read_bytes() for patch in PATCHES)).hexdigest()[:12]
+    return f"{FERRETDB_VERSION}-{digest}"
 
 
 def _go_env(work: Path) -> dict[str, str]:
@@ -41,7 +51,7 @@ def _go_env(work: Path) -> dict[str, str]:
 
 def install_ferretdb() -> Path:
     """Return the path of the ferretdb binary, building it with the local Go on first use."""
-    target = cache_dir() / "ferretdb" / FERRETDB_VERSION
+    target = cache_dir() / "ferretdb" / build_name()
     return atomic_install(target, _build_ferretdb, "ferretdb") / "ferretdb"
 
 
@@ -67,6 +77,7 @@ def _build_ferretdb(dest: Path) -> None:
         # The module zip lacks build/version/version.txt, which FerretDB's own main embeds and
         # insists on at start-up ("Invalid build/version/version.txt file content").
         (src / "build" / "version" / "version.txt").write_text(f"{FERRETDB_VERSION}\n")
+        apply_patches(src)
         run(
             [go, "build", "-trimpath", "-o", str(dest / "ferretdb"), "./cmd/ferretdb"],
             what="go build FerretDB",
@@ -76,6 +87,19 @@ def _build_ferretdb(dest: Path) -> None:
     version = run([str(dest / "ferretdb"), "--version"], what="ferretdb --version")
     if FERRETDB_VERSION not in version:
         raise RuntimeError(f"built ferretdb reports an unexpected version:\n{version}")
+
+
+def apply_patches(src: Path) -> None:
+    """Apply each patch to FerretDB's source, or stop with one line naming the patch that no longer applies."""
+    git = require_tool("git", "git applies the project's patches to FerretDB's source")
+    for patch in PATCHES:
+        try:
+            run([git, "apply", "--check", "-p1", str(patch)], what=f"check {patch.name}", cwd=src)
+        except RuntimeError as error:
+            raise RuntimeError(f"{patch.name} no longer applies to FerretDB {FERRETDB_VERSION}: update or drop it "
+                               f"({error})") from None
+        run([git, "apply", "-p1", str(patch)], what=f"apply {patch.name}", cwd=src)
+        log.info("applied %s to FerretDB %s", patch.name, FERRETDB_VERSION)
 
 
 class FerretDBServer(LocalServer):
