@@ -2,8 +2,9 @@
 
 A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon after each start
 stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
-at existing servers instead of starting local ones; the RUN_* ones move ports and data (run_settings).
-Ctrl-C or SIGTERM stops everything this started.
+at existing servers instead of starting local ones (a store named so must answer a ping first, or
+make run exits 2); the RUN_* ones move ports and data (run_settings). Ctrl-C or SIGTERM stops
+everything this started.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from infra.ferretdb import FerretDBServer
 from infra.identities import OPERATOR, ensure_tokens
 from infra.kafka import KafkaServer
 from infra.process import ManagedProcess, port_open, private_dir, run, wait_until, write_private
-from infra.run_settings import RunSettings, read_run_settings
+from infra.run_settings import RunSettings, hide_secrets, mask_password, read_run_settings
 from infra.supervisor import CrashLoop, Part, Supervisor
 from shared_domain.config import ConfigError
 
@@ -31,6 +32,10 @@ BIN = Path(sys.executable).parent
 
 class Stop(BaseException):
     """Raised in the main thread by SIGINT/SIGTERM or when the parent goes away."""
+
+
+class StoreUnreachable(Exception):
+    """The store MONGODB_URI names did not answer a ping in time."""
 
 
 def main() -> int:
@@ -45,6 +50,8 @@ def main() -> int:
         for bind, variable in ((settings.producer_bind, "PRODUCER_BIND"), (settings.operator_bind, "OPERATOR_BIND"),
                                *((f"127.0.0.1:{port}", "RUN_CONSUMER_METRICS_PORT") for port in metrics_ports.values())):
             _check_port(bind, variable)
+        if settings.mongodb_uri:
+            _check_store(settings.mongodb_uri, settings.mongodb_ping_timeout)
         env = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
@@ -59,11 +66,14 @@ def main() -> int:
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-2])
         console = f"http://{settings.operator_bind}"
         wait_until(lambda: _ready(console, "/health"), timeout=60, what="operator server /health", process=services[-1])
-        _print_usage(base, console, settings, tokens, metrics_ports)
+        _print_usage(base, console, settings, tokens, metrics_ports, _describe_store(settings))
         _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
         return 0
+    except StoreUnreachable as error:
+        print(f"make run cannot go on: {error}", file=sys.stderr, flush=True)
+        return 2
     except CrashLoop as error:
         print(f"\n{error}", file=sys.stderr, flush=True)
         return 1
@@ -85,7 +95,8 @@ def main() -> int:
             stopper.join()
         for server in reversed(servers):
             server.stop()
-        print("all processes stopped", flush=True)
+        if servers or services:
+            print("all processes stopped", flush=True)
 
 
 def _check_port(bind: str, variable: str) -> None:
@@ -93,6 +104,39 @@ def _check_port(bind: str, variable: str) -> None:
     host, _, port = bind.rpartition(":")
     if port_open(int(port), host or "127.0.0.1"):
         raise RuntimeError(f"{bind} is already in use; stop what listens there, or set {variable}")
+
+
+def _check_store(uri: str, timeout: float) -> None:
+    """Raise StoreUnreachable unless the store at `uri` answers a ping within `timeout` seconds."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    limit = max(int(timeout * 1000), 1)
+    try:
+        # Only this client's timeouts are set here; the services get the URI as it is.
+        with MongoClient(uri, serverSelectionTimeoutMS=limit, connectTimeoutMS=limit, socketTimeoutMS=limit) as client:
+            client.admin.command("ping")
+    except (PyMongoError, ValueError, TypeError) as error:
+        raise StoreUnreachable(f"the store at MONGODB_URI ({mask_password(uri)}) did not answer a ping within "
+                               f"{timeout:g}s: {_short_reason(error, uri)}; start it or fix the URI, or unset "
+                               "MONGODB_URI to run FerretDB here") from None
+
+
+def _short_reason(error: Exception, uri: str) -> str:
+    """The gist of a driver error on one line, without the URI's secrets."""
+    text = str(error).splitlines()[0] if str(error).strip() else ""
+    for tail in (" (configured timeouts", ", Timeout:", ", full error:"):
+        text = text.split(tail)[0]
+    return hide_secrets(text.strip()[:300] or type(error).__name__, uri)
+
+
+def _describe_store(settings: RunSettings) -> str:
+    """Which store the services use, for the banner (the password masked)."""
+    if settings.mongodb_uri:
+        where = f"MongoDB at {mask_password(settings.mongodb_uri)} (MONGODB_URI; not started here)"
+    else:
+        where = f"FerretDB on 127.0.0.1:{settings.mongo_port} (started here, data in {settings.data_dir / 'ferretdb'})"
+    return f"{where}, database {settings.mongodb_database}"
 
 
 def _start_servers(settings: RunSettings, servers: list) -> dict:
@@ -104,7 +148,9 @@ def _start_servers(settings: RunSettings, servers: list) -> dict:
         print(f"starting Kafka on {kafka.bootstrap_servers} ...", flush=True)
         kafka.start()
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
-    if not env.get("MONGODB_URI"):
+    if settings.mongodb_uri:
+        print(f"using the store at MONGODB_URI: {mask_password(settings.mongodb_uri)} (it answered a ping)", flush=True)
+    else:
         mongo = FerretDBServer(settings.mongo_port, settings.data_dir / "ferretdb")
         servers.append(mongo)
         print(f"starting FerretDB (MongoDB protocol) on 127.0.0.1:{mongo.port} ...", flush=True)
@@ -148,7 +194,7 @@ def _ready(base: str, path: str = "/ready") -> bool:
 
 
 def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[str, str],
-                 metrics_ports: dict[str, int]) -> None:
+                 metrics_ports: dict[str, int], store: str) -> None:
     """Print the pages with their demo sign-ins, and ready-to-paste curl examples carrying the tokens."""
     sender, recipient = (settings.clients * 2)[:2]
 
@@ -159,6 +205,7 @@ def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[st
     sign_ins = "\n".join(f"    {name} / {tokens.get(name, '<token>')}" for name in settings.clients)
     print(f"""
 ready: producer on {base}, consumers for {', '.join(settings.clients)}, operator server on {console}; logs in {settings.logs}
+store:   {store}
 chat:    {base}/  sign in as (client id / token):
 {sign_ins}
 console: {console}/  sign in as {OPERATOR} / {tokens.get(OPERATOR, '<token>')}

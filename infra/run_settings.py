@@ -1,13 +1,20 @@
-"""What `make run` starts and where: ports, data dir and consumers, from environment variables."""
+"""What `make run` starts and where: ports, data dir, consumers and store, from environment variables."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from infra.cache import cache_dir
-from shared_domain.config import ConfigError, read_int, read_str
+from shared_domain.config import ConfigError, read_float, read_int, read_str
+
+MASK = "****"
+# Connection-string options whose values are secrets: tlsCertificateKeyFilePassword and the like, and
+# authMechanismProperties, which may carry an AWS session token.
+SECRET_OPTIONS = ("password", "authmechanismproperties")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class RunSettings:
     mongo_port: int
     data_dir: Path
     run_dir: Path
+    mongodb_uri: str | None = None  # an existing store to use instead of starting FerretDB
+    mongodb_database: str = "messaging"
+    mongodb_ping_timeout: float = 5.0  # how long the store at mongodb_uri has to answer before make run gives up
 
     @property
     def logs(self) -> Path:
@@ -41,7 +51,7 @@ class RunSettings:
 
 
 def read_run_settings(env: Mapping[str, str]) -> RunSettings:
-    """Read the RUN_* variables, PRODUCER_BIND and OPERATOR_BIND; raise ConfigError naming the first bad one."""
+    """Read the RUN_* variables, PRODUCER_BIND, OPERATOR_BIND and the store's; raise ConfigError naming the first bad one."""
     data_dir = env.get("RUN_DATA_DIR", "").strip()
     return RunSettings(
         clients=env.get("RUN_CLIENTS", "clientA clientB").split(),
@@ -53,7 +63,51 @@ def read_run_settings(env: Mapping[str, str]) -> RunSettings:
         mongo_port=_port(env, "RUN_MONGO_PORT", 27017),
         data_dir=Path(data_dir).expanduser().absolute() if data_dir else cache_dir() / "data" / "local",
         run_dir=Path(".run").absolute(),
+        mongodb_uri=env.get("MONGODB_URI") or None,
+        mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
+        mongodb_ping_timeout=read_float(env, "RUN_MONGODB_PING_TIMEOUT_S", 5.0, minimum=0.1),
     )
+
+
+def mask_password(uri: str) -> str:
+    """The connection string with its password and secret option values replaced by ****, fit to print."""
+    scheme, separator, rest = _split_scheme(uri)
+    userinfo, at, hosts = rest.rpartition("@")  # the last '@': a password may hold an unescaped one
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        rest = f"{user}:{MASK}@{hosts}" if colon else f"{userinfo}@{hosts}"
+    base, question, query = rest.partition("?")
+    if question:
+        rest = f"{base}?{''.join(_mask_option(part) for part in re.split(r'([&;])', query))}"
+    return f"{scheme}{separator}{rest}"
+
+
+def hide_secrets(text: str, uri: str) -> str:
+    """`text` (say, a driver's error) with every secret of `uri`, raw or percent-decoded, replaced by ****."""
+    userinfo, at, _hosts = _split_scheme(uri)[2].rpartition("@")
+    secrets = [userinfo.partition(":")[2]] if at else []
+    secrets += [value for name, _, value in (part.partition("=") for part in re.split(r"[&;]", uri.partition("?")[2]))
+                if _is_secret(name)]
+    for secret in sorted({form for secret in secrets for form in (secret, unquote(secret)) if form}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _split_scheme(uri: str) -> tuple[str, str, str]:
+    """('mongodb', '://', the rest), or ('', '', uri) when it has no scheme."""
+    scheme, separator, rest = uri.partition("://")
+    return (scheme, separator, rest) if separator else ("", "", uri)
+
+
+def _mask_option(part: str) -> str:
+    """One `name=value` option of a query string, its value masked if it is a secret."""
+    name, equals, _value = part.partition("=")
+    return f"{name}={MASK}" if equals and _is_secret(name) else part
+
+
+def _is_secret(option: str) -> bool:
+    """Whether a connection-string option holds a secret."""
+    return any(word in option.lower() for word in SECRET_OPTIONS)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

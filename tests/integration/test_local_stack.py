@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from infra.process import run
+from infra.process import free_port, run
+from tests.support.local_stack import LocalStackRun
 
 
 def test_a_taken_producer_address_stops_make_run_before_it_starts_anything(tmp_path):
@@ -28,3 +29,19 @@ def test_a_taken_producer_address_stops_make_run_before_it_starts_anything(tmp_p
 def test_a_helper_command_that_hangs_is_reported_as_a_timeout_naming_it():
     with pytest.raises(TimeoutError, match="creating topics did not finish within 0.5s"):
         run(["sleep", "30"], "creating topics", timeout=0.5)
+
+
+def test_a_store_uri_that_does_not_answer_stops_make_run_with_exit_2_and_one_line_before_it_starts_anything(tmp_path):
+    closed = free_port()
+    uri = f"mongodb://app:n0t-to-be-seen@127.0.0.1:{closed}/?w=majority&retryWrites=true"
+    stack = LocalStackRun(tmp_path, MONGODB_URI=uri, RUN_MONGODB_PING_TIMEOUT_S="0.5")
+    stack.start()
+    try:
+        assert stack.process.wait(60) == 2, stack.output()
+        [line] = stack.output().splitlines()
+        assert line.startswith(f"make run cannot go on: the store at MONGODB_URI (mongodb://app:****@127.0.0.1:{closed}/"
+                               f"?w=majority&retryWrites=true) did not answer a ping within 0.5s: 127.0.0.1:{closed}: ")
+        assert "Connection refused" in line and line.endswith("or unset MONGODB_URI to run FerretDB here")
+        assert "n0t-to-be-seen" not in line and stack.marked_processes() == []
+    finally:
+        stack.close()
