@@ -9,6 +9,7 @@ from confluent_kafka import KafkaException
 
 from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
+from shared_domain.message import ALL_CLIENTS
 from shared_domain.plausibility import SourceCheck
 
 from ..application.dlq_operations import Operations
@@ -82,6 +83,9 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
         projector.start()
     try:
         _run_message_consumer(settings, database, stop, dependencies)
+    except kafka_io.PartitionsChanged as problem:
+        log.error("consumer[%s]: %s", settings.client, problem)
+        return 2
     finally:
         stop.set()
         if projector is not None:
@@ -93,8 +97,10 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
 
 
 def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies) -> None:
-    """Consume client-messages for one client (or all) until stopped."""
+    """Consume client-messages for one client (from its partition alone) or all until stopped."""
     name = f"consumer[{settings.client}]"
+    partition = None if settings.client == ALL_CLIENTS else kafka_io.served_partition(
+        settings.kafka_bootstrap_servers, settings.group_id, settings.messages_topic, settings.client)
     dlq_producer = kafka_io.new_reliable_producer(
         settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
         max_message_bytes=kafka_io.DEAD_LETTER_MAX_BYTES,
@@ -117,7 +123,8 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
         run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,
-                 settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler))
+                 settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler),
+                 partition=partition)
     finally:
         dlq_producer.flush(settings.dead_letter_timeout)
         events_producer.flush(settings.dead_letter_timeout)

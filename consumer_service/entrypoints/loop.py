@@ -11,7 +11,8 @@ from confluent_kafka import Consumer, KafkaException
 
 from ..application.errors import KafkaUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
-from ..infrastructure.kafka_io import BROKER_DOWN_CODES, commit, rewind, subscribe, to_incoming
+from ..infrastructure.kafka_io import (BROKER_DOWN_CODES, PARTITION_CHECK_INTERVAL_S, PartitionWatch, ServedPartition,
+                                       assign_partition, commit, rewind, subscribe, to_incoming)
 from .dependencies import Backoff, DependencyState
 from .metrics import REWOUND, record_batch, record_lag
 
@@ -55,17 +56,27 @@ def run_loop(
     dependencies: Dependencies,
     poll_timeout: float = 0.5,
     prepare: Callable[[list[IncomingRecord]], object] = lambda records: records,
+    partition: ServedPartition | None = None,
+    partition_check_s: float = PARTITION_CHECK_INTERVAL_S,
 ) -> None:
-    """Subscribe to `topic` and consume batches until `stop` is set; commit a batch only after `handle` returned.
+    """Subscribe to `topic` (or read only `partition` of it) and consume batches until `stop` is set; commit a batch
+    only after `handle` returned.
 
     A batch is read as soon as one record is there, with whatever else has arrived (up to
     `batch_size`), and goes through `prepare` (decoding, no I/O) on this thread while the previous
     batch's `handle` (the writes) runs on another: the two overlap, the commits keep their order.
+    A consumer of one partition also stops, then raises PartitionsChanged, once the topic's
+    partition count is no longer the one its partition was computed from.
     """
-    pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop))
-    subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke)
+    pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop), None if partition is None else partition.commit_metadata)
+    watch = None
+    if partition is None:
+        subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke)
+    else:
+        assign_partition(consumer, partition, name)
+        watch = PartitionWatch(consumer, partition, partition_check_s)
     try:
-        while not stop.is_set():
+        while not stop.is_set() and (watch is None or watch.holds()):
             wait = 0.0 if pipeline.busy else poll_timeout
             records = _next_batch(name, consumer, batch_size, wait, dependencies.kafka)
             dependencies.probe_down()
@@ -79,13 +90,17 @@ def run_loop(
         pipeline.close()
         consumer.close()
         log.info("%s: consumer closed", name)
+    if watch is not None:
+        watch.raise_if_changed()
 
 
 class _Pipeline:
     """At most one batch being handled on a worker thread while the loop reads and prepares the next."""
 
-    def __init__(self, name: str, consumer: Consumer, dependencies: Dependencies, backoff: Backoff):
+    def __init__(self, name: str, consumer: Consumer, dependencies: Dependencies, backoff: Backoff,
+                 commit_metadata: str | None = None):
         self._name, self._consumer, self._dependencies, self._backoff = name, consumer, dependencies, backoff
+        self._commit_metadata = commit_metadata
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writes")
         self._records: list[IncomingRecord] = []
         self._handled: Future | None = None
@@ -116,7 +131,7 @@ class _Pipeline:
                 self._backoff.wait()
             return False
         self._backoff.reset()
-        commit(self._consumer, records, synchronous)
+        commit(self._consumer, records, synchronous, self._commit_metadata)
         record_batch(self._name, records, outcome, seconds)
         record_lag(self._name, self._consumer, records)
         return True

@@ -1,15 +1,19 @@
-"""confluent-kafka adapters: consumer settings, record conversion, the dead-letter and stored-event sinks, topics."""
+"""confluent-kafka adapters: consumer settings, the partition a client is served from, record conversion, the
+dead-letter and stored-event sinks, topics."""
 
 import logging
 import operator
+import time
 from collections import Counter
+from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_STORED, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
+from shared_domain.partitioning import PARTITIONER, partition_of
 from shared_domain.stored_events import encode_stored_event
 
 from ..application.dead_letter import dead_letter_record, truncated_dead_letter_record
@@ -25,6 +29,13 @@ BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 # A dead letter larger still keeps this much of its key and value.
 TRUNCATED_KEEP_BYTES = 64 * 1024
+# A per-client consumer's commits carry the partition count it served under, so that a later start can tell a
+# repartition (records of its client may wait on another partition) from commits of an older group consumer.
+COUNT_METADATA = "partitions="
+COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                         KafkaError.COORDINATOR_NOT_AVAILABLE}
+# How often a consumer serving one partition asks whether its topic still has the partition count it started with.
+PARTITION_CHECK_INTERVAL_S = 30.0
 
 
 def _client_config(bootstrap_servers: str) -> dict:
@@ -94,6 +105,130 @@ def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> 
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 
 
+@dataclass(frozen=True)
+class ServedPartition:
+    """The one partition of a topic a per-client consumer reads, and the partition count that put its client there."""
+
+    topic: str
+    number: int
+    count: int
+
+    @property
+    def commit_metadata(self) -> str:
+        """What each commit of this consumer carries: the partition count its partition was computed from."""
+        return f"{COUNT_METADATA}{self.count}"
+
+
+class PartitionsChanged(Exception):
+    """The topic's partitions are not those a per-client consumer's partition came from: it must not read on."""
+
+
+def served_partition(bootstrap_servers: str, group_id: str, topic: str, client: str,
+                     timeout: float = 10.0) -> ServedPartition:
+    """The partition `client`'s messages go to; PartitionsChanged when the group left records unread on another."""
+    consumer = Consumer({**_client_config(bootstrap_servers), "group.id": group_id})
+    try:
+        count = partition_count(consumer, topic, timeout)
+        if count is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"the partitions of {topic} are not known"))
+        served = ServedPartition(topic, partition_of(client.encode(), count), count)
+        counts = _counts_served_under(consumer, served, timeout)
+        # Only a count other than today's means the client's key moved: commits without one were made by a
+        # consumer of every partition (the group consumer per-client deployments used before), which left
+        # nothing of this client's behind.
+        unread = _unread_elsewhere(consumer, served, timeout) if counts - {count} else {}
+    finally:
+        consumer.close()
+    if unread:
+        raise PartitionsChanged(_refusal(group_id, client, served, unread))
+    return served
+
+
+def _counts_served_under(consumer: Consumer, served: ServedPartition, timeout: float) -> set[int]:
+    """The partition counts the group's commits on the topic say they were made under."""
+    positions = _committed(consumer, [TopicPartition(served.topic, n) for n in range(served.count)], timeout)
+    metadata = [position.metadata or "" for position in positions if position.offset >= 0]
+    return {int(text[len(COUNT_METADATA):]) for text in metadata
+            if text.startswith(COUNT_METADATA) and text[len(COUNT_METADATA):].isdigit()}
+
+
+def _committed(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+    """The group's committed offsets, asking again while its coordinator is still being found or loading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as error:
+            retry = error.args[0].retriable() or error.args[0].code() in COORDINATOR_NOT_READY
+            if not retry or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _unread_elsewhere(consumer: Consumer, served: ServedPartition, timeout: float) -> dict[int, tuple[int, int]]:
+    """Other partitions where the group committed an offset short of the end: {partition: (committed, end)}."""
+    others = [TopicPartition(served.topic, number) for number in range(served.count) if number != served.number]
+    unread = {}
+    for position in _committed(consumer, others, timeout) if others else []:
+        if position.offset < 0:  # never committed there: nothing was left behind
+            continue
+        ends = consumer.get_watermark_offsets(TopicPartition(served.topic, position.partition), timeout=timeout)
+        if ends is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"the end of {served.topic} is not known"))
+        if position.offset < ends[1]:
+            unread[position.partition] = (position.offset, ends[1])
+    return unread
+
+
+def _refusal(group_id: str, client: str, served: ServedPartition, unread: dict[int, tuple[int, int]]) -> str:
+    """The one line saying why a per-client consumer does not start."""
+    ranges = ", ".join(f"[{number}] offsets {first} to {end - 1}" for number, (first, end) in sorted(unread.items()))
+    return (f"group {group_id} has records it never read on {served.topic} {ranges}, and {client}'s messages now go "
+            f"to {served.topic}[{served.number}] of {served.count}: the partition count (or the partitioner) changed "
+            f"while they were in flight, so they may hold {client}'s messages; not starting (see README, Consumers)")
+
+
+def partition_count(consumer: Consumer, topic: str, timeout: float) -> int | None:
+    """How many partitions the topic has; None when the broker does not say in time."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException:
+        return None
+    return None if metadata is None or metadata.error is not None else len(metadata.partitions)
+
+
+def assign_partition(consumer: Consumer, served: ServedPartition, name: str) -> None:
+    """Read only the served partition, from the offset the consumer's group committed there (the earliest when none)."""
+    consumer.assign([TopicPartition(served.topic, served.number, OFFSET_STORED)])
+    log.info("%s: serving %s[%d] alone, the partition of its client among %d", name, served.topic, served.number,
+             served.count)
+
+
+class PartitionWatch:
+    """Asks, at most every `interval` seconds, whether a topic keeps the partition count its served partition is of."""
+
+    def __init__(self, consumer: Consumer, served: ServedPartition, interval: float = PARTITION_CHECK_INTERVAL_S,
+                 clock=time.monotonic):
+        self._consumer, self._served, self._interval, self._clock = consumer, served, interval, clock
+        self._asked = clock()
+        self.count = served.count
+
+    def holds(self) -> bool:
+        """Whether the count is unchanged; a broker that does not answer changes nothing."""
+        if self.count == self._served.count and self._clock() - self._asked >= self._interval:
+            self._asked = self._clock()
+            self.count = partition_count(self._consumer, self._served.topic, timeout=1.0) or self.count
+        return self.count == self._served.count
+
+    def raise_if_changed(self) -> None:
+        """Raise PartitionsChanged once the count has changed (asks nothing)."""
+        served = self._served
+        if self.count != served.count:
+            raise PartitionsChanged(
+                f"{served.topic} has {self.count} partitions now, not the {served.count} that put this consumer's "
+                f"client on [{served.number}]; stopping, so that a restart reads the partition its messages go to now")
+
+
 def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int,
                           max_message_bytes: int | None = None, linger_ms: int = 5) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
@@ -102,6 +237,7 @@ def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_tim
         "client.id": client_name,
         "acks": "all",
         "enable.idempotence": True,
+        "partitioner": PARTITIONER,  # a replayed record goes where its key's consumer reads
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         **({"message.max.bytes": max_message_bytes} if max_message_bytes else {}),
@@ -226,14 +362,18 @@ def _is_too_large(error: KafkaError) -> bool:
     return error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
 
-def commit(consumer: Consumer, records: list[IncomingRecord], synchronous: bool = False) -> None:
-    """Commit the offsets after the given records, waiting for the broker only when `synchronous`.
+def commit(consumer: Consumer, records: list[IncomingRecord], synchronous: bool = False,
+           metadata: str | None = None) -> None:
+    """Commit the offsets after the given records (with `metadata`), waiting for the broker only when `synchronous`.
 
     A failed commit (say, a rebalance took the partitions away) is logged: the records are then
     read again by their new owner, and storing them again changes nothing.
     """
     try:
-        consumer.commit(offsets=_next_offsets(records, lambda offsets: max(offsets) + 1), asynchronous=not synchronous)
+        offsets = _next_offsets(records, lambda found: max(found) + 1)
+        if metadata is not None:
+            offsets = [TopicPartition(o.topic, o.partition, o.offset, metadata=metadata) for o in offsets]
+        consumer.commit(offsets=offsets, asynchronous=not synchronous)
     except KafkaException as error:
         log.warning("commit failed, records will be redelivered to their new owner: %s", error)
 

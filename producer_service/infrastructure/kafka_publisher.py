@@ -9,6 +9,7 @@ from confluent_kafka import KafkaException, Producer
 
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
 from shared_domain.message import Message
+from shared_domain.partitioning import PARTITIONER
 
 from ..application.ports import BrokerUnavailable, Receipt
 
@@ -20,6 +21,7 @@ def new_producer(bootstrap_servers: str, delivery_timeout_ms: int, linger_ms: in
         "client.id": "producer-service",
         "acks": "all",
         "enable.idempotence": True,
+        "partitioner": PARTITIONER,  # a recipient's messages go to the partition its consumer reads
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 10000),

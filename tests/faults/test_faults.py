@@ -7,6 +7,7 @@ import threading
 from confluent_kafka import Producer
 
 from infra.process import wait_until
+from shared_domain.partitioning import PARTITIONER
 from tests.support.services import start_consumer
 
 from .ledger import LEDGERS, settle
@@ -34,23 +35,24 @@ def test_a_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
 
 
 def test_consumers_joining_and_leaving_a_group_lose_and_duplicate_nothing(stack_factory):
-    stack = stack_factory(clients=("clientB",))
+    # Consumers for every client share the partitions as a group; a per-client consumer reads its partition alone.
+    stack = stack_factory(clients=("*",))
     first = stack.processes[0]
     load = Load(stack.api, "rebalance").start()
     when_stored(stack, load, 0.2)
-    second = start_consumer(stack.env, "clientB", stack.logs, name="consumer-clientB-2")
+    second = start_consumer(stack.env, "*", stack.logs, name="consumer-all-2")
     stack.processes.append(second)
     when_stored(stack, load, 0.5)
     first.stop()
     when_stored(stack, load, 0.7)
-    third = start_consumer(stack.env, "clientB", stack.logs, name="consumer-clientB-3")
+    third = start_consumer(stack.env, "*", stack.logs, name="consumer-all-3")
     stack.processes.append(third)
     load.wait()
     settle("rebalance: join, leave, join", stack, load)
     assert second.alive and third.alive
     first_log, second_log = first.log_path.read_text(), second.log_path.read_text()
-    assert "consumer[clientB]: gave up client-messages" in first_log, "a consumer logs what it hands over"
-    assert "consumer[clientB]: assigned client-messages" in second_log, "and what it is given"
+    assert "consumer[*]: gave up client-messages" in first_log, "a consumer logs what it hands over"
+    assert "consumer[*]: assigned client-messages" in second_log, "and what it is given"
 
 
 def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, killable_kafka):
@@ -127,7 +129,7 @@ def test_a_flood_of_poison_goes_to_the_dead_letter_queue_while_valid_traffic_is_
     values = poison_values(max(400, int(os.environ.get("FAULT_MESSAGES", "2000")) // 4))
 
     def flood():
-        producer = Producer({"bootstrap.servers": stack.kafka, "acks": "all", "linger.ms": 5})
+        producer = Producer({"bootstrap.servers": stack.kafka, "acks": "all", "linger.ms": 5, "partitioner": PARTITIONER})
         for value in values:
             producer.produce(stack.topics[0], key=b"clientB", value=value,
                              on_delivery=lambda error, record: positions.append((record.partition(), record.offset())))

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.process import ManagedProcess, wait_until
+from shared_domain.partitioning import PARTITIONER
 from tests.support.api import Api
 from tests.support.services import BIN, service_env, start_consumer, start_operator, start_producer
 
@@ -33,7 +34,7 @@ class Stack:
 
     def produce_raw(self, key: bytes | None, value: bytes, headers=None) -> tuple[int, int]:
         """Produce a record straight to the message topic, bypassing the API; return (partition, offset)."""
-        producer = Producer({"bootstrap.servers": self.kafka, "acks": "all"})
+        producer = Producer({"bootstrap.servers": self.kafka, "acks": "all", "partitioner": PARTITIONER})
         delivered = []
         producer.produce(self.topics[0], key=key, value=value, headers=headers or [],
                          on_delivery=lambda error, record: delivered.append((error, record)))
@@ -86,10 +87,6 @@ class Stack:
 
         with MongoClient(self.env["MONGODB_URI"], serverSelectionTimeoutMS=2000) as client:
             return client[self.env["MONGODB_DATABASE"]].messages.count_documents({})
-
-    def committed_past(self, group: str, partition: int, offset: int) -> bool:
-        """Tell whether a consumer group has committed past a record of the message topic."""
-        return committed_offset(self.kafka, group, self.topics[0], partition) > offset
 
     def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
         """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
