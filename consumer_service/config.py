@@ -4,6 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
 from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format, read_secret,
                                   read_str)
 from shared_domain.failures import DEFAULT_REPLAY_CAP
@@ -17,7 +18,7 @@ class ConsumerSettings:
     """Everything a consumer deployment is configured with."""
 
     client: str
-    kafka_bootstrap_servers: str
+    kafka: KafkaConnection
     mongodb_uri: str
     mongodb_database: str
     group_id: str
@@ -49,7 +50,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
     dead_letter_topic = read_str(env, "DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC)
     return ConsumerSettings(
         client=client,
-        kafka_bootstrap_servers=read_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        kafka=read_kafka_connection(env),
         mongodb_uri=read_str(env, "MONGODB_URI", "mongodb://127.0.0.1:27017/"),
         mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
         group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(messages_topic, client)),

@@ -5,6 +5,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
 from shared_domain.config import ConfigError, read_bool, read_float, read_auto_bool, read_int, read_secret, read_str
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
@@ -22,7 +23,7 @@ DEFAULT_THREADS = 32
 class ProducerSettings:
     """Everything the producer service is configured with."""
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka: KafkaConnection = field(default_factory=lambda: KafkaConnection("127.0.0.1:9092"))
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = "messaging"
     messages_topic: str = MESSAGES_TOPIC
@@ -64,7 +65,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> ProducerSettings:
     env = os.environ if env is None else env
     defaults = ProducerSettings()
     return ProducerSettings(
-        kafka_bootstrap_servers=read_str(env, "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
+        kafka=read_kafka_connection(env),
         mongodb_uri=read_str(env, "MONGODB_URI", defaults.mongodb_uri),
         mongodb_database=read_str(env, "MONGODB_DATABASE", defaults.mongodb_database),
         messages_topic=read_str(env, "MESSAGES_TOPIC", defaults.messages_topic),

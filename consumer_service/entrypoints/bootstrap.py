@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def operations(settings: ConsumerSettings, operator: str):
     """Operator use-case dependencies wired to the real store and broker, closed on exit."""
     mongo = connect_for_operators(settings.mongodb_uri, settings.mongodb_timeout_ms)
-    producer = kafka_io.new_reliable_producer(settings.kafka_bootstrap_servers, "dlq-operator", 10000)
+    producer = kafka_io.new_reliable_producer(settings.kafka, "dlq-operator", 10000)
     repository = MongoFailureRepository(mongo[settings.mongodb_database])
     try:
         yield Operations(
@@ -52,7 +52,7 @@ def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
         try:
             topics = [settings.messages_topic, settings.dead_letter_topic, settings.stored_events_topic]
             configs = {settings.dead_letter_topic: kafka_io.dead_letter_topic_config()}
-            kafka_io.ensure_topics(settings.kafka_bootstrap_servers, topics, settings.topic_partitions, timeout=5.0,
+            kafka_io.ensure_topics(settings.kafka, topics, settings.topic_partitions, timeout=5.0,
                                    configs=configs)
         except KafkaException as error:
             kafka.down(error)
@@ -70,7 +70,7 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
     checks = {
-        "kafka": lambda: kafka_io.is_reachable(settings.kafka_bootstrap_servers, timeout=1.0),
+        "kafka": lambda: kafka_io.is_reachable(settings.kafka, timeout=1.0),
         "mongodb": lambda: is_reachable(mongo),
     }
     dependencies = Dependencies.fresh(kafka_probe=checks["kafka"], mongodb_probe=checks["mongodb"])
@@ -100,14 +100,14 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     """Consume client-messages for one client (from its partition alone) or all until stopped."""
     name = f"consumer[{settings.client}]"
     partition = None if settings.client == ALL_CLIENTS else kafka_io.served_partition(
-        settings.kafka_bootstrap_servers, settings.group_id, settings.messages_topic, settings.client)
+        settings.kafka, settings.group_id, settings.messages_topic, settings.client)
     dlq_producer = kafka_io.new_reliable_producer(
-        settings.kafka_bootstrap_servers, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
+        settings.kafka, f"{name}-dlq", int(settings.dead_letter_timeout * 1000),
         max_message_bytes=kafka_io.DEAD_LETTER_MAX_BYTES,
     )
     # Stored events are waited for before each commit and are what live delivery waits for: no linger.
     events_producer = kafka_io.new_reliable_producer(
-        settings.kafka_bootstrap_servers, f"{name}-events", int(settings.dead_letter_timeout * 1000), linger_ms=0)
+        settings.kafka, f"{name}-events", int(settings.dead_letter_timeout * 1000), linger_ms=0)
     handler = BatchHandler(
         client=settings.client,
         store=MongoMessageStore(database),
@@ -118,7 +118,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         stored_events=kafka_io.KafkaStoredEventSink(events_producer, settings.stored_events_topic,
                                                     settings.dead_letter_timeout),
     )
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.group_id, name,
+    consumer = kafka_io.new_consumer(settings.kafka, settings.group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
@@ -134,7 +134,7 @@ def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, 
                    failed: threading.Event) -> None:
     """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
     name = "dlq-projector"
-    consumer = kafka_io.new_consumer(settings.kafka_bootstrap_servers, settings.projector_group_id, name,
+    consumer = kafka_io.new_consumer(settings.kafka, settings.projector_group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0))

@@ -14,7 +14,7 @@ from shared_domain.config import ConfigError, read_log_format, read_log_level
 from ..config import load_operator_settings
 from .bootstrap import create_topics, run_consumer_service
 from .dlq_cli import dlq
-from .settings import settings_or_exit
+from .settings import accepted_or_exit, settings_or_exit
 
 
 @click.group()
@@ -38,6 +38,7 @@ def cli(log_level: str) -> None:
 def run(client: str | None) -> None:
     """Consume messages addressed to one client (or all) until SIGTERM or Ctrl-C."""
     settings = settings_or_exit(client)
+    accepted_or_exit(settings.kafka)
     stop = _stop_on_signals()
     sys.exit(run_consumer_service(settings, stop))
 
@@ -52,6 +53,7 @@ def operator() -> None:
     except ConfigError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
+    accepted_or_exit(settings.consumer.kafka)
     OperatorServer(settings).run()
 
 

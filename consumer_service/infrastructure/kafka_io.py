@@ -11,6 +11,7 @@ from confluent_kafka import OFFSET_STORED, Consumer, KafkaError, KafkaException,
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from shared_adapters.kafka_connection import KafkaConnection
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
 from shared_domain.partitioning import PARTITIONER, partition_of
@@ -22,7 +23,6 @@ from ..application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
 
 log = logging.getLogger(__name__)
-librdkafka_log = logging.getLogger("librdkafka")
 BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
 # The dead-letter topic takes records four times the broker's default limit, so any record the
 # message topic accepted, plus its context headers, can be dead-lettered whole.
@@ -38,12 +38,7 @@ COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD
 PARTITION_CHECK_INTERVAL_S = 30.0
 
 
-def _client_config(bootstrap_servers: str) -> dict:
-    """Settings every client of this service shares: where Kafka is, and logging through Python."""
-    return {"bootstrap.servers": bootstrap_servers, "logger": librdkafka_log, "log.connection.close": False}
-
-
-def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_broker_down=None,
+def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_broker_down=None,
                  on_broker_up=None) -> Consumer:
     """A consumer that commits only when told to, starting from the earliest unread record.
 
@@ -64,8 +59,7 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
         elif on_broker_up is not None:
             on_broker_up()
 
-    return Consumer({
-        **_client_config(bootstrap_servers),
+    return Consumer(kafka.config(**{
         "error_cb": on_error,
         "on_commit": on_commit,
         "group.id": group_id,
@@ -78,7 +72,7 @@ def new_consumer(bootstrap_servers: str, group_id: str, client_name: str, on_bro
         # A crashed consumer's partitions move to the others after 10 s rather than 45 s.
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 3000,
-    })
+    }))
 
 
 def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> None:
@@ -123,10 +117,10 @@ class PartitionsChanged(Exception):
     """The topic's partitions are not those a per-client consumer's partition came from: it must not read on."""
 
 
-def served_partition(bootstrap_servers: str, group_id: str, topic: str, client: str,
+def served_partition(kafka: KafkaConnection, group_id: str, topic: str, client: str,
                      timeout: float = 10.0) -> ServedPartition:
     """The partition `client`'s messages go to; PartitionsChanged when the group left records unread on another."""
-    consumer = Consumer({**_client_config(bootstrap_servers), "group.id": group_id})
+    consumer = Consumer(kafka.config(**{"group.id": group_id}))
     try:
         count = partition_count(consumer, topic, timeout)
         if count is None:
@@ -229,11 +223,10 @@ class PartitionWatch:
                 f"client on [{served.number}]; stopping, so that a restart reads the partition its messages go to now")
 
 
-def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_timeout_ms: int,
+def new_reliable_producer(kafka: KafkaConnection, client_name: str, delivery_timeout_ms: int,
                           max_message_bytes: int | None = None, linger_ms: int = 5) -> Producer:
     """A producer whose acknowledgement means every in-sync replica has the record."""
-    return Producer({
-        **_client_config(bootstrap_servers),
+    return Producer(kafka.config(**{
         "client.id": client_name,
         "acks": "all",
         "enable.idempotence": True,
@@ -241,7 +234,7 @@ def new_reliable_producer(bootstrap_servers: str, client_name: str, delivery_tim
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         **({"message.max.bytes": max_message_bytes} if max_message_bytes else {}),
-    })
+    }))
 
 
 # For a header name that is not UTF-8, Message.headers() returns a list with an exception set.
@@ -395,10 +388,10 @@ def _next_offsets(records: list[IncomingRecord], pick) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, pick(found)) for (topic, partition), found in offsets.items()]
 
 
-def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int, timeout: float,
+def ensure_topics(kafka: KafkaConnection, topics: list[str], partitions: int, timeout: float,
                   configs: dict[str, dict[str, str]] | None = None) -> None:
     """Create the topics that do not exist yet, each with its `configs`; raise KafkaException when the broker cannot be reached."""
-    admin = AdminClient(_client_config(bootstrap_servers))
+    admin = AdminClient(kafka.config())
     existing = admin.list_topics(timeout=timeout).topics
     missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=(configs or {}).get(name, {}))
                for name in topics if name not in existing]
@@ -418,10 +411,10 @@ def dead_letter_topic_config() -> dict[str, str]:
     return {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES + 64 * 1024)}
 
 
-def is_reachable(bootstrap_servers: str, timeout: float) -> bool:
+def is_reachable(kafka: KafkaConnection, timeout: float) -> bool:
     """Tell whether a broker answers a metadata request."""
     try:
-        metadata = AdminClient(_client_config(bootstrap_servers)).list_topics(timeout=timeout)
+        metadata = AdminClient(kafka.config()).list_topics(timeout=timeout)
     except KafkaException:
         return False
     return bool(metadata.brokers)

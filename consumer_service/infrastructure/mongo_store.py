@@ -38,8 +38,8 @@ def connect_for_operators(uri: str, timeout_ms: int) -> MongoClient:
 def ensure_indexes(database: Database) -> None:
     """Create the indexes the queries of both services rely on."""
     messages = database[MESSAGES_COLLECTION]
-    for field in ("to", "from"):
-        messages.create_index([(field, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
+    for party in ("to", "from"):
+        messages.create_index([(party, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("conversation", ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     # Live delivery: where a client's stream stands, and what it missed, by source offset.
@@ -49,8 +49,8 @@ def ensure_indexes(database: Database) -> None:
     failed = database[FAILED_MESSAGES_COLLECTION]
     failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
-    for field in ("to", "from", "errorType", "consumerClient"):
-        failed.create_index([(field, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
+    for name in ("to", "from", "errorType", "consumerClient"):
+        failed.create_index([(name, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
     # The chat's conversations and sessions (the producer's and the operator server's).
     database["read_markers"].create_index([("client", ASCENDING)])
     database["sessions"].create_index([("expiresAt", ASCENDING)])

@@ -16,8 +16,8 @@ from .services import Live, Services
 
 def real_services(settings: ProducerSettings) -> Services:
     """One producer and one MongoDB client for this process; the identities loaded while the store answers."""
-    producer = new_producer(settings.kafka_bootstrap_servers, settings.delivery_timeout_ms, settings.linger_ms)
-    batch_producer = new_producer(settings.kafka_bootstrap_servers, settings.delivery_timeout_ms, settings.batch_linger_ms)
+    producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
+    batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms, batch_producer)
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
@@ -26,7 +26,7 @@ def real_services(settings: ProducerSettings) -> Services:
     identities.warm()
 
     hub = Hub(settings.stream_limit, settings.stream_queue)
-    feed = StoredEventFeed(settings.kafka_bootstrap_servers, settings.stored_events_topic, hub, settings.messages_topic)
+    feed = StoredEventFeed(settings.kafka, settings.stored_events_topic, hub, settings.messages_topic)
 
     def close() -> None:
         hub.close()

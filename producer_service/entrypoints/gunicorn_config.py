@@ -24,6 +24,7 @@ else:
 # Imported once the metrics directory is chosen (hence noqa: E402).
 from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS, load_settings  # noqa: E402
 from shared_adapters.http_worker import guarded_worker
+from shared_adapters.kafka_connection import check_accepted
 from shared_adapters.logs import GunicornLogger, gunicorn_log_config
 from shared_domain.config import (ConfigError, read_float, read_int, read_log_format, read_log_level,
                                  read_str)
@@ -38,6 +39,7 @@ try:
     request_read_timeout_s = read_float(os.environ, "REQUEST_READ_TIMEOUT_S", 10.0, minimum=0.1)
     log_level = read_log_level(os.environ, "LOG_LEVEL", "INFO")
     log_format = read_log_format(os.environ)
+    check_accepted(settings.kafka)
 except ConfigError as error:
     if _own_metrics_dir:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

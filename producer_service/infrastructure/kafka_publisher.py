@@ -1,12 +1,12 @@
 """confluent-kafka publisher: one producer per process, delivery reports served in the background."""
 
-import logging
 import threading
 import uuid
 from functools import partial
 
 from confluent_kafka import KafkaException, Producer
 
+from shared_adapters.kafka_connection import KafkaConnection
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
 from shared_domain.message import Message
 from shared_domain.partitioning import PARTITIONER
@@ -14,10 +14,9 @@ from shared_domain.partitioning import PARTITIONER
 from ..application.ports import BrokerUnavailable, Receipt
 
 
-def new_producer(bootstrap_servers: str, delivery_timeout_ms: int, linger_ms: int = 0) -> Producer:
+def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: int = 0) -> Producer:
     """An idempotent producer whose acknowledgement means every in-sync replica has the record."""
-    return Producer({
-        "bootstrap.servers": bootstrap_servers,
+    return Producer(kafka.config(**{
         "client.id": "producer-service",
         "acks": "all",
         "enable.idempotence": True,
@@ -25,9 +24,7 @@ def new_producer(bootstrap_servers: str, delivery_timeout_ms: int, linger_ms: in
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 10000),
-        "logger": logging.getLogger("librdkafka"),
-        "log.connection.close": False,
-    })
+    }))
 
 
 class KafkaPublisher:

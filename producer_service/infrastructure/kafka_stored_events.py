@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_partition_ends import partition_ends
 from shared_domain.plausibility import SourceCheck
 from shared_domain.stored_events import StoredEvent, decode_stored_event
@@ -64,8 +65,8 @@ class StoredEventFeed:
     the stored-events topic could otherwise move a stream's position past every genuine message.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, hub: Hub, messages_topic: str, timeout_s: float = 5.0):
-        self._bootstrap, self._topic, self._hub, self._timeout = bootstrap_servers, topic, hub, timeout_s
+    def __init__(self, kafka: KafkaConnection, topic: str, hub: Hub, messages_topic: str, timeout_s: float = 5.0):
+        self._kafka, self._topic, self._hub, self._timeout = kafka, topic, hub, timeout_s
         self._messages_topic = messages_topic
         self._check: SourceCheck | None = None
         self._drops = DropReport()
@@ -79,9 +80,8 @@ class StoredEventFeed:
         with self._lock:
             if self._consumer is not None:
                 return
-            consumer = Consumer({"bootstrap.servers": self._bootstrap, "group.id": f"live-{uuid.uuid4().hex}",
-                                 "enable.auto.commit": False, "enable.auto.offset.store": False,
-                                 "logger": logging.getLogger("librdkafka"), "log.connection.close": False})
+            consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                                                      "enable.auto.offset.store": False}))
             try:
                 consumer.assign(self._ends(consumer))
             except (KafkaException, KeyError) as error:

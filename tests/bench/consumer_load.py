@@ -8,6 +8,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 from pymongo import ASCENDING, DESCENDING, MongoClient
 
+from shared_adapters.kafka_connection import read_kafka_connection
 from consumer_service.infrastructure.kafka_io import ensure_topics
 from consumer_service.infrastructure.mongo_store import ensure_indexes
 from infra.process import wait_until
@@ -25,7 +26,7 @@ from .progress import CommittedProgress
 def run(env: dict, logs: Path, mongo_uri: str, rounds: int, count: int, mongo_pid: int, batch: int = 500) -> float:
     """Fill a topic with `count` messages, then interleave raw inserts and consumer runs; print the medians."""
     topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
-    ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [topic], 3, timeout=30)
+    ensure_topics(read_kafka_connection(env), [topic], 3, timeout=30)
     messages = [Message(new_message_id(), ClientId(f"client{n % 10}"), ClientId(f"client{n % 7}"),
                         MessageText(f"backlog message {n} of ordinary length"), utc_now()) for n in range(count)]
     _produce(env["KAFKA_BOOTSTRAP_SERVERS"], topic, messages)

@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared_adapters.kafka_connection import read_kafka_connection
 from consumer_service.infrastructure.kafka_io import ensure_topics
 from infra.process import ManagedProcess, free_ports, wait_until
 from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS
@@ -65,7 +66,7 @@ def measured(url: str, script: str, connections: int, seconds: float, groups: di
 
 def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int], kafka_pid: int) -> dict:
     """Interleave wrk runs on ours and the bare endpoint; print medians, ratios and CPU per request; return the ratios."""
-    ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], [env["MESSAGES_TOPIC"]], 3, timeout=30)  # no consumer runs here
+    ensure_topics(read_kafka_connection(env), [env["MESSAGES_TOPIC"]], 3, timeout=30)  # no consumer runs here
     producer, api = start_producer(env, logs, tokens, producer_workers())
     bare, bare_url = start_bare(env, logs)
     figures = {}

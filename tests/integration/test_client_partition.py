@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions
 from prometheus_client import REGISTRY
 from pymongo import MongoClient
 
+from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.records import OutgoingRecord
 from consumer_service.config import load_settings
 from consumer_service.entrypoints.bootstrap import create_topics, run_consumer_service
@@ -48,7 +49,7 @@ def produce_keys(producer: Producer, topic: str) -> list[tuple[bytes, int]]:
 
 def test_librdkafka_murmur2_random_puts_every_key_where_partition_of_says(kafka, unique):
     topic = f"partitions-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=7, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=7, timeout=10)
     landed = produce_keys(Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER}), topic)
     assert len(landed) == len(KEYS)
     assert sorted((key, partition_of(key, 7)) for key in KEYS) == landed
@@ -60,10 +61,10 @@ def test_librdkafka_murmur2_random_puts_every_key_where_partition_of_says(kafka,
 
 def test_the_services_producers_put_a_recipients_records_where_partition_of_says(kafka, unique):
     topic = f"partitions-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=7, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=7, timeout=10)
     recipients = [f"client{n}" for n in range(40)]
-    publisher = KafkaPublisher(new_producer(kafka.address, 5000), topic, 5000,
-                               batch_producer=new_producer(kafka.address, 5000, linger_ms=5))
+    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic, 5000,
+                               batch_producer=new_producer(KafkaConnection(kafka.address), 5000, linger_ms=5))
     messages = [Message(f"m-{n}", "clientA", to, "hi", NOW) for n, to in enumerate(recipients)]
     try:
         receipts = publisher.publish_many(messages)
@@ -72,7 +73,7 @@ def test_the_services_producers_put_a_recipients_records_where_partition_of_says
     assert [receipt.partition for receipt in receipts] == [partition_of(to.encode(), 7) for to in recipients]
     # The dead-letter replay writes through the consumer service's reliable producer.
     replays = [OutgoingRecord(to.encode(), b"replayed", []) for to in recipients]
-    replayer = new_reliable_producer(kafka.address, "dlq-operator", 5000)
+    replayer = new_reliable_producer(KafkaConnection(kafka.address), "dlq-operator", 5000)
     assert produce_and_wait(replayer, topic, replays, 10) == [None] * len(replays)
     landed = [(r.key(), r.partition()) for r in read_back(kafka, topic, 80) if r.value() == b"replayed"]
     assert sorted(landed) == sorted((r.key, partition_of(r.key, 7)) for r in replays)
@@ -105,7 +106,7 @@ def publish(kafka, topic: str, recipients: list[str], each: int) -> dict[str, li
     """Publish `each` messages to every recipient through the producer service's publisher; their ids by recipient."""
     messages = [Message(f"m-{uuid.uuid4().hex}", "clientA", to, f"hello {to} {n}", NOW)
                 for to in recipients for n in range(each)]
-    publisher = KafkaPublisher(new_producer(kafka.address, 5000), topic, 5000)
+    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic, 5000)
     try:
         assert all(receipt.partition >= 0 for receipt in publisher.publish_many(messages))
     finally:
@@ -174,7 +175,7 @@ def grow(kafka, topic: str, partitions: int) -> None:
 
 def test_a_consumer_of_one_partition_stops_once_the_partition_count_changes(kafka, unique):
     topic, group = f"grow-{unique}", f"grow-group-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
     own = partition_of(b"clientB", 3)
     producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
     for n in range(10):
@@ -184,7 +185,7 @@ def test_a_consumer_of_one_partition_stops_once_the_partition_count_changes(kafk
 
     def serve():
         try:
-            run_loop("grow-test", new_consumer(kafka.address, group, "grow-test"), topic, handled.extend, stop, 500,
+            run_loop("grow-test", new_consumer(KafkaConnection(kafka.address), group, "grow-test"), topic, handled.extend, stop, 500,
                      Dependencies.fresh(), partition=ServedPartition(topic, own, 3), partition_check_s=0.5)
         except PartitionsChanged as error:
             raised.append(str(error))
@@ -219,7 +220,7 @@ def commit(kafka, group: str, topic: str, partition: int, offset: int, served_un
 
 def test_a_group_that_left_records_unread_on_another_partition_is_refused_until_they_are_read(kafka, unique):
     topic, group = f"moved-{unique}", f"moved-group-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
     other = partition_of(b"clientA", 3)
     assert other != partition_of(b"clientB", 3)
     producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
@@ -227,18 +228,18 @@ def test_a_group_that_left_records_unread_on_another_partition_is_refused_until_
         producer.produce(topic, key=b"clientA", value=str(n).encode())
     assert producer.flush(10) == 0
     served = ServedPartition(topic, partition_of(b"clientB", 3), 3)
-    assert served_partition(kafka.address, group, topic, "clientB") == served, "a new group starts"
+    assert served_partition(KafkaConnection(kafka.address), group, topic, "clientB") == served, "a new group starts"
     commit(kafka, group, topic, other, 2)
     with pytest.raises(PartitionsChanged, match=rf"group {group} has records it never read on {topic} \[{other}\] "
                                                 r"offsets 2 to 4, and clientB's messages now go to"):
-        served_partition(kafka.address, group, topic, "clientB")
+        served_partition(KafkaConnection(kafka.address), group, topic, "clientB")
     commit(kafka, group, topic, other, 5)
-    assert served_partition(kafka.address, group, topic, "clientB") == served, "an offset elsewhere, none unread"
+    assert served_partition(KafkaConnection(kafka.address), group, topic, "clientB") == served, "an offset elsewhere, none unread"
 
 
 def test_commits_of_a_consumer_of_every_partition_do_not_stop_a_per_client_consumer(kafka, unique):
     topic, group = f"upgraded-{unique}", f"upgraded-group-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
     other = partition_of(b"clientA", 3)
     producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
     for n in range(5):
@@ -246,9 +247,9 @@ def test_commits_of_a_consumer_of_every_partition_do_not_stop_a_per_client_consu
     assert producer.flush(10) == 0
     commit(kafka, group, topic, other, 2, served_under=None)  # the group consumer per-client deployments ran before
     served = ServedPartition(topic, partition_of(b"clientB", 3), 3)
-    assert served_partition(kafka.address, group, topic, "clientB") == served
+    assert served_partition(KafkaConnection(kafka.address), group, topic, "clientB") == served
     commit(kafka, group, topic, served.number, 0, served_under=3)  # what it commits itself
-    assert served_partition(kafka.address, group, topic, "clientB") == served, "its own count: nothing moved"
+    assert served_partition(KafkaConnection(kafka.address), group, topic, "clientB") == served, "its own count: nothing moved"
 
 
 def consumer_process_env(kafka, mongo, unique: str) -> dict:
@@ -261,7 +262,7 @@ def test_the_consumer_service_refuses_to_start_with_one_line_and_exit_2_when_rec
                                                                                                      unique):
     env = consumer_process_env(kafka, mongo, unique)
     topic, group = env["MESSAGES_TOPIC"], f"{env['MESSAGES_TOPIC']}.for.clientB"
-    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
     other = partition_of(b"clientA", 3)
     producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
     producer.produce(topic, key=b"clientA", value=b"x")

@@ -5,6 +5,7 @@ import threading
 import pytest
 from confluent_kafka import Producer
 
+from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
 from consumer_service.entrypoints.loop import Dependencies, run_loop
 from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer
@@ -18,7 +19,7 @@ RECORDS = 20
 def topic(kafka, unique):
     """A fresh one-partition topic holding RECORDS records."""
     name = f"loop-{unique}"
-    ensure_topics(kafka.address, [name], partitions=1, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [name], partitions=1, timeout=10)
     producer = Producer({"bootstrap.servers": kafka.address, "acks": "all"})
     for n in range(RECORDS):
         producer.produce(name, key=b"clientB", value=str(n).encode())
@@ -47,7 +48,7 @@ class FlakyHandler:
 def test_a_batch_that_fails_is_read_again_from_its_start_and_committed_only_once_handled(kafka, topic, unique,
                                                                                           error, dependency):
     group = f"loop-group-{unique}"
-    consumer = new_consumer(kafka.address, group, "loop-test")
+    consumer = new_consumer(KafkaConnection(kafka.address), group, "loop-test")
     handler, stop, dependencies = FlakyHandler(failures=3, error=error), threading.Event(), Dependencies.fresh()
     loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handler, stop, 500, dependencies))
     loop.start()
@@ -75,7 +76,7 @@ def _produce(kafka_address: str, topic: str, values: list[bytes]) -> None:
 
 def test_a_lone_record_is_handled_without_waiting_for_a_full_batch(kafka, topic, unique):
     handled, stop = [], threading.Event()
-    consumer = new_consumer(kafka.address, f"loop-lone-{unique}", "loop-test")
+    consumer = new_consumer(KafkaConnection(kafka.address), f"loop-lone-{unique}", "loop-test")
     # Batches of 10,000 and a poll timeout of 60 s: a loop that waited for either would not get there.
     loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, lambda records: handled.extend(records),
                                                    stop, 10_000, Dependencies.fresh()), kwargs={"poll_timeout": 60})
@@ -105,7 +106,7 @@ def test_the_next_batch_is_prepared_while_the_previous_one_is_handled_and_commit
             release.wait(30)  # the first batch's writes hang until the test lets them go
         handled.extend(record.offset for record in records)
 
-    consumer = new_consumer(kafka.address, group, "loop-test")
+    consumer = new_consumer(KafkaConnection(kafka.address), group, "loop-test")
     loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handle, stop, 1, Dependencies.fresh()),
                             kwargs={"prepare": prepare})
     loop.start()

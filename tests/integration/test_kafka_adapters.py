@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from confluent_kafka import Consumer
 
+from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
@@ -27,7 +28,7 @@ NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
 def topic(kafka, unique):
     """A fresh topic with three partitions."""
     name = f"test-{unique}"
-    ensure_topics(kafka.address, [name], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [name], partitions=3, timeout=10)
     return name
 
 
@@ -48,11 +49,11 @@ def read_all(bootstrap: str, topic: str, count: int, deadline: float = 20.0) -> 
 
 
 def test_creating_topics_twice_is_harmless(kafka, topic):
-    ensure_topics(kafka.address, [topic], partitions=3, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
 
 
 def test_a_published_message_is_acknowledged_keyed_by_recipient(kafka, topic):
-    publisher = KafkaPublisher(new_producer(kafka.address, 5000), topic, 5000)
+    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic, 5000)
     message = Message("m-1", "clientA", "clientB", "hello", NOW)
     try:
         receipt = publisher.publish(message, trace_id="trace-1")
@@ -67,8 +68,8 @@ def test_a_published_message_is_acknowledged_keyed_by_recipient(kafka, topic):
 
 def test_a_batch_goes_through_the_batch_producer_and_every_message_gets_its_own_receipt(kafka, topic):
     # The lone-message producer points nowhere, so only the batch producer can have delivered the batch.
-    nowhere = new_producer(f"127.0.0.1:{free_ports(1)[0]}", 1000)
-    publisher = KafkaPublisher(nowhere, topic, 1000, batch_producer=new_producer(kafka.address, 5000, linger_ms=5))
+    nowhere = new_producer(KafkaConnection(f"127.0.0.1:{free_ports(1)[0]}"), 1000)
+    publisher = KafkaPublisher(nowhere, topic, 1000, batch_producer=new_producer(KafkaConnection(kafka.address), 5000, linger_ms=5))
     batch = [Message(f"m-{n}", "clientA", f"client{n % 3}", f"hello {n}", NOW) for n in range(50)]
     try:
         receipts = publisher.publish_many(batch, trace_id="trace-b")
@@ -83,7 +84,7 @@ def test_a_batch_goes_through_the_batch_producer_and_every_message_gets_its_own_
 
 
 def test_an_unreachable_broker_fails_a_publish_within_the_delivery_timeout():
-    publisher = KafkaPublisher(new_producer(f"127.0.0.1:{free_ports(1)[0]}", 1000), "nowhere", 1000)
+    publisher = KafkaPublisher(new_producer(KafkaConnection(f"127.0.0.1:{free_ports(1)[0]}"), 1000), "nowhere", 1000)
     started = time.monotonic()
     try:
         with pytest.raises(BrokerUnavailable):
@@ -95,7 +96,7 @@ def test_an_unreachable_broker_fails_a_publish_within_the_delivery_timeout():
 
 
 def test_dead_letters_are_written_with_original_and_context_headers(kafka, topic):
-    producer = new_reliable_producer(kafka.address, "test-dlq", 5000)
+    producer = new_reliable_producer(KafkaConnection(kafka.address), "test-dlq", 5000)
     original = IncomingRecord("client-messages", 1, 17, b"clientB", b"\x00poison", [("trace-id", b"t-1")])
     KafkaDeadLetterSink(producer, topic, 10).send_all([DeadLetter(original, Failure("UndecodableRecord", "bad", 1, NOW), "clientB")])
     [record] = read_all(kafka.address, topic, 1)
@@ -105,14 +106,14 @@ def test_dead_letters_are_written_with_original_and_context_headers(kafka, topic
 
 
 def test_an_unreachable_dead_letter_topic_raises_instead_of_losing_the_record():
-    producer = new_reliable_producer(f"127.0.0.1:{free_ports(1)[0]}", "test-dlq", 1000)
+    producer = new_reliable_producer(KafkaConnection(f"127.0.0.1:{free_ports(1)[0]}"), "test-dlq", 1000)
     original = IncomingRecord("client-messages", 0, 1, None, b"x", [])
     with pytest.raises(DeadLetterUnavailable):
         KafkaDeadLetterSink(producer, "dlq", 2).send_all([DeadLetter(original, Failure("X", "y", 1, NOW), "c")])
 
 
 def test_stored_events_are_keyed_by_recipient_and_carry_the_message_its_source_and_trace(kafka, topic):
-    producer = new_reliable_producer(kafka.address, "test-events", 5000)
+    producer = new_reliable_producer(KafkaConnection(kafka.address), "test-events", 5000)
     message = Message("m-9", "clientA", "clientB", "hello", NOW)
     original = IncomingRecord("client-messages", 2, 40, b"clientB", encode(message), [("trace-id", b"t-9")])
     KafkaStoredEventSink(producer, topic, 10).publish_stored([(original, message)])
@@ -123,7 +124,7 @@ def test_stored_events_are_keyed_by_recipient_and_carry_the_message_its_source_a
 
 
 def test_an_unreachable_stored_events_topic_raises_so_the_batch_is_not_committed():
-    producer = new_reliable_producer(f"127.0.0.1:{free_ports(1)[0]}", "test-events", 1000)
+    producer = new_reliable_producer(KafkaConnection(f"127.0.0.1:{free_ports(1)[0]}"), "test-events", 1000)
     message = Message("m-1", "clientA", "clientB", "hello", NOW)
     with pytest.raises(StoredEventsUnavailable):
         KafkaStoredEventSink(producer, "events", 2).publish_stored([(IncomingRecord("t", 0, 1, None, b"x", []), message)])
@@ -147,8 +148,8 @@ def dead_letter_of_size(size: int) -> DeadLetter:
 
 def test_the_dead_letter_topic_takes_whole_any_record_the_message_topic_accepts(kafka, unique):
     dlq = f"dlq-{unique}"
-    ensure_topics(kafka.address, [dlq], partitions=1, timeout=10, configs={dlq: dead_letter_topic_config()})
-    producer = new_reliable_producer(kafka.address, "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
+    ensure_topics(KafkaConnection(kafka.address), [dlq], partitions=1, timeout=10, configs={dlq: dead_letter_topic_config()})
+    producer = new_reliable_producer(KafkaConnection(kafka.address), "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
     KafkaDeadLetterSink(producer, dlq, 20).send_all([dead_letter_of_size(1_048_000)])  # the broker's default limit
     [record] = read_all(kafka.address, dlq, 1)
     assert len(record.value()) == 1_048_000 and TRUNCATED_HEADER not in dict(record.headers())
@@ -156,8 +157,8 @@ def test_the_dead_letter_topic_takes_whole_any_record_the_message_topic_accepts(
 
 def test_a_dead_letter_too_large_for_its_topic_is_written_truncated_and_says_so(kafka, unique):
     dlq = f"dlq-{unique}"
-    ensure_topics(kafka.address, [dlq], partitions=1, timeout=10, configs={dlq: {"max.message.bytes": "150000"}})
-    producer = new_reliable_producer(kafka.address, "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
+    ensure_topics(KafkaConnection(kafka.address), [dlq], partitions=1, timeout=10, configs={dlq: {"max.message.bytes": "150000"}})
+    producer = new_reliable_producer(KafkaConnection(kafka.address), "test-dlq", 10000, max_message_bytes=DEAD_LETTER_MAX_BYTES)
     KafkaDeadLetterSink(producer, dlq, 20).send_all([dead_letter_of_size(400_000)])
     [record] = read_all(kafka.address, dlq, 1)
     headers = dict(record.headers())

@@ -2,6 +2,7 @@
 
 from confluent_kafka import Consumer, Producer
 
+from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.infrastructure.kafka_io import ensure_topics
 from shared_adapters.kafka_partition_ends import partition_ends
 from shared_domain.failures import SourcePosition
@@ -10,7 +11,7 @@ from shared_domain.plausibility import SourceCheck
 
 def test_ends_are_each_partitions_high_watermark_and_a_missing_partition_has_none(kafka, unique):
     topic = f"ends-{unique}"
-    ensure_topics(kafka.address, [topic], partitions=2, timeout=10)
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=2, timeout=10)
     producer = Producer({"bootstrap.servers": kafka.address, "acks": "all"})
     for _ in range(3):
         producer.produce(topic, value=b"x", partition=1)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumer_service.entrypoints.metrics import FieldLabels
 from producer_service.application.live import InvalidPosition, Position
 from producer_service.entrypoints import paging
 from shared_adapters import http_worker
@@ -79,6 +80,7 @@ TARGETS = {
     "http_worker._STREAM_REQUEST": Target(lambda text: http_worker._STREAM_REQUEST.match(text.encode("latin-1", "replace")),
                                           "GET /stream?", (("GET /stream", "?"),)),
     "paging._PAGE_SIZE": Target(lambda text: paging._limit(text, 50, 1000, {}), "09a", (("", "9"),)),
+    "metrics._SAFE_FIELD_NAME": Target(FieldLabels(limit=0), "aZ9_.-\n ", (("", "a"), ("", "a\n"))),
     "live.Position.decode": Target(_quietly(lambda data: Position.decode(data.decode()), InvalidPosition),
                                    "eyJ9W3sx=_-", (("", "W"), ("", "e30"))),
 }
@@ -97,6 +99,7 @@ COVERED = {
     ("shared_adapters.http_worker", "_EXPECT"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_STREAM_REQUEST"): "http_worker._STREAM_REQUEST",
     ("producer_service.entrypoints.paging", "_PAGE_SIZE"): "paging._PAGE_SIZE",
+    ("consumer_service.entrypoints.metrics", "_SAFE_FIELD_NAME"): "metrics._SAFE_FIELD_NAME",
 }
 
 
