@@ -16,6 +16,9 @@ ORIGINAL_PARTITION_HEADER = "dlq.original-partition"
 ORIGINAL_OFFSET_HEADER = "dlq.original-offset"
 CONSUMER_CLIENT_HEADER = "dlq.consumer-client"
 TRUNCATED_HEADER = "dlq.truncated"
+# The context headers this version reads; other `dlq.` headers (a newer version's) are kept with the record and ignored.
+CONTEXT_HEADERS = frozenset({REASON_HEADER, ERROR_TYPE_HEADER, ATTEMPTS_HEADER, FAILED_AT_HEADER, ORIGINAL_TOPIC_HEADER,
+                             ORIGINAL_PARTITION_HEADER, ORIGINAL_OFFSET_HEADER, CONSUMER_CLIENT_HEADER, TRUNCATED_HEADER})
 REPLAY_COUNT_HEADER = "replay-count"
 REPLAY_OF_HEADER = "replay-of"
 DEFAULT_REPLAY_CAP = 3

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from .clock import as_utc
 from .message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, InvalidValue, MessageId, MessageText, text_problem
@@ -90,7 +90,10 @@ class SendMessageSchema(MessageFieldsSchema):
 
 
 class EnvelopeSchema(MessageFieldsSchema):
-    """The versioned JSON envelope of a message on Kafka."""
+    """The versioned JSON envelope of a message on Kafka; fields a newer producer added are ignored (docs/wire-format.md)."""
+
+    class Meta:
+        unknown = EXCLUDE
 
     schema_version = fields.Integer(
         required=True, data_key="schemaVersion", strict=True,

@@ -40,12 +40,13 @@ def encode_stored_event(message: Message, source: SourcePosition) -> bytes:
 
 
 def decode_stored_event(value: bytes) -> StoredEvent:
-    """Read a stored event written by encode_stored_event; ValueError (or KeyError, TypeError) otherwise."""
+    """Read a stored event of version 1, ignoring fields it does not know; ValueError (or KeyError, TypeError) otherwise."""
     document = loads(value)
     if not isinstance(document, dict):
         raise ValueError(f"a stored event is a JSON object, not {type(document).__name__}")
-    if document.get("v") != STORED_EVENT_VERSION:
-        raise ValueError(f"unknown stored event version {document.get('v')!r}")
+    version = document.get("v")
+    if type(version) is not int or version != STORED_EVENT_VERSION:
+        raise ValueError(f"unknown stored event version {str(version)[:20]!r}")
     topic, partition, offset = document["source"]
     return stored_event(document["messageId"], document["from"], document["to"], document["message"],
                         parse_iso(document["sentAt"]), SourcePosition(topic, int(partition), int(offset)))

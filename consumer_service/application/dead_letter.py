@@ -78,7 +78,7 @@ def failure_document(dlq_record: IncomingRecord, projected_at: datetime | None =
         "keyEncoding": key_encoding,
         "payload": payload,
         "payloadEncoding": encoding,
-        "headers": [_header_view(name, value) for name, value in dlq_record.headers if not f.is_context_header(name)],
+        "headers": [_header_view(name, value) for name, value in dlq_record.headers if name not in f.CONTEXT_HEADERS],
         "replayCount": header_number(context.get(f.REPLAY_COUNT_HEADER), 0),
         "history": [],
     }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared_domain.clock import utc_now
-from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRecord, decode
+from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRecord, read_envelope
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
@@ -44,6 +44,7 @@ class BatchOutcome:
     dead_letter_types: dict[str, int] = field(default_factory=dict)
     store_retries: int = 0
     resent: int = 0  # messages their sender sent again, stored before from another record
+    unknown_fields: dict[str, int] = field(default_factory=dict)  # envelopes carrying each field this version ignores
 
 
 @dataclass
@@ -53,6 +54,7 @@ class PreparedBatch:
     to_store: list[tuple[IncomingRecord, Message]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0
+    unknown_fields: Counter = field(default_factory=Counter)  # envelopes carrying each field this version ignores
 
 
 def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
@@ -70,7 +72,7 @@ def prepare_batch(records: list[IncomingRecord], handler: BatchHandler) -> Prepa
     prepared = PreparedBatch()
     for record in records:
         try:
-            decision = _decide(record, handler)
+            decision = _decide(record, handler, prepared.unknown_fields)
         except Exception as error:  # the safety net: whatever one record causes, it is dead-lettered, the batch goes on
             log.warning("unexpected %s handling %s:%d:%d", type(error).__name__, record.topic, record.partition,
                         record.offset, exc_info=True)
@@ -108,21 +110,26 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
                 "offset": record.offset})
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
-                        store_retries=max(0, attempts - 1), resent=resent)
+                        store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields))
 
 
-def _decide(record: IncomingRecord, handler: BatchHandler) -> Message | DeadLetter | None:
-    """The message to store, the dead letter of a poison record, or None when it is for another client."""
+def _decide(record: IncomingRecord, handler: BatchHandler, unknown_fields: Counter) -> Message | DeadLetter | None:
+    """The message to store, the dead letter of a poison record, or None when it is for another client.
+
+    The envelope's fields this version does not know are ignored, and counted in `unknown_fields`.
+    """
     try:
         if record.defect:
             raise UndecodableRecord(record.defect)
-        message = decode(record.value, handler.max_length)
+        envelope = read_envelope(record.value, handler.max_length)
     except PoisonRecord as poison:
         recipient = _recipient_of_poison(record, poison)
         # A record nobody can be identified as the recipient of is kept by every consumer.
         if recipient is None or is_addressed_to(recipient, handler.client):
             return _letter(handler, record, type(poison).__name__, str(poison), 1)
         return None
+    unknown_fields.update(envelope.unknown_fields)
+    message = envelope.message
     return message if is_addressed_to(message.recipient, handler.client) else None
 
 

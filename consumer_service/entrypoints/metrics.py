@@ -1,5 +1,7 @@
 """The consumer's metrics, served on its health port (CONSUMER_HEALTH_PORT) at /metrics."""
 
+import re
+import threading
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
@@ -25,8 +27,39 @@ BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to write a batch: stor
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LAG = Gauge("consumer_lag_records", "Records between the last committed batch and the end of each partition "
             "(the projector's too).", ["consumer", "topic", "partition"])
+UNKNOWN_FIELDS = Counter("consumer_unknown_envelope_fields_total", "Envelopes read with a field this consumer does "
+                         "not know (a newer producer's; ignored, not stored), by field name: the first 20 names that "
+                         "are safe as labels, then 'other'.", ["consumer", "field"])
 DEPENDENCY_UP = Gauge("dependency_up", "1 when a dependency answers, 0 when not (asked at each scrape).",
                       ["dependency"])
+
+
+# Field names come from whoever writes the topic: only short plain names become label values.
+_SAFE_FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class FieldLabels:
+    """Label values for field names: the name itself for the first `limit` safe names seen, then 'other'."""
+
+    OTHER = "other"
+
+    def __init__(self, limit: int = 20):
+        self.limit = limit
+        self.names: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str) -> str:
+        """The label value for one field name."""
+        if name in self.names:
+            return name
+        with self.lock:
+            if _SAFE_FIELD_NAME.fullmatch(name) and len(self.names) < self.limit:
+                self.names.add(name)
+                return name
+        return self.OTHER
+
+
+field_label = FieldLabels()
 
 
 def record_batch(consumer: str, records: list[IncomingRecord], outcome: object, seconds: float) -> None:
@@ -42,6 +75,8 @@ def record_batch(consumer: str, records: list[IncomingRecord], outcome: object, 
             DEAD_LETTERS.labels(consumer, error_type).inc(count)
         if outcome.store_retries:
             STORE_RETRIES.labels(consumer).inc(outcome.store_retries)
+        for name, count in outcome.unknown_fields.items():
+            UNKNOWN_FIELDS.labels(consumer, field_label(name)).inc(count)
     else:
         RECORDS.labels(consumer, "projected").inc(len(records))
 

@@ -132,12 +132,13 @@ def test_operators_replay_over_http_with_their_token(stack, store):
 
 
 def test_operators_discard_poison_by_filter_over_http_recorded_under_their_name(stack):
-    marker = f"field{uuid.uuid4().hex}"
-    partition, offset = stack.produce_raw(b"clientB", json.dumps({"schemaVersion": 1, marker: 1}).encode())
+    # Fields a reader does not know are ignored, so what fails is the missing ones; no other test here misses any.
+    value = json.dumps({"schemaVersion": 1, "to": "clientB", f"field{uuid.uuid4().hex}": 1}).encode()
+    partition, offset = stack.produce_raw(b"clientB", value)
     failure_id = f"{stack.topics[0]}:{partition}:{offset}:clientB"
     wait_until(lambda: stack.cli("dlq", "show", failure_id).returncode == 0, timeout=30, what=f"failure {failure_id}")
     auth = stack.operator.as_("ops")  # a registered operator
-    request = {"filter": {"reasonContains": marker, "errorType": "SchemaViolation"}, "reason": "malformed sender",
+    request = {"filter": {"reasonContains": "missing data", "errorType": "SchemaViolation"}, "reason": "malformed sender",
                "by": "someone else"}
 
     dry = stack.operator.post("/failed-messages/discard", {**request, "dryRun": True}, headers=auth)

@@ -1,13 +1,21 @@
-"""Prometheus metrics after real traffic: the producer's (every worker added up), a consumer's, the operator server's."""
+"""Prometheus metrics after real traffic: the producer's (every worker added up), a consumer's, the operator server's;
+and envelopes of a newer producer, stored beside today's and their unknown fields counted."""
 
+import collections
 import json
 import subprocess
 import urllib.request
+import uuid
+from datetime import datetime, timezone
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pymongo import MongoClient
 
 from infra.process import free_ports, wait_until
+from shared_domain.envelope import CONTENT_TYPE, encode
+from shared_domain.message import Message
+from tests.support.ledgers import LEDGERS
 from tests.support.services import BIN
 from tests.support.sse import SseStream
 
@@ -114,3 +122,51 @@ def test_a_metrics_reader_registered_with_the_cli_scrapes_both_servers_and_reads
     for api, path in ((stack.api, "/messages"), (stack.api, "/failed-messages"), (stack.api, "/conversations"),
                       (stack.operator, "/failed-messages"), (stack.operator, "/failed-message-counts")):
         assert api.get(path, headers=reader).status == 403, path
+
+
+MIXED_SENDS = 40
+# What a newer producer might add: a plain field (counted under its own name) and, on some, names no label may carry.
+NEWER_FIELDS = [{"priority": "high"}, {"priority": 2, "thread": {"id": 7, "tags": ["a"]}},
+                {"priority": None, "x\n\u2028}{": [1.5, True], "\ud800" * 3: "lone surrogates", "y" * 5000: {}}]
+
+
+def test_envelopes_of_a_newer_producer_are_stored_beside_todays_and_their_fields_counted(stack, health_port):
+    run, consumer = uuid.uuid4().hex[:8], "consumer[clientB]"
+    counted = lambda: value(consumer_metrics(health_port), "consumer_unknown_envelope_fields_total", consumer=consumer,
+                            field="priority")
+    handled = lambda: sum(value(consumer_metrics(health_port), "consumer_records_total", consumer=consumer, outcome=outcome)
+                          for outcome in ("stored", "dead_lettered"))
+    before, handled_before, letters_before = counted(), handled(), stack.dead_letter_count()
+    sent, newer = [], set()
+    for n in range(MIXED_SENDS):
+        message_id = f"mixed-{run}-{n}"
+        envelope = json.loads(encode(Message(message_id, "clientA", "clientB", f"mixed {n}", datetime.now(timezone.utc))))
+        if n % 2:
+            envelope.update(NEWER_FIELDS[n % len(NEWER_FIELDS)])
+            newer.add(message_id)
+        stack.produce_raw(b"clientB", json.dumps(envelope).encode(),
+                                 headers=[("content-type", CONTENT_TYPE.encode()), ("trace-id", message_id.encode())])
+        sent.append(message_id)
+    stored = collections.Counter()
+
+    def all_stored() -> bool:
+        stored.clear()
+        stored.update(m["messageId"] for m in stack.all_messages(to="clientB") if m["messageId"] in set(sent))
+        return set(stored) == set(sent)
+
+    wait_until(all_stored, timeout=60, what="every mixed-version message stored", process=stack.processes[0])
+    # A batch is counted once committed, after its dead letters are written: then the dead-letter topic is complete.
+    wait_until(lambda: handled() - handled_before >= MIXED_SENDS, timeout=30, what="the mix counted as handled")
+    wait_until(lambda: counted() - before >= len(newer), timeout=15, what="the unknown fields counted")
+    dead_lettered = stack.dead_letter_count() - letters_before
+    lost, duplicated = set(sent) - set(stored), [m for m, count in stored.items() if count > 1]
+    LEDGERS.append(f"ledger[mixed versions]: sent={len(sent)} newer={len(newer)} stored={len(stored)} "
+                   f"dead-lettered={dead_lettered} lost={len(lost)} duplicated={len(duplicated)} "
+                   f"unknown-field counts: priority={counted() - before:.0f}")
+    assert (dead_lettered, len(lost), len(duplicated)) == (0, 0, 0)
+    assert counted() - before == len(newer)
+    assert value(consumer_metrics(health_port), "consumer_unknown_envelope_fields_total", consumer=consumer,
+                 field="other") >= 1
+    with MongoClient(stack.env["MONGODB_URI"]) as client:
+        documents = list(client[stack.env["MONGODB_DATABASE"]].messages.find({"messageId": {"$in": sorted(newer)}}))
+    assert len(documents) == len(newer) and not any({"priority", "thread"} & set(document) for document in documents)

@@ -64,6 +64,7 @@ KINDS = {
     "wrong-type": lambda rng, n: _envelope(rng, n, **{rng.choice(list(VALID_ENVELOPE)): rng.choice(
         [None, [], {}, 1.5, True, 10**30])}),
     "not-an-object": lambda rng, n: json.dumps(rng.choice([[1, 2], "text", 42, None, [VALID_ENVELOPE]])).encode(),
+    # 0, -1 and "1" are no version (SchemaViolation); 2 is a future major (UnsupportedSchemaVersion): docs/wire-format.md.
     "wrong-version": lambda rng, n: _envelope(rng, n, schemaVersion=rng.choice([0, 2, -1, "1"])),
     "tombstone": lambda rng, n: None,
     # Shapes that made the nesting pre-scan backtrack (quadratic): an unterminated string of escapes.

@@ -20,6 +20,14 @@ ISO_TIMES = st.one_of(
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), ANY_TEXT)
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)), max_leaves=12)
+# Any JSON a parser gives back (JSON has no NaN or Infinity), e.g. the value of a field a newer writer added.
+JSON_DATA = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), ANY_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)), max_leaves=12)
+# Names a newer (or hostile) writer may add: any text, lone surrogates, NUL and look-alikes of known names included.
+ADDED_FIELD_NAMES = st.one_of(ANY_TEXT, st.sampled_from(
+    ["", "__proto__", "$where", "a.b", "schemaVersion ", "SchemaVersion", "v ", "V", "\x00", "\ud800", "dlq.reason",
+     "other", "line\nbreak", 'quote"', "x" * 10_000]))
 
 
 @st.composite

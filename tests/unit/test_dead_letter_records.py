@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from consumer_service.application.dead_letter import dead_letter_record, failure_document
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from shared_domain.envelope import encode
-from shared_domain.failures import Failure
+from shared_domain.failures import Failure, replay_headers
 from shared_domain.message import Message
 
 FAILED_AT = datetime(2026, 5, 6, 7, 8, 9, 123000, tzinfo=timezone.utc)
@@ -57,3 +57,14 @@ def test_the_projection_of_a_decodable_record_names_the_message():
 def test_the_same_failure_read_twice_projects_to_the_same_id():
     outgoing = dead_letter_record(letter())
     assert failure_document(as_dlq_record(outgoing, 7))["_id"] == failure_document(as_dlq_record(outgoing, 8))["_id"]
+
+
+def test_a_dead_letter_from_a_newer_consumer_projects_the_same_and_keeps_the_headers_it_does_not_know():
+    outgoing = dead_letter_record(letter())
+    added = [("dlq.retry-class", b"later"), ("dlq.\u2028 \x00", b"\xff")]
+    today = failure_document(as_dlq_record(outgoing))
+    newer = failure_document(as_dlq_record(type(outgoing)(outgoing.key, outgoing.value, outgoing.headers + added)))
+    assert {**newer, "headers": today["headers"]} == today
+    assert [h["name"] for h in newer["headers"]] == ["trace-id", "content-type", "dlq.retry-class", "dlq.\u2028 \x00"]
+    replayed = replay_headers([(h["name"], h["value"].encode()) for h in newer["headers"]], 1, today["_id"])
+    assert [name for name, _ in replayed] == ["trace-id", "content-type", "replay-count", "replay-of"]

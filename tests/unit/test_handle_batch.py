@@ -118,6 +118,25 @@ def test_poison_is_dead_lettered_at_once_without_retries(database, waits, value,
     assert waits == []
 
 
+def test_envelopes_with_fields_of_a_newer_producer_are_stored_and_the_fields_counted(database, waits):
+    sink = FakeSink()
+    newer = [record(n, value=json.dumps({**json.loads(record(n).value), **extras}).encode())
+             for n, extras in ((2, {"priority": "high"}), (3, {"priority": 1, "thread": {"id": 7}}))]
+    outcome = handle_batch([record(1), *newer], handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert (outcome.stored, outcome.dead_lettered) == (3, 0)
+    assert outcome.unknown_fields == {"priority": 2, "thread": 1}
+    assert all(set(d) >= {"messageId", "message"} and not set(d) & {"priority", "thread"} for d in database.messages.find())
+
+
+def test_a_newer_major_version_is_dead_lettered_as_unsupported_for_its_recipient(database, waits):
+    sink = FakeSink()
+    future = json.dumps({"schemaVersion": 2, "to": "clientB", "body": "hi"}).encode()
+    outcome = handle_batch([record(1, value=future)], handler_for("clientB", MongoMessageStore(database), sink, waits))
+    assert outcome.dead_lettered == 1 and outcome.dead_letter_types == {"UnsupportedSchemaVersion": 1}
+    assert handle_batch([record(1, value=future)], handler_for("clientC", MongoMessageStore(database), FakeSink(),
+                                                                 waits)).skipped == 1
+
+
 def test_poison_for_another_client_is_left_to_that_client(database, waits):
     sink = FakeSink()
     poison = json.dumps({"to": "clientC", "message": 1}).encode()

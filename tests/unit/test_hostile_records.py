@@ -14,7 +14,7 @@ from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
-from shared_domain.envelope import decode
+from shared_domain.envelope import read_envelope
 from shared_domain.failures import Failure
 from tests.unit.strategies import incoming_records
 
@@ -132,9 +132,9 @@ def test_an_unexpected_error_on_one_record_dead_letters_it_and_stores_the_rest(m
     def explode_on_offset_2(value, max_length):
         if b"text 2" in value:
             raise RuntimeError("a bug in decoding")
-        return decode(value, max_length)
+        return read_envelope(value, max_length)
 
-    monkeypatch.setattr(module, "decode", explode_on_offset_2)
+    monkeypatch.setattr(module, "read_envelope", explode_on_offset_2)
     database = mongomock.MongoClient(tz_aware=True)["messaging"]
     sink = WireSink()
     handler = BatchHandler(client="clientB", store=MongoMessageStore(database), dead_letters=sink)

@@ -1,8 +1,11 @@
-"""Request metrics: by route, method and status, with a bounded set of methods whatever callers send."""
+"""Request metrics: by route, method and status, with a bounded set of methods whatever callers send; and the
+consumer's count of unknown envelope fields, with a bounded set of field labels whatever producers send."""
 
 import pytest
 from prometheus_client import REGISTRY
 
+from consumer_service.application.handle_batch import BatchOutcome
+from consumer_service.entrypoints.metrics import FieldLabels, record_batch
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_domain.identity import METRICS
 
@@ -70,3 +73,21 @@ def test_the_operator_server_gives_its_metrics_to_operators_and_metrics_readers_
                               headers=bearer(metrics_token))
     assert replay.status_code == 403
     assert test_client.post("/session", json={"name": "prometheus", "token": metrics_token}).status_code == 401
+
+
+def test_field_labels_are_the_first_safe_names_then_other():
+    labels = FieldLabels(limit=3)
+    hostile = ["", "a b", "x" * 65, "new\nline", "\ud800", "é", 'q"uote', "{le}", "a\x00"]
+    assert [labels(name) for name in hostile] == ["other"] * len(hostile)
+    assert [labels(name) for name in ("priority", "thread.id", "v2-flag", "fourth", "priority")] == [
+        "priority", "thread.id", "v2-flag", "other", "priority"]
+
+
+def test_a_consumer_counts_the_unknown_fields_of_a_batch():
+    def count(field):
+        return REGISTRY.get_sample_value("consumer_unknown_envelope_fields_total",
+                                         {"consumer": "consumer[test]", "field": field}) or 0.0
+
+    before = count("other")
+    record_batch("consumer[test]", [], BatchOutcome(stored=3, unknown_fields={"x" * 100: 2, "\n": 1}), 0.01)
+    assert count("other") == before + 3
