@@ -8,7 +8,7 @@ import pytest
 from pymongo import MongoClient
 
 from infra.process import wait_until
-from tests.support.local_stack import LocalStackRun
+from tests.support.local_stack import LocalStackRun, running
 
 PASSWORD = "n0t-to-be-printed"
 OPTIONS = "w=majority&retryWrites=false&readPreference=primary&appName=make-run-existing-store"
@@ -31,12 +31,7 @@ def stack(kafka, mongo, tmp_path_factory):
                         MONGODB_URI=store_uri(mongo.address), MONGODB_DATABASE=f"make_run_{uuid.uuid4().hex[:10]}",
                         KAFKA_BOOTSTRAP_SERVERS=kafka.address, MESSAGES_TOPIC=topic, DEAD_LETTER_TOPIC=f"{topic}-dlq",
                         STORED_EVENTS_TOPIC=f"{topic}-stored")
-    run.start()
-    try:
-        run.wait_ready()
-        yield run
-    finally:
-        run.close()
+    yield from running(run)
 
 
 def environ(pid: int) -> dict[str, str]:

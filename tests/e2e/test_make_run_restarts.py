@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from infra.process import wait_until
-from tests.support.local_stack import LocalStackRun
+from tests.support.local_stack import LocalStackRun, running
 
 BAD_CLIENT = "bad!client"  # refused by the consumer's settings: it exits 2 at once, every time
 
@@ -23,12 +23,7 @@ def stack(tmp_path_factory):
     # The store's restart must fit in the consumer's retries, or records sent meanwhile would be dead-lettered.
     run = LocalStackRun(tmp_path_factory.mktemp("make-run"), RUN_CLIENTS="clientB", STORE_RETRY_ATTEMPTS="10",
                         STORE_RETRY_MAX_WAIT_S="2")
-    run.start()
-    try:
-        run.wait_ready()
-        yield run
-    finally:
-        run.close()
+    yield from running(run)
 
 
 def send(api, tag: str, count: int) -> list[str]:

@@ -167,6 +167,15 @@ def test_a_consumer_for_one_client_reads_and_commits_only_its_partition_and_stor
                    f"({fetched / total:.2f}), all of partition {own}; clientB's {len(sent['clientB'])} stored")
 
 
+def produce_keyed(kafka, topic: str, key: bytes, count: int) -> None:
+    """Make a 3-partition topic and put `count` records with one key in it, where murmur2 says."""
+    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
+    producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
+    for n in range(count):
+        producer.produce(topic, key=key, value=str(n).encode())
+    assert producer.flush(10) == 0
+
+
 def grow(kafka, topic: str, partitions: int) -> None:
     """Give a topic more partitions, as an operator would."""
     admin = AdminClient({"bootstrap.servers": kafka.address})
@@ -175,12 +184,8 @@ def grow(kafka, topic: str, partitions: int) -> None:
 
 def test_a_consumer_of_one_partition_stops_once_the_partition_count_changes(kafka, unique):
     topic, group = f"grow-{unique}", f"grow-group-{unique}"
-    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
+    produce_keyed(kafka, topic, b"clientB", 10)
     own = partition_of(b"clientB", 3)
-    producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
-    for n in range(10):
-        producer.produce(topic, key=b"clientB", value=str(n).encode())
-    assert producer.flush(10) == 0
     handled, stop, raised = [], threading.Event(), []
 
     def serve():
@@ -239,12 +244,8 @@ def test_a_group_that_left_records_unread_on_another_partition_is_refused_until_
 
 def test_commits_of_a_consumer_of_every_partition_do_not_stop_a_per_client_consumer(kafka, unique):
     topic, group = f"upgraded-{unique}", f"upgraded-group-{unique}"
-    ensure_topics(KafkaConnection(kafka.address), [topic], partitions=3, timeout=10)
+    produce_keyed(kafka, topic, b"clientA", 5)
     other = partition_of(b"clientA", 3)
-    producer = Producer({"bootstrap.servers": kafka.address, "partitioner": PARTITIONER})
-    for n in range(5):
-        producer.produce(topic, key=b"clientA", value=str(n).encode())
-    assert producer.flush(10) == 0
     commit(kafka, group, topic, other, 2, served_under=None)  # the group consumer per-client deployments ran before
     served = ServedPartition(topic, partition_of(b"clientB", 3), 3)
     assert served_partition(KafkaConnection(kafka.address), group, topic, "clientB") == served

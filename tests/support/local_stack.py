@@ -123,3 +123,13 @@ class LocalStackRun:
 def _alive(proc_entry: Path) -> bool:
     """Whether a /proc entry is a process that has not exited (zombies have)."""
     return (proc_entry / "stat").read_text().rsplit(") ", 1)[1][0] != "Z"
+
+
+def running(run: LocalStackRun):
+    """Start a `make run` and wait until it is ready; leave nothing of it behind afterwards (a fixture's body)."""
+    run.start()
+    try:
+        run.wait_ready()
+        yield run
+    finally:
+        run.close()
