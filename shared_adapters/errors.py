@@ -61,7 +61,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(error.code or 500, code, error.description or error.name)
+        # Keep what the status needs, such as a 405's Allow (RFC 9110), but not its HTML content type.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return error_response(error.code or 500, code, error.description or error.name, headers=headers)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -61,7 +61,7 @@ def header_number(text: str | None, default: int) -> int:
     return int(text) if text is not None and _HEADER_NUMBER.fullmatch(text) else default
 
 
-_ERROR_TYPE = re.compile(r"[A-Za-z0-9_.]{1,100}")
+ERROR_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.]{1,100}")
 
 
 def status_problem(value: str) -> str | None:
@@ -71,7 +71,7 @@ def status_problem(value: str) -> str | None:
 
 def error_type_problem(value: str) -> str | None:
     """Explain why an error type filter cannot name one (letters, digits, '_', '.'), or None."""
-    return None if _ERROR_TYPE.fullmatch(value) else "must be 1-100 letters, digits, '_' or '.', e.g. SchemaViolation"
+    return None if ERROR_TYPE_PATTERN.fullmatch(value) else "must be 1-100 letters, digits, '_' or '.', e.g. SchemaViolation"
 
 
 def consumer_client_problem(value: str) -> str | None:

@@ -8,8 +8,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from shared_adapters.access import access, principal, protect
 from shared_adapters.bodies import json_body, load_body
 from shared_adapters.errors import ApiError, api_error_response, unavailable
+from shared_adapters.openapi import CLIENT_ID, CONSUMER_CLIENT, ERROR_TYPE, text_rule
 from shared_domain.documents import failure_summary_view, failure_view
-from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
+from shared_domain.failures import (MAX_REASON_LENGTH, STATUSES, consumer_client_problem, error_type_problem,
+                                    reason_problem)
 from shared_domain.identity import OPERATOR
 from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime, rule
@@ -37,14 +39,23 @@ class FilterSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    to = fields.String(validate=rule(client_id_problem))
-    sender = fields.String(data_key="from", validate=rule(client_id_problem))
-    errorType = fields.String(validate=rule(error_type_problem))
-    client = fields.String(validate=rule(consumer_client_problem))
+    to = fields.String(validate=rule(client_id_problem), metadata=CLIENT_ID)
+    sender = fields.String(data_key="from", validate=rule(client_id_problem), metadata=CLIENT_ID)
+    errorType = fields.String(validate=rule(error_type_problem), metadata=ERROR_TYPE)
+    client = fields.String(validate=rule(consumer_client_problem), metadata=CONSUMER_CLIENT)
     reasonContains = fields.String(validate=validate.Length(1, 200))
     status = fields.String(validate=validate.OneOf([*STATUSES, "any"]), load_default="failed")
     since = UtcDateTime()
     until = UtcDateTime()
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false as JSON writes them; not 1, "yes" or "on", which the document does not allow either."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class ActionSchema(Schema):
@@ -53,8 +64,8 @@ class ActionSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    dryRun = fields.Boolean(load_default=False)
-    force = fields.Boolean(load_default=False)
+    dryRun = JsonBoolean(load_default=False)
+    force = JsonBoolean(load_default=False)
     by = fields.String(load_default="operator-api", validate=validate.Length(1, 128))
 
 
@@ -74,7 +85,7 @@ class BulkActionSchema(ActionSchema):
 class DiscardSchema(ActionSchema):
     """Body of POST /failed-messages/<id>/discard: why the record must never be replayed."""
 
-    reason = fields.String(required=True, validate=rule(reason_problem))
+    reason = fields.String(required=True, validate=rule(reason_problem), metadata=text_rule(MAX_REASON_LENGTH))
 
 
 class BulkDiscardSchema(BulkActionSchema, DiscardSchema):

@@ -6,7 +6,7 @@ from shared_adapters.openapi import (FailureSchema, FailureSummarySchema, Strict
                                      new_document, path_parameter, responses, security)
 from shared_domain.identity import OPERATOR
 
-from .operator_api import BulkActionSchema, BulkDiscardSchema, DiscardSchema, FilterSchema, ListingSchema
+from .operator_api import BulkActionSchema, BulkDiscardSchema, DiscardSchema, ListingSchema
 
 COOKIE = "console_session"
 DESCRIPTION = ("Operators list, inspect, replay and discard dead-lettered messages; every action can be a dry run "
@@ -32,9 +32,15 @@ class CountsSchema(StrictSchema):
     byErrorType = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
 
 
+# A bulk action selects by ids or by filter, never both.
+IDS_OR_FILTER = {"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]}
+
+
 def operator_document() -> dict:
     """The operator server's OpenAPI 3.1 document."""
     document = new_document("Operator server", DESCRIPTION)
+    for name, schema in (("BulkAction", BulkActionSchema), ("BulkDiscard", BulkDiscardSchema)):
+        document.components.schema(name, IDS_OR_FILTER, schema=schema)
     operator = security(COOKIE)
     acted = responses({200: ("What was done, or would be in a dry run.", ReportSchema)},
                       400, 401, 403, 413, 415, 429, 503)
@@ -45,7 +51,7 @@ def operator_document() -> dict:
                                400, 401, 403, 429, 503)}})
     document.path(path="/failed-message-counts", operations={"get": {
         "summary": "How many failed messages match the filter, in all and by error type.", "tags": ["dead letters"],
-        "security": operator, "parameters": [{"in": "query", "schema": FilterSchema}],
+        "security": operator, "parameters": [{"in": "query", "schema": ListingSchema}],
         "responses": responses({200: ("Counts.", CountsSchema)}, 400, 401, 403, 429, 503)}})
     failure_id = path_parameter("failure_id", "The failure's id, e.g. client-messages:2:17:clientB.")
     document.path(path="/failed-messages/{failure_id}", operations={"get": {

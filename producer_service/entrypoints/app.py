@@ -39,7 +39,7 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
         app.extensions[END_STREAMS] = services.live.hub.close
     for blueprint in (send_api.bp, query_api.bp, stream_api.bp, health_api.bp, failures_api.bp, clients_api.bp,
                       session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR, METRICS),
-                      document_blueprint(producer_document)):
+                      document_blueprint(lambda: producer_document(settings))):
         app.register_blueprint(blueprint)
     return app
 

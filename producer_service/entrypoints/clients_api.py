@@ -6,6 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared_adapters.access import protect
 from shared_adapters.bodies import json_body, load_body
 from shared_adapters.errors import ApiError
+from shared_adapters.openapi import CLIENT_ID, PLAIN_TEXT
 from shared_domain.identity import CLIENT, OPERATOR, AlreadyRegistered, NotRegistered
 from shared_domain.message import client_id_problem, unsafe_text_problem
 from shared_domain.schemas import rule
@@ -23,9 +24,9 @@ class NewClientSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    clientId = fields.String(required=True, validate=rule(client_id_problem))
-    name = fields.String(validate=TEXT)
-    label = fields.String(load_default="", validate=TEXT)
+    clientId = fields.String(required=True, validate=rule(client_id_problem), metadata=CLIENT_ID)
+    name = fields.String(validate=TEXT, metadata=PLAIN_TEXT)
+    label = fields.String(load_default="", validate=TEXT, metadata=PLAIN_TEXT)
 
 
 class NewTokenSchema(Schema):
@@ -34,7 +35,7 @@ class NewTokenSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    label = fields.String(load_default="", validate=TEXT)
+    label = fields.String(load_default="", validate=TEXT, metadata=PLAIN_TEXT)
 
 
 class RevokeSchema(Schema):

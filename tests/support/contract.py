@@ -2,6 +2,7 @@
 
 The document cannot drift from the code: a status it does not list for an endpoint, a body
 that breaks its schema, or an endpoint it does not have fails the test that got the answer.
+Every event a test reads from GET /stream (tests/support/sse.py) is checked the same way.
 """
 
 import collections
@@ -58,13 +59,28 @@ class Document:
         assert media in content, f"{method} {template} {status} answered {media}; the document says {sorted(content)}"
         if media != "application/json":
             return
-        pointer = "/".join(part.replace("~", "~0").replace("/", "~1")
-                           for part in ("paths", template, method.lower(), "responses", str(status), "content",
-                                        "application/json", "schema"))
-        validator = Draft202012Validator({"$ref": f"urn:api#/{pointer}"}, registry=self._registry)
-        problems = [f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message}"
-                    for error in validator.iter_errors(body)]
+        where = ("paths", template, method.lower(), "responses", str(status), "content", "application/json", "schema")
+        problems = self._problems(where, body)
         assert not problems, f"{method} {template} {status} does not match the document: {problems[:5]}"
+
+    def check_event(self, kind: str, event_id: str | None, data) -> None:
+        """Raise AssertionError when an event of GET /stream is not one the document describes."""
+        where = ("paths", "/stream", "get", "responses", "200", "content", "text/event-stream", "schema")
+        event = {"event": kind, "data": json.dumps(data), **({"id": event_id} if event_id is not None else {})}
+        problems = self._problems(where, event)
+        assert not problems, f"GET /stream sent a `{kind}` event the document does not describe: {problems[:5]}"
+        # contentSchema is an annotation to JSON Schema validators: the data is checked against it here.
+        variants = self.spec["paths"]["/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+        index = next(n for n, one in enumerate(variants["oneOf"]) if one["properties"]["event"]["const"] == kind)
+        problems = self._problems((*where, "oneOf", str(index), "properties", "data", "contentSchema"), data)
+        assert not problems, f"GET /stream's `{kind}` event's data does not match the document: {problems[:5]}"
+
+    def _problems(self, where: tuple[str, ...], instance) -> list[str]:
+        """What is wrong with `instance` by the schema at `where` in the document, one line each."""
+        pointer = "/".join(part.replace("~", "~0").replace("/", "~1") for part in where)
+        validator = Draft202012Validator({"$ref": f"urn:api#/{pointer}"}, registry=self._registry)
+        return [f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message}"
+                for error in validator.iter_errors(instance)]
 
 
 def document_of(base_url: str) -> Document:
@@ -73,6 +89,13 @@ def document_of(base_url: str) -> Document:
         with urllib.request.urlopen(base_url + "/openapi.json", timeout=10) as response:
             _DOCUMENTS[base_url] = Document(json.loads(response.read()))
     return _DOCUMENTS[base_url]
+
+
+def conform_event(base_url: str, kind: str, event_id: str | None, data) -> None:
+    """Check one event of a stream against the document of the producer that sent it."""
+    if ENABLED:
+        document_of(base_url).check_event(kind, event_id, data)
+        CHECKED[f"EVENT /stream {kind}"] += 1
 
 
 def conform(base_url: str, method: str, path: str, status: int, content_type: str | None, body) -> None:

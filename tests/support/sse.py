@@ -1,4 +1,5 @@
-"""A Server-Sent Events client for tests: one stream on one connection, events read with a deadline."""
+"""A Server-Sent Events client for tests: one stream on one connection, events read with a deadline and checked
+against the producer's OpenAPI document."""
 
 import http.client
 import json
@@ -6,6 +7,8 @@ import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse
+
+from .contract import conform_event
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class SseStream:
     def __init__(self, base_url: str, token: str | None, last_event_id: str | None = None, cookie: str | None = None,
                  **params):
         address = urlparse(base_url)
+        self._base_url = base_url
         self._connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
         headers = {"Accept": "text/event-stream"}
         if token:
@@ -64,7 +68,9 @@ class SseStream:
                 if data or event_id is not None:
                     if event_id is not None:
                         self.last_id = event_id
-                    return Event(kind, event_id, json.loads("\n".join(data)) if data else None)
+                    event = Event(kind, event_id, json.loads("\n".join(data)) if data else None)
+                    conform_event(self._base_url, event.kind, event.id, event.data)
+                    return event
                 continue
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value

@@ -72,7 +72,7 @@ TARGETS = {
                                               (("", "a"), ("", " "))),
     "message.SURROGATES": Target(message.unsafe_text_problem, "a\ud800\udc00\x00", (("", "a"),)),
     "failures._HEADER_NUMBER": Target(lambda text: failures.header_number(text, 0), "09a", (("", "9"),)),
-    "failures._ERROR_TYPE": Target(failures.error_type_problem, "aZ9_. ", (("", "a"),)),
+    "failures.ERROR_TYPE_PATTERN": Target(failures.error_type_problem, "aZ9_. ", (("", "a"),)),
     "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)": Target(
         _head_judged, "\r\nconte-lgh:transfer-encodingexpct 9\t",
         (("GET / HTTP/1.1", "\r\ncontent-length: "), ("GET / HTTP/1.1\r\ncontent-length:", " \t"),
@@ -93,7 +93,7 @@ COVERED = {
     ("shared_domain.message", "FORBIDDEN_CONTROL_CHARS"): "message.FORBIDDEN_CONTROL_CHARS",
     ("shared_domain.message", "SURROGATES"): "message.SURROGATES",
     ("shared_domain.failures", "_HEADER_NUMBER"): "failures._HEADER_NUMBER",
-    ("shared_domain.failures", "_ERROR_TYPE"): "failures._ERROR_TYPE",
+    ("shared_domain.failures", "ERROR_TYPE_PATTERN"): "failures.ERROR_TYPE_PATTERN",
     ("shared_adapters.http_worker", "_CONTENT_LENGTH"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_TRANSFER_ENCODING"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_EXPECT"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",

@@ -1,8 +1,16 @@
 """Each service's OpenAPI document is valid OpenAPI 3.1 and covers every endpoint and method the app serves."""
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 from openapi_spec_validator import validate
 
+from producer_service.application.live import StreamItem
+from producer_service.entrypoints.stream_api import sse_text
+from shared_adapters.openapi import WORKER_ERRORS
+from shared_domain.failures import SourcePosition
+from shared_domain.stored_events import stored_event
 from tests.support.contract import Document
 
 # The pages' own scripts and styles are files, not API.
@@ -42,6 +50,40 @@ def test_every_operation_documents_its_errors_with_the_error_shape(served):
                     assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
             if operation.get("security"):
                 assert "401" in operation["responses"], (method, path)
+
+
+def test_every_operation_documents_what_the_http_worker_answers_before_the_app(served):
+    _app, document = served
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert {str(status) for status in WORKER_ERRORS} <= set(operation["responses"]), (method, path)
+
+
+def parsed_events(text: str) -> list[tuple[str, str | None, object]]:
+    """(event, id, JSON data) of each event of Server-Sent Events text that carries data."""
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if "data" in lines:
+            events.append((lines.get("event", "message"), lines.get("id"), json.loads(lines["data"])))
+    return events
+
+
+def test_every_kind_of_stream_event_matches_the_document(app):
+    document = Document(app.test_client().get("/openapi.json").get_json())
+    stored = stored_event("m-1", "clientA", "clientB", "hello\nB", datetime(2026, 12, 4, tzinfo=UTC),
+                          SourcePosition("client-messages", 2, 17))
+    text = "".join(sse_text(item) for item in (StreamItem("position", "e30"), StreamItem("heartbeat"),
+                                               StreamItem("message", "eyJjbGllbnRCIjoxN30", stored),
+                                               StreamItem("overflow", "eyJjbGllbnRCIjoxN30")))
+    events = parsed_events(text)
+    assert [kind for kind, _id, _data in events] == ["position", "chat-message", "overflow"]
+    for kind, event_id, data in events:
+        document.check_event(kind, event_id, data)
+    with pytest.raises(AssertionError, match="does not match the document"):
+        document.check_event("chat-message", "e30", {"messageId": "m-1"})
+    with pytest.raises(AssertionError, match="does not describe"):
+        document.check_event("typing", "e30", {})
 
 
 def test_the_docs_page_lists_every_operation(served):
