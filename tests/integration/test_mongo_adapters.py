@@ -142,7 +142,7 @@ def test_the_first_failure_creates_an_index_for_every_listing_filter(database):
     keys = {tuple(index["key"]) for index in database.failed_messages.list_indexes()}
     for field in ("to", "from", "errorType", "consumerClient"):
         assert (field, "failedAt", "_id") in keys
-    assert ("status", "failedAt") in keys and ("failedAt", "_id") in keys
+    assert ("status", "failedAt", "_id") in keys and ("failedAt", "_id") in keys
 
 
 def test_rate_limit_windows_are_shared_by_every_limiter_on_the_store(database):
