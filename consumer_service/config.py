@@ -27,6 +27,8 @@ class ConsumerSettings:
     dead_letter_topic: str
     stored_events_topic: str
     topic_partitions: int
+    topic_replication_factor: int | None
+    topic_min_insync_replicas: int | None
     batch_size: int
     retry_attempts: int
     retry_first_wait: float
@@ -59,6 +61,8 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         dead_letter_topic=dead_letter_topic,
         stored_events_topic=read_str(env, "STORED_EVENTS_TOPIC", STORED_EVENTS_TOPIC),
         topic_partitions=read_int(env, "TOPIC_PARTITIONS", 3, minimum=1),
+        topic_replication_factor=read_int(env, "TOPIC_REPLICATION_FACTOR", 0, minimum=0) or None,
+        topic_min_insync_replicas=read_int(env, "TOPIC_MIN_INSYNC_REPLICAS", 0, minimum=0) or None,
         batch_size=read_int(env, "CONSUMER_BATCH_SIZE", 500, minimum=1),
         retry_attempts=read_int(env, "STORE_RETRY_ATTEMPTS", 3, minimum=1),
         retry_first_wait=read_float(env, "STORE_RETRY_FIRST_WAIT_S", 1.0),

@@ -5,10 +5,11 @@ import threading
 from contextlib import contextmanager
 from functools import partial
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
+from shared_domain.config import ConfigError
 from shared_domain.message import ALL_CLIENTS
 from shared_domain.plausibility import SourceCheck
 
@@ -45,16 +46,27 @@ def operations(settings: ConsumerSettings, operator: str):
         mongo.close()
 
 
+# What a broker answers to topic settings it can never satisfy (more replicas than brokers, say).
+REFUSED_TOPIC_SETTINGS = {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
+
+
 def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
-    """Create the topics if absent, waiting for Kafka; False if stopped before Kafka answered."""
+    """Create the topics if absent, waiting for Kafka; False if stopped before Kafka answered.
+
+    Raises ConfigError when the broker refuses the replication settings for good.
+    """
     kafka, backoff = Dependencies.fresh().kafka, Backoff(stop)
     while not stop.is_set():
         try:
             topics = [settings.messages_topic, settings.dead_letter_topic, settings.stored_events_topic]
             configs = {settings.dead_letter_topic: kafka_io.dead_letter_topic_config()}
-            kafka_io.ensure_topics(settings.kafka, topics, settings.topic_partitions, timeout=5.0,
-                                   configs=configs)
+            replication = kafka_io.Replication(settings.topic_replication_factor, settings.topic_min_insync_replicas)
+            kafka_io.ensure_topics(settings.kafka, topics, settings.topic_partitions, timeout=5.0, configs=configs,
+                                   replication=replication)
         except KafkaException as error:
+            if error.args[0].code() in REFUSED_TOPIC_SETTINGS:
+                raise ConfigError("TOPIC_REPLICATION_FACTOR", f"(or TOPIC_MIN_INSYNC_REPLICAS) was refused by Kafka: "
+                                                              f"{error.args[0].str()}") from None
             kafka.down(error)
             backoff.wait()
             continue

@@ -40,7 +40,11 @@ def run(client: str | None) -> None:
     settings = settings_or_exit(client)
     accepted_or_exit(settings.kafka)
     stop = _stop_on_signals()
-    sys.exit(run_consumer_service(settings, stop))
+    try:
+        sys.exit(run_consumer_service(settings, stop))
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
 
 
 @cli.command()
@@ -61,7 +65,12 @@ def operator() -> None:
 def create_topics_command() -> None:
     """Create the message and dead-letter topics if they do not exist."""
     settings = settings_or_exit(None)
-    if create_topics(settings, _stop_on_signals()):
+    try:
+        ready = create_topics(settings, _stop_on_signals())
+    except ConfigError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    if ready:
         click.echo(f"topics ready: {settings.messages_topic}, {settings.dead_letter_topic}")
 
 

@@ -388,13 +388,28 @@ def _next_offsets(records: list[IncomingRecord], pick) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, pick(found)) for (topic, partition), found in offsets.items()]
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How many copies a topic keeps, and how many must have a record before it is acknowledged (None: chosen)."""
+
+    factor: int | None = None
+    min_insync: int | None = None
+
+    def of(self, brokers: int) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) on a cluster of `brokers`: by default 3 and 2, as far as it has brokers."""
+        factor = self.factor or min(3, brokers)
+        return factor, self.min_insync or (2 if factor >= 3 else 1)
+
+
 def ensure_topics(kafka: KafkaConnection, topics: list[str], partitions: int, timeout: float,
-                  configs: dict[str, dict[str, str]] | None = None) -> None:
+                  configs: dict[str, dict[str, str]] | None = None, replication: Replication = Replication()) -> None:
     """Create the topics that do not exist yet, each with its `configs`; raise KafkaException when the broker cannot be reached."""
     admin = AdminClient(kafka.config())
-    existing = admin.list_topics(timeout=timeout).topics
-    missing = [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=(configs or {}).get(name, {}))
-               for name in topics if name not in existing]
+    metadata = admin.list_topics(timeout=timeout)
+    factor, min_insync = replication.of(len(metadata.brokers))
+    missing = [NewTopic(name, num_partitions=partitions, replication_factor=factor,
+                        config={"min.insync.replicas": str(min_insync), **(configs or {}).get(name, {})})
+               for name in topics if name not in metadata.topics]
     if not missing:
         return
     for name, future in admin.create_topics(missing, operation_timeout=timeout, request_timeout=timeout).items():
@@ -403,7 +418,8 @@ def ensure_topics(kafka: KafkaConnection, topics: list[str], partitions: int, ti
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-        log.info("created topic %s with %d partitions", name, partitions)
+        log.info("created topic %s with %d partitions, %d replicas, min.insync.replicas %d", name, partitions, factor,
+                 min_insync)
 
 
 def dead_letter_topic_config() -> dict[str, str]:

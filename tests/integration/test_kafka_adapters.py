@@ -5,13 +5,14 @@ from datetime import datetime, timezone
 
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
-                                                      dead_letter_topic_config, ensure_topics, new_reliable_producer,
-                                                      to_incoming)
+                                                      Replication, dead_letter_topic_config, ensure_topics,
+                                                      new_reliable_producer, to_incoming)
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
@@ -46,6 +47,25 @@ def read_all(bootstrap: str, topic: str, count: int, deadline: float = 20.0) -> 
         consumer.close()
     assert len(records) == count, f"read {len(records)} of {count} records from {topic}"
     return records
+
+
+def test_topics_get_as_many_replicas_as_the_cluster_has_up_to_three(kafka, unique):
+    name = f"replicated-{unique}"
+    ensure_topics(KafkaConnection(kafka.address), [name], partitions=2, timeout=10)
+    admin = AdminClient({"bootstrap.servers": kafka.address})
+    brokers = len(admin.list_topics(timeout=10).brokers)
+    partitions = admin.list_topics(name, timeout=10).topics[name].partitions
+    assert {len(partition.replicas) for partition in partitions.values()} == {min(3, brokers)}
+    [described] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)]).values()
+    assert described.result(10)["min.insync.replicas"].value == ("2" if brokers >= 3 else "1")
+
+
+@pytest.mark.parametrize("replication, brokers, expected", [
+    (Replication(), 1, (1, 1)), (Replication(), 3, (3, 2)), (Replication(), 5, (3, 2)),
+    (Replication(factor=2), 3, (2, 1)), (Replication(factor=3, min_insync=3), 5, (3, 3)),
+])
+def test_the_replication_chosen_for_a_cluster(replication, brokers, expected):
+    assert replication.of(brokers) == expected
 
 
 def test_creating_topics_twice_is_harmless(kafka, topic):
