@@ -5,6 +5,7 @@ import logging
 import operator
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_STORED, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -224,9 +225,9 @@ class PartitionWatch:
 
 
 def new_reliable_producer(kafka: KafkaConnection, client_name: str, delivery_timeout_ms: int,
-                          max_message_bytes: int | None = None, linger_ms: int = 5) -> Producer:
+                          max_message_bytes: int | None = None, linger_ms: int = 5) -> "ReliableProducer":
     """A producer whose acknowledgement means every in-sync replica has the record."""
-    return Producer(kafka.config(**{
+    return ReliableProducer(lambda: Producer(kafka.config(**{
         "client.id": client_name,
         "acks": "all",
         "enable.idempotence": True,
@@ -234,7 +235,38 @@ def new_reliable_producer(kafka: KafkaConnection, client_name: str, delivery_tim
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         **({"message.max.bytes": max_message_bytes} if max_message_bytes else {}),
-    }))
+    })))
+
+
+class ReliableProducer:
+    """Produces records and waits for their acknowledgements; a record not delivered makes the next send use a new client.
+
+    librdkafka's idempotent producer can stay stuck after its broker restarted while requests
+    were in flight, timing out every later record although the broker answers again; a new
+    client (a new producer id) starts clean. Records of the old one that may still land are
+    duplicates the readers of every topic written this way already drop.
+    """
+
+    def __init__(self, make: Callable[[], Producer]):
+        self._make = make
+        self._producer = make()
+
+    def send(self, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
+        """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
+        errors = produce_and_wait(self._producer, topic, records, timeout)
+        if any(error is not None and error.code() in RENEW_AFTER for error in errors):
+            self._renew()
+        return errors
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to `timeout` for what is still queued; return how many records remain."""
+        return self._producer.flush(timeout)
+
+    def _renew(self) -> None:
+        """Drop what the current client still holds and make a new one."""
+        stale, self._producer = self._producer, self._make()
+        stale.purge()
+        stale.flush(0)
 
 
 # For a header name that is not UTF-8, Message.headers() returns a list with an exception set.
@@ -256,6 +288,8 @@ def to_incoming(message: KafkaMessage) -> IncomingRecord:
     )
 
 
+# Delivery failures after which a producer is made again: the record was not refused, it just never got through.
+RENEW_AFTER = {KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._PURGE_QUEUE}
 # What a record's outcome is until its delivery report says otherwise.
 _NOT_ACKNOWLEDGED = KafkaError(KafkaError._MSG_TIMED_OUT)
 
@@ -293,19 +327,18 @@ def _produce(producer: Producer, topic: str, record: OutgoingRecord, on_delivery
 class KafkaDeadLetterSink:
     """Writes dead letters to the dead-letter topic and waits until the broker has them."""
 
-    def __init__(self, producer: Producer, topic: str, timeout: float):
+    def __init__(self, producer: ReliableProducer, topic: str, timeout: float):
         self._producer, self._topic, self._timeout = producer, topic, timeout
 
     def send_all(self, letters: list[DeadLetter]) -> None:
         """Write every letter, a truncated copy of one too large for the topic, or raise DeadLetterUnavailable."""
-        errors = produce_and_wait(self._producer, self._topic, [dead_letter_record(letter) for letter in letters],
-                                  self._timeout)
+        errors = self._producer.send(self._topic, [dead_letter_record(letter) for letter in letters], self._timeout)
         too_large = [letter for letter, error in zip(letters, errors) if error is not None and _is_too_large(error)]
         errors = [error for error in errors if error is not None and not _is_too_large(error)]
         if too_large:
             log.warning("%d dead letter(s) too large for %s; writing truncated copies", len(too_large), self._topic)
             truncated = [truncated_dead_letter_record(letter, TRUNCATED_KEEP_BYTES) for letter in too_large]
-            errors += [error for error in produce_and_wait(self._producer, self._topic, truncated, self._timeout) if error]
+            errors += [error for error in self._producer.send(self._topic, truncated, self._timeout) if error]
         if errors:
             raise DeadLetterUnavailable(f"topic {self._topic}: {errors[0].str()}")
         by_type = Counter(letter.failure.error_type for letter in letters)
@@ -317,7 +350,7 @@ class KafkaDeadLetterSink:
 class KafkaStoredEventSink:
     """Writes a stored event per message, keyed by recipient like the message, and waits until the broker has them."""
 
-    def __init__(self, producer: Producer, topic: str, timeout: float):
+    def __init__(self, producer: ReliableProducer, topic: str, timeout: float):
         self._producer, self._topic, self._timeout = producer, topic, timeout
 
     def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
@@ -325,7 +358,7 @@ class KafkaStoredEventSink:
         events = [OutgoingRecord(key=message.recipient.encode(), value=encode_stored_event(message, record.position),
                                  headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), *_trace_of(record)])
                   for record, message in stored]
-        errors = [error for error in produce_and_wait(self._producer, self._topic, events, self._timeout) if error]
+        errors = [error for error in self._producer.send(self._topic, events, self._timeout) if error]
         if errors:
             raise StoredEventsUnavailable(f"topic {self._topic}: {errors[0].str()}")
 
@@ -338,14 +371,14 @@ def _trace_of(record: IncomingRecord) -> list[tuple[str, bytes]]:
 class KafkaRecordPublisher:
     """Publishes ready-made records (replays) to a topic and waits for the acknowledgements."""
 
-    def __init__(self, producer: Producer, topic: str, timeout: float):
+    def __init__(self, producer: ReliableProducer, topic: str, timeout: float):
         self._producer = producer
         self._topic = topic
         self._timeout = timeout
 
     def publish_all(self, records: list[OutgoingRecord]) -> None:
         """Publish every record, or raise PublishFailed."""
-        errors = [error for error in produce_and_wait(self._producer, self._topic, records, self._timeout) if error]
+        errors = [error for error in self._producer.send(self._topic, records, self._timeout) if error]
         if errors:
             raise PublishFailed(f"topic {self._topic}: {errors[0].str()}")
 

@@ -17,7 +17,7 @@ from consumer_service.config import load_settings
 from consumer_service.entrypoints.bootstrap import create_topics, run_consumer_service
 from consumer_service.entrypoints.loop import Dependencies, run_loop
 from consumer_service.infrastructure.kafka_io import (PartitionsChanged, ServedPartition, ensure_topics, new_consumer,
-                                                      new_reliable_producer, produce_and_wait, served_partition)
+                                                      new_reliable_producer, served_partition)
 from infra.process import wait_until
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from shared_domain.documents import MESSAGES_COLLECTION
@@ -74,7 +74,7 @@ def test_the_services_producers_put_a_recipients_records_where_partition_of_says
     # The dead-letter replay writes through the consumer service's reliable producer.
     replays = [OutgoingRecord(to.encode(), b"replayed", []) for to in recipients]
     replayer = new_reliable_producer(KafkaConnection(kafka.address), "dlq-operator", 5000)
-    assert produce_and_wait(replayer, topic, replays, 10) == [None] * len(replays)
+    assert replayer.send(topic, replays, 10) == [None] * len(replays)
     landed = [(r.key(), r.partition()) for r in read_back(kafka, topic, 80) if r.value() == b"replayed"]
     assert sorted(landed) == sorted((r.key, partition_of(r.key, 7)) for r in replays)
 
