@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from infra.cache import atomic_install, cache_dir, file_lock
+from infra.kafka_security import PLAINTEXT, SASL_SSL, SECURITY_MODES, KafkaCredentials
 from infra.process import LocalServer, free_ports, make_private, port_open, require_tool, run, write_private
 
 log = logging.getLogger("infra")
@@ -163,17 +164,31 @@ def _train_class_archive(archive: Path) -> None:
     os.rename(partial, archive)
 
 
+class UnsecuredStorage(RuntimeError):
+    """Kafka data formatted without the SCRAM user a SASL_SSL broker needs."""
+
+
 class KafkaServer(LocalServer):
-    """A single-node Kafka broker+controller (KRaft) on loopback."""
+    """A single-node Kafka broker+controller (KRaft) on loopback.
+
+    Its client listener is PLAINTEXT, or with security="sasl_ssl" SASL_SSL (SCRAM-SHA-512, a
+    certificate from a CA of its own); the broker reaches itself over the client listener too, and
+    only the controller listener stays PLAINTEXT, on loopback.
+    """
 
     name = "Kafka"
     stop_timeout = 30.0
 
-    def __init__(self, port: int, controller_port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, controller_port: int, data_dir: Path, security: str = PLAINTEXT) -> None:
         """Configure the broker; nothing runs until start()."""
         super().__init__(data_dir)
+        if security not in SECURITY_MODES:
+            raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}, got {security!r}")
         self.port = port
         self.controller_port = controller_port
+        self.security = security
+        # Where the CA, the broker's certificate and the service user's password are kept (sasl_ssl only).
+        self.credentials = KafkaCredentials(self.data_dir / "security") if security == SASL_SSL else None
         self.log_dir = self.data_dir / "kraft-logs"
         self.properties_path = self.data_dir / "server.properties"
         self.log4j_path = self.data_dir / "log4j2.properties"
@@ -186,6 +201,20 @@ class KafkaServer(LocalServer):
         """Return the client bootstrap address, e.g. '127.0.0.1:9092'."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def listener(self) -> str:
+        """The client listener's name, which is also its security protocol."""
+        return "SASL_SSL" if self.credentials else "PLAINTEXT"
+
+    def client_env(self) -> dict[str, str]:
+        """The KAFKA_* security variables a service needs besides KAFKA_BOOTSTRAP_SERVERS (none for plaintext)."""
+        return self.credentials.client_env() if self.credentials else {}
+
+    def client_config(self) -> dict[str, str]:
+        """A librdkafka configuration that reaches this broker: the address, and the credentials if any."""
+        return {"bootstrap.servers": self.bootstrap_servers,
+                **(self.credentials.client_properties() if self.credentials else {})}
+
     def start(self, timeout: float = 90.0) -> None:
         """Start the broker (formatting storage on first use) and wait until it serves metadata."""
         if self.alive:
@@ -194,13 +223,16 @@ class KafkaServer(LocalServer):
             raise RuntimeError(f"port {self.port} or {self.controller_port} is already in use")
         libs = install_kafka()
         make_private(self.data_dir)
+        formatted = (self.log_dir / "meta.properties").exists()
+        if self.credentials:
+            self._prepare_credentials(formatted)
         write_private(self.properties_path, self._properties())
         write_private(self.log4j_path, _LOG4J2)
         classpath = f"{libs}/*"
         if self._jvm_extra is None:
             archive = class_archive()
             self._jvm_extra = [f"-XX:SharedArchiveFile={archive}"] if archive else []
-        if not (self.log_dir / "meta.properties").exists():
+        if not formatted:
             self._format(classpath)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._launch(
@@ -218,33 +250,50 @@ class KafkaServer(LocalServer):
             self.bootstrap_servers, timeout, interval=0.2,
         )
 
+    def _prepare_credentials(self, formatted: bool) -> None:
+        """Make the certificates if due, and a password for the user that formatting the storage will create."""
+        assert self.credentials is not None
+        if formatted and not self.credentials.password_path.exists():
+            # The SCRAM user can only be created at format time here: the controller does not take the
+            # admin request, and no listener takes a client that is not that user yet.
+            raise UnsecuredStorage(f"the Kafka data in {self.log_dir} was formatted without the SCRAM user SASL_SSL "
+                                   f"needs (by a plaintext run, or its {self.credentials.password_path} was removed); "
+                                   f"give the secured broker a data dir of its own, or remove {self.data_dir}")
+        self.credentials.ensure_certificates()
+        if not formatted:
+            self.credentials.new_password()
+
     def _format(self, classpath: str) -> None:
-        """Format the KRaft log dir as a standalone controller quorum of one."""
+        """Format the KRaft log dir as a standalone controller quorum of one (with the SCRAM user if secured)."""
         log.info("formatting Kafka storage in %s", self.log_dir)
-        run(
-            [
-                java_executable(),
-                "-Xmx256m",
-                "-XX:TieredStopAtLevel=1",
-                *[opt for opt in self._jvm_extra or [] if opt.startswith("-XX:SharedArchiveFile=")],
-                f"-Dlog4j2.configurationFile={self.log4j_path}",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "-t",
-                random_cluster_id(),
-                "-c",
-                str(self.properties_path),
-            ],
-            what="kafka StorageTool format",
-            private=True,
-        )
+        arguments = ["kafka.tools.StorageTool", "format", "--standalone", "-t", random_cluster_id(),
+                     "-c", str(self.properties_path)]
+        if self.credentials:
+            arguments += ["--add-scram", self.credentials.scram_argument()]
+        # The main class and its arguments go in an argument file: the password never shows in a process list.
+        argument_file = self.data_dir / "format.args"
+        write_private(argument_file, "".join(f"{_quoted(argument)}\n" for argument in arguments))
+        try:
+            run(
+                [
+                    java_executable(),
+                    "-Xmx256m",
+                    "-XX:TieredStopAtLevel=1",
+                    *[opt for opt in self._jvm_extra or [] if opt.startswith("-XX:SharedArchiveFile=")],
+                    f"-Dlog4j2.configurationFile={self.log4j_path}",
+                    "-cp",
+                    classpath,
+                    f"@{argument_file}",
+                ],
+                what="kafka StorageTool format",
+                private=True,
+            )
+        finally:
+            argument_file.unlink(missing_ok=True)
 
     def _properties(self) -> str:
         """Return server.properties for a combined broker+controller on loopback."""
-        broker = f"PLAINTEXT://127.0.0.1:{self.port}"
+        broker = f"{self.listener}://127.0.0.1:{self.port}"
         controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
         props = {
             "process.roles": "broker,controller",
@@ -252,9 +301,9 @@ class KafkaServer(LocalServer):
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
             "listeners": f"{broker},{controller}",
             "advertised.listeners": f"{broker},{controller}",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": self.listener,
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{self.listener}:{self.listener}",
             "log.dirs": str(self.log_dir),
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
@@ -271,6 +320,7 @@ class KafkaServer(LocalServer):
             # (default 9 s); on loopback a short session is safe and makes fault tests faster.
             "broker.heartbeat.interval.ms": "500",
             "broker.session.timeout.ms": "3000",
+            **(self.credentials.broker_properties(self.listener) if self.credentials else {}),
         }
         return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -282,7 +332,7 @@ class KafkaServer(LocalServer):
             from confluent_kafka.admin import AdminClient
         except ImportError:
             return True
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient({**self.client_config(), "log_level": 0})
         metadata = admin.list_topics(timeout=2)
         return bool(metadata.brokers)
 
@@ -291,3 +341,8 @@ class KafkaServer(LocalServer):
         with open(self.log_path, "rb") as handle:
             handle.seek(self._log_offset)
             return STARTED_MARKER in handle.read()
+
+
+def _quoted(argument: str) -> str:
+    """One argument as a java launcher argument file writes it: in double quotes, backslashes escaped."""
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -3,14 +3,15 @@
 A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon after each start
 stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
 at existing servers instead of starting local ones (a store named so must answer a ping first, or
-make run exits 2); the RUN_* ones move ports and data (run_settings). Ctrl-C or SIGTERM stops
-everything this started.
+make run exits 2); the RUN_* ones move ports and data (run_settings), and RUN_KAFKA_SECURITY=sasl_ssl
+makes the broker started here serve SASL_SSL only. Ctrl-C or SIGTERM stops everything this started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -21,13 +22,15 @@ from typing import NoReturn
 
 from infra.ferretdb import FerretDBServer
 from infra.identities import OPERATOR, ensure_tokens
-from infra.kafka import KafkaServer
+from infra.kafka import KafkaServer, UnsecuredStorage
 from infra.process import ManagedProcess, port_open, private_dir, run, wait_until, write_private
 from infra.run_settings import RunSettings, hide_secrets, mask_password, read_run_settings
 from infra.supervisor import CrashLoop, Part, Supervisor
+from shared_adapters.kafka_connection import NAMED
 from shared_domain.config import ConfigError
 
 BIN = Path(sys.executable).parent
+KAFKA_SECURITY_VARIABLES = (*NAMED, "KAFKA_SASL_PASSWORD_FILE")
 
 
 class Stop(BaseException):
@@ -53,6 +56,7 @@ def main() -> int:
         if settings.mongodb_uri:
             _check_store(settings.mongodb_uri, settings.mongodb_ping_timeout)
         env = _start_servers(settings, servers)
+        kafka = next((server for server in servers if isinstance(server, KafkaServer)), None)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
         services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client],
@@ -66,19 +70,17 @@ def main() -> int:
         wait_until(lambda: _ready(base), timeout=60, what="producer /ready", process=services[-2])
         console = f"http://{settings.operator_bind}"
         wait_until(lambda: _ready(console, "/health"), timeout=60, what="operator server /health", process=services[-1])
-        _print_usage(base, console, settings, tokens, metrics_ports, _describe_store(settings))
+        _print_usage(base, console, settings, tokens, metrics_ports, _describe_kafka(settings, kafka, env),
+                     _describe_store(settings))
         _keep_running(servers + services, settings.pids_path)
     except Stop as reason:
         print(f"\nstopping ({reason}) ...", flush=True)
         return 0
-    except StoreUnreachable as error:
+    except (StoreUnreachable, UnsecuredStorage, ConfigError) as error:
         print(f"make run cannot go on: {error}", file=sys.stderr, flush=True)
         return 2
     except CrashLoop as error:
         print(f"\n{error}", file=sys.stderr, flush=True)
-        return 1
-    except ConfigError as error:
-        print(f"make run cannot go on: {error}", file=sys.stderr, flush=True)
         return 1
     except (RuntimeError, TimeoutError) as error:
         print(f"\nmake run cannot go on: {error}\n(servers already running elsewhere can be used instead: "
@@ -139,15 +141,33 @@ def _describe_store(settings: RunSettings) -> str:
     return f"{where}, database {settings.mongodb_database}"
 
 
+def _describe_kafka(settings: RunSettings, kafka: KafkaServer | None, env: dict) -> str:
+    """Which broker the services use and how they reach it, for the banner (never the password)."""
+    if kafka is None:
+        return f"{env['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS; not started here)"
+    where = f"{kafka.listener} on {kafka.bootstrap_servers} (started here, data in {kafka.data_dir})"
+    if kafka.credentials is None:
+        return where
+    return (f"{where}, SCRAM-SHA-512 user {kafka.credentials.username}\n"
+            f"         CA certificate {kafka.credentials.ca_path}, password file {kafka.credentials.password_path}\n"
+            f"         (`. {settings.kafka_env_path}` exports the KAFKA_* settings for other clients, "
+            "consumer-service dlq among them)")
+
+
 def _start_servers(settings: RunSettings, servers: list) -> dict:
     """Start Kafka and FerretDB unless the environment names existing ones; return the services' env."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = KafkaServer(settings.kafka_port, settings.kafka_controller_port, settings.data_dir / "kafka")
+        kafka = KafkaServer(settings.kafka_port, settings.kafka_controller_port, settings.kafka_data_dir,
+                            settings.kafka_security)
         servers.append(kafka)
-        print(f"starting Kafka on {kafka.bootstrap_servers} ...", flush=True)
+        print(f"starting Kafka ({kafka.listener}) on {kafka.bootstrap_servers} ...", flush=True)
         kafka.start()
-        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+        # The broker started here decides how it is reached, whatever KAFKA_* security the shell exports.
+        for variable in KAFKA_SECURITY_VARIABLES:
+            env.pop(variable, None)
+        env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, **kafka.client_env()})
+        _write_kafka_env(settings.kafka_env_path, env if kafka.credentials else None)
     if settings.mongodb_uri:
         print(f"using the store at MONGODB_URI: {mask_password(settings.mongodb_uri)} (it answered a ping)", flush=True)
     else:
@@ -157,6 +177,15 @@ def _start_servers(settings: RunSettings, servers: list) -> dict:
         mongo.start()
         env["MONGODB_URI"] = mongo.uri
     return env
+
+
+def _write_kafka_env(path: Path, env: dict | None) -> None:
+    """Write the shell file exporting how to reach a secured broker, or remove an earlier run's."""
+    if env is None:
+        path.unlink(missing_ok=True)
+        return
+    names = ("KAFKA_BOOTSTRAP_SERVERS", *KAFKA_SECURITY_VARIABLES)
+    write_private(path, "".join(f"export {name}={shlex.quote(env[name])}\n" for name in names if name in env))
 
 
 def _service(name: str, argv: list[str], env: dict, logs: Path) -> ManagedProcess:
@@ -194,7 +223,7 @@ def _ready(base: str, path: str = "/ready") -> bool:
 
 
 def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[str, str],
-                 metrics_ports: dict[str, int], store: str) -> None:
+                 metrics_ports: dict[str, int], kafka: str, store: str) -> None:
     """Print the pages with their demo sign-ins, and ready-to-paste curl examples carrying the tokens."""
     sender, recipient = (settings.clients * 2)[:2]
 
@@ -205,6 +234,7 @@ def _print_usage(base: str, console: str, settings: RunSettings, tokens: dict[st
     sign_ins = "\n".join(f"    {name} / {tokens.get(name, '<token>')}" for name in settings.clients)
     print(f"""
 ready: producer on {base}, consumers for {', '.join(settings.clients)}, operator server on {console}; logs in {settings.logs}
+kafka:   {kafka}
 store:   {store}
 chat:    {base}/  sign in as (client id / token):
 {sign_ins}

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from infra.cache import cache_dir
+from infra.kafka_security import PLAINTEXT, SASL_SSL, SECURITY_MODES
 from shared_domain.config import ConfigError, read_float, read_int, read_str
 
 MASK = "****"
@@ -33,11 +34,22 @@ class RunSettings:
     mongodb_uri: str | None = None  # an existing store to use instead of starting FerretDB
     mongodb_database: str = "messaging"
     mongodb_ping_timeout: float = 5.0  # how long the store at mongodb_uri has to answer before make run gives up
+    kafka_security: str = PLAINTEXT  # how the broker make run starts serves its clients: plaintext or sasl_ssl
 
     @property
     def logs(self) -> Path:
         """The directory of the services' log files."""
         return self.run_dir / "logs"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        """The started broker's data: a secured broker keeps its own, formatted with its SCRAM user."""
+        return self.data_dir / ("kafka" if self.kafka_security == PLAINTEXT else f"kafka-{self.kafka_security}")
+
+    @property
+    def kafka_env_path(self) -> Path:
+        """The shell file exporting what other Kafka clients need to reach a secured broker (no secret in it)."""
+        return self.run_dir / "kafka.env"
 
     @property
     def tokens_env_path(self) -> Path:
@@ -66,6 +78,7 @@ def read_run_settings(env: Mapping[str, str]) -> RunSettings:
         mongodb_uri=env.get("MONGODB_URI") or None,
         mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
         mongodb_ping_timeout=read_float(env, "RUN_MONGODB_PING_TIMEOUT_S", 5.0, minimum=0.1),
+        kafka_security=_kafka_security(env),
     )
 
 
@@ -108,6 +121,19 @@ def _mask_option(part: str) -> str:
 def _is_secret(option: str) -> bool:
     """Whether a connection-string option holds a secret."""
     return any(word in option.lower() for word in SECRET_OPTIONS)
+
+
+def _kafka_security(env: Mapping[str, str]) -> str:
+    """Read RUN_KAFKA_SECURITY, which secures only a broker make run starts itself."""
+    security = env.get("RUN_KAFKA_SECURITY", "").strip().lower() or PLAINTEXT
+    if security not in SECURITY_MODES:
+        raise ConfigError("RUN_KAFKA_SECURITY", f"must be one of {', '.join(SECURITY_MODES)}, "
+                                                f"got {env['RUN_KAFKA_SECURITY']!r}")
+    if security == SASL_SSL and env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        raise ConfigError("RUN_KAFKA_SECURITY", "secures the broker make run starts, but KAFKA_BOOTSTRAP_SERVERS "
+                                                "names one it does not start: set KAFKA_SECURITY_PROTOCOL and the "
+                                                "rest for that one")
+    return security
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
