@@ -9,6 +9,7 @@ import pytest
 
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
+from infra.kafka_security import PLAINTEXT, SASL_SSL
 from infra.process import free_ports
 from tests.support.ledgers import LEDGERS
 from tests.support.stack import Stack, build_stack
@@ -31,9 +32,9 @@ def running(server):
         server.stop()
 
 
-def new_kafka(tmp_path_factory) -> KafkaServer:
+def new_kafka(tmp_path_factory, security: str = PLAINTEXT) -> KafkaServer:
     """A single-node KRaft broker on free ports."""
-    return KafkaServer(*free_ports(2), tmp_path_factory.mktemp("kafka"))
+    return KafkaServer(*free_ports(2), tmp_path_factory.mktemp("kafka"), security)
 
 
 def new_store(tmp_path_factory) -> FerretDBServer:
@@ -74,6 +75,13 @@ def killable_store(tmp_path_factory):
 def killable_kafka(tmp_path_factory):
     """A broker of the test module's own, so a test may stop or kill it without disturbing others."""
     with running(new_kafka(tmp_path_factory)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def secured_kafka(tmp_path_factory):
+    """A broker of the test module's own that serves SASL_SSL only (SCRAM-SHA-512, a CA of its own)."""
+    with running(new_kafka(tmp_path_factory, SASL_SSL)) as server:
         yield server
 
 

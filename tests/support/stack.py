@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.process import ManagedProcess, wait_until
+from shared_adapters.kafka_connection import read_kafka_connection
 from shared_domain.partitioning import PARTITIONER
 from tests.support.api import Api
 from tests.support.services import BIN, service_env, start_consumer, start_operator, start_producer
@@ -32,9 +33,15 @@ class Stack:
         """The producer's gunicorn master."""
         return next(process for process in self.processes if process.name == "producer")
 
+    @property
+    def kafka_properties(self) -> dict[str, str]:
+        """The librdkafka security settings the stack's services connect with (none for a plaintext broker)."""
+        return dict(read_kafka_connection(self.env).properties)
+
     def produce_raw(self, key: bytes | None, value: bytes, headers=None) -> tuple[int, int]:
         """Produce a record straight to the message topic, bypassing the API; return (partition, offset)."""
-        producer = Producer({"bootstrap.servers": self.kafka, "acks": "all", "partitioner": PARTITIONER})
+        producer = Producer({"bootstrap.servers": self.kafka, **self.kafka_properties, "acks": "all",
+                             "partitioner": PARTITIONER})
         delivered = []
         producer.produce(self.topics[0], key=key, value=value, headers=headers or [],
                          on_delivery=lambda error, record: delivered.append((error, record)))
@@ -74,7 +81,8 @@ class Stack:
 
     def dead_letter_count(self) -> int:
         """How many records the dead-letter topic holds."""
-        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": f"counter-{uuid.uuid4().hex}"})
+        consumer = Consumer({"bootstrap.servers": self.kafka, **self.kafka_properties,
+                             "group.id": f"counter-{uuid.uuid4().hex}"})
         try:
             partitions = consumer.list_topics(self.topics[1], timeout=10).topics[self.topics[1]].partitions
             return sum(consumer.get_watermark_offsets(TopicPartition(self.topics[1], p), timeout=10)[1] for p in partitions)
@@ -90,7 +98,7 @@ class Stack:
 
     def dead_letters_of(self, offsets: set[tuple[int, int]], timeout: float = 30.0) -> dict:
         """Read the dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
-        return dead_letters_of(self.kafka, self.topics[1], offsets, timeout)
+        return dead_letters_of(self.kafka, self.topics[1], offsets, timeout, self.kafka_properties)
 
 
 def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int:
@@ -103,9 +111,10 @@ def committed_offset(kafka: str, group: str, topic: str, partition: int) -> int:
     return position.offset
 
 
-def dead_letters_of(kafka: str, topic: str, offsets: set[tuple[int, int]], timeout: float) -> dict:
+def dead_letters_of(kafka: str, topic: str, offsets: set[tuple[int, int]], timeout: float,
+                    properties: dict[str, str] | None = None) -> dict:
     """Read a dead-letter topic until it holds a letter for every (partition, offset) of the message topic."""
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"dlq-reader-{uuid.uuid4().hex}",
+    consumer = Consumer({"bootstrap.servers": kafka, **(properties or {}), "group.id": f"dlq-reader-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     found: dict = {}
