@@ -23,6 +23,7 @@ class ConsumerSettings:
     mongodb_database: str
     group_id: str
     projector_group_id: str
+    views_group_id: str
     messages_topic: str
     dead_letter_topic: str
     stored_events_topic: str
@@ -37,6 +38,7 @@ class ConsumerSettings:
     dead_letter_timeout: float
     max_message_length: int
     project_dead_letters: bool
+    project_views: bool
     replay_cap: int
     health_port: int
     health_host: str
@@ -50,6 +52,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         raise ConfigError("CLIENT_ID", f"{client_id_problem(client)}, or '*' for all clients")
     messages_topic = read_str(env, "MESSAGES_TOPIC", MESSAGES_TOPIC)
     dead_letter_topic = read_str(env, "DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC)
+    stored_events_topic = read_str(env, "STORED_EVENTS_TOPIC", STORED_EVENTS_TOPIC)
     return ConsumerSettings(
         client=client,
         kafka=read_kafka_connection(env),
@@ -57,9 +60,10 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
         group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(messages_topic, client)),
         projector_group_id=f"{dead_letter_topic}.projector",
+        views_group_id=f"{stored_events_topic}.views",
         messages_topic=messages_topic,
         dead_letter_topic=dead_letter_topic,
-        stored_events_topic=read_str(env, "STORED_EVENTS_TOPIC", STORED_EVENTS_TOPIC),
+        stored_events_topic=stored_events_topic,
         topic_partitions=read_int(env, "TOPIC_PARTITIONS", 3, minimum=1),
         topic_replication_factor=read_int(env, "TOPIC_REPLICATION_FACTOR", 0, minimum=0) or None,
         topic_min_insync_replicas=read_int(env, "TOPIC_MIN_INSYNC_REPLICAS", 0, minimum=0) or None,
@@ -71,6 +75,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         dead_letter_timeout=read_float(env, "DEAD_LETTER_TIMEOUT_S", 10.0, minimum=0.1),
         max_message_length=read_int(env, "MAX_MESSAGE_LENGTH", DEFAULT_MAX_MESSAGE_LENGTH, minimum=1),
         project_dead_letters=read_bool(env, "PROJECT_DEAD_LETTERS", True),
+        project_views=read_bool(env, "PROJECT_VIEWS", True),
         replay_cap=read_int(env, "REPLAY_MAX_COUNT", DEFAULT_REPLAY_CAP, minimum=1),
         health_port=read_int(env, "CONSUMER_HEALTH_PORT", 0, minimum=0),
         health_host=read_str(env, "CONSUMER_HEALTH_HOST", "127.0.0.1"),

@@ -58,6 +58,9 @@ def main() -> int:
         env = _start_servers(settings, servers)
         kafka = next((server for server in servers if isinstance(server, KafkaServer)), None)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
+        # Data kept from before the conversation views existed gets them once, before any projector writes them.
+        run([str(BIN / "consumer-service"), "rebuild-views", "--if-missing"], "building the conversation views", env=env,
+            timeout=600)
         tokens = ensure_tokens(settings.clients, env, settings.data_dir / "tokens.json", settings.tokens_env_path)
         services += [_service(f"consumer-{client}", ["consumer-service", "run", "--client", client],
                               {**env, "CONSUMER_HEALTH_PORT": str(metrics_ports[client])}, settings.logs)

@@ -12,6 +12,8 @@ MESSAGES_COLLECTION = "messages"
 FAILED_MESSAGES_COLLECTION = "failed_messages"
 # The raw record of each failure lives apart from its summary, so listings never load payloads.
 FAILED_RECORDS_COLLECTION = "failed_message_records"
+# Per (client, partner): up to when, and how many of the partner's messages, the client has read.
+READ_MARKERS_COLLECTION = "read_markers"
 RECORD_FIELDS = ("key", "keyEncoding", "payload", "payloadEncoding", "headers", "deadLetter")
 
 

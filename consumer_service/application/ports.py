@@ -5,6 +5,7 @@ from typing import Protocol
 
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
+from shared_domain.stored_events import StoredEvent
 
 from .records import DeadLetter, IncomingRecord
 
@@ -54,6 +55,16 @@ class FailedMessageStore(Protocol):
 
     def save_all(self, documents: list[dict]) -> dict[str, str]:
         """Insert failure documents that are not there yet; return {_id: reason} for those refused for good.
+
+        Raises StoreUnavailable when the store cannot be reached.
+        """
+
+
+class ConversationViews(Protocol):
+    """What conversation lists and stream starts read, kept from the stored events."""
+
+    def apply(self, events: list[tuple[int, StoredEvent]]) -> int:
+        """Apply (stored-events partition, event) pairs to the views they concern; return how many views changed.
 
         Raises StoreUnavailable when the store cannot be reached.
         """

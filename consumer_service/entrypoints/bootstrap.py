@@ -16,11 +16,13 @@ from shared_domain.plausibility import SourceCheck
 from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch
 from ..application.project_failures import project_dead_letters
+from ..application.project_views import project_views
 from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
 from ..infrastructure.mongo_failures import MongoFailureRepository
 from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect_for_operators
+from ..infrastructure.mongo_views import MongoConversationViews
 from .dependencies import Backoff
 from .health import serve_health
 from .loop import Dependencies, run_loop
@@ -88,10 +90,11 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
     dependencies = Dependencies.fresh(kafka_probe=checks["kafka"], mongodb_probe=checks["mongodb"])
     health = serve_health(settings.health_host, settings.health_port, checks) if settings.health_port else None
     projector_failed = threading.Event()
-    projector = None
-    if settings.project_dead_letters:
-        projector = threading.Thread(target=_run_projector, name="dlq-projector",
-                                     args=(settings, database, stop, dependencies, projector_failed))
+    projectors = [threading.Thread(target=run, name=name, args=(settings, database, stop, dependencies, projector_failed))
+                  for name, run, wanted in (("dlq-projector", _run_dead_letter_projector, settings.project_dead_letters),
+                                            ("views-projector", _run_views_projector, settings.project_views))
+                  if wanted]
+    for projector in projectors:
         projector.start()
     try:
         _run_message_consumer(settings, database, stop, dependencies)
@@ -100,7 +103,7 @@ def run_consumer_service(settings: ConsumerSettings, stop: threading.Event) -> i
         return 2
     finally:
         stop.set()
-        if projector is not None:
+        for projector in projectors:
             projector.join()
         if health is not None:
             health.shutdown()
@@ -142,17 +145,36 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         events_producer.flush(settings.dead_letter_timeout)
 
 
-def _run_projector(settings: ConsumerSettings, database, stop: threading.Event, dependencies: Dependencies,
-                   failed: threading.Event) -> None:
-    """Project the dead-letter topic into failed_messages until stopped; on an unexpected error, stop the service."""
+def _run_dead_letter_projector(settings: ConsumerSettings, database, stop: threading.Event,
+                               dependencies: Dependencies, failed: threading.Event) -> None:
+    """Project the dead-letter topic into failed_messages until stopped."""
     name = "dlq-projector"
     consumer = kafka_io.new_consumer(settings.kafka, settings.projector_group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0))
+    _run_projection(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store,
+                                                                         judge=sources.judge),
+                    settings, stop, dependencies, failed)
+
+
+def _run_views_projector(settings: ConsumerSettings, database, stop: threading.Event,
+                         dependencies: Dependencies, failed: threading.Event) -> None:
+    """Keep the conversation views from the stored-events topic until stopped."""
+    name = "views-projector"
+    consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name,
+                                     dependencies.kafka.down, dependencies.kafka.up)
+    sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0))
+    partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
+    handle = partial(project_views, views=MongoConversationViews(database), judge=sources.judge, partitions=partitions)
+    _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed)
+
+
+def _run_projection(name: str, consumer, topic: str, handle, settings: ConsumerSettings, stop: threading.Event,
+                    dependencies: Dependencies, failed: threading.Event) -> None:
+    """Run one projector's loop; on an unexpected error, stop the service (its supervisor starts it again)."""
     try:
-        run_loop(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store, judge=sources.judge),
-                 stop, settings.batch_size, dependencies)
+        run_loop(name, consumer, topic, handle, stop, settings.batch_size, dependencies)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         failed.set()

@@ -89,6 +89,35 @@ def migrate_message_ids_command() -> None:
         mongo.close()
 
 
+@cli.command("rebuild-views")
+@click.option("--if-missing", is_flag=True, help="Only when there are stored messages and no views yet (an upgrade).")
+def rebuild_views_command(if_missing: bool) -> None:
+    """Make the conversation views again from the stored messages (stop the consumers first: their projectors write them)."""
+    from shared_adapters.mongo_client import connect
+    from shared_domain.conversation_views import VIEWS_COLLECTION
+    from shared_domain.documents import MESSAGES_COLLECTION
+
+    from ..infrastructure import kafka_io
+    from ..infrastructure.mongo_views import rebuild_views
+
+    settings = settings_or_exit(None)
+    partitions = kafka_io.topic_partitions(settings.kafka, settings.stored_events_topic)
+    if partitions is None:
+        click.echo(f"the partitions of {settings.stored_events_topic} are not known: is Kafka up "
+                   f"({settings.kafka.bootstrap_servers}) and the topic created?", err=True)
+        sys.exit(2)
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    database = mongo[settings.mongodb_database]
+    try:
+        if if_missing and (database[VIEWS_COLLECTION].find_one({}, {"_id": 1})
+                           or not database[MESSAGES_COLLECTION].find_one({}, {"_id": 1})):
+            click.echo("conversation views: nothing to build")
+            return
+        click.echo(f"rebuilt {rebuild_views(database, partitions)} conversation views")
+    finally:
+        mongo.close()
+
+
 def _stop_on_signals() -> threading.Event:
     """Return an event set by SIGTERM or SIGINT, so loops finish their batch and exit."""
     stop = threading.Event()

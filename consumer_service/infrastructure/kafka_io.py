@@ -192,6 +192,11 @@ def partition_count(consumer: Consumer, topic: str, timeout: float) -> int | Non
     return None if metadata is None or metadata.error is not None else len(metadata.partitions)
 
 
+def topic_partitions(kafka: KafkaConnection, topic: str, timeout: float = 10.0) -> int | None:
+    """How many partitions the topic has, asked by a client of its own; None when the broker does not say in time."""
+    return partition_count(AdminClient(kafka.config()), topic, timeout)
+
+
 def assign_partition(consumer: Consumer, served: ServedPartition, name: str) -> None:
     """Read only the served partition, from the offset the consumer's group committed there (the earliest when none)."""
     consumer.assign([TopicPartition(served.topic, served.number, OFFSET_STORED)])

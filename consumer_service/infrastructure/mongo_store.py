@@ -51,8 +51,7 @@ def ensure_indexes(database: Database) -> None:
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
     for name in ("to", "from", "errorType", "consumerClient"):
         failed.create_index([(name, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
-    # The chat's conversations and sessions (the producer's and the operator server's).
-    database["read_markers"].create_index([("client", ASCENDING)])
+    # Sessions (the producer's and the operator server's); conversations are read by _id (conversation_views).
     database["sessions"].create_index([("expiresAt", ASCENDING)])
 
 

@@ -4,13 +4,15 @@ from shared_adapters.mongo_client import connect, is_reachable
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, failure_summary_view, message_view
+from shared_domain.conversation_views import VIEWS_COLLECTION
+from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, READ_MARKERS_COLLECTION,
+                                     failure_summary_view, message_view)
 
 from ..application.live import Hub
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
-from ..infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
+from ..infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount
 from .services import Live, Services
 
 
@@ -25,6 +27,9 @@ def real_services(settings: ProducerSettings) -> Services:
     identities = MongoIdentityRegistry(database)
     identities.warm()
 
+    partitions = PartitionCount(lambda: publisher.partition_count(settings.stored_events_topic,
+                                                                 settings.readiness_timeout_s))
+    views = MongoViews(database[VIEWS_COLLECTION], partitions)
     hub = Hub(settings.stream_limit, settings.stream_queue)
     feed = StoredEventFeed(settings.kafka, settings.stored_events_topic, hub, settings.messages_topic)
 
@@ -46,7 +51,7 @@ def real_services(settings: ProducerSettings) -> Services:
         identities=identities,
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
-        conversations=MongoConversations(database[MESSAGES_COLLECTION], database["read_markers"]),
-        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION]), feed.ensure_started),
+        conversations=MongoConversations(views, database[READ_MARKERS_COLLECTION]),
+        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started),
         close=close,
     )

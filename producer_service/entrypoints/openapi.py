@@ -65,6 +65,7 @@ class ConversationSchema(StrictSchema):
 
     with_ = fields.String(required=True, data_key="with")
     latest = fields.DateTime(required=True)
+    preview = fields.String(required=True, metadata={"description": "The start of the latest message."})
     unread = fields.Integer(required=True)
 
 

@@ -77,6 +77,14 @@ class KafkaPublisher:
             return False
         return bool(metadata.brokers) and self._topic in metadata.topics
 
+    def partition_count(self, topic: str, timeout: float) -> int | None:
+        """How many partitions `topic` has; None when no broker says in time."""
+        try:
+            metadata = self._producer.list_topics(topic, timeout=timeout).topics.get(topic)
+        except KafkaException:
+            return None
+        return None if metadata is None or metadata.error is not None else len(metadata.partitions)
+
     def close(self, timeout: float = 10.0) -> int:
         """Stop the background poll and flush what is in flight; return how many records were left."""
         self._closed.set()

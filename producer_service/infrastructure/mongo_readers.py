@@ -1,5 +1,6 @@
 """pymongo readers behind GET /messages, GET /failed-messages, GET /stream and GET /conversations."""
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -8,7 +9,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
-from shared_domain.clock import to_iso
+from shared_domain.conversation_views import inbox_id, outbox_id, positions, read_count, read_marker_id, summaries
 from shared_domain.documents import stored_event_of
 from shared_domain.stored_events import StoredEvent
 
@@ -54,26 +55,54 @@ class MongoReader:
 
 
 
+class PartitionCount:
+    """The stored-events topic's partition count, asked of Kafka at most every `refresh_s` seconds."""
+
+    def __init__(self, look_up: Callable[[], int | None], refresh_s: float = 60.0, clock=time.monotonic):
+        self._look_up, self._refresh, self._clock = look_up, refresh_s, clock
+        self._count: int | None = None
+        self._asked = 0.0
+
+    def __call__(self) -> int:
+        """The count; StoreUnavailable when Kafka never said."""
+        if self._count is None or self._clock() - self._asked >= self._refresh:
+            self._asked = self._clock()
+            self._count = self._look_up() or self._count
+        if self._count is None:
+            raise StoreUnavailable("the partitions of the stored-events topic are not known: Kafka does not answer")
+        return self._count
+
+
+class MongoViews:
+    """A client's conversation views: its inbox and its outbox of each stored-events partition, each one lookup by _id."""
+
+    def __init__(self, views: Collection, partitions: Callable[[], int]):
+        self._views, self._partitions = views, partitions
+
+    def inbox(self, client: str) -> dict | None:
+        """The client's inbox, None before its first message."""
+        return self._views.find_one({"_id": inbox_id(client)})
+
+    def of(self, client: str) -> tuple[dict | None, list[dict]]:
+        """The client's inbox (None before its first message) and its outboxes."""
+        ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
+        try:
+            # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
+            inbox, *outboxes = [self._views.find_one({"_id": view_id}) for view_id in ids]
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return inbox, [outbox for outbox in outboxes if outbox is not None]
+
+
 class MongoHistory:
     """The stored messages of a client by source position: where its stream stands, and what it missed."""
 
-    def __init__(self, collection: Collection):
-        self._collection = collection
+    def __init__(self, collection: Collection, views: MongoViews):
+        self._collection, self._views = collection, views
 
     def position_now(self, client: str) -> Position:
-        """For each recipient among the client's messages, the highest source offset stored.
-
-        One pass over the client's messages rather than an aggregation: FerretDB v1 has no `$max` in `$group`.
-        """
-        offsets: dict[str, int] = {}
-        try:
-            for document in self._collection.find({"$or": [{"to": client}, {"from": client}]},
-                                                  {"_id": 0, "to": 1, "source.offset": 1}):
-                recipient, offset = document["to"], int(document["source"]["offset"])
-                offsets[recipient] = max(offset, offsets.get(recipient, -1))
-        except PyMongoError as error:
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return Position(offsets)
+        """For each recipient among the client's messages, the highest source offset its views have applied."""
+        return Position(positions(*self._views.of(client)))
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
         """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`.
@@ -97,39 +126,35 @@ class MongoHistory:
 
 
 class MongoConversations:
-    """A client's conversations: the other client, the latest message, and how many arrived since it last read."""
+    """A client's conversations from its views: the other client, the latest message, and how many arrived unread."""
 
-    def __init__(self, messages: Collection, read_markers: Collection):
-        self._messages = messages
+    def __init__(self, views: MongoViews, read_markers: Collection):
+        self._views = views
         self._markers = read_markers
 
     def summaries(self, client: str) -> list[dict]:
-        """Every conversation of the client, latest first.
-
-        One pass over the client's messages: FerretDB v1 has no `$max` in `$group`.
-        """
+        """Every conversation of the client, latest first; one lookup per view and per conversation's marker."""
+        inbox, outboxes = self._views.of(client)
         try:
-            read = {marker["with"]: marker["upTo"] for marker in self._markers.find({"client": client})}
-            conversations: dict[str, dict] = {}
-            for document in self._messages.find({"$or": [{"to": client}, {"from": client}]},
-                                                {"from": 1, "to": 1, "sentAt": 1}):
-                partner = document["to"] if document["from"] == client else document["from"]
-                entry = conversations.setdefault(partner, {"with": partner, "latest": document["sentAt"], "unread": 0})
-                entry["latest"] = max(entry["latest"], document["sentAt"])
-                if document["to"] == client and (partner not in read or document["sentAt"] > read[partner]):
-                    entry["unread"] += 1
+            markers = {entry["with"]: marker for entry in (inbox or {}).get("peers", [])
+                       if (marker := self._markers.find_one({"_id": read_marker_id(client, entry["with"])}))}
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        ordered = sorted(conversations.values(), key=lambda entry: (entry["latest"], entry["with"]), reverse=True)
-        return [{**entry, "latest": to_iso(entry["latest"])} for entry in ordered]
+        return summaries(inbox, outboxes, markers)
 
     def mark_read(self, client: str, partner: str, up_to: datetime) -> None:
-        """Remember that the client has read its conversation with `partner` up to a moment (never backwards)."""
-        key = f"{client}\x00{partner}"
+        """Remember that the client has read its conversation with `partner` up to a moment (never backwards).
+
+        With it, how many of the partner's messages that covers, when the client's inbox already holds
+        every one of them (a count it cannot tell yet stays as it was: the moment alone then decides).
+        """
+        key = read_marker_id(client, partner)
         try:
+            count = read_count(self._views.inbox(client), partner, up_to)
             # One conditional write: a marker already further on matches nothing, and its upsert collides.
             self._markers.update_one({"_id": key, "upTo": {"$lt": up_to}},
-                                     {"$set": {"client": client, "with": partner, "upTo": up_to}}, upsert=True)
+                                     {"$set": {"client": client, "with": partner, "upTo": up_to,
+                                               **({"readCount": count} if count is not None else {})}}, upsert=True)
         except DuplicateKeyError:
             pass
         except PyMongoError as error:

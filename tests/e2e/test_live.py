@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 from confluent_kafka import Producer
+from pymongo import MongoClient
 
 from infra.process import wait_until
 from shared_domain.clock import utc_now
@@ -168,6 +169,30 @@ def test_forged_stored_events_beyond_the_message_topic_cannot_silence_a_stream(s
         stream.close()
 
 
+def test_the_conversation_list_and_a_stream_start_come_from_the_views_not_the_history(stack):
+    first, second = send(stack, "clientJ", "clientK", "one"), send(stack, "clientJ", "clientK", "two")
+    reply = send(stack, "clientK", "clientJ", "a reply from K")
+    listed = lambda: stack.api.get("/conversations", stack.api.as_("clientK")).body
+    wait_until(lambda: listed() == [{"with": "clientJ", "latest": listed()[0]["latest"], "preview": "a reply from K",
+                                     "unread": 2}], timeout=20, what="K's conversation with J, from the views")
+    with MongoClient(stack.env["MONGODB_URI"]) as client:
+        database = client[stack.env["MONGODB_DATABASE"]]
+        stored = {m["messageId"]: m for m in database.messages.find({"messageId": {"$in": [first, second, reply]}})}
+        views = {view["_id"]: view for view in database.conversation_views.find({"_id": {"$regex": "^(in|out)/clientK"}})}
+        # A message in the history that no consumer stored (so no view has it) is not what the list reads.
+        database.messages.insert_one({**stored[first], "_id": "clientL/planted", "messageId": "planted",
+                                      "from": "clientL", "conversation": "clientK|clientL"})
+    assert [entry["with"] for entry in listed()] == ["clientJ"]
+    assert stored[second]["source"]["offset"] == views["in/clientK"]["offset"]
+    stream = SseStream(stack.api.base_url, stack.api.tokens["clientK"])
+    try:
+        start = stream.next_event()
+        offsets = json.loads(base64.urlsafe_b64decode(start.id + "=" * (-len(start.id) % 4)))
+        assert offsets == {"clientK": stored[second]["source"]["offset"], "clientJ": stored[reply]["source"]["offset"]}
+    finally:
+        stream.close()
+
+
 @pytest.mark.parametrize("token, status, error", [
     (None, 401, "unauthorized"), ("not-a-token", 401, "unauthorized"), ("ops", 403, "forbidden")])
 def test_a_stream_needs_a_client_token(stack, token, status, error):
@@ -222,3 +247,4 @@ def _raw_stream(stack, client: str) -> tuple[socket.socket, int]:
     while b"\r\n" not in head:
         head += sock.recv(1024)
     return sock, int(head.split()[1])
+

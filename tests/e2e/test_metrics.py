@@ -98,7 +98,7 @@ def test_a_consumer_counts_stored_and_dead_lettered_records_batches_lag_and_depe
     assert value(text, "consumer_batch_records_count", consumer="consumer[clientB]") >= 1
     assert value(text, "consumer_batch_seconds_sum", consumer="consumer[clientB]") > 0
     lags = [(labels, v) for name, labels, v in samples(text) if name == "consumer_lag_records"]
-    assert {labels["consumer"] for labels, _ in lags} == {"consumer[clientB]", "dlq-projector"}
+    assert {labels["consumer"] for labels, _ in lags} == {"consumer[clientB]", "dlq-projector", "views-projector"}
     assert all(v >= 0 for _, v in lags)
     assert value(text, "dependency_up", dependency="mongodb") == value(text, "dependency_up", dependency="kafka") == 1
 

@@ -8,16 +8,17 @@ from consumer_service.config import OperatorSettings
 from consumer_service.config import load_settings as load_consumer_settings
 from consumer_service.entrypoints.operator_app import create_operator_app
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+from consumer_service.infrastructure.mongo_views import MongoConversationViews
 from producer_service.application.live import Hub
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Live, Services
-from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader
+from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader, MongoViews
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
-from shared_domain.documents import failure_summary_view, message_view
+from shared_domain.documents import failure_summary_view, message_document, message_view
 from shared_domain.identity import CLIENT, OPERATOR
 
 
@@ -110,6 +111,7 @@ def app(publisher, database, health, replayed, settings, tokens):
 
 def make_app(publisher, database, health, replayed, settings):
     """Wire the producer app with fakes and mongomock."""
+    views = MongoViews(database.conversation_views, lambda: 3)
     services = Services(
         settings=settings,
         publisher=publisher,
@@ -119,10 +121,17 @@ def make_app(publisher, database, health, replayed, settings):
         identities=MongoIdentityRegistry(database),
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
-        conversations=MongoConversations(database.messages, database.read_markers),
-        live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(database.messages), lambda: None),
+        conversations=MongoConversations(views, database.read_markers),
+        live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(database.messages, views), lambda: None),
     )
     return create_app(settings, services)
+
+
+def store_as_the_consumer_does(database, events) -> None:
+    """Store stored events' messages, then project them into the views, as the consumer and its projector do."""
+    for event in events:
+        database.messages.insert_one(message_document(event.message, event.source, event.message.sent_at))
+    MongoConversationViews(database).apply([(event.source.partition, event) for event in events])
 
 
 def bearer(token: str) -> dict:

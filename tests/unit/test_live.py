@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams,
                                                open_stream)
-from producer_service.infrastructure.mongo_readers import MongoHistory
+from producer_service.infrastructure.mongo_readers import MongoHistory, MongoViews
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import ClientId, Message, MessageId, MessageText
@@ -20,6 +20,11 @@ from tests.unit.strategies import ANY_TEXT, VALID_CLIENT
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
 CLIENTS = ["clientX", "clientA", "clientB"]
+
+
+def history_of(messages) -> MongoHistory:
+    """The history of a mongomock messages collection, with the views beside it in the same database."""
+    return MongoHistory(messages, MongoViews(messages.database.conversation_views, lambda: 3))
 
 
 def concerns(message: Message, client: str) -> bool:
@@ -74,7 +79,7 @@ def test_an_empty_position_far_behind_reads_ids_only_before_refusing():
     collection.find = lambda *args, **kwargs: loaded.append(args[1:] or kwargs.get("projection")) or original_find(
         *args, **kwargs)
     with pytest.raises(ResumeTooFar):
-        MongoHistory(collection).missed("clientB", Position.decode("e30"), 10)
+        history_of(collection).missed("clientB", Position.decode("e30"), 10)
     assert loaded == [({"_id": 1},)], "only ids were read to find that too many were missed"
 
 
@@ -88,7 +93,7 @@ def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():
 
 def test_a_client_gets_a_bounded_number_of_streams_and_a_closed_one_frees_its_place():
     hub = Hub(per_client=1, capacity=10)
-    history = MongoHistory(mongomock.MongoClient()["db"].messages)
+    history = history_of(mongomock.MongoClient()["db"].messages)
     stream = open_stream("clientA", None, hub, history, heartbeat_s=0.01, backfill_limit=10)
     with pytest.raises(TooManyStreams):
         open_stream("clientA", None, hub, history, heartbeat_s=0.01, backfill_limit=10)
@@ -98,7 +103,7 @@ def test_a_client_gets_a_bounded_number_of_streams_and_a_closed_one_frees_its_pl
 
 def test_a_reader_that_falls_behind_is_cut_off_with_its_position():
     hub = Hub(per_client=1, capacity=3)
-    stream = iter(open_stream("clientB", Position(), hub, MongoHistory(mongomock.MongoClient()["db"].messages),
+    stream = iter(open_stream("clientB", Position(), hub, history_of(mongomock.MongoClient()["db"].messages),
                               heartbeat_s=0.01, backfill_limit=10))
     start = next(stream)
     hub.publish([event(n, "clientA", "clientB", n) for n in range(10)])
@@ -129,7 +134,7 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
     for stored_event in events[:stored]:
         collection.insert_one(message_document(stored_event.message, stored_event.source, NOW))
     hub = Hub(per_client=1, capacity=1000)
-    stream = open_stream("clientX", position, hub, MongoHistory(collection), heartbeat_s=0.01, backfill_limit=1000)
+    stream = open_stream("clientX", position, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000)
     hub.publish(events[live_from:])
     hub.publish([events[index] for index in repeats if index < len(events)])
     hub.close()

@@ -5,7 +5,11 @@ from datetime import datetime, timezone
 import pytest
 
 from shared_adapters.mongo_identities import MongoIdentityRegistry
+from shared_domain.failures import SourcePosition
 from shared_domain.identity import CLIENT
+from shared_domain.partitioning import partition_of
+from shared_domain.stored_events import stored_event
+from tests.unit.conftest import store_as_the_consumer_does
 
 
 def _signed_in(app, name, token, base_url="http://localhost"):
@@ -119,15 +123,14 @@ def test_the_chat_page_offers_sign_in_then_the_chat_under_a_strict_content_polic
 
 def test_conversations_list_the_latest_first_with_unread_counts_until_read(client, database, tokens):
     def stored(n, sender, to, minute):
-        database.messages.insert_one({"_id": f"m{n}", "from": sender, "to": to, "message": "x",
-                                      "sentAt": datetime(2026, 1, 1, 0, minute, tzinfo=timezone.utc),
-                                      "source": {"topic": "t", "partition": 0, "offset": n}})
+        store_as_the_consumer_does(database, [stored_event(f"m{n}", sender, to, "x", datetime(
+            2026, 1, 1, 0, minute, tzinfo=timezone.utc), SourcePosition("t", partition_of(to.encode(), 3), n))])
     stored(1, "clientB", "clientA", 1)
     stored(2, "clientB", "clientA", 2)
     stored(3, "clientA", "clientC", 3)
     stored(4, "clientB", "clientC", 4)  # not clientA's
     listed = client.get("/conversations").get_json()
-    assert [(c["with"], c["unread"]) for c in listed] == [("clientC", 0), ("clientB", 2)]
+    assert [(c["with"], c["unread"], c["preview"]) for c in listed] == [("clientC", 0, "x"), ("clientB", 2, "x")]
     read = client.post("/conversations/clientB/read", json={"upTo": "2026-01-01T00:01:00Z"})
     assert read.status_code == 204
     assert client.get("/conversations").get_json()[1]["unread"] == 1

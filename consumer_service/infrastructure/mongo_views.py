@@ -1,0 +1,59 @@
+"""pymongo adapter of the conversation views: read, changed and written back by the one projector of their partition."""
+
+from collections.abc import Iterator
+
+from pymongo.database import Database
+
+from shared_domain.clock import as_utc
+from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
+                                              view_ids)
+from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
+from shared_domain.stored_events import StoredEvent
+
+from .mongo_store import transient_as_unavailable
+
+
+class MongoConversationViews:
+    """Applies stored events to the views they concern: one lookup and at most one write by _id per view."""
+
+    def __init__(self, database: Database):
+        self._views = database[VIEWS_COLLECTION]
+
+    def apply(self, events: list[tuple[int, StoredEvent]]) -> int:
+        """Apply (stored-events partition, event) pairs; return how many views changed."""
+        with transient_as_unavailable():
+            # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
+            views = {view_id: self._views.find_one({"_id": view_id}) or empty_view(view_id)
+                     for view_id in view_ids(events)}
+            changed = apply_events(views, events)
+            for view_id in changed:
+                self._views.replace_one({"_id": view_id}, views[view_id], upsert=True)
+        return len(changed)
+
+
+def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int:
+    """Make every view again from the stored messages and fill the read markers' counts; return how many views.
+
+    Reads the whole history: for existing data and repairs, with the projectors stopped.
+    """
+    views = rebuilt(_stored_events(database, batch), partitions)
+    collection = database[VIEWS_COLLECTION]
+    collection.delete_many({"_id": {"$nin": list(views)}})
+    for view_id, view in views.items():
+        collection.replace_one({"_id": view_id}, view, upsert=True)
+    markers = database[READ_MARKERS_COLLECTION]
+    read_up_to = {(marker["client"], marker["with"]): as_utc(marker["upTo"]) for marker in markers.find({})}
+    counts = dict.fromkeys(read_up_to, 0)
+    for event in _stored_events(database, batch):  # a second pass: how many of each marker's messages it covers
+        pair = (event.message.recipient, event.message.sender)
+        if pair in read_up_to and event.message.sent_at <= read_up_to[pair]:
+            counts[pair] += 1
+    for (client, partner), count in counts.items():
+        markers.update_one({"_id": read_marker_id(client, partner)}, {"$set": {"readCount": count}})
+    return len(views)
+
+
+def _stored_events(database: Database, batch: int) -> Iterator[StoredEvent]:
+    """Every stored message as the event announcing it."""
+    for document in database[MESSAGES_COLLECTION].find({}, batch_size=batch):
+        yield stored_event_of(document)

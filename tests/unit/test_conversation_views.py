@@ -1,0 +1,124 @@
+"""Conversation views: applied incrementally, with redeliveries, interleavings and rebalances, they equal a rebuild."""
+
+from datetime import datetime, timedelta, timezone
+
+import mongomock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumer_service.application.project_views import project_views
+from consumer_service.application.records import IncomingRecord
+from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
+from shared_domain.conversation_views import RECENT, VIEWS_COLLECTION, positions, rebuilt, summaries
+from shared_domain.documents import message_document
+from shared_domain.failures import SourcePosition
+from shared_domain.partitioning import partition_of
+from shared_domain.stored_events import encode_stored_event, stored_event
+from tests.unit.strategies import VALID_TEXT
+
+CLIENTS = ("clientA", "clientB", "clientC", "clientD")
+PARTITIONS = 3
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def history(draw_pairs, minutes, texts):
+    """Stored events of the drawn messages; each recipient's offsets grow in its partition, as the consumer stores them."""
+    next_offset = [0] * PARTITIONS
+    events = []
+    for number, ((sender, recipient), minute, text) in enumerate(zip(draw_pairs, minutes, texts)):
+        partition = partition_of(recipient.encode(), PARTITIONS)
+        events.append(stored_event(f"m{number}", sender, recipient, text, T0 + timedelta(minutes=minute),
+                                   SourcePosition("client-messages", partition, next_offset[partition])))
+        next_offset[partition] += 1
+    return events
+
+
+def as_records(events):
+    """The stored-events records announcing the events, each in its recipient's partition."""
+    return [IncomingRecord("client-messages-stored", event.source.partition, n, event.message.recipient.encode(),
+                           encode_stored_event(event.message, event.source), []) for n, event in enumerate(events)]
+
+
+def all_plausible(sources):
+    return [None] * len(sources)
+
+
+def stored_views(database) -> dict:
+    return {view["_id"]: view for view in database[VIEWS_COLLECTION].find({})}
+
+
+MESSAGES = st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_rebuild(data):
+    pairs = data.draw(MESSAGES)
+    minutes = data.draw(st.lists(st.integers(0, 5), min_size=len(pairs), max_size=len(pairs)))  # ties and skew
+    texts = data.draw(st.lists(VALID_TEXT, min_size=len(pairs), max_size=len(pairs)))
+    events = history(pairs, minutes, texts)
+
+    # Each recipient's events are announced in offset order, some stretches again (a consumer that crashed
+    # before committing, a batch rewound); the recipients' announcements interleave in any way.
+    announced: dict[str, list] = {}
+    for event in events:
+        own = announced.setdefault(event.message.recipient, [])
+        own.append(event)
+        if data.draw(st.integers(0, 5)) == 5:
+            own.extend(own[data.draw(st.integers(0, len(own) - 1)):])
+    queues = [list(sequence) for sequence in announced.values()]
+    stream = []
+    while any(queues):
+        queue = data.draw(st.sampled_from([queue for queue in queues if queue]))
+        stream.append(queue.pop(0))
+
+    # The projector reads them in batches; at a rebalance another projector goes on from the last committed
+    # batch, so the batch in hand is read again.
+    database = mongomock.MongoClient(tz_aware=True)["db"]
+    records, committed = as_records(stream), 0
+    while committed < len(records):
+        size = data.draw(st.integers(1, 8))
+        project_views(records[committed:committed + size], MongoConversationViews(database), all_plausible, PARTITIONS)
+        if data.draw(st.integers(0, 4)) < 4:  # otherwise: rebalanced before the commit, read again
+            committed += size
+
+    assert stored_views(database) == rebuilt(events, PARTITIONS)
+    for event in events:
+        database.messages.insert_one(message_document(event.message, event.source, T0))
+    rebuild_views(database, PARTITIONS)
+    assert stored_views(database) == rebuilt(events, PARTITIONS), "the rebuild command writes the same views"
+
+
+def test_a_batch_read_again_counts_nothing_twice_and_the_list_and_positions_come_from_the_views():
+    events = history([("clientA", "clientB"), ("clientA", "clientB"), ("clientB", "clientA")], [1, 2, 3],
+                     ["hello", "again", "hi"])
+    database = mongomock.MongoClient(tz_aware=True)["db"]
+    views = MongoConversationViews(database)
+    for _ in range(3):
+        project_views(as_records(events), views, all_plausible, PARTITIONS)
+    stored = stored_views(database)
+    inbox = stored["in/clientB"]
+    outboxes = [view for view_id, view in stored.items() if view_id.startswith("out/clientB/")]
+    assert summaries(inbox, outboxes, {}) == [
+        {"with": "clientA", "latest": "2026-01-01T00:03:00.000Z", "preview": "hi", "unread": 2}]
+    assert positions(inbox, outboxes) == {"clientB": events[1].source.offset, "clientA": events[2].source.offset}
+
+
+def test_an_inbox_remembers_only_its_last_sending_times_and_counts_the_unread_beyond_them():
+    events = history([("clientA", "clientB")] * (RECENT + 5), list(range(RECENT + 5)), ["x"] * (RECENT + 5))
+    inbox = rebuilt(events, PARTITIONS)["in/clientB"]
+    entry = inbox["peers"][0]
+    assert len(entry["recent"]) == RECENT and entry["count"] == RECENT + 5
+    read_up_to = lambda minute: {"clientA": {"upTo": T0 + timedelta(minutes=minute)}}
+    assert summaries(inbox, [], read_up_to(RECENT + 2))[0]["unread"] == 2
+    assert summaries(inbox, [], {"clientA": {"upTo": T0, "readCount": 1}})[0]["unread"] == RECENT + 4
+
+
+def test_a_stored_event_whose_source_is_not_its_recipients_partition_changes_no_view():
+    (event,) = history([("clientA", "clientB")], [1], ["forged"])
+    wrong = (event.source.partition + 1) % PARTITIONS
+    forged = stored_event("m0", "clientA", "clientB", "forged", event.message.sent_at,
+                          SourcePosition("client-messages", wrong, 0))
+    database = mongomock.MongoClient(tz_aware=True)["db"]
+    project_views(as_records([forged]), MongoConversationViews(database), all_plausible, PARTITIONS)
+    assert stored_views(database) == {}
