@@ -12,7 +12,8 @@ from ..application.live import Hub
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
-from ..infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount
+from ..infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount,
+                                            WindowedMessages)
 from .services import Live, Services
 
 
@@ -42,7 +43,8 @@ def real_services(settings: ProducerSettings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        messages=MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+                                  database[VIEWS_COLLECTION]),
         failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_summary_view),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),

@@ -9,8 +9,9 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
-from shared_domain.conversation_views import inbox_id, outbox_id, positions, read_count, read_marker_id, summaries
-from shared_domain.documents import stored_event_of
+from shared_domain.conversation_views import (inbox_id, newest_page, outbox_id, positions, read_count, read_marker_id,
+                                              summaries, window_id)
+from shared_domain.documents import message_view, stored_event_of
 from shared_domain.stored_events import StoredEvent
 
 from ..application.live import Position, ResumeTooFar
@@ -53,6 +54,38 @@ class MongoReader:
             clauses.append({"$or": [{time: {beyond: moment}}, {time: moment, "_id": {beyond: last_id}}]})
         return {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
 
+
+
+class WindowedMessages:
+    """GET /messages: a conversation's newest page from its two windows (two lookups); any other page from the history."""
+
+    def __init__(self, history: MongoReader, views: Collection):
+        self._history, self._views = history, views
+
+    def find(self, query: PageQuery) -> list[dict]:
+        """Return one page of API objects matching the query."""
+        parties = _newest_page_of_conversation(query)
+        if parties is not None:
+            one, other = parties
+            try:
+                windows = [self._views.find_one({"_id": window_id(recipient, sender)})
+                           for recipient, sender in {(one, other), (other, one)}]
+            except PyMongoError as error:
+                raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+            newest = newest_page([window for window in windows if window is not None], query.limit)
+            if newest is not None:
+                return [message_view(message) for message in newest]
+        return self._history.find(query)
+
+
+def _newest_page_of_conversation(query: PageQuery) -> tuple[str, str] | None:
+    """The two clients of a query for the newest page of their conversation and nothing else; None for any other."""
+    if not query.newest_first or query.equals or query.since or query.until or query.after:
+        return None
+    if len(query.any_of) != 1 or set(query.any_of[0]) != {"conversation"}:
+        return None
+    one, _, other = query.any_of[0]["conversation"].partition("|")
+    return one, other
 
 
 class PartitionCount:

@@ -14,7 +14,8 @@ from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Live, Services
-from producer_service.infrastructure.mongo_readers import MongoConversations, MongoHistory, MongoReader, MongoViews
+from producer_service.infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews,
+                                                      WindowedMessages)
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
@@ -115,7 +116,7 @@ def make_app(publisher, database, health, replayed, settings):
     services = Services(
         settings=settings,
         publisher=publisher,
-        messages=MongoReader(database.messages, "sentAt", message_view),
+        messages=WindowedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views),
         failures=MongoReader(database.failed_messages, "failedAt", failure_summary_view),
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),

@@ -7,7 +7,7 @@ from shared_domain.availability import StoreUnavailable
 from shared_domain.identity import CLIENT
 
 from .conftest import bearer
-from .test_query_api import follow, store
+from .test_query_api import store
 
 SEND = {"to": "clientB", "message": "hi"}
 

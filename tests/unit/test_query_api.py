@@ -2,19 +2,21 @@
 
 from datetime import datetime, timedelta, timezone
 
-from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
+from shared_domain.partitioning import partition_of
+from shared_domain.stored_events import StoredEvent
 
-from .conftest import bearer
+from .conftest import bearer, store_as_the_consumer_does
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def store(database, message_id, sender, recipient, minutes):
-    """Store a message sent `minutes` after T0."""
+    """Store a message sent `minutes` after T0 (at offset `minutes` of its recipient's partition), with its views."""
     message = Message(message_id, sender, recipient, f"text of {message_id}", T0 + timedelta(minutes=minutes))
-    database.messages.insert_one(message_document(message, SourcePosition("client-messages", 0, minutes), T0))
+    source = SourcePosition("client-messages", partition_of(recipient.encode(), 3), minutes)
+    store_as_the_consumer_does(database, [StoredEvent(message, source)])
 
 
 def follow(client, url):

@@ -9,11 +9,14 @@ import mongomock
 import pytest
 
 from consumer_service.infrastructure.mongo_store import ensure_indexes
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION
+from shared_domain.conversation_views import VIEWS_COLLECTION
+from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, READ_MARKERS_COLLECTION
 from tests.unit.conftest import bearer
 
 RANGE_OPERATORS = {"$gt", "$gte", "$lt", "$lte", "$nin", "$ne", "$exists", "$in"}
-MESSAGE_PAGES = ["/messages", "/messages?order=desc", "/messages?with=clientB", "/messages?with=clientB&order=desc",
+# The newest page of a conversation comes from its windows (below); any other from the history.
+MESSAGE_PAGES = ["/messages", "/messages?order=desc", "/messages?with=clientB",
+                 "/messages?with=clientB&order=desc&until=2027-01-01T00:00:00Z",
                  "/messages?to=clientB", "/messages?from=clientB", "/messages?since=2026-01-01T00:00:00Z",
                  "/messages?with=clientB&until=2027-01-01T00:00:00Z", "/messages?limit=1", "/messages?with=clientB&limit=1"]
 FAILURE_PAGES = ["/failed-messages", "/failed-messages?status=failed", "/failed-messages?errorType=SchemaViolation",
@@ -113,3 +116,14 @@ def test_the_checker_refuses_a_query_whose_sort_no_index_follows():
     assert not served(index, {"to"}, [("storedAt", 1)])
     assert not served(index, {"to"}, [("sentAt", 1), ("_id", -1)])
     assert not served([("sentAt", 1), ("_id", 1)], {"conversation"}, [("sentAt", 1), ("_id", 1)]), "a whole-collection walk"
+
+
+def test_the_newest_page_of_a_conversation_and_the_conversation_list_are_lookups_by_id(app, tokens, recorded):
+    client = app.test_client()
+    for path in ("/messages?with=clientB&order=desc", "/messages?with=clientB&order=desc&limit=5",
+                 "/conversations"):
+        recorded.clear()
+        assert client.get(path, headers=bearer(tokens["clientA"])).status_code == 200, path
+        reads = [(call["collection"], call["filter"]) for call in recorded
+                 if call["collection"] in (MESSAGES_COLLECTION, VIEWS_COLLECTION, READ_MARKERS_COLLECTION)]
+        assert reads and all(set(query) == {"_id"} and isinstance(query["_id"], str) for _, query in reads), (path, reads)
