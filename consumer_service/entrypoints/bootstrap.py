@@ -166,15 +166,17 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
                                      dependencies.kafka.down, dependencies.kafka.up)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0))
     partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
-    handle = partial(project_views, views=MongoConversationViews(database), judge=sources.judge, partitions=partitions)
-    _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed)
+    views = MongoConversationViews(database)
+    handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)
+    _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed,
+                    on_moved=views.forget)
 
 
 def _run_projection(name: str, consumer, topic: str, handle, settings: ConsumerSettings, stop: threading.Event,
-                    dependencies: Dependencies, failed: threading.Event) -> None:
+                    dependencies: Dependencies, failed: threading.Event, on_moved=lambda: None) -> None:
     """Run one projector's loop; on an unexpected error, stop the service (its supervisor starts it again)."""
     try:
-        run_loop(name, consumer, topic, handle, stop, settings.batch_size, dependencies)
+        run_loop(name, consumer, topic, handle, stop, settings.batch_size, dependencies, on_moved=on_moved)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         failed.set()

@@ -58,6 +58,7 @@ def run_loop(
     prepare: Callable[[list[IncomingRecord]], object] = lambda records: records,
     partition: ServedPartition | None = None,
     partition_check_s: float = PARTITION_CHECK_INTERVAL_S,
+    on_moved: Callable[[], None] = lambda: None,
 ) -> None:
     """Subscribe to `topic` (or read only `partition` of it) and consume batches until `stop` is set; commit a batch
     only after `handle` returned.
@@ -66,12 +67,13 @@ def run_loop(
     `batch_size`), and goes through `prepare` (decoding, no I/O) on this thread while the previous
     batch's `handle` (the writes) runs on another: the two overlap, the commits keep their order.
     A consumer of one partition also stops, then raises PartitionsChanged, once the topic's
-    partition count is no longer the one its partition was computed from.
+    partition count is no longer the one its partition was computed from. `on_moved` runs whenever
+    the group takes partitions away from this consumer.
     """
     pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop), None if partition is None else partition.commit_metadata)
     watch = None
     if partition is None:
-        subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke)
+        subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke, after_revoke=on_moved)
     else:
         assign_partition(consumer, partition, name)
         watch = PartitionWatch(consumer, partition, partition_check_s)

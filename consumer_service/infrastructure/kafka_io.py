@@ -76,10 +76,11 @@ def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_bro
     }))
 
 
-def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> None:
+def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None, after_revoke=None) -> None:
     """Subscribe to a topic, logging each partition the group hands to this consumer or takes away.
 
-    `before_revoke()` runs while partitions are still this consumer's, before they move.
+    `before_revoke()` runs while partitions are still this consumer's, before they move;
+    `after_revoke()` once they are gone (given up or lost).
     """
     def described(partitions: list[TopicPartition]) -> str:
         return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions, key=lambda p: (p.topic, p.partition)))
@@ -93,9 +94,13 @@ def subscribe(consumer: Consumer, topic: str, name: str, before_revoke=None) -> 
             if before_revoke is not None:
                 before_revoke()
             log.info("%s: gave up %s", name, described(partitions))
+            if after_revoke is not None:
+                after_revoke()
 
     def on_lost(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("%s: lost %s to a rebalance; uncommitted records go to the new owner", name, described(partitions))
+        if after_revoke is not None:
+            after_revoke()
 
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
 

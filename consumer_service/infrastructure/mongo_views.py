@@ -1,5 +1,6 @@
 """pymongo adapter of the conversation views: read, changed and written back by the one projector of their partition."""
 
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from pymongo.database import Database
@@ -14,21 +15,53 @@ from .mongo_store import transient_as_unavailable
 
 
 class MongoConversationViews:
-    """Applies stored events to the views they concern: one lookup and at most one write by _id per view."""
+    """Applies stored events to the views they concern: at most one lookup and one write by _id per view.
 
-    def __init__(self, database: Database):
+    The projector is the only writer of the views of its partitions, so what it last wrote is what
+    the store holds: it keeps up to `remembered` of them and looks up only the others. It forgets
+    them all when partitions move (`forget`), since another projector may write them meanwhile.
+    """
+
+    def __init__(self, database: Database, remembered: int = 20_000):
         self._views = database[VIEWS_COLLECTION]
+        self._remembered = remembered
+        self._known: OrderedDict[str, dict] = OrderedDict()
 
     def apply(self, events: list[tuple[int, StoredEvent]]) -> int:
         """Apply (stored-events partition, event) pairs; return how many views changed."""
-        with transient_as_unavailable():
-            # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
-            views = {view_id: self._views.find_one({"_id": view_id}) or empty_view(view_id)
-                     for view_id in view_ids(events)}
-            changed = apply_events(views, events)
-            for view_id in changed:
-                self._views.replace_one({"_id": view_id}, views[view_id], upsert=True)
+        known = self._known  # `forget` may swap it from the polling thread meanwhile
+        try:
+            with transient_as_unavailable():
+                views = {view_id: self._view(known, view_id) for view_id in view_ids(events)}
+                changed = apply_events(views, events)
+                for view_id in changed:
+                    self._views.replace_one({"_id": view_id}, views[view_id], upsert=True)
+        except BaseException:
+            self.forget()  # some changes may be applied in memory and not in the store
+            raise
+        for view_id in changed:
+            self._remember(known, view_id, views[view_id])
         return len(changed)
+
+    def forget(self) -> None:
+        """Look every view up again: partitions moved, or a write may have failed."""
+        self._known = OrderedDict()
+
+    def _view(self, known: OrderedDict, view_id: str) -> dict:
+        """The view as the store holds it (an empty one when it holds none)."""
+        view = known.get(view_id)
+        if view is not None:  # changed in place: a failed write makes apply forget every view
+            known.move_to_end(view_id)
+            return view
+        # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
+        return self._views.find_one({"_id": view_id}) or empty_view(view_id)
+
+    def _remember(self, known: OrderedDict, view_id: str, view: dict) -> None:
+        """Keep what was written, forgetting the least recently used beyond the bound."""
+        known[view_id] = view
+        known.move_to_end(view_id)
+        while len(known) > self._remembered:
+            known.popitem(last=False)
 
 
 def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int:

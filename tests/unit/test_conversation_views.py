@@ -3,9 +3,12 @@
 from datetime import datetime, timedelta, timezone
 
 import mongomock
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pymongo.errors import ConnectionFailure
 
+from consumer_service.application.errors import StoreUnavailable
 from consumer_service.application.project_views import project_views
 from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
@@ -76,11 +79,14 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
     # batch, so the batch in hand is read again.
     database = mongomock.MongoClient(tz_aware=True)["db"]
     records, committed = as_records(stream), 0
+    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
     while committed < len(records):
         size = data.draw(st.integers(1, 8))
-        project_views(records[committed:committed + size], MongoConversationViews(database), all_plausible, PARTITIONS)
-        if data.draw(st.integers(0, 4)) < 4:  # otherwise: rebalanced before the commit, read again
+        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
+        if data.draw(st.integers(0, 4)) < 4:
             committed += size
+        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
+            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
 
     assert stored_views(database) == rebuilt(events, PARTITIONS)
     for event in events:
@@ -122,3 +128,17 @@ def test_a_stored_event_whose_source_is_not_its_recipients_partition_changes_no_
     database = mongomock.MongoClient(tz_aware=True)["db"]
     project_views(as_records([forged]), MongoConversationViews(database), all_plausible, PARTITIONS)
     assert stored_views(database) == {}
+
+
+def test_a_projector_that_failed_to_write_looks_every_view_up_again():
+    events = history([("clientA", "clientB"), ("clientA", "clientB")], [1, 2], ["one", "two"])
+    database = mongomock.MongoClient(tz_aware=True)["db"]
+    projector = MongoConversationViews(database)
+    project_views(as_records(events[:1]), projector, all_plausible, PARTITIONS)
+    original = database[VIEWS_COLLECTION].replace_one
+    database[VIEWS_COLLECTION].replace_one = lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionFailure("down"))
+    with pytest.raises(StoreUnavailable):
+        project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
+    database[VIEWS_COLLECTION].replace_one = original
+    project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
+    assert stored_views(database) == rebuilt(events, PARTITIONS), "nothing applied in memory only is taken as written"
