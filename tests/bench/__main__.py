@@ -12,7 +12,9 @@ Stages, each on topics and a database of its own so they do not disturb each oth
    measured after BENCH_WARMUP_SECONDS (5) of the same sending (its figure printed apart).
 5. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
 6. /health beside slowloris connections (slow_clients.py).
-BENCH_STAGES (send,consumer,latency,fanout,replay,slow) picks stages; every figure is printed as it is measured.
+7. Scale: BENCH_SCALE_CLIENTS (10000) clients, the store filled to each of BENCH_SCALE_MESSAGES
+   (20000,200000) in turn; what a client waits for at each size, and the ratio (scale.py).
+BENCH_STAGES (send,consumer,latency,fanout,replay,slow,scale) picks stages; every figure is printed as it is measured.
 PRODUCER_WORKERS (2) and PRODUCER_THREADS (32) set the gunicorn workers and threads of our producer and of
 the bare endpoint alike.
 """
@@ -34,11 +36,11 @@ from tests.support import contract
 from tests.support.services import service_env, start_consumer, start_producer
 from tests.support.stack import register
 
-from . import consumer_load, fanout, http_load, replay, slow_clients, stored_latency
+from . import consumer_load, fanout, http_load, replay, scale, slow_clients, stored_latency
 from .progress import CommittedProgress
 from .wrk import ensure_wrk
 
-STAGES = ("send", "consumer", "latency", "fanout", "replay", "slow")
+STAGES = ("send", "consumer", "latency", "fanout", "replay", "slow", "scale")
 CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" for n in range(7)),
            *(f"client{n}" for n in range(10))]
 
@@ -73,6 +75,13 @@ def main() -> int:
             if "consumer" in stages:
                 consumer_load.run(env_for("backlog"), root, mongo.uri, rounds,
                                   int(os.environ.get("BENCH_BACKLOG", "20000")), mongo.pid)
+            if "scale" in stages:
+                scale_db = f"{name}_scale"
+                sizes = tuple(int(n) for n in os.environ.get("BENCH_SCALE_MESSAGES", "20000,200000").split(","))
+                scale.run(service_env(kafka.bootstrap_servers, mongo.uri, scale_db, (f"{name}-scale", f"{name}-scale-dlq"),
+                                      SEND_RATE_LIMIT=10**9),
+                          root, mongo.uri, scale_db, int(os.environ.get("BENCH_SCALE_CLIENTS", "10000")), sizes,
+                          http_load.producer_workers())
             if not stages & {"latency", "fanout", "replay", "slow"}:
                 return 0
             env = env_for("e2e")

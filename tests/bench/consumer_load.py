@@ -87,7 +87,8 @@ def _consume(env: dict, logs: Path, client: MongoClient, topic: str, count: int,
     """
     database = f"bench_consumer_{round_}_{uuid.uuid4().hex[:6]}"
     consumer = start_consumer({**env, "MESSAGES_TOPIC": topic, "MONGODB_DATABASE": database,
-                               "CONSUMER_GROUP_ID": f"bench-{database}", "PROJECT_DEAD_LETTERS": "0"},
+                               "CONSUMER_GROUP_ID": f"bench-{database}", "PROJECT_DEAD_LETTERS": "0",
+                               "PROJECT_VIEWS": "0"},  # storing alone: the views' pace is the scale stage's
                               "*", logs, name=f"backlog-consumer-{round_}")
     messages = client[database][MESSAGES_COLLECTION]
     # Progress is read from the group's commits: counting documents would cost the store more than the inserts.

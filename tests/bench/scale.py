@@ -1,0 +1,157 @@
+"""The scale stage: what a client waits for, at 20,000 and at 200,000 stored messages among 10,000 clients.
+
+Valid envelopes go straight to Kafka (keyed by recipient, as the producer writes them); a consumer
+for all clients stores them and its views projector keeps the conversation views. Once both have
+committed everything, sampled clients ask for their conversation list, the newest page of their
+latest conversation and a stream's start, and the store is asked for messages by `_id`; then ten
+times the history is added and the same is asked again. Each figure is printed with its target.
+"""
+
+import random
+import statistics
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from consumer_service.config import default_group_id
+from infra.process import wait_until
+from shared_domain.clock import utc_now
+from shared_domain.documents import MESSAGES_COLLECTION
+from shared_domain.message import ClientId, Message, MessageText, message_key, new_message_id
+from tests.support.api import Api
+from tests.support.services import start_consumer, start_producer
+from tests.support.sse import SseStream
+from tests.support.stack import register
+
+from .consumer_load import _produce
+from .progress import CommittedProgress
+
+SAMPLED = 50  # clients measured (registered, so they can sign requests)
+PEERS = 5  # each client writes to a few peers, as people do
+ROUNDS = 3  # requests of each kind per sampled client and size
+P99_TARGET_MS = 100.0
+GROWTH_TARGET = 1.5
+
+
+def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, sizes: tuple[int, int], workers: int) -> None:
+    """Fill the store to each size in turn and print what the sampled clients waited for."""
+    names = [f"u{n:05d}" for n in range(clients)]
+    chooser = random.Random(20261205)
+    peers = {name: chooser.sample(names, PEERS) for name in names}
+    sampled = names[:SAMPLED]
+    tokens = register(mongo_uri, database, sampled, operator=False)
+    consumer = start_consumer({**env, "PROJECT_DEAD_LETTERS": "0"}, "*", logs, name="scale-consumer")
+    producer, api = start_producer(env, logs, tokens, workers)
+    mongo = MongoClient(mongo_uri, tz_aware=True)
+    stored = []
+    try:
+        wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
+        figures = {}
+        for size in sizes:
+            batch = [_message(chooser, names, peers) for _ in range(size - len(stored))]
+            began = time.perf_counter()
+            _produce(env["KAFKA_BOOTSTRAP_SERVERS"], env["MESSAGES_TOPIC"], batch)
+            stored += batch
+            consumer_s, views_s = _wait_absorbed(env, began, consumer)
+            print(f"scale: {len(stored)} messages among {clients} clients: stored {len(batch)} in {consumer_s:.0f} s "
+                  f"({len(batch) / consumer_s:.0f}/s), in the views after {views_s:.0f} s ({len(batch) / views_s:.0f}/s)")
+            figures[size] = _measure(api, tokens, sampled, mongo[database][MESSAGES_COLLECTION], chooser, stored)
+            _print(size, figures[size])
+        small, large = (figures[size] for size in sizes)
+        for kind, bounded in (("conversations", True), ("stream start", True), ("newest page", False),
+                              ("lookup by _id", False), ("history page", False)):
+            ratio = max(large[kind][0]) / max(small[kind][0]) if kind == "history page" else (
+                statistics.quantiles(large[kind][0], n=100)[98] / statistics.quantiles(small[kind][0], n=100)[98])
+            target = f"target <= {GROWTH_TARGET}x: {'met' if ratio <= GROWTH_TARGET else 'MISSED'}" if bounded else "no target"
+            print(f"scale: {kind} p99 at {sizes[1]} / at {sizes[0]}: {ratio:.2f}x ({target})")
+    finally:
+        mongo.close()
+        producer.stop()
+        consumer.stop()
+
+
+def _message(chooser: random.Random, names: list[str], peers: dict[str, list[str]]) -> Message:
+    """A message from a random client to one of its peers."""
+    sender = chooser.choice(names)
+    return Message(new_message_id(), ClientId(sender), ClientId(chooser.choice(peers[sender])),
+                   MessageText(f"a message of ordinary length, number {chooser.randrange(10**6)}"), utc_now())
+
+
+def _wait_absorbed(env: dict, began: float, consumer) -> tuple[float, float]:
+    """Seconds from `began` until the consumer, then the views projector, committed all there is."""
+    bootstrap, topic = env["KAFKA_BOOTSTRAP_SERVERS"], env["MESSAGES_TOPIC"]
+    stored_topic = env["STORED_EVENTS_TOPIC"]
+    messages = CommittedProgress(bootstrap, default_group_id(topic, "*"), topic)
+    views = CommittedProgress(bootstrap, f"{stored_topic}.views", stored_topic)
+    try:
+        end = messages.end()
+        wait_until(lambda: messages.committed() >= end, timeout=3600, interval=0.5, what="the messages stored",
+                   process=consumer)
+        consumer_s = time.perf_counter() - began
+        end = views.end()
+        wait_until(lambda: views.committed() >= end, timeout=3600, interval=0.5, what="the views projected",
+                   process=consumer)
+        return consumer_s, time.perf_counter() - began
+    finally:
+        messages.close()
+        views.close()
+
+
+def _measure(api: Api, tokens: dict, sampled: list[str], messages, chooser: random.Random,
+             stored: list[Message]) -> dict[str, tuple[list[float], list[int]]]:
+    """{kind: (milliseconds, items returned)} over ROUNDS requests of each kind per sampled client."""
+    figures: dict[str, tuple[list[float], list[int]]] = {
+        kind: ([], []) for kind in ("conversations", "newest page", "stream start", "lookup by _id", "history page")}
+
+    def timed(kind: str, call) -> object:
+        began = time.perf_counter()
+        result = call()
+        figures[kind][0].append((time.perf_counter() - began) * 1000)
+        return result
+
+    for _ in range(ROUNDS):
+        for client in sampled:
+            headers = api.as_(client)
+            listed = timed("conversations", lambda: api.get("/conversations", headers))
+            assert listed.status == 200, listed.body
+            figures["conversations"][1].append(len(listed.body))
+            partner = listed.body[0]["with"] if listed.body else client
+            page = timed("newest page", lambda: api.get("/messages", headers, order="desc", limit=50, **{"with": partner}))
+            assert page.status == 200, page.body
+            figures["newest page"][1].append(len(page.body))
+            stream = timed("stream start", lambda: _stream_start(api, tokens[client]))
+            figures["stream start"][1].append(stream)
+            if client == sampled[0]:  # a page the views do not hold, read from the history (once per round: it scans)
+                older = timed("history page", lambda: api.get("/messages", headers, order="desc", limit=50,
+                                                              until=utc_now().isoformat(), **{"with": partner}))
+                figures["history page"][1].append(len(older.body) if older.status == 200 else -older.status)
+            message = chooser.choice(stored)
+            found = timed("lookup by _id", lambda: messages.find_one(
+                {"_id": message_key(message.sender, message.message_id)}))
+            figures["lookup by _id"][1].append(1 if found else 0)
+    return figures
+
+
+def _stream_start(api: Api, token: str) -> int:
+    """Open a stream and read its first event (where it starts); 1 once it came."""
+    stream = SseStream(api.base_url, token)
+    try:
+        assert stream.status == 200, stream.error_body()
+        first = stream.next_event(timeout=30)
+        assert first is not None and first.kind == "position"
+        return 1
+    finally:
+        stream.close()
+
+
+def _print(size: int, figures: dict[str, tuple[list[float], list[int]]]) -> None:
+    """One line per kind: p50, p99 against the target, and the items a request returned (median)."""
+    for kind, (milliseconds, items) in figures.items():
+        if len(milliseconds) < 2:
+            continue
+        p50, p99 = statistics.median(milliseconds), statistics.quantiles(milliseconds, n=100)[98]
+        target = (f"target p99 < {P99_TARGET_MS:.0f} ms: {'met' if p99 < P99_TARGET_MS else 'MISSED'}"
+                  if kind != "history page" else "no target: the local store reads the whole collection")
+        print(f"scale: at {size}: {kind:14} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({target})  "
+              f"items per request: median {statistics.median(items):.0f}, max {max(items)}")
