@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
 from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format, read_secret,
                                   read_str)
+from shared_domain.documents import DEFAULT_DATABASE
 from shared_domain.failures import DEFAULT_REPLAY_CAP
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
@@ -57,7 +58,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         client=client,
         kafka=read_kafka_connection(env),
         mongodb_uri=read_str(env, "MONGODB_URI", "mongodb://127.0.0.1:27017/"),
-        mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
+        mongodb_database=read_str(env, "MONGODB_DATABASE", DEFAULT_DATABASE),
         group_id=read_str(env, "CONSUMER_GROUP_ID", default_group_id(messages_topic, client)),
         projector_group_id=f"{dead_letter_topic}.projector",
         views_group_id=f"{stored_events_topic}.views",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
 from shared_domain.config import ConfigError, read_bool, read_float, read_auto_bool, read_int, read_secret, read_str
+from shared_domain.documents import DEFAULT_DATABASE
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
@@ -25,7 +26,7 @@ class ProducerSettings:
 
     kafka: KafkaConnection = field(default_factory=lambda: KafkaConnection("127.0.0.1:9092"))
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
-    mongodb_database: str = "messaging"
+    mongodb_database: str = DEFAULT_DATABASE
     messages_topic: str = MESSAGES_TOPIC
     stored_events_topic: str = STORED_EVENTS_TOPIC
     delivery_timeout_ms: int = 5000

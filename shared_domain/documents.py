@@ -8,6 +8,8 @@ from .failures import SourcePosition
 from .message import Message
 from .stored_events import StoredEvent, stored_event
 
+# The database both services use unless MONGODB_DATABASE names another.
+DEFAULT_DATABASE = "messaging"
 MESSAGES_COLLECTION = "messages"
 FAILED_MESSAGES_COLLECTION = "failed_messages"
 # The raw record of each failure lives apart from its summary, so listings never load payloads.

@@ -23,6 +23,7 @@ else:
 
 # Imported once the metrics directory is chosen (hence noqa: E402).
 from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS, load_settings  # noqa: E402
+from producer_service.entrypoints.services import EXTENSION
 from shared_adapters.http_worker import guarded_worker
 from shared_adapters.kafka_connection import check_accepted
 from shared_adapters.logs import GunicornLogger, gunicorn_log_config
@@ -85,6 +86,6 @@ def on_exit(server):
 
 def worker_exit(server, worker):
     """Flush in-flight records before a worker exits (SIGTERM, restart)."""
-    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("messaging")
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get(EXTENSION)
     if services is not None:
         services.close()
