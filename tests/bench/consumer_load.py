@@ -17,6 +17,7 @@ from shared_domain.documents import MESSAGES_COLLECTION, message_document
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode
 from shared_domain.failures import SourcePosition
 from shared_domain.message import ClientId, Message, MessageText, new_message_id
+from shared_domain.partitioning import PARTITIONER
 from tests.support.services import start_consumer
 
 from .cpu import group_cpu_seconds
@@ -50,7 +51,7 @@ def run(env: dict, logs: Path, mongo_uri: str, rounds: int, count: int, mongo_pi
 
 def _produce(bootstrap: str, topic: str, messages: list[Message]) -> None:
     """Write the messages to the topic as the producer service would, keyed by recipient."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20, "partitioner": PARTITIONER})
     headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
     for message in messages:
         while True:

@@ -15,9 +15,19 @@ class CommittedProgress:
         """How many records the group has committed (from offset 0 on)."""
         return sum(max(position.offset, 0) for position in self._reader.committed(self._partitions, timeout=10))
 
+    @property
+    def partitions(self) -> int:
+        """How many partitions the topic has."""
+        return len(self._partitions)
+
     def end(self) -> int:
         """How many records the topic holds."""
-        return sum(self._reader.get_watermark_offsets(partition, timeout=10)[1] for partition in self._partitions)
+        return sum(self.ends().values())
+
+    def ends(self) -> dict[int, int]:
+        """The end offset of each partition."""
+        return {partition.partition: self._reader.get_watermark_offsets(partition, timeout=10)[1]
+                for partition in self._partitions}
 
     def close(self) -> None:
         """Leave without joining or committing anything (the reader never subscribes)."""

@@ -10,15 +10,17 @@ times the history is added and the same is asked again. Each figure is printed w
 import random
 import statistics
 import time
+import urllib.request
 from pathlib import Path
 
 from pymongo import MongoClient
 
 from consumer_service.config import default_group_id
-from infra.process import wait_until
+from infra.process import free_ports, wait_until
 from shared_domain.clock import utc_now
 from shared_domain.documents import MESSAGES_COLLECTION
 from shared_domain.message import ClientId, Message, MessageText, message_key, new_message_id
+from shared_domain.partitioning import partition_of
 from tests.support.api import Api
 from tests.support.services import start_consumer, start_producer
 from tests.support.sse import SseStream
@@ -28,7 +30,10 @@ from .consumer_load import _produce
 from .progress import CommittedProgress
 
 SAMPLED = 50  # clients measured (registered, so they can sign requests)
-PEERS = 5  # each client writes to a few peers, as people do
+# Each client talks with its two neighbours in a ring, and the first messages go round it once each way, so
+# that a client has the same two conversations at both sizes: what a request returns stays the same while the
+# history behind it grows tenfold.
+NEIGHBOURS = (-1, 1)
 ROUNDS = 3  # requests of each kind per sampled client and size
 P99_TARGET_MS = 100.0
 GROWTH_TARGET = 1.5
@@ -38,7 +43,7 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
     """Fill the store to each size in turn and print what the sampled clients waited for."""
     names = [f"u{n:05d}" for n in range(clients)]
     chooser = random.Random(20261205)
-    peers = {name: chooser.sample(names, PEERS) for name in names}
+    peers = {name: [names[(n + step) % clients] for step in NEIGHBOURS] for n, name in enumerate(names)}
     sampled = names[:SAMPLED]
     tokens = register(mongo_uri, database, sampled, operator=False)
     consumer = start_consumer({**env, "PROJECT_DEAD_LETTERS": "0"}, "*", logs, name="scale-consumer")
@@ -49,7 +54,7 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
         wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
         figures = {}
         for size in sizes:
-            batch = [_message(chooser, names, peers) for _ in range(size - len(stored))]
+            batch = [_message(chooser, names, peers, len(stored) + n) for n in range(size - len(stored))]
             began = time.perf_counter()
             _produce(env["KAFKA_BOOTSTRAP_SERVERS"], env["MESSAGES_TOPIC"], batch)
             stored += batch
@@ -58,6 +63,7 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
                   f"({len(batch) / consumer_s:.0f}/s), in the views after {views_s:.0f} s ({len(batch) / views_s:.0f}/s)")
             figures[size] = _measure(api, tokens, sampled, mongo[database][MESSAGES_COLLECTION], chooser, stored)
             _print(size, figures[size])
+        _fetch_ratio(env, logs, sampled[0])
         small, large = (figures[size] for size in sizes)
         for kind, bounded in (("conversations", True), ("stream start", True), ("newest page", False),
                               ("lookup by _id", False), ("history page", False)):
@@ -71,10 +77,37 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
         consumer.stop()
 
 
-def _message(chooser: random.Random, names: list[str], peers: dict[str, list[str]]) -> Message:
-    """A message from a random client to one of its peers."""
-    sender = chooser.choice(names)
-    return Message(new_message_id(), ClientId(sender), ClientId(chooser.choice(peers[sender])),
+def _fetch_ratio(env: dict, logs: Path, client: str) -> None:
+    """Start a consumer for one client (a group of its own) and print the share of the topic it fetched."""
+    port = free_ports(1)[0]
+    topic = env["MESSAGES_TOPIC"]
+    group = f"{default_group_id(topic, client)}-fetch"
+    consumer = start_consumer({**env, "CONSUMER_GROUP_ID": group, "CONSUMER_HEALTH_PORT": str(port),
+                               "PROJECT_DEAD_LETTERS": "0", "PROJECT_VIEWS": "0"}, client, logs, name="scale-fetch")
+    progress = CommittedProgress(env["KAFKA_BOOTSTRAP_SERVERS"], group, topic)
+    try:
+        served = partition_of(client.encode(), progress.partitions)
+        end = progress.ends()[served]
+        wait_until(lambda: progress.committed() >= end, timeout=600, interval=0.5, what=f"{client}'s partition read",
+                   process=consumer)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            fetched = sum(float(line.rsplit(" ", 1)[1]) for line in answer.read().decode().splitlines()
+                          if line.startswith("consumer_records_total{") and f'consumer="consumer[{client}]"' in line)
+        total = sum(progress.ends().values())
+    finally:
+        progress.close()
+        consumer.stop()
+    share = fetched / total
+    print(f"scale: a consumer for {client} alone fetched {fetched:.0f} of the topic's {total} records ({share:.2f}; "
+          f"target <= 1.2/P = {1.2 / progress.partitions:.2f}: {'met' if share <= 1.2 / progress.partitions else 'MISSED'})")
+
+
+def _message(chooser: random.Random, names: list[str], peers: dict[str, list[str]], number: int) -> Message:
+    """The `number`th message: round the ring once each way first, then from a random client to a random peer."""
+    rounds = len(names) * len(NEIGHBOURS)
+    sender = names[number % len(names)] if number < rounds else chooser.choice(names)
+    recipient = peers[sender][number // len(names)] if number < rounds else chooser.choice(peers[sender])
+    return Message(new_message_id(), ClientId(sender), ClientId(recipient),
                    MessageText(f"a message of ordinary length, number {chooser.randrange(10**6)}"), utc_now())
 
 
