@@ -103,10 +103,10 @@ COVERED = {
 }
 
 
-def _elapsed(apply: Callable[[str], object], text: str) -> float:
-    """The best of three timings of one application."""
+def _elapsed(apply: Callable[[str], object], text: str, repeats: int = 3) -> float:
+    """The best of `repeats` timings of one application."""
     best = float("inf")
-    for _ in range(3):
+    for _ in range(repeats):
         start = time.perf_counter()
         apply(text)
         best = min(best, time.perf_counter() - start)
@@ -115,15 +115,19 @@ def _elapsed(apply: Callable[[str], object], text: str) -> float:
 
 def assert_linear(name: str, head: str, unit: str) -> None:
     """Time the target on head + unit repeated, at each size; fail at the first step that grows faster than linear."""
-    apply, previous = TARGETS[name].apply, None
+    apply, previous, previous_text = TARGETS[name].apply, None, None
     for size in SIZES:
         text = head + unit * ((size - len(head)) // len(unit) + 1)
         elapsed = _elapsed(apply, text)
+        if previous is not None and elapsed > GROWTH * previous + NOISE_S:
+            # Timed again, longer, before judging: another process taking the CPU slows one timing, not the
+            # growth of the best of many; super-linear growth stays.
+            previous, elapsed = _elapsed(apply, previous_text, 9), _elapsed(apply, text, 9)
         if previous is not None:
             assert elapsed <= GROWTH * previous + NOISE_S, (
                 f"{name} on {head[:20]!r} + {unit!r}*n: {previous * 1000:.1f} ms at {size // 4 // 1024} KB, "
                 f"{elapsed * 1000:.1f} ms at {size // 1024} KB (4x the input, {elapsed / previous:.0f}x the time)")
-        previous = elapsed
+        previous, previous_text = elapsed, text
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
