@@ -185,7 +185,7 @@ def replay_record(document: dict) -> OutgoingRecord:
     )
 
 
-class RateLimiter:
+class ReplayPace:
     """Spaces calls evenly so that at most `per_second` happen each second."""
 
     def __init__(self, per_second: float, clock=time.monotonic, sleep=time.sleep):

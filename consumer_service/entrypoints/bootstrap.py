@@ -23,9 +23,9 @@ from ..infrastructure import kafka_io
 from ..infrastructure.mongo_failures import MongoFailureRepository
 from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect_for_operators
 from ..infrastructure.mongo_views import MongoConversationViews
-from .dependencies import Backoff
 from .health import serve_health
-from .loop import Dependencies, run_loop
+from .dependencies import Backoff, Dependencies
+from .loop import run_loop
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,14 @@
-"""Dependency state as the consumer sees it: one log line when a dependency goes down, one when it is back."""
+"""Dependency state as the consumer sees it: one log line when a dependency goes down, one when it is back; probes
+to notice recovery; backoff between retries."""
 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 log = logging.getLogger("consumer_service")
+PROBE_INTERVAL = 2.0
 
 
 class DependencyState:
@@ -70,3 +74,29 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the first delay."""
         self._delay = 0.0
+
+
+@dataclass
+class Dependencies:
+    """The states of Kafka and MongoDB, shared by the loops of one process, with probes to notice recovery."""
+
+    kafka: DependencyState
+    mongodb: DependencyState
+    probes: dict = field(default_factory=dict)
+    _last_probe: float = 0.0
+
+    @classmethod
+    def fresh(cls, kafka_probe: Callable[[], bool] | None = None, mongodb_probe: Callable[[], bool] | None = None):
+        """Both dependencies presumed up; a probe, when given, is asked while its dependency is down."""
+        kafka, mongodb = DependencyState("kafka"), DependencyState("mongodb")
+        probes = {state: probe for state, probe in ((kafka, kafka_probe), (mongodb, mongodb_probe)) if probe}
+        return cls(kafka, mongodb, probes)
+
+    def probe_down(self) -> None:
+        """Every PROBE_INTERVAL, ask each dependency that is down whether it answers again."""
+        if time.monotonic() - self._last_probe < PROBE_INTERVAL:
+            return
+        self._last_probe = time.monotonic()
+        for state, probe in self.probes.items():
+            if state.is_down and probe():
+                state.up()

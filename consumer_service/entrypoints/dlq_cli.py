@@ -13,7 +13,7 @@ from shared_domain.documents import failure_view, storable_text
 from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
 from shared_domain.message import client_id_problem, unsafe_text_problem
 
-from ..application.dlq_operations import PublishFailed, RateLimiter, Report, Selection, discard, replay
+from ..application.dlq_operations import PublishFailed, ReplayPace, Report, Selection, discard, replay
 from ..application.errors import StoreUnavailable
 from .bootstrap import operations
 from .settings import settings_or_exit
@@ -146,7 +146,7 @@ def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
     """Republish failed records (by id, or by filter) to the message topic."""
     selection = _selection(ids, limit, **filters)
     with _operations(by) as ops, _progress("replaying") as progress:
-        report = replay(selection, ops, dry_run=dry_run, force=force, pace=RateLimiter(rate) if rate else lambda: None,
+        report = replay(selection, ops, dry_run=dry_run, force=force, pace=ReplayPace(rate) if rate else lambda: None,
                         on_each=progress, chunk=max(1, min(100, int(rate))) if rate else 100)
     _summary("replayed", report)
 

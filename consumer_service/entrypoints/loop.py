@@ -1,11 +1,10 @@
-"""The consume-handle-commit loop shared by the message consumer and the dead-letter projector."""
+"""The consume-handle-commit loop shared by the message consumer and the projectors."""
 
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException
 
@@ -13,37 +12,10 @@ from ..application.errors import KafkaUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
 from ..infrastructure.kafka_io import (BROKER_DOWN_CODES, PARTITION_CHECK_INTERVAL_S, PartitionWatch, ServedPartition,
                                        assign_partition, commit, rewind, subscribe, to_incoming)
-from .dependencies import Backoff, DependencyState
+from .dependencies import Backoff, Dependencies, DependencyState
 from .metrics import REWOUND, record_batch, record_lag
 
 log = logging.getLogger(__name__)
-PROBE_INTERVAL = 2.0
-
-
-@dataclass
-class Dependencies:
-    """The states of Kafka and MongoDB, shared by the loops of one process, with probes to notice recovery."""
-
-    kafka: DependencyState
-    mongodb: DependencyState
-    probes: dict = field(default_factory=dict)
-    _last_probe: float = 0.0
-
-    @classmethod
-    def fresh(cls, kafka_probe: Callable[[], bool] | None = None, mongodb_probe: Callable[[], bool] | None = None):
-        """Both dependencies presumed up; a probe, when given, is asked while its dependency is down."""
-        kafka, mongodb = DependencyState("kafka"), DependencyState("mongodb")
-        probes = {state: probe for state, probe in ((kafka, kafka_probe), (mongodb, mongodb_probe)) if probe}
-        return cls(kafka, mongodb, probes)
-
-    def probe_down(self) -> None:
-        """Every PROBE_INTERVAL, ask each dependency that is down whether it answers again."""
-        if time.monotonic() - self._last_probe < PROBE_INTERVAL:
-            return
-        self._last_probe = time.monotonic()
-        for state, probe in self.probes.items():
-            if state.is_down and probe():
-                state.up()
 
 
 def run_loop(

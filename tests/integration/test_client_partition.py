@@ -15,7 +15,8 @@ from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.records import OutgoingRecord
 from consumer_service.config import load_settings
 from consumer_service.entrypoints.bootstrap import create_topics, run_consumer_service
-from consumer_service.entrypoints.loop import Dependencies, run_loop
+from consumer_service.entrypoints.dependencies import Dependencies
+from consumer_service.entrypoints.loop import run_loop
 from consumer_service.infrastructure.kafka_io import (PartitionsChanged, ServedPartition, ensure_topics, new_consumer,
                                                       new_reliable_producer, served_partition)
 from infra.process import wait_until

@@ -7,7 +7,8 @@ from confluent_kafka import Producer
 
 from shared_adapters.kafka_connection import KafkaConnection
 from consumer_service.application.errors import DeadLetterUnavailable, StoreUnavailable
-from consumer_service.entrypoints.loop import Dependencies, run_loop
+from consumer_service.entrypoints.dependencies import Dependencies
+from consumer_service.entrypoints.loop import run_loop
 from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer
 from infra.process import wait_until
 from tests.support.stack import committed_offset

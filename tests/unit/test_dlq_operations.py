@@ -3,7 +3,7 @@
 import mongomock
 import pytest
 
-from consumer_service.application.dlq_operations import (Operations, PublishFailed, RateLimiter, Selection, discard,
+from consumer_service.application.dlq_operations import (Operations, PublishFailed, ReplayPace, Selection, discard,
                                                          replay)
 from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from shared_domain.envelope import decode
@@ -95,7 +95,7 @@ def test_the_rate_limiter_spaces_calls_evenly():
         sleeps.append(seconds)
         now[0] += seconds
 
-    pace = RateLimiter(4, clock=lambda: now[0], sleep=sleep)
+    pace = ReplayPace(4, clock=lambda: now[0], sleep=sleep)
     for _ in range(5):
         pace()
     assert sleeps == [0.25] * 4
