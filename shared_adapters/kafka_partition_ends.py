@@ -1,4 +1,4 @@
-"""The ends (high watermarks) of a topic's partitions, as a confluent-kafka consumer looks them up."""
+"""A topic's partitions as a confluent-kafka client looks them up: how many, and where each ends (its high watermark)."""
 
 import logging
 from collections.abc import Collection
@@ -37,3 +37,12 @@ def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLook
         return ends
 
     return look_up
+
+
+def partition_count(client, topic: str, timeout: float) -> int | None:
+    """How many partitions the topic has, asked through any client (consumer, producer, admin); None when not said in time."""
+    try:
+        metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException:
+        return None
+    return None if metadata is None or metadata.error is not None else len(metadata.partitions)

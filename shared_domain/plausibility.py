@@ -8,6 +8,7 @@ message topic, in one of its partitions, and before that partition's end (its hi
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from .failures import SourcePosition
+from .partitioning import partition_of
 
 # The ends of the given partitions of the message topic, looked up now: None for a partition that
 # does not exist; a partition left out could not be looked up.
@@ -24,6 +25,16 @@ def implausibility(source: SourcePosition, messages_topic: str, end: int | None)
         return f"partition {source.partition} of the message topic does not exist"
     if source.offset >= end:
         return f"offset {source.offset} is at or beyond the end ({end}) of partition {source.partition}"
+    return None
+
+
+def misplaced(recipient: str, source: SourcePosition, partitions: int | None) -> str | None:
+    """Why a message to `recipient` cannot be at `source` in a message topic of `partitions` (None: not known), or None."""
+    if partitions is None:
+        return None
+    expected = partition_of(recipient.encode(), partitions)
+    if source.partition != expected:
+        return f"a message to {recipient} is in partition {expected}, not {source.partition}"
     return None
 
 

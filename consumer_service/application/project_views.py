@@ -2,7 +2,7 @@
 
 import logging
 
-from shared_domain.partitioning import partition_of
+from shared_domain.plausibility import misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
 
 from .ports import ConversationViews
@@ -27,7 +27,7 @@ def project_views(records: list[IncomingRecord], views: ConversationViews, judge
         problems = [f"not checked ({type(error).__name__}: {error})"] * len(events)
     plausible = []
     for (partition, event), problem in zip(events, problems):
-        problem = problem or _misplaced(event, partitions)
+        problem = problem or misplaced(event.message.recipient, event.source, partitions)
         if problem is None:
             plausible.append((partition, event))
         else:
@@ -48,11 +48,3 @@ def _event_of(record: IncomingRecord) -> StoredEvent | None:
         log.warning("views: skipping an unreadable stored event at %s:%d:%d: %.300s", record.topic, record.partition,
                     record.offset, error)
         return None
-
-
-def _misplaced(event: StoredEvent, partitions: int) -> str | None:
-    """Why the event's source partition cannot hold a message to its recipient, or None."""
-    expected = partition_of(event.message.recipient.encode(), partitions)
-    if event.source.partition != expected:
-        return f"a message to {event.message.recipient} is in partition {expected}, not {event.source.partition}"
-    return None

@@ -13,6 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared_adapters.kafka_connection import KafkaConnection
+from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
 from shared_domain.partitioning import PARTITIONER, partition_of
@@ -186,15 +187,6 @@ def _refusal(group_id: str, client: str, served: ServedPartition, unread: dict[i
     return (f"group {group_id} has records it never read on {served.topic} {ranges}, and {client}'s messages now go "
             f"to {served.topic}[{served.number}] of {served.count}: the partition count (or the partitioner) changed "
             f"while they were in flight, so they may hold {client}'s messages; not starting (see README, Consumers)")
-
-
-def partition_count(consumer: Consumer, topic: str, timeout: float) -> int | None:
-    """How many partitions the topic has; None when the broker does not say in time."""
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-    except KafkaException:
-        return None
-    return None if metadata is None or metadata.error is not None else len(metadata.partitions)
 
 
 def topic_partitions(kafka: KafkaConnection, topic: str, timeout: float = 10.0) -> int | None:

@@ -7,6 +7,7 @@ from functools import partial
 from confluent_kafka import KafkaException, Producer
 
 from shared_adapters.kafka_connection import KafkaConnection
+from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
 from shared_domain.message import Message
 from shared_domain.partitioning import PARTITIONER
@@ -79,11 +80,7 @@ class KafkaPublisher:
 
     def partition_count(self, topic: str, timeout: float) -> int | None:
         """How many partitions `topic` has; None when no broker says in time."""
-        try:
-            metadata = self._producer.list_topics(topic, timeout=timeout).topics.get(topic)
-        except KafkaException:
-            return None
-        return None if metadata is None or metadata.error is not None else len(metadata.partitions)
+        return partition_count(self._producer, topic, timeout)
 
     def close(self, timeout: float = 10.0) -> int:
         """Stop the background poll and flush what is in flight; return how many records were left."""

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shared_adapters.kafka_connection import KafkaConnection
-from shared_adapters.kafka_partition_ends import partition_ends
-from shared_domain.plausibility import SourceCheck
+from shared_adapters.kafka_partition_ends import partition_count, partition_ends
+from shared_domain.plausibility import SourceCheck, misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
 
 from ..application.live import Hub
@@ -44,10 +44,13 @@ class DropReport:
         self._last, self._count = now, 0
 
 
-def plausible(events: list[StoredEvent], check: SourceCheck, report: DropReport) -> list[StoredEvent]:
-    """The events whose source can be a record of the message topic; the others are dropped and reported."""
+def plausible(events: list[StoredEvent], check: SourceCheck, report: DropReport,
+              partitions: int | None = None) -> list[StoredEvent]:
+    """The events whose source can be a record of the message topic (of `partitions`, when known) that holds their
+    recipient's messages; the others are dropped and reported."""
     try:
-        problems = check.judge([event.source for event in events])
+        problems = [problem or misplaced(event.message.recipient, event.source, partitions)
+                    for event, problem in zip(events, check.judge([event.source for event in events]))]
     except Exception as error:  # the safety net: a check that fails drops the batch, never stops the feed
         problems = [f"not checked ({type(error).__name__}: {error})"] * len(events)
     dropped = [(event, problem) for event, problem in zip(events, problems) if problem is not None]
@@ -69,6 +72,7 @@ class StoredEventFeed:
         self._kafka, self._topic, self._hub, self._timeout = kafka, topic, hub, timeout_s
         self._messages_topic = messages_topic
         self._check: SourceCheck | None = None
+        self._partitions: int | None = None
         self._drops = DropReport()
         self._lock = threading.Lock()
         self._consumer: Consumer | None = None
@@ -90,6 +94,7 @@ class StoredEventFeed:
             self._consumer = consumer
             ends = partition_ends(consumer, self._messages_topic, self._timeout)
             self._check = SourceCheck(self._messages_topic, ends)
+            self._partitions = partition_count(consumer, self._messages_topic, self._timeout)
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()
             log.info("live feed reading %s from its end", self._topic)
@@ -123,7 +128,7 @@ class StoredEventFeed:
                 except Exception as error:  # the safety net: no event stops the feed
                     log.warning("live feed: skipping an unreadable event at %s:%d:%d: %s", record.topic(),
                                 record.partition(), record.offset(), error)
-            self._hub.publish(plausible(events, self._check, self._drops))
+            self._hub.publish(plausible(events, self._check, self._drops, self._partitions))
         consumer.close()
 
     def close(self) -> None:

@@ -15,7 +15,8 @@ from producer_service.infrastructure.kafka_stored_events import DropReport, plau
 from shared_domain.clock import utc_now
 from shared_domain.documents import failure_summary_view
 from shared_domain.failures import SourcePosition
-from shared_domain.plausibility import SourceCheck
+from shared_domain.partitioning import partition_of
+from shared_domain.plausibility import SourceCheck, misplaced
 from shared_domain.stored_events import stored_event
 from tests.support.hostile import forged_dead_letters
 
@@ -165,3 +166,11 @@ def test_a_suspect_dead_letter_is_refused_by_replay_unless_forced(replayed):
     assert "may be forged" in report.refused["client-messages:0:2:clientB"] and len(replayed.records) == 1
     forced = replay(Selection(ids=("client-messages:0:2:clientB",)), ops, force=True)
     assert forced.done == ["client-messages:0:2:clientB"] and len(replayed.records) == 2
+
+
+@given(partition=st.integers(0, 5))
+def test_the_feed_drops_an_event_whose_source_is_not_in_its_recipients_partition(partition):
+    forged = event(partition, 0)
+    kept = plausible([forged], SourceCheck(TOPIC, Ends({p: 10 for p in range(6)})), DropReport(), partitions=6)
+    assert (kept == [forged]) == (partition == partition_of(b"clientB", 6))
+    assert misplaced("clientB", forged.source, None) is None, "no partition count known: judged by its end alone"
