@@ -129,7 +129,7 @@ def served_partition(kafka: KafkaConnection, group_id: str, topic: str, client: 
     """The partition `client`'s messages go to; PartitionsChanged when the group left records unread on another."""
     consumer = Consumer(kafka.config(**{"group.id": group_id}))
     try:
-        count = partition_count(consumer, topic, timeout)
+        count = _known_partition_count(consumer, topic, timeout)
         if count is None:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"the partitions of {topic} are not known"))
         served = ServedPartition(topic, partition_of(client.encode(), count), count)
@@ -143,6 +143,19 @@ def served_partition(kafka: KafkaConnection, group_id: str, topic: str, client: 
     if unread:
         raise PartitionsChanged(_refusal(group_id, client, served, unread))
     return served
+
+
+def _known_partition_count(consumer: Consumer, topic: str, timeout: float) -> int | None:
+    """The topic's partition count, asked again until `timeout` while the broker asked does not know the topic yet.
+
+    On a cluster a topic just created reaches each broker's metadata in turn, so one may not know it for a moment.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        count = partition_count(consumer, topic, max(deadline - time.monotonic(), 0.1))
+        if count is not None or time.monotonic() >= deadline:
+            return count
+        time.sleep(0.2)
 
 
 def _counts_served_under(consumer: Consumer, served: ServedPartition, timeout: float) -> set[int]:

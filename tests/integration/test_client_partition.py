@@ -296,3 +296,16 @@ def test_the_consumer_service_exits_2_with_one_line_when_its_topic_gets_more_par
             process.wait()
     stopping = [line for line in log.read_text().splitlines() if "partitions now" in line]
     assert len(stopping) == 1 and "has 4 partitions now, not the 3" in stopping[0], log.read_text()
+
+
+def test_a_consumer_starting_before_its_topic_is_known_waits_for_it_rather_than_fail(kafka, unique):
+    topic = f"late-{unique}"
+    # As on a cluster whose broker has not yet heard of a topic just created, the topic appears a moment later.
+    creator = threading.Timer(1.0, ensure_topics, args=(KafkaConnection(kafka.address), [topic]),
+                              kwargs={"partitions": 5, "timeout": 10})
+    creator.start()
+    try:
+        served = served_partition(KafkaConnection(kafka.address), f"late-{unique}", topic, "clientB", timeout=20)
+    finally:
+        creator.join()
+    assert (served.count, served.number) == (5, partition_of(b"clientB", 5))
