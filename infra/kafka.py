@@ -179,7 +179,8 @@ class KafkaServer(LocalServer):
     name = "Kafka"
     stop_timeout = 30.0
 
-    def __init__(self, port: int, controller_port: int, data_dir: Path, security: str = PLAINTEXT) -> None:
+    def __init__(self, port: int, controller_port: int, data_dir: Path, security: str = PLAINTEXT,
+                 credentials_dir: Path | None = None) -> None:
         """Configure the broker; nothing runs until start()."""
         super().__init__(data_dir)
         if security not in SECURITY_MODES:
@@ -188,7 +189,8 @@ class KafkaServer(LocalServer):
         self.controller_port = controller_port
         self.security = security
         # Where the CA, the broker's certificate and the service user's password are kept (sasl_ssl only).
-        self.credentials = KafkaCredentials(self.data_dir / "security") if security == SASL_SSL else None
+        self.credentials = (KafkaCredentials(credentials_dir or self.data_dir / "security") if security == SASL_SSL
+                            else None)
         self.log_dir = self.data_dir / "kraft-logs"
         self.properties_path = self.data_dir / "server.properties"
         self.log4j_path = self.data_dir / "log4j2.properties"
@@ -215,15 +217,27 @@ class KafkaServer(LocalServer):
         return {"bootstrap.servers": self.bootstrap_servers,
                 **(self.credentials.client_properties() if self.credentials else {})}
 
+    @property
+    def formatted(self) -> bool:
+        """Whether the broker's storage has been formatted."""
+        return (self.log_dir / "meta.properties").exists()
+
     def start(self, timeout: float = 90.0) -> None:
         """Start the broker (formatting storage on first use) and wait until it serves metadata."""
+        if self.alive:
+            return
+        self.launch()
+        self.await_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the broker's process (formatting storage on first use) without waiting for it to serve."""
         if self.alive:
             return
         if port_open(self.port) or port_open(self.controller_port):
             raise RuntimeError(f"port {self.port} or {self.controller_port} is already in use")
         libs = install_kafka()
         make_private(self.data_dir)
-        formatted = (self.log_dir / "meta.properties").exists()
+        formatted = self.formatted
         if self.credentials:
             self._prepare_credentials(formatted)
         write_private(self.properties_path, self._properties())
@@ -235,7 +249,7 @@ class KafkaServer(LocalServer):
         if not formatted:
             self._format(classpath)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._launch(
+        self._spawn(
             [
                 java_executable(),
                 *JVM_OPTS,
@@ -247,7 +261,7 @@ class KafkaServer(LocalServer):
                 "kafka.Kafka",
                 str(self.properties_path),
             ],
-            self.bootstrap_servers, timeout, interval=0.2,
+            self.bootstrap_servers,
         )
 
     def _prepare_credentials(self, formatted: bool) -> None:
@@ -264,10 +278,9 @@ class KafkaServer(LocalServer):
             self.credentials.new_password()
 
     def _format(self, classpath: str) -> None:
-        """Format the KRaft log dir as a standalone controller quorum of one (with the SCRAM user if secured)."""
+        """Format the KRaft log dir (with the SCRAM user if secured)."""
         log.info("formatting Kafka storage in %s", self.log_dir)
-        arguments = ["kafka.tools.StorageTool", "format", "--standalone", "-t", random_cluster_id(),
-                     "-c", str(self.properties_path)]
+        arguments = ["kafka.tools.StorageTool", "format", *self._format_arguments(), "-c", str(self.properties_path)]
         if self.credentials:
             arguments += ["--add-scram", self.credentials.scram_argument()]
         # The main class and its arguments go in an argument file: the password never shows in a process list.
@@ -291,14 +304,22 @@ class KafkaServer(LocalServer):
         finally:
             argument_file.unlink(missing_ok=True)
 
+    def _format_arguments(self) -> list[str]:
+        """StorageTool format options: a new cluster whose controller quorum is this node alone."""
+        return ["--standalone", "-t", random_cluster_id()]
+
+    def _quorum_properties(self) -> dict[str, str]:
+        """server.properties entries naming this node and its controller quorum, and the replication that allows."""
+        return {"node.id": "1", "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+                **replication_properties(1)}
+
     def _properties(self) -> str:
         """Return server.properties for a combined broker+controller on loopback."""
         broker = f"{self.listener}://127.0.0.1:{self.port}"
         controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            **self._quorum_properties(),
             "listeners": f"{broker},{controller}",
             "advertised.listeners": f"{broker},{controller}",
             "inter.broker.listener.name": self.listener,
@@ -307,14 +328,9 @@ class KafkaServer(LocalServer):
             "log.dirs": str(self.log_dir),
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
-            "offsets.topic.replication.factor": "1",
             # Fewer internal partitions: the first consumer group joins much faster.
             "offsets.topic.num.partitions": "5",
             "transaction.state.log.num.partitions": "5",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             # After a crash the restarted broker waits out the old registration's session
             # (default 9 s); on loopback a short session is safe and makes fault tests faster.
@@ -341,6 +357,17 @@ class KafkaServer(LocalServer):
         with open(self.log_path, "rb") as handle:
             handle.seek(self._log_offset)
             return STARTED_MARKER in handle.read()
+
+
+def replication_properties(nodes: int) -> dict[str, str]:
+    """Replication defaults for a cluster of `nodes` brokers: 3 copies and 2 in sync, as far as it has brokers."""
+    factor = min(3, nodes)
+    min_insync = "2" if factor >= 3 else "1"
+    return {"default.replication.factor": str(factor), "min.insync.replicas": min_insync,
+            "offsets.topic.replication.factor": str(factor),
+            "transaction.state.log.replication.factor": str(factor), "transaction.state.log.min.isr": min_insync,
+            "share.coordinator.state.topic.replication.factor": str(factor),
+            "share.coordinator.state.topic.min.isr": min_insync}
 
 
 def _quoted(argument: str) -> str:

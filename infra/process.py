@@ -292,6 +292,7 @@ class LocalServer:
         """Remember where the server keeps its data; nothing runs until start()."""
         self.data_dir = Path(data_dir).absolute()
         self._process: ManagedProcess | None = None
+        self._address, self._began = "", 0.0
 
     @property
     def alive(self) -> bool:
@@ -338,13 +339,23 @@ class LocalServer:
 
     def _launch(self, argv: Sequence[str], address: str, timeout: float, interval: float) -> None:
         """Run `argv` and wait until the server answers at `address`; kill it if it does not in time."""
+        self._spawn(argv, address)
+        self.await_ready(timeout, interval)
+
+    def _spawn(self, argv: Sequence[str], address: str) -> None:
+        """Run `argv` as the server's process, serving at `address`, without waiting for it to answer."""
         self._process = ManagedProcess(name=f"{self.name.lower()}:{address}", argv=argv, log_path=self.log_path,
                                        private=True)
-        began = time.monotonic()
+        self._address, self._began = address, time.monotonic()
         self._process.start()
+
+    def await_ready(self, timeout: float, interval: float = 0.2) -> None:
+        """Wait until the spawned server answers; kill it if it does not in time."""
+        assert self._process is not None
         try:
-            wait_until(self._ready, timeout, interval=interval, what=f"{self.name} on {address}", process=self._process)
+            wait_until(self._ready, timeout, interval=interval, what=f"{self.name} on {self._address}",
+                       process=self._process)
         except BaseException:
             self._process.kill()
             raise
-        log.info("%s ready on %s in %.1fs", self.name, address, time.monotonic() - began)
+        log.info("%s ready on %s in %.1fs", self.name, self._address, time.monotonic() - self._began)
