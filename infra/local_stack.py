@@ -4,7 +4,8 @@ A part that dies is started again after 1, 2, 4 ... s; one that keeps dying soon
 stops everything. Environment variables KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI point the services
 at existing servers instead of starting local ones (a store named so must answer a ping first, or
 make run exits 2); the RUN_* ones move ports and data (run_settings), and RUN_KAFKA_SECURITY=sasl_ssl
-makes the broker started here serve SASL_SSL only. Ctrl-C or SIGTERM stops everything this started.
+makes the broker started here serve SASL_SSL only; RUN_KAFKA_BROKERS=3 starts a cluster of three nodes instead of
+one broker, each node a part of its own. Ctrl-C or SIGTERM stops everything this started.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import NoReturn
 from infra.ferretdb import FerretDBServer
 from infra.identities import OPERATOR, ensure_tokens
 from infra.kafka import KafkaServer, UnsecuredStorage
+from infra.kafka_cluster import KafkaCluster
 from infra.process import ManagedProcess, port_open, private_dir, run, wait_until, write_private
 from infra.run_settings import RunSettings, hide_secrets, mask_password, read_run_settings
 from infra.supervisor import CrashLoop, Part, Supervisor
@@ -55,8 +57,7 @@ def main() -> int:
             _check_port(bind, variable)
         if settings.mongodb_uri:
             _check_store(settings.mongodb_uri, settings.mongodb_ping_timeout)
-        env = _start_servers(settings, servers)
-        kafka = next((server for server in servers if isinstance(server, KafkaServer)), None)
+        env, kafka = _start_servers(settings, servers)
         run([str(BIN / "consumer-service"), "create-topics"], "creating topics", env=env, timeout=120)
         # Data kept from before the conversation views existed gets them once, before any projector writes them.
         run([str(BIN / "consumer-service"), "rebuild-views", "--if-missing"], "building the conversation views", env=env,
@@ -92,16 +93,21 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        # Services first (together), so consumers can leave their groups while Kafka is still up.
-        stoppers = [threading.Thread(target=process.stop) for process in services]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join()
-        for server in reversed(servers):
-            server.stop()
+        # Services first, so consumers can leave their groups while Kafka is still up; then the servers, Kafka's
+        # nodes together (one stopped after the others would find no quorum for its controlled shutdown).
+        _stop_together(services)
+        _stop_together(servers)
         if servers or services:
             print("all processes stopped", flush=True)
+
+
+def _stop_together(parts: list) -> None:
+    """Stop every part at once and wait until all are gone."""
+    stoppers = [threading.Thread(target=part.stop) for part in parts]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
 
 
 def _check_port(bind: str, variable: str) -> None:
@@ -144,11 +150,13 @@ def _describe_store(settings: RunSettings) -> str:
     return f"{where}, database {settings.mongodb_database}"
 
 
-def _describe_kafka(settings: RunSettings, kafka: KafkaServer | None, env: dict) -> str:
+def _describe_kafka(settings: RunSettings, kafka: KafkaServer | KafkaCluster | None, env: dict) -> str:
     """Which broker the services use and how they reach it, for the banner (never the password)."""
     if kafka is None:
         return f"{env['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS; not started here)"
-    where = f"{kafka.listener} on {kafka.bootstrap_servers} (started here, data in {kafka.data_dir})"
+    shape = (f"a cluster of {len(kafka.nodes)}, {kafka.listener}, bootstrap" if isinstance(kafka, KafkaCluster)
+             else f"{kafka.listener} on")
+    where = f"{shape} {kafka.bootstrap_servers} (started here, data in {kafka.data_dir})"
     if kafka.credentials is None:
         return where
     return (f"{where}, SCRAM-SHA-512 user {kafka.credentials.username}\n"
@@ -157,15 +165,12 @@ def _describe_kafka(settings: RunSettings, kafka: KafkaServer | None, env: dict)
             "consumer-service dlq among them)")
 
 
-def _start_servers(settings: RunSettings, servers: list) -> dict:
-    """Start Kafka and FerretDB unless the environment names existing ones; return the services' env."""
+def _start_servers(settings: RunSettings, servers: list) -> tuple[dict, KafkaServer | KafkaCluster | None]:
+    """Start Kafka and FerretDB unless the environment names existing ones; return the services' env and the Kafka."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    kafka: KafkaServer | KafkaCluster | None = None
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = KafkaServer(settings.kafka_port, settings.kafka_controller_port, settings.kafka_data_dir,
-                            settings.kafka_security)
-        servers.append(kafka)
-        print(f"starting Kafka ({kafka.listener}) on {kafka.bootstrap_servers} ...", flush=True)
-        kafka.start()
+        kafka = _start_kafka(settings, servers)
         # The broker started here decides how it is reached, whatever KAFKA_* security the shell exports.
         for variable in KAFKA_SECURITY_VARIABLES:
             env.pop(variable, None)
@@ -179,7 +184,24 @@ def _start_servers(settings: RunSettings, servers: list) -> dict:
         print(f"starting FerretDB (MongoDB protocol) on 127.0.0.1:{mongo.port} ...", flush=True)
         mongo.start()
         env["MONGODB_URI"] = mongo.uri
-    return env
+    return env, kafka
+
+
+def _start_kafka(settings: RunSettings, servers: list) -> KafkaServer | KafkaCluster:
+    """Start one broker, or a cluster whose every node is a part of its own."""
+    if settings.kafka_brokers == 1:
+        kafka = KafkaServer(settings.kafka_port, settings.kafka_controller_port, settings.kafka_data_dir,
+                            settings.kafka_security)
+        servers.append(kafka)
+        print(f"starting Kafka ({kafka.listener}) on {kafka.bootstrap_servers} ...", flush=True)
+        kafka.start()
+        return kafka
+    cluster = KafkaCluster(settings.kafka_ports, settings.kafka_data_dir, settings.kafka_security)
+    servers.extend(cluster.nodes)
+    print(f"starting Kafka ({cluster.listener}), a cluster of {len(cluster.nodes)} on {cluster.bootstrap_servers} ...",
+          flush=True)
+    cluster.start()
+    return cluster
 
 
 def _write_kafka_env(path: Path, env: dict | None) -> None:

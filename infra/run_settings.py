@@ -13,6 +13,8 @@ from infra.kafka_security import PLAINTEXT, SASL_SSL, SECURITY_MODES
 from shared_domain.config import ConfigError, read_float, read_int, read_str
 
 MASK = "****"
+# One broker, or a cluster whose controller quorum survives the loss of any one node.
+KAFKA_BROKER_COUNTS = (1, 3)
 # Connection-string options whose values are secrets: tlsCertificateKeyFilePassword and the like, and
 # authMechanismProperties, which may carry an AWS session token.
 SECRET_OPTIONS = ("password", "authmechanismproperties")
@@ -35,6 +37,12 @@ class RunSettings:
     mongodb_database: str = "messaging"
     mongodb_ping_timeout: float = 5.0  # how long the store at mongodb_uri has to answer before make run gives up
     kafka_security: str = PLAINTEXT  # how the broker make run starts serves its clients: plaintext or sasl_ssl
+    kafka_brokers: int = 1  # how many Kafka nodes make run starts: one, or a cluster of three
+
+    @property
+    def kafka_ports(self) -> list[tuple[int, int]]:
+        """Each node's (client port, controller port): node n's are RUN_KAFKA_PORT and RUN_KAFKA_CONTROLLER_PORT + 2(n-1)."""
+        return [(self.kafka_port + 2 * n, self.kafka_controller_port + 2 * n) for n in range(self.kafka_brokers)]
 
     @property
     def logs(self) -> Path:
@@ -43,8 +51,9 @@ class RunSettings:
 
     @property
     def kafka_data_dir(self) -> Path:
-        """The started broker's data: a secured broker keeps its own, formatted with its SCRAM user."""
-        return self.data_dir / ("kafka" if self.kafka_security == PLAINTEXT else f"kafka-{self.kafka_security}")
+        """The started broker's data: a secured broker keeps its own, formatted with its SCRAM user, and so does a cluster."""
+        name = "kafka" if self.kafka_security == PLAINTEXT else f"kafka-{self.kafka_security}"
+        return self.data_dir / (name if self.kafka_brokers == 1 else f"{name}-cluster-{self.kafka_brokers}")
 
     @property
     def kafka_env_path(self) -> Path:
@@ -65,13 +74,14 @@ class RunSettings:
 def read_run_settings(env: Mapping[str, str]) -> RunSettings:
     """Read the RUN_* variables, PRODUCER_BIND, OPERATOR_BIND and the store's; raise ConfigError naming the first bad one."""
     data_dir = env.get("RUN_DATA_DIR", "").strip()
+    kafka_port, kafka_controller_port = _port(env, "RUN_KAFKA_PORT", 9092), _port(env, "RUN_KAFKA_CONTROLLER_PORT", 9093)
     return RunSettings(
         clients=env.get("RUN_CLIENTS", "clientA clientB").split(),
         producer_bind=read_str(env, "PRODUCER_BIND", "127.0.0.1:8000"),
         operator_bind=read_str(env, "OPERATOR_BIND", "127.0.0.1:8081"),
         consumer_metrics_port=_port(env, "RUN_CONSUMER_METRICS_PORT", 9101),
-        kafka_port=_port(env, "RUN_KAFKA_PORT", 9092),
-        kafka_controller_port=_port(env, "RUN_KAFKA_CONTROLLER_PORT", 9093),
+        kafka_port=kafka_port,
+        kafka_controller_port=kafka_controller_port,
         mongo_port=_port(env, "RUN_MONGO_PORT", 27017),
         data_dir=Path(data_dir).expanduser().absolute() if data_dir else cache_dir() / "data" / "local",
         run_dir=Path(".run").absolute(),
@@ -79,6 +89,7 @@ def read_run_settings(env: Mapping[str, str]) -> RunSettings:
         mongodb_database=read_str(env, "MONGODB_DATABASE", "messaging"),
         mongodb_ping_timeout=read_float(env, "RUN_MONGODB_PING_TIMEOUT_S", 5.0, minimum=0.1),
         kafka_security=_kafka_security(env),
+        kafka_brokers=_kafka_brokers(env, kafka_port, kafka_controller_port),
     )
 
 
@@ -134,6 +145,26 @@ def _kafka_security(env: Mapping[str, str]) -> str:
                                                 "names one it does not start: set KAFKA_SECURITY_PROTOCOL and the "
                                                 "rest for that one")
     return security
+
+
+def _kafka_brokers(env: Mapping[str, str], port: int, controller_port: int) -> int:
+    """Read RUN_KAFKA_BROKERS, how many Kafka nodes make run starts, and check their ports fit."""
+    raw = env.get("RUN_KAFKA_BROKERS", "").strip() or "1"
+    if raw not in {str(count) for count in KAFKA_BROKER_COUNTS}:
+        raise ConfigError("RUN_KAFKA_BROKERS", f"must be {' or '.join(map(str, KAFKA_BROKER_COUNTS))}, "
+                                               f"got {env['RUN_KAFKA_BROKERS']!r}")
+    brokers = int(raw)
+    if brokers > 1 and env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        raise ConfigError("RUN_KAFKA_BROKERS", "sizes the Kafka make run starts, but KAFKA_BOOTSTRAP_SERVERS names one "
+                                               "it does not start")
+    clients, controllers = ([first + 2 * n for n in range(brokers)] for first in (port, controller_port))
+    if set(clients) & set(controllers):
+        raise ConfigError("RUN_KAFKA_CONTROLLER_PORT", f"collides with a Kafka client port: the nodes' client ports "
+                                                       f"are {clients}, their controller ports {controllers}")
+    if max(clients + controllers) > 65535:
+        raise ConfigError("RUN_KAFKA_PORT", f"(or RUN_KAFKA_CONTROLLER_PORT) leaves no room for {brokers} nodes "
+                                            "two ports apart")
+    return brokers
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
