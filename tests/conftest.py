@@ -9,6 +9,7 @@ import pytest
 
 from infra.ferretdb import FerretDBServer
 from infra.kafka import KafkaServer
+from infra.kafka_cluster import KafkaCluster
 from infra.kafka_security import PLAINTEXT, SASL_SSL
 from infra.process import free_ports
 from tests.support.ledgers import LEDGERS
@@ -35,6 +36,12 @@ def running(server):
 def new_kafka(tmp_path_factory, security: str = PLAINTEXT) -> KafkaServer:
     """A single-node KRaft broker on free ports."""
     return KafkaServer(*free_ports(2), tmp_path_factory.mktemp("kafka"), security)
+
+
+def new_kafka_cluster(tmp_path_factory, nodes: int = 3) -> KafkaCluster:
+    """A KRaft cluster of `nodes` combined broker+controller nodes on free ports."""
+    ports = free_ports(2 * nodes)
+    return KafkaCluster(list(zip(ports[::2], ports[1::2])), tmp_path_factory.mktemp("kafka-cluster"))
 
 
 def new_store(tmp_path_factory) -> FerretDBServer:
@@ -76,6 +83,13 @@ def killable_kafka(tmp_path_factory):
     """A broker of the test module's own, so a test may stop or kill it without disturbing others."""
     with running(new_kafka(tmp_path_factory)) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory):
+    """Three Kafka nodes of the test module's own, each a broker and a controller voter; a test may stop or kill any."""
+    with running(new_kafka_cluster(tmp_path_factory)) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

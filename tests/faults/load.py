@@ -12,11 +12,12 @@ RATE = float(os.environ.get("FAULT_RATE", "250"))
 
 @dataclass
 class Outcome:
-    """How one send was answered: HTTP status (0 when no answer) and how long it took."""
+    """How one send was answered: HTTP status (0 when no answer), how long it took, and when (time.monotonic())."""
 
     status: int
     seconds: float
     index: int
+    at: float
 
 
 @dataclass
@@ -68,4 +69,5 @@ class Load:
             status = self.api.send("clientA", self.recipient, f"load message {n}", messageId=message_id).status
         except OSError:
             status = 0
-        self.outcomes[message_id] = Outcome(status, time.monotonic() - began, n)
+        ended = time.monotonic()
+        self.outcomes[message_id] = Outcome(status, ended - began, n, ended)

@@ -1,6 +1,7 @@
 """A Server-Sent Events client for tests: one stream on one connection, events read with a deadline and checked
 against the producer's OpenAPI document."""
 
+import contextlib
 import http.client
 import json
 import socket
@@ -93,5 +94,8 @@ class SseStream:
         return received
 
     def close(self) -> None:
-        """Hang up."""
+        """Hang up; a read waiting on another thread returns at once, as if the server had ended the stream."""
+        if self._connection.sock is not None:
+            with contextlib.suppress(OSError):
+                self._connection.sock.shutdown(socket.SHUT_RDWR)
         self._connection.close()
