@@ -5,6 +5,7 @@ who can write to their topics can name any position. The cheap checks: the posit
 message topic, in one of its partitions, and before that partition's end (its high watermark).
 """
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from .failures import SourcePosition
@@ -13,6 +14,12 @@ from .partitioning import partition_of
 # The ends of the given partitions of the message topic, looked up now: None for a partition that
 # does not exist; a partition left out could not be looked up.
 EndsLookup = Callable[[Collection[int]], Mapping[int, int | None]]
+# How far past a partition's end a genuine position can be seen (a new leader's end trails the old one's by what
+# its followers had not yet confirmed), and how often such a position is looked up again.
+REACH = 10_000
+RECHECK_S = 0.2
+# How long the services wait for such a position before they drop it (every other one is judged at once).
+PATIENCE_S = 5.0
 
 
 def implausibility(source: SourcePosition, messages_topic: str, end: int | None) -> str | None:
@@ -41,11 +48,33 @@ def misplaced(recipient: str, source: SourcePosition, partitions: int | None) ->
 class SourceCheck:
     """Judges claimed positions against the last known end of each partition, looking it up only when one reaches it."""
 
-    def __init__(self, messages_topic: str, look_up: EndsLookup):
+    def __init__(self, messages_topic: str, look_up: EndsLookup, patience_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.messages_topic, self._look_up = messages_topic, look_up
+        self._patience, self._clock, self._sleep = patience_s, clock, sleep
         self._ends: dict[int, int] = {}  # partitions that exist only, so it is never larger than the topic
 
     def judge(self, sources: Sequence[SourcePosition]) -> list[str | None]:
+        """For each position, why it cannot be real, or None.
+
+        A position just past its partition's end may be genuine: a leader elected a moment ago reports
+        an end (high watermark) behind what the previous one served. Such positions are looked up
+        again, a few times a second, for up to the check's patience before they are judged.
+        """
+        deadline = self._clock() + self._patience
+        while True:
+            problems = self._judge_once(sources)
+            behind = any(problem is not None and self._just_past_end(source) for source, problem in zip(sources, problems))
+            if not behind or self._clock() >= deadline:
+                return problems
+            self._sleep(RECHECK_S)
+
+    def _just_past_end(self, source: SourcePosition) -> bool:
+        """Whether a position is at most REACH records past its partition's last known end."""
+        end = self._ends.get(source.partition) if source.topic == self.messages_topic else None
+        return end is not None and end <= source.offset < end + REACH
+
+    def _judge_once(self, sources: Sequence[SourcePosition]) -> list[str | None]:
         """For each position, why it cannot be real, or None; each partition's end is looked up at most once a call."""
         stale = {source.partition for source in sources if self._needs_look_up(source)}
         fresh = dict(self._look_up(stale)) if stale else {}

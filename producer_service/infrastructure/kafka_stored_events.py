@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_partition_ends import partition_count, partition_ends
-from shared_domain.plausibility import SourceCheck, misplaced
+from shared_domain.plausibility import PATIENCE_S, SourceCheck, misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
 
 from ..application.live import Hub
@@ -93,7 +93,7 @@ class StoredEventFeed:
                 raise FeedUnavailable(f"topic {self._topic}: {error}") from None
             self._consumer = consumer
             ends = partition_ends(consumer, self._messages_topic, self._timeout)
-            self._check = SourceCheck(self._messages_topic, ends)
+            self._check = SourceCheck(self._messages_topic, ends, patience_s=PATIENCE_S)
             self._partitions = partition_count(consumer, self._messages_topic, self._timeout)
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()

@@ -174,3 +174,35 @@ def test_the_feed_drops_an_event_whose_source_is_not_in_its_recipients_partition
     kept = plausible([forged], SourceCheck(TOPIC, Ends({p: 10 for p in range(6)})), DropReport(), partitions=6)
     assert (kept == [forged]) == (partition == partition_of(b"clientB", 6))
     assert misplaced("clientB", forged.source, None) is None, "no partition count known: judged by its end alone"
+
+
+class CatchingUp(Ends):
+    """A partition whose end is reported behind at first (a leader just elected), and right after a few look-ups."""
+
+    def __init__(self, behind: int, right: int, after: int):
+        super().__init__({0: behind})
+        self.right, self.after = right, after
+
+    def __call__(self, partitions):
+        if len(self.asked) >= self.after:
+            self.ends = {0: self.right}
+        return super().__call__(partitions)
+
+
+def test_a_position_just_past_an_end_that_is_catching_up_is_looked_up_again_and_kept():
+    clock = [0.0]
+    check = SourceCheck(TOPIC, CatchingUp(behind=532, right=541, after=3), patience_s=5.0, clock=lambda: clock[0],
+                        sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    assert check.judge([at(0, 532), at(0, 540)]) == [None, None]
+    assert clock[0] < 1.0, "looked up again a few times a second, not after the whole patience"
+
+
+def test_a_position_past_an_end_that_stays_is_dropped_after_the_patience_and_one_far_past_at_once():
+    clock = [0.0]
+    sleep = lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    check = SourceCheck(TOPIC, Ends({0: 532}), patience_s=5.0, clock=lambda: clock[0], sleep=sleep)
+    [problem] = check.judge([at(0, 532)])
+    assert problem is not None and 5.0 <= clock[0] < 5.5
+    clock[0] = 0.0
+    [problem] = check.judge([at(0, 2**62)])
+    assert problem is not None and clock[0] == 0.0, "a position far past the end is judged without waiting"
