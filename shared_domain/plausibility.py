@@ -18,8 +18,11 @@ EndsLookup = Callable[[Collection[int]], Mapping[int, int | None]]
 # its followers had not yet confirmed), and how often such a position is looked up again.
 REACH = 10_000
 RECHECK_S = 0.2
-# How long the services wait for such a position before they drop it (every other one is judged at once).
+# How long the services wait for such a position before they drop it (every other one is judged at once): the
+# live feed briefly, since every stream of its process waits with it; the projectors, which nobody waits on, until
+# a new leader and the clients' metadata have surely settled.
 PATIENCE_S = 5.0
+PROJECTOR_PATIENCE_S = 30.0
 
 
 def implausibility(source: SourcePosition, messages_topic: str, end: int | None) -> str | None:
