@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements.lock
 
-.PHONY: run test unit bench install infra browser clean
+.PHONY: run test unit bench soak install infra browser clean
 
 # $(LOCK) pins every package of the project and its tests, with their hashes, and setuptools
 # to build it: pip installs nothing else. Its header is the command that makes it again after
@@ -37,6 +37,9 @@ unit: install             ## the fast unit tests only
 
 bench: infra              ## throughput and latency figures of the running pipeline
 	$(BIN)/python -m tests.bench
+
+soak: infra               ## make run's stack under steady load and live streams for SOAK_MINUTES (30); fails on growth or a stall
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) .run *.egg-info
