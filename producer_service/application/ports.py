@@ -31,6 +31,16 @@ class PageQuery:
     # Documents must also match one of these equality sets (who may see what), when any are given.
     any_of: tuple[dict, ...] = ()
     newest_first: bool = False
+    # Where each source of the previous page stopped, from its cursor (see Page.hints).
+    hints: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of API objects, and where each source it was drawn from stopped, for the next page's cursor."""
+
+    items: list[dict]
+    hints: tuple[int, ...] = ()
 
 
 class Publisher(Protocol):
@@ -46,5 +56,5 @@ class Publisher(Protocol):
 class Reader(Protocol):
     """Reads one page of documents matching a query, as API objects."""
 
-    def find(self, query: PageQuery) -> list[dict]:
+    def find(self, query: PageQuery) -> Page:
         """Return up to query.limit items in (time, id) order."""

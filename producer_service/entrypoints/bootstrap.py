@@ -12,8 +12,8 @@ from ..application.live import Hub
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
-from ..infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount,
-                                            WindowedMessages)
+from ..infrastructure.mongo_readers import (BucketedMessages, MongoConversations, MongoHistory, MongoReader, MongoViews,
+                                            PartitionCount)
 from .services import Live, Services
 
 
@@ -43,8 +43,8 @@ def real_services(settings: ProducerSettings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
-                                  database[VIEWS_COLLECTION]),
+        messages=BucketedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+                                  database[VIEWS_COLLECTION], partitions),
         failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_summary_view),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
@@ -54,6 +54,6 @@ def real_services(settings: ProducerSettings) -> Services:
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
         conversations=MongoConversations(views, database[READ_MARKERS_COLLECTION]),
-        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started),
+        live=Live(hub, MongoHistory(views), feed.ensure_started),
         close=close,
     )

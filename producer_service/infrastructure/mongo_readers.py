@@ -9,13 +9,14 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
-from shared_domain.conversation_views import (inbox_id, newest_page, outbox_id, positions, read_count, read_marker_id,
-                                              summaries, window_id)
+from shared_domain.conversation_views import (inbox_id, missed_messages, outbox_id, page_sources, positions, read_count,
+                                              read_marker_id, summaries)
 from shared_domain.documents import message_view, stored_event_of
+from shared_domain.message_buckets import Bounds, Sequence, page
 from shared_domain.stored_events import StoredEvent
 
 from ..application.live import Position, ResumeTooFar
-from ..application.ports import PageQuery
+from ..application.ports import Page, PageQuery
 
 
 class MongoReader:
@@ -26,7 +27,7 @@ class MongoReader:
         self._time_field = time_field
         self._view = view
 
-    def find(self, query: PageQuery) -> list[dict]:
+    def find(self, query: PageQuery) -> Page:
         """Return one page of API objects matching the query."""
         direction = DESCENDING if query.newest_first else ASCENDING
         order = [(self._time_field, direction), ("_id", direction)]
@@ -34,7 +35,7 @@ class MongoReader:
             documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return [self._view(document) for document in documents]
+        return Page([self._view(document) for document in documents])
 
     def _filter(self, query: PageQuery) -> dict:
         """Translate a page query into a MongoDB filter."""
@@ -56,36 +57,28 @@ class MongoReader:
 
 
 
-class WindowedMessages:
-    """GET /messages: a conversation's newest page from its two windows (two lookups); any other page from the history."""
+class BucketedMessages:
+    """GET /messages from the message buckets: a few lookups by _id a page, whatever the history behind it.
 
-    def __init__(self, history: MongoReader, views: Collection):
-        self._history, self._views = history, views
+    Everyone's messages (authentication off) have no buckets: they are paged through the history.
+    """
 
-    def find(self, query: PageQuery) -> list[dict]:
+    def __init__(self, history: MongoReader, views: Collection, partitions: Callable[[], int]):
+        self._history, self._views, self._partitions = history, views, partitions
+
+    def find(self, query: PageQuery) -> Page:
         """Return one page of API objects matching the query."""
-        parties = _newest_page_of_conversation(query)
-        if parties is not None:
-            one, other = parties
-            try:
-                windows = [self._views.find_one({"_id": window_id(recipient, sender)})
-                           for recipient, sender in {(one, other), (other, one)}]
-            except PyMongoError as error:
-                raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-            newest = newest_page([window for window in windows if window is not None], query.limit)
-            if newest is not None:
-                return [message_view(message) for message in newest]
-        return self._history.find(query)
-
-
-def _newest_page_of_conversation(query: PageQuery) -> tuple[str, str] | None:
-    """The two clients of a query for the newest page of their conversation and nothing else; None for any other."""
-    if not query.newest_first or query.equals or query.since or query.until or query.after:
-        return None
-    if len(query.any_of) != 1 or set(query.any_of[0]) != {"conversation"}:
-        return None
-    one, _, other = query.any_of[0]["conversation"].partition("|")
-    return one, other
+        sources = page_sources(query.any_of, query.equals, self._partitions)
+        if sources is None:
+            return self._history.find(query)
+        bounds = Bounds(query.limit, query.newest_first, query.after, query.since, query.until)
+        try:
+            sequences = [Sequence(sequence, (self._views.find_one({"_id": head}, {"count": 1}) or {}).get("count", 0))
+                         for sequence, head in sources]
+            messages, hints = page(sequences, lambda bucket: self._views.find_one({"_id": bucket}), bounds, query.hints)
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return Page([message_view(message) for message in messages], hints)
 
 
 class PartitionCount:
@@ -116,6 +109,10 @@ class MongoViews:
         """The client's inbox, None before its first message."""
         return self._views.find_one({"_id": inbox_id(client)})
 
+    def bucket(self, bucket_id: str) -> dict | None:
+        """A message bucket, None when there is none."""
+        return self._views.find_one({"_id": bucket_id})
+
     def of(self, client: str) -> tuple[dict | None, list[dict]]:
         """The client's inbox (None before its first message) and its outboxes."""
         ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
@@ -128,33 +125,24 @@ class MongoViews:
 
 
 class MongoHistory:
-    """The stored messages of a client by source position: where its stream stands, and what it missed."""
+    """Where a client's stream stands, and what it missed, from the client's views and message buckets."""
 
-    def __init__(self, collection: Collection, views: MongoViews):
-        self._collection, self._views = collection, views
+    def __init__(self, views: MongoViews):
+        self._views = views
 
     def position_now(self, client: str) -> Position:
         """For each recipient among the client's messages, the highest source offset its views have applied."""
         return Position(positions(*self._views.of(client)))
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
-        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`.
-
-        Whether more than `limit` were missed is asked first with ids only, so that a position far
-        behind (an empty one, say) costs `limit` small index entries, not `limit` whole messages.
-        """
-        beyond = lambda recipient: {"source.offset": {"$gt": position.offsets.get(recipient, -1)}}
-        clauses = [{"to": client, **beyond(client)},
-                   *({"from": client, "to": recipient, **beyond(recipient)} for recipient in position.offsets
-                     if recipient != client),
-                   {"from": client, "to": {"$nin": list(position.offsets)}}]
-        order = [("source.offset", ASCENDING)]
+        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`."""
+        inbox, outboxes = self._views.of(client)
         try:
-            if next(self._collection.find({"$or": clauses}, {"_id": 1}).sort(order).skip(limit).limit(1), None):
-                raise ResumeTooFar(f"more than {limit} messages were missed")
-            documents = list(self._collection.find({"$or": clauses}).sort(order).limit(limit))
+            documents = missed_messages(client, inbox, outboxes, position.offsets, self._views.bucket, limit)
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        if documents is None:
+            raise ResumeTooFar(f"more than {limit} messages were missed")
         return [stored_event_of(document) for document in documents]
 
 
