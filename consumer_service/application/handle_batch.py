@@ -10,6 +10,7 @@ from shared_domain.clock import utc_now
 from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRecord, read_envelope
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
+from shared_domain.plausibility import misplaced
 
 from .ports import DeadLetterSink, DependencyObserver, MessageStore, StoredEventSink
 from .records import DeadLetter, IncomingRecord
@@ -18,6 +19,7 @@ from .retry import RetriesExhausted, RetryPolicy
 log = logging.getLogger(__name__)
 STORE_UNAVAILABLE = "StoreUnavailable"
 STORE_REJECTED = "StoreRejected"
+MISROUTED = "Misrouted"
 
 
 @dataclass
@@ -32,6 +34,9 @@ class BatchHandler:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     clock: Callable[[], datetime] = utc_now
+    # The message topic's partition count (None: not known, not checked): a message outside its recipient's partition
+    # is dead-lettered. Streams, pages and views follow each recipient's partition: stored, it would never be listed.
+    partitions: Callable[[], int | None] = lambda: None
 
 
 @dataclass
@@ -120,7 +125,13 @@ def _decide(record: IncomingRecord, handler: BatchHandler, unknown_fields: Count
         return None
     unknown_fields.update(envelope.unknown_fields)
     message = envelope.message
-    return message if is_addressed_to(message.recipient, handler.client) else None
+    if not is_addressed_to(message.recipient, handler.client):
+        return None
+    problem = misplaced(message.recipient, record.position, handler.partitions())
+    if problem:
+        return _letter(handler, record, MISROUTED, f"{problem}: produced with another key or partitioner; a replay "
+                                                   f"publishes it keyed by its recipient", 1)
+    return message
 
 
 def _store(items: list[tuple[IncomingRecord, Message]],

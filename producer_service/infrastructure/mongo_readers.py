@@ -1,6 +1,5 @@
 """pymongo readers behind GET /messages, GET /failed-messages, GET /stream and GET /conversations."""
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -57,57 +56,26 @@ class MongoReader:
 
 
 
-class BucketedMessages:
-    """GET /messages from the message buckets: a few lookups by _id a page, whatever the history behind it.
-
-    Everyone's messages (authentication off) have no buckets: they are paged through the history.
-    """
-
-    def __init__(self, history: MongoReader, views: Collection, partitions: Callable[[], int]):
-        self._history, self._views, self._partitions = history, views, partitions
-
-    def find(self, query: PageQuery) -> Page:
-        """Return one page of API objects matching the query."""
-        sources = page_sources(query.any_of, query.equals, self._partitions)
-        if sources is None:
-            return self._history.find(query)
-        bounds = Bounds(query.limit, query.newest_first, query.after, query.since, query.until)
-        try:
-            sequences = [Sequence(sequence, (self._views.find_one({"_id": head}, {"count": 1}) or {}).get("count", 0))
-                         for sequence, head in sources]
-            messages, hints = page(sequences, lambda bucket: self._views.find_one({"_id": bucket}), bounds, query.hints)
-        except PyMongoError as error:
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return Page([message_view(message) for message in messages], hints)
-
-
-class PartitionCount:
-    """The stored-events topic's partition count, asked of Kafka at most every `refresh_s` seconds."""
-
-    def __init__(self, look_up: Callable[[], int | None], refresh_s: float = 60.0, clock=time.monotonic):
-        self._look_up, self._refresh, self._clock = look_up, refresh_s, clock
-        self._count: int | None = None
-        self._asked = 0.0
-
-    def __call__(self) -> int:
-        """The count; StoreUnavailable when Kafka never said."""
-        if self._count is None or self._clock() - self._asked >= self._refresh:
-            self._asked = self._clock()
-            self._count = self._look_up() or self._count
-        if self._count is None:
-            raise StoreUnavailable("the partitions of the stored-events topic are not known: Kafka does not answer")
-        return self._count
-
-
 class MongoViews:
     """A client's conversation views: its inbox and its outbox of each stored-events partition, each one lookup by _id."""
 
-    def __init__(self, views: Collection, partitions: Callable[[], int]):
+    def __init__(self, views: Collection, partitions: Callable[[], int | None]):
         self._views, self._partitions = views, partitions
+
+    def partitions(self) -> int:
+        """The stored-events topic's partition count; StoreUnavailable when Kafka never said."""
+        count = self._partitions()
+        if count is None:
+            raise StoreUnavailable("the partitions of the stored-events topic are not known: Kafka does not answer")
+        return count
 
     def inbox(self, client: str) -> dict | None:
         """The client's inbox, None before its first message."""
         return self._views.find_one({"_id": inbox_id(client)})
+
+    def count(self, view_id: str) -> int:
+        """How many messages a view has counted into its sequence (0 before its first)."""
+        return (self._views.find_one({"_id": view_id}, {"count": 1}) or {}).get("count", 0)
 
     def bucket(self, bucket_id: str) -> dict | None:
         """A message bucket, None when there is none."""
@@ -115,13 +83,36 @@ class MongoViews:
 
     def of(self, client: str) -> tuple[dict | None, list[dict]]:
         """The client's inbox (None before its first message) and its outboxes."""
-        ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
+        ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self.partitions()))]
         try:
             # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
             inbox, *outboxes = [self._views.find_one({"_id": view_id}) for view_id in ids]
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return inbox, [outbox for outbox in outboxes if outbox is not None]
+
+
+class BucketedMessages:
+    """GET /messages from the message buckets: a few lookups by _id a page, whatever the history behind it.
+
+    Everyone's messages (authentication off) have no buckets: they are paged through the history.
+    """
+
+    def __init__(self, history: MongoReader, views: MongoViews):
+        self._history, self._views = history, views
+
+    def find(self, query: PageQuery) -> Page:
+        """Return one page of API objects matching the query."""
+        sources = page_sources(query.any_of, query.equals, self._views.partitions)
+        if sources is None:
+            return self._history.find(query)
+        bounds = Bounds(query.limit, query.newest_first, query.after, query.since, query.until)
+        try:
+            sequences = [Sequence(sequence, self._views.count(head)) for sequence, head in sources]
+            messages, hints = page(sequences, self._views.bucket, bounds, query.hints)
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return Page([message_view(message) for message in messages], hints)
 
 
 class MongoHistory:

@@ -119,8 +119,7 @@ def make_app(publisher, database, health, replayed, settings):
     services = Services(
         settings=settings,
         publisher=publisher,
-        messages=BucketedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views,
-                                  lambda: 3),
+        messages=BucketedMessages(MongoReader(database.messages, "sentAt", message_view), views),
         failures=MongoReader(database.failed_messages, "failedAt", failure_summary_view),
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from consumer_service.application.dead_letter import dead_letter_record, truncated_dead_letter_record
 from consumer_service.application.handle_batch import BatchHandler
-from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
 from shared_domain.envelope import read_envelope
 from shared_domain.failures import Failure
+from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from tests.unit.strategies import incoming_records
 
 HOSTILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

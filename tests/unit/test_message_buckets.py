@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from consumer_service.application.project_views import project_views
 from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
 from producer_service.application.ports import PageQuery
-from producer_service.infrastructure.mongo_readers import BucketedMessages, MongoReader
+from producer_service.infrastructure.mongo_readers import BucketedMessages, MongoReader, MongoViews
 from shared_domain import message_buckets
 from shared_domain.clock import parse_iso
 from shared_domain.conversation_views import VIEWS_COLLECTION
@@ -77,7 +77,7 @@ def every_page(reader, query: PageQuery) -> list[dict]:
 
 def readers(database):
     history = MongoReader(database.messages, "sentAt", message_view)
-    return BucketedMessages(history, database[VIEWS_COLLECTION], lambda: PARTITIONS), history
+    return BucketedMessages(history, MongoViews(database[VIEWS_COLLECTION], lambda: PARTITIONS)), history
 
 
 def queries(client: str, limit: int, newest_first: bool, since, until):
@@ -136,7 +136,7 @@ def test_a_page_costs_the_same_lookups_at_ten_times_the_history():
             database.messages.insert_one(message_document(event.message, event.source, T0))
         rebuild_views(database, PARTITIONS)
         buckets = BucketedMessages(MongoReader(database.messages, "sentAt", message_view),
-                                   _Counted(database[VIEWS_COLLECTION], counted), lambda: PARTITIONS)
+                                   MongoViews(_Counted(database[VIEWS_COLLECTION], counted), lambda: PARTITIONS))
         costs = []
         for query in (PageQuery(equals={}, any_of=({"conversation": "clientA|clientB"},), newest_first=True),
                       PageQuery(equals={}, any_of=({"from": "clientA"}, {"to": "clientA"}), newest_first=True)):
