@@ -50,6 +50,20 @@ def stored_views(database) -> dict:
     return {view["_id"]: view for view in database[VIEWS_COLLECTION].find({"_id": {"$ne": VERSION_ID}})}
 
 
+def project_with_rebalances(data, database, stream) -> None:
+    """Project the announced events in batches; at a rebalance another projector goes on from the last committed
+    batch, so the batch in hand is read again."""
+    records, committed = as_records(stream), 0
+    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    while committed < len(records):
+        size = data.draw(st.integers(1, 8))
+        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
+        if data.draw(st.integers(0, 4)) < 4:
+            committed += size
+        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
+            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+
+
 MESSAGES = st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), min_size=1, max_size=40)
 
 
@@ -75,18 +89,8 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
         queue = data.draw(st.sampled_from([queue for queue in queues if queue]))
         stream.append(queue.pop(0))
 
-    # The projector reads them in batches; at a rebalance another projector goes on from the last committed
-    # batch, so the batch in hand is read again.
     database = mongomock.MongoClient(tz_aware=True)["db"]
-    records, committed = as_records(stream), 0
-    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
-    while committed < len(records):
-        size = data.draw(st.integers(1, 8))
-        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
-        if data.draw(st.integers(0, 4)) < 4:
-            committed += size
-        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
-            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    project_with_rebalances(data, database, stream)
 
     assert stored_views(database) == rebuilt(events, PARTITIONS)
     for event in events:

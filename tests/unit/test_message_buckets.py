@@ -7,8 +7,7 @@ import mongomock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer_service.application.project_views import project_views
-from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
+from consumer_service.infrastructure.mongo_views import rebuild_views
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import BucketedMessages, MongoReader, MongoViews
 from shared_domain import message_buckets
@@ -21,7 +20,7 @@ from shared_domain.partitioning import partition_of
 from shared_domain.stored_events import stored_event
 
 from .conftest import small_buckets
-from .test_conversation_views import all_plausible, as_records
+from .test_conversation_views import project_with_rebalances
 
 CLIENTS = ("clientA", "clientB", "clientC", "clientD")
 PARTITIONS = 3
@@ -51,15 +50,7 @@ def project(data, database, events):
     stream = []
     while any(queues):
         stream.append(data.draw(st.sampled_from([queue for queue in queues if queue])).pop(0))
-    records, committed = as_records(stream), 0
-    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
-    while committed < len(records):
-        size = data.draw(st.integers(1, 8))
-        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
-        if data.draw(st.integers(0, 4)) < 4:
-            committed += size
-        else:
-            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    project_with_rebalances(data, database, stream)
 
 
 def every_page(reader, query: PageQuery) -> list[dict]:
