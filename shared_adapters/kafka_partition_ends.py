@@ -1,8 +1,7 @@
 """A topic's partitions as a confluent-kafka client looks them up: how many, and where each ends (its high watermark)."""
 
 import logging
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -47,19 +46,3 @@ def partition_count(client, topic: str, timeout: float) -> int | None:
     except KafkaException:
         return None
     return None if metadata is None or metadata.error is not None else len(metadata.partitions)
-
-
-class PartitionCount:
-    """A topic's partition count, asked of Kafka at most every `refresh_s` seconds; the last known while Kafka is silent."""
-
-    def __init__(self, look_up: Callable[[], int | None], refresh_s: float = 60.0, clock=time.monotonic):
-        self._look_up, self._refresh, self._clock = look_up, refresh_s, clock
-        self._count: int | None = None
-        self._asked: float | None = None
-
-    def __call__(self) -> int | None:
-        """The count; None until Kafka has said it once."""
-        if self._asked is None or self._count is None or self._clock() - self._asked >= self._refresh:
-            self._asked = self._clock()
-            self._count = self._look_up() or self._count
-        return self._count

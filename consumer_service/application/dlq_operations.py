@@ -176,16 +176,10 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def replay_record(document: dict) -> OutgoingRecord:
-    """The original record of a failure, marked with its replay count and the failure it replays.
-
-    Keyed by its recipient when its payload names one, as the producer keys messages: a record that
-    was produced with another key lands in its recipient's partition this time.
-    """
+    """The original record of a failure, marked with its replay count and the failure it replays."""
     headers = [(h["name"], bytes_from_view(h["value"], h["encoding"])) for h in document.get("headers", [])]
-    key = document["to"].encode() if document.get("to") else bytes_from_view(document.get("key"),
-                                                                             document.get("keyEncoding", "none"))
     return OutgoingRecord(
-        key=key,
+        key=bytes_from_view(document.get("key"), document.get("keyEncoding", "none")),
         value=bytes_from_view(document.get("payload"), document.get("payloadEncoding", "none")),
         headers=f.replay_headers(headers, document.get("replayCount", 0) + 1, document["_id"]),
     )

@@ -10,16 +10,14 @@ from shared_domain.clock import utc_now
 from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRecord, read_envelope
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
-from shared_domain.plausibility import misplaced
 
-from .ports import DeadLetterSink, DependencyObserver, MessageStore, StoredEventSink
+from .ports import DeadLetterSink, DependencyObserver, MessageStore, NoStoredEvents, StoredEventSink, Unobserved
 from .records import DeadLetter, IncomingRecord
 from .retry import RetriesExhausted, RetryPolicy
 
 log = logging.getLogger(__name__)
 STORE_UNAVAILABLE = "StoreUnavailable"
 STORE_REJECTED = "StoreRejected"
-MISROUTED = "Misrouted"
 
 
 @dataclass
@@ -29,14 +27,11 @@ class BatchHandler:
     client: str
     store: MessageStore
     dead_letters: DeadLetterSink
-    stored_events: StoredEventSink
-    store_health: DependencyObserver
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     clock: Callable[[], datetime] = utc_now
-    # The message topic's partition count (None: not known, not checked): a message outside its recipient's partition
-    # is dead-lettered. Streams, pages and views follow each recipient's partition: stored, it would never be listed.
-    partitions: Callable[[], int | None] = lambda: None
+    store_health: DependencyObserver = field(default_factory=Unobserved)
+    stored_events: StoredEventSink = field(default_factory=NoStoredEvents)
 
 
 @dataclass
@@ -60,6 +55,16 @@ class PreparedBatch:
     letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0
     unknown_fields: Counter = field(default_factory=Counter)  # envelopes carrying each field this version ignores
+
+
+def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
+    """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored.
+
+    Returns only once every record is stored (and its stored event acknowledged), skipped or
+    acknowledged by the dead-letter topic, so the caller may then commit the batch; raises
+    StoredEventsUnavailable or DeadLetterUnavailable otherwise.
+    """
+    return complete_batch(prepare_batch(records, handler), handler)
 
 
 def prepare_batch(records: list[IncomingRecord], handler: BatchHandler) -> PreparedBatch:
@@ -125,13 +130,7 @@ def _decide(record: IncomingRecord, handler: BatchHandler, unknown_fields: Count
         return None
     unknown_fields.update(envelope.unknown_fields)
     message = envelope.message
-    if not is_addressed_to(message.recipient, handler.client):
-        return None
-    problem = misplaced(message.recipient, record.position, handler.partitions())
-    if problem:
-        return _letter(handler, record, MISROUTED, f"{problem}: produced with another key or partitioner; a replay "
-                                                   f"publishes it keyed by its recipient", 1)
-    return message
+    return message if is_addressed_to(message.recipient, handler.client) else None
 
 
 def _store(items: list[tuple[IncomingRecord, Message]],

@@ -7,7 +7,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shared_adapters.kafka_partition_ends import PartitionCount, partition_ends
+from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_domain.config import ConfigError
 from shared_domain.message import ALL_CLIENTS
@@ -123,8 +123,6 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     # Stored events are waited for before each commit and are what live delivery waits for: no linger.
     events_producer = kafka_io.new_reliable_producer(
         settings.kafka, f"{name}-events", int(settings.dead_letter_timeout * 1000), linger_ms=0)
-    consumer = kafka_io.new_consumer(settings.kafka, settings.group_id, name,
-                                     dependencies.kafka.down, dependencies.kafka.up)
     handler = BatchHandler(
         client=settings.client,
         store=MongoMessageStore(database),
@@ -134,8 +132,9 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         store_health=dependencies.mongodb,
         stored_events=kafka_io.KafkaStoredEventSink(events_producer, settings.stored_events_topic,
                                                     settings.dead_letter_timeout),
-        partitions=PartitionCount(lambda: kafka_io.partition_count(consumer, settings.messages_topic, timeout=5.0)),
     )
+    consumer = kafka_io.new_consumer(settings.kafka, settings.group_id, name,
+                                     dependencies.kafka.down, dependencies.kafka.up)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
         run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,

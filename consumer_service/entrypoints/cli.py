@@ -90,14 +90,15 @@ def migrate_message_ids_command() -> None:
 
 
 @cli.command("rebuild-views")
-@click.option("--if-missing", is_flag=True, help="Only when the views are missing or of an older shape (an upgrade).")
+@click.option("--if-missing", is_flag=True, help="Only when there are stored messages and no views yet (an upgrade).")
 def rebuild_views_command(if_missing: bool) -> None:
     """Make the conversation views again from the stored messages (stop the consumers first: their projectors write them)."""
     from shared_adapters.mongo_client import connect
+    from shared_domain.conversation_views import VIEWS_COLLECTION
     from shared_domain.documents import MESSAGES_COLLECTION
 
     from ..infrastructure import kafka_io
-    from ..infrastructure.mongo_views import mark_views_current, rebuild_views, views_are_current
+    from ..infrastructure.mongo_views import rebuild_views
 
     settings = settings_or_exit(None)
     partitions = kafka_io.topic_partitions(settings.kafka, settings.stored_events_topic)
@@ -108,11 +109,8 @@ def rebuild_views_command(if_missing: bool) -> None:
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
     try:
-        if if_missing and views_are_current(database):
-            click.echo("conversation views: current")
-            return
-        if if_missing and not database[MESSAGES_COLLECTION].find_one({}, {"_id": 1}):
-            mark_views_current(database)
+        if if_missing and (database[VIEWS_COLLECTION].find_one({}, {"_id": 1})
+                           or not database[MESSAGES_COLLECTION].find_one({}, {"_id": 1})):
             click.echo("conversation views: nothing to build")
             return
         click.echo(f"rebuilt {rebuild_views(database, partitions)} conversation views")

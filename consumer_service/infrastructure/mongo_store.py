@@ -38,11 +38,14 @@ def connect_for_operators(uri: str, timeout_ms: int) -> MongoClient:
 def ensure_indexes(database: Database) -> None:
     """Create the indexes the queries of both services rely on."""
     messages = database[MESSAGES_COLLECTION]
-    # A client's pages and its stream read the message buckets by _id; these serve everyone's messages
-    # (authentication off) and operators' own queries.
-    for party in ("to", "from", "conversation"):
+    for party in ("to", "from"):
         messages.create_index([(party, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
+    messages.create_index([("conversation", ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
+    # Live delivery: where a client's stream stands, and what it missed, by source offset.
+    messages.create_index([("to", ASCENDING), ("source.offset", ASCENDING)])
+    messages.create_index([("from", ASCENDING), ("to", ASCENDING), ("source.offset", ASCENDING)])
+    messages.create_index([("from", ASCENDING), ("source.offset", ASCENDING)])
     failed = database[FAILED_MESSAGES_COLLECTION]
     failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
     failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])

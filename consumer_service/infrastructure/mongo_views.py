@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pymongo.database import Database
 
 from shared_domain.clock import as_utc
-from shared_domain.conversation_views import (VERSION_ID, VIEWS_COLLECTION, VIEWS_VERSION, Views, apply_events,
-                                              empty_view, read_marker_id, rebuilt)
+from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
+                                              view_ids)
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
-from shared_domain.message_buckets import is_bucket, is_full
 from shared_domain.stored_events import StoredEvent
 
 from .mongo_store import transient_as_unavailable
@@ -21,9 +20,6 @@ class MongoConversationViews:
     The projector is the only writer of the views of its partitions, so what it last wrote is what
     the store holds: it keeps up to `remembered` of them and looks up only the others. It forgets
     them all when partitions move (`forget`), since another projector may write them meanwhile.
-    A full bucket changes no more, so it is not kept. Buckets are written before the views that
-    count into them: a crash between the two leaves a bucket that takes the message once more,
-    which it ignores.
     """
 
     def __init__(self, database: Database, remembered: int = 20_000):
@@ -36,7 +32,7 @@ class MongoConversationViews:
         known = self._known  # `forget` may swap it from the polling thread meanwhile
         try:
             with transient_as_unavailable():
-                views = Views(lambda view_id: self._view(known, view_id))
+                views = {view_id: self._view(known, view_id) for view_id in view_ids(events)}
                 changed = apply_events(views, events)
                 for view_id in changed:
                     self._views.replace_one({"_id": view_id}, views[view_id], upsert=True)
@@ -44,8 +40,7 @@ class MongoConversationViews:
             self.forget()  # some changes may be applied in memory and not in the store
             raise
         for view_id in changed:
-            if not (is_bucket(view_id) and is_full(views[view_id])):
-                self._remember(known, view_id, views[view_id])
+            self._remember(known, view_id, views[view_id])
         return len(changed)
 
     def forget(self) -> None:
@@ -76,10 +71,9 @@ def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int
     """
     views = rebuilt(_stored_events(database, batch), partitions)
     collection = database[VIEWS_COLLECTION]
-    collection.delete_many({"_id": {"$nin": [*views, VERSION_ID]}})
+    collection.delete_many({"_id": {"$nin": list(views)}})
     for view_id, view in views.items():
         collection.replace_one({"_id": view_id}, view, upsert=True)
-    mark_views_current(database)
     markers = database[READ_MARKERS_COLLECTION]
     read_up_to = {(marker["client"], marker["with"]): as_utc(marker["upTo"]) for marker in markers.find({})}
     counts = dict.fromkeys(read_up_to, 0)
@@ -90,18 +84,6 @@ def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int
     for (client, partner), count in counts.items():
         markers.update_one({"_id": read_marker_id(client, partner)}, {"$set": {"readCount": count}})
     return len(views)
-
-
-def views_are_current(database: Database) -> bool:
-    """Whether the views are of this version's shape (or there is nothing to build them from)."""
-    version = database[VIEWS_COLLECTION].find_one({"_id": VERSION_ID})
-    return (version or {}).get("version") == VIEWS_VERSION
-
-
-def mark_views_current(database: Database) -> None:
-    """Record that the views have this version's shape."""
-    database[VIEWS_COLLECTION].replace_one({"_id": VERSION_ID}, {"_id": VERSION_ID, "version": VIEWS_VERSION},
-                                           upsert=True)
 
 
 def _stored_events(database: Database, batch: int) -> Iterator[StoredEvent]:

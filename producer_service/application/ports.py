@@ -31,16 +31,6 @@ class PageQuery:
     # Documents must also match one of these equality sets (who may see what), when any are given.
     any_of: tuple[dict, ...] = ()
     newest_first: bool = False
-    # Where each source of the previous page stopped, from its cursor (see Page.hints).
-    hints: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of API objects, and where each source it was drawn from stopped, for the next page's cursor."""
-
-    items: list[dict]
-    hints: tuple[int, ...] = ()
 
 
 class Publisher(Protocol):
@@ -56,5 +46,5 @@ class Publisher(Protocol):
 class Reader(Protocol):
     """Reads one page of documents matching a query, as API objects."""
 
-    def find(self, query: PageQuery) -> Page:
+    def find(self, query: PageQuery) -> list[dict]:
         """Return up to query.limit items in (time, id) order."""

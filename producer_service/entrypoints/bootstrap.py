@@ -1,6 +1,5 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
-from shared_adapters.kafka_partition_ends import PartitionCount
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
@@ -13,7 +12,8 @@ from ..application.live import Hub
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
-from ..infrastructure.mongo_readers import BucketedMessages, MongoConversations, MongoHistory, MongoReader, MongoViews
+from ..infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount,
+                                            WindowedMessages)
 from .services import Live, Services
 
 
@@ -43,7 +43,8 @@ def real_services(settings: ProducerSettings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        messages=BucketedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view), views),
+        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+                                  database[VIEWS_COLLECTION]),
         failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_summary_view),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
@@ -53,6 +54,6 @@ def real_services(settings: ProducerSettings) -> Services:
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
         conversations=MongoConversations(views, database[READ_MARKERS_COLLECTION]),
-        live=Live(hub, MongoHistory(views), feed.ensure_started),
+        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started),
         close=close,
     )

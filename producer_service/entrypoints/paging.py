@@ -13,7 +13,7 @@ from flask import Request
 from shared_adapters.errors import ApiError
 from shared_domain.clock import parse_iso
 
-from ..application.ports import Page, PageQuery
+from ..application.ports import PageQuery
 
 # Page sizes are plain ASCII digits: str.isdigit would also accept '²' or '①', which int() refuses.
 _PAGE_SIZE = re.compile(r"[0-9]{1,6}")
@@ -40,7 +40,7 @@ def page_query(args: Mapping[str, str], filters: dict[str, tuple[str, Callable[[
             equals[field] = args[name]
     since, until = (_time(args, name, errors) for name in ("since", "until"))
     limit = _limit(args.get("limit"), default_limit, max_limit, errors)
-    after, hints = _cursor(args.get("cursor"), secret, errors)
+    after = _cursor(args.get("cursor"), secret, errors)
     order = args.get("order", "asc")
     if order not in ("asc", "desc"):
         errors["order"] = ["must be asc (oldest first) or desc (newest first)"]
@@ -50,26 +50,26 @@ def page_query(args: Mapping[str, str], filters: dict[str, tuple[str, Callable[[
     if errors:
         raise ApiError(400, "invalid_query", "the query parameters are invalid", errors)
     return PageQuery(equals=equals, since=since, until=until, after=after, limit=limit, any_of=any_of,
-                     newest_first=order == "desc", hints=hints)
+                     newest_first=order == "desc")
 
 
-def next_link(request: Request, page: Page, query: PageQuery, time_field: str,
+def next_link(request: Request, items: list[dict], query: PageQuery, time_field: str,
               id_of: Callable[[dict], str], secret: str) -> str | None:
     """The `Link: <...>; rel="next"` value when a full page suggests there may be more.
 
     The link is relative: the request's Host header is the client's to choose, so it is never echoed.
     """
-    if len(page.items) < query.limit:
+    if len(items) < query.limit:
         return None
-    last = page.items[-1]
+    last = items[-1]
     args = {name: value for name, value in request.args.items() if name != "cursor"}
-    args["cursor"] = _issue_cursor(last[time_field], id_of(last), page.hints, secret)
+    args["cursor"] = _issue_cursor(last[time_field], id_of(last), secret)
     return f'<{request.path}?{urlencode(args)}>; rel="next"'
 
 
-def _issue_cursor(moment: str, last_id: str, hints: tuple[int, ...], secret: str) -> str:
-    """A cursor after (moment, id), with where the page's sources stopped, signed: only cursors this API issued pass."""
-    payload = base64.urlsafe_b64encode(json.dumps([moment, last_id, list(hints)]).encode()).decode()
+def _issue_cursor(moment: str, last_id: str, secret: str) -> str:
+    """A cursor after (moment, id), signed so that only cursors this API issued are accepted."""
+    payload = base64.urlsafe_b64encode(json.dumps([moment, last_id]).encode()).decode()
     return f"{payload}.{_signature(payload, secret)}"
 
 
@@ -100,23 +100,18 @@ def _limit(raw: str | None, default: int, maximum: int, errors: dict) -> int:
     return int(raw)
 
 
-def _cursor(raw: str | None, secret: str, errors: dict) -> tuple[tuple | None, tuple[int, ...] | None]:
-    """The (time, id) a cursor issued by next_link points after and its sources' hints; (None, None) with an error noted.
-
-    A cursor without hints (older versions issued those) is accepted: its page then finds where to start.
-    """
+def _cursor(raw: str | None, secret: str, errors: dict):
+    """The (time, id) a cursor issued by next_link points after, or None with an error noted."""
     if not raw:
-        return None, None
+        return None
     payload, _, signature = raw.partition(".")
     try:
         if not hmac.compare_digest(signature.encode(), _signature(payload, secret).encode()):
             raise ValueError("bad signature")
-        moment, last_id, *rest = json.loads(base64.urlsafe_b64decode(payload.encode()))
-        hints = rest[0] if rest else None
-        if not isinstance(last_id, str) or len(rest) > 1 or not (
-                hints is None or isinstance(hints, list) and all(type(hint) is int and hint >= 0 for hint in hints)):
+        moment, last_id = json.loads(base64.urlsafe_b64decode(payload.encode()))
+        if not isinstance(last_id, str):
             raise ValueError("bad shape")
-        return (parse_iso(moment), last_id), (None if hints is None else tuple(hints))
+        return parse_iso(moment), last_id
     except (ValueError, TypeError):
         errors["cursor"] = ["is not a cursor this API issued"]
-        return None, None
+        return None

@@ -95,11 +95,11 @@ def page(reader, filters: dict, time_field: str, id_of: Callable[[dict], str], a
     query = page_query(request.args, filters, (settings.page_size_default, settings.page_size_max), settings.secret_key,
                        any_of, scoped)
     try:
-        found = reader.find(query)
+        items = reader.find(query)
     except StoreUnavailable as error:
         raise store_unavailable(settings.retry_after_s, error) from None
-    response = jsonify(found.items)
-    link = next_link(request, found, query, time_field, id_of, settings.secret_key)
+    response = jsonify(items)
+    link = next_link(request, items, query, time_field, id_of, settings.secret_key)
     if link:
         response.headers["Link"] = link
     return response

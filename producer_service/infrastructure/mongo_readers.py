@@ -1,5 +1,6 @@
 """pymongo readers behind GET /messages, GET /failed-messages, GET /stream and GET /conversations."""
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -8,14 +9,13 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
-from shared_domain.conversation_views import (inbox_id, missed_messages, outbox_id, page_sources, positions, read_count,
-                                              read_marker_id, summaries)
+from shared_domain.conversation_views import (inbox_id, newest_page, outbox_id, positions, read_count, read_marker_id,
+                                              summaries, window_id)
 from shared_domain.documents import message_view, stored_event_of
-from shared_domain.message_buckets import Bounds, Sequence, page
 from shared_domain.stored_events import StoredEvent
 
 from ..application.live import Position, ResumeTooFar
-from ..application.ports import Page, PageQuery
+from ..application.ports import PageQuery
 
 
 class MongoReader:
@@ -26,7 +26,7 @@ class MongoReader:
         self._time_field = time_field
         self._view = view
 
-    def find(self, query: PageQuery) -> Page:
+    def find(self, query: PageQuery) -> list[dict]:
         """Return one page of API objects matching the query."""
         direction = DESCENDING if query.newest_first else ASCENDING
         order = [(self._time_field, direction), ("_id", direction)]
@@ -34,7 +34,7 @@ class MongoReader:
             documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return Page([self._view(document) for document in documents])
+        return [self._view(document) for document in documents]
 
     def _filter(self, query: PageQuery) -> dict:
         """Translate a page query into a MongoDB filter."""
@@ -56,34 +56,69 @@ class MongoReader:
 
 
 
+class WindowedMessages:
+    """GET /messages: a conversation's newest page from its two windows (two lookups); any other page from the history."""
+
+    def __init__(self, history: MongoReader, views: Collection):
+        self._history, self._views = history, views
+
+    def find(self, query: PageQuery) -> list[dict]:
+        """Return one page of API objects matching the query."""
+        parties = _newest_page_of_conversation(query)
+        if parties is not None:
+            one, other = parties
+            try:
+                windows = [self._views.find_one({"_id": window_id(recipient, sender)})
+                           for recipient, sender in {(one, other), (other, one)}]
+            except PyMongoError as error:
+                raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+            newest = newest_page([window for window in windows if window is not None], query.limit)
+            if newest is not None:
+                return [message_view(message) for message in newest]
+        return self._history.find(query)
+
+
+def _newest_page_of_conversation(query: PageQuery) -> tuple[str, str] | None:
+    """The two clients of a query for the newest page of their conversation and nothing else; None for any other."""
+    if not query.newest_first or query.equals or query.since or query.until or query.after:
+        return None
+    if len(query.any_of) != 1 or set(query.any_of[0]) != {"conversation"}:
+        return None
+    one, _, other = query.any_of[0]["conversation"].partition("|")
+    return one, other
+
+
+class PartitionCount:
+    """The stored-events topic's partition count, asked of Kafka at most every `refresh_s` seconds."""
+
+    def __init__(self, look_up: Callable[[], int | None], refresh_s: float = 60.0, clock=time.monotonic):
+        self._look_up, self._refresh, self._clock = look_up, refresh_s, clock
+        self._count: int | None = None
+        self._asked = 0.0
+
+    def __call__(self) -> int:
+        """The count; StoreUnavailable when Kafka never said."""
+        if self._count is None or self._clock() - self._asked >= self._refresh:
+            self._asked = self._clock()
+            self._count = self._look_up() or self._count
+        if self._count is None:
+            raise StoreUnavailable("the partitions of the stored-events topic are not known: Kafka does not answer")
+        return self._count
+
+
 class MongoViews:
     """A client's conversation views: its inbox and its outbox of each stored-events partition, each one lookup by _id."""
 
-    def __init__(self, views: Collection, partitions: Callable[[], int | None]):
+    def __init__(self, views: Collection, partitions: Callable[[], int]):
         self._views, self._partitions = views, partitions
-
-    def partitions(self) -> int:
-        """The stored-events topic's partition count; StoreUnavailable when Kafka never said."""
-        count = self._partitions()
-        if count is None:
-            raise StoreUnavailable("the partitions of the stored-events topic are not known: Kafka does not answer")
-        return count
 
     def inbox(self, client: str) -> dict | None:
         """The client's inbox, None before its first message."""
         return self._views.find_one({"_id": inbox_id(client)})
 
-    def count(self, view_id: str) -> int:
-        """How many messages a view has counted into its sequence (0 before its first)."""
-        return (self._views.find_one({"_id": view_id}, {"count": 1}) or {}).get("count", 0)
-
-    def bucket(self, bucket_id: str) -> dict | None:
-        """A message bucket, None when there is none."""
-        return self._views.find_one({"_id": bucket_id})
-
     def of(self, client: str) -> tuple[dict | None, list[dict]]:
         """The client's inbox (None before its first message) and its outboxes."""
-        ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self.partitions()))]
+        ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
         try:
             # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
             inbox, *outboxes = [self._views.find_one({"_id": view_id}) for view_id in ids]
@@ -92,48 +127,34 @@ class MongoViews:
         return inbox, [outbox for outbox in outboxes if outbox is not None]
 
 
-class BucketedMessages:
-    """GET /messages from the message buckets: a few lookups by _id a page, whatever the history behind it.
-
-    Everyone's messages (authentication off) have no buckets: they are paged through the history.
-    """
-
-    def __init__(self, history: MongoReader, views: MongoViews):
-        self._history, self._views = history, views
-
-    def find(self, query: PageQuery) -> Page:
-        """Return one page of API objects matching the query."""
-        sources = page_sources(query.any_of, query.equals, self._views.partitions)
-        if sources is None:
-            return self._history.find(query)
-        bounds = Bounds(query.limit, query.newest_first, query.after, query.since, query.until)
-        try:
-            sequences = [Sequence(sequence, self._views.count(head)) for sequence, head in sources]
-            messages, hints = page(sequences, self._views.bucket, bounds, query.hints)
-        except PyMongoError as error:
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return Page([message_view(message) for message in messages], hints)
-
-
 class MongoHistory:
-    """Where a client's stream stands, and what it missed, from the client's views and message buckets."""
+    """The stored messages of a client by source position: where its stream stands, and what it missed."""
 
-    def __init__(self, views: MongoViews):
-        self._views = views
+    def __init__(self, collection: Collection, views: MongoViews):
+        self._collection, self._views = collection, views
 
     def position_now(self, client: str) -> Position:
         """For each recipient among the client's messages, the highest source offset its views have applied."""
         return Position(positions(*self._views.of(client)))
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
-        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`."""
-        inbox, outboxes = self._views.of(client)
+        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`.
+
+        Whether more than `limit` were missed is asked first with ids only, so that a position far
+        behind (an empty one, say) costs `limit` small index entries, not `limit` whole messages.
+        """
+        beyond = lambda recipient: {"source.offset": {"$gt": position.offsets.get(recipient, -1)}}
+        clauses = [{"to": client, **beyond(client)},
+                   *({"from": client, "to": recipient, **beyond(recipient)} for recipient in position.offsets
+                     if recipient != client),
+                   {"from": client, "to": {"$nin": list(position.offsets)}}]
+        order = [("source.offset", ASCENDING)]
         try:
-            documents = missed_messages(client, inbox, outboxes, position.offsets, self._views.bucket, limit)
+            if next(self._collection.find({"$or": clauses}, {"_id": 1}).sort(order).skip(limit).limit(1), None):
+                raise ResumeTooFar(f"more than {limit} messages were missed")
+            documents = list(self._collection.find({"$or": clauses}).sort(order).limit(limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        if documents is None:
-            raise ResumeTooFar(f"more than {limit} messages were missed")
         return [stored_event_of(document) for document in documents]
 
 

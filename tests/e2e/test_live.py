@@ -193,41 +193,6 @@ def test_the_conversation_list_and_a_stream_start_come_from_the_views_not_the_hi
         stream.close()
 
 
-def pages(stack, reader: str, **params) -> list[str]:
-    """The message ids of every page as `reader` follows the next links."""
-    ids, cursor = [], None
-    while True:
-        reply = stack.api.get("/messages", stack.api.as_(reader), **params, **({"cursor": cursor} if cursor else {}))
-        assert reply.status == 200, reply.body
-        ids += [message["messageId"] for message in reply.body]
-        link = reply.headers.get("Link")
-        if not link:
-            return ids
-        cursor = link[link.index("cursor=") + len("cursor="):link.index(">")].split("&")[0]
-
-
-def test_scrollback_pages_a_long_conversation_from_its_buckets_as_the_history_orders_it(stack):
-    batches = [("clientM", "clientN", 60), ("clientN", "clientM", 60), ("clientM", "clientN", 40)]
-    for number, (sender, recipient, count) in enumerate(batches):
-        body = [{"to": recipient, "message": f"{number}-{n}", "messageId": f"scroll-{number}-{n:03d}"}
-                for n in range(count)]
-        reply = stack.api.post("/send-messages", body, headers=stack.api.as_(sender))
-        assert reply.status == 202 and reply.body["accepted"] == count, reply.body
-    wait_until(lambda: len(pages(stack, "clientN", limit=100, **{"with": "clientM"})) == 160, timeout=60,
-               what="all 160 messages of the conversation in its pages")
-    with MongoClient(stack.env["MONGODB_URI"]) as client:
-        database = client[stack.env["MONGODB_DATABASE"]]
-        history = [m["messageId"] for m in database.messages.find({"conversation": "clientM|clientN"})
-                   .sort([("sentAt", 1), ("_id", 1)])]
-        # A message in the history that no consumer stored (so no bucket holds it) is not what the pages read.
-        planted = database.messages.find_one({"messageId": history[0]})
-        database.messages.insert_one({**planted, "_id": "clientM/planted", "messageId": "planted"})
-    assert len(history) == 160
-    assert pages(stack, "clientN", limit=25, order="desc", **{"with": "clientM"}) == history[::-1]
-    assert pages(stack, "clientM", limit=40, **{"with": "clientN"}) == history
-    assert pages(stack, "clientN", limit=30, **{"from": "clientM"}) == [i for i in history if i.startswith(("scroll-0", "scroll-2"))]
-
-
 @pytest.mark.parametrize("token, status, error", [
     (None, 401, "unauthorized"), ("not-a-token", 401, "unauthorized"), ("ops", 403, "forbidden")])
 def test_a_stream_needs_a_client_token(stack, token, status, error):

@@ -75,15 +75,14 @@ def test_the_reader_pages_in_time_then_id_order_with_filters(database):
     reader = MongoReader(database.messages, "sentAt", message_view)
     seen, after = [], None
     while True:
-        page = reader.find(PageQuery(equals={"to": "clientB"}, after=after, limit=4)).items
+        page = reader.find(PageQuery(equals={"to": "clientB"}, after=after, limit=4))
         seen += [item["messageId"] for item in page]
         if len(page) < 4:
             break
         last = page[-1]
         after = (datetime.fromisoformat(last["sentAt"]), message_key(last["from"], last["messageId"]))
     assert seen == [f"m-{n:03d}" for n in range(9)]
-    ranged = reader.find(PageQuery(equals={}, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2),
-                                   limit=50)).items
+    ranged = reader.find(PageQuery(equals={}, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2), limit=50))
     assert [item["messageId"] for item in ranged] == ["m-003", "m-004", "m-005", "m-099"]
 
 
@@ -118,8 +117,7 @@ def test_failures_are_listed_without_their_payloads_and_shown_whole(database):
     assert MongoFailedMessageStore(database).save_all(documents) == {}
     assert database.failed_message_records.count_documents({}) == 6
     assert database.failed_messages.count_documents({"payload": {"$exists": True}}) == 0
-    listed = MongoReader(database.failed_messages, "failedAt", failure_summary_view).find(
-        PageQuery(equals={}, limit=6)).items
+    listed = MongoReader(database.failed_messages, "failedAt", failure_summary_view).find(PageQuery(equals={}, limit=6))
     assert [item["id"] for item in listed] == [d["_id"] for d in documents]
     assert not {"payload", "headers", "key", "deadLetter"} & {name for item in listed for name in item}
     [whole] = MongoFailureRepository(database).select(Selection(ids=(documents[2]["_id"],)))

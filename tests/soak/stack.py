@@ -12,7 +12,7 @@ from tests.support.local_stack import LocalStackRun
 
 from .settings import SoakSettings
 
-READ_BACK_PAGE = 500  # messages per page of the read-back: PAGE_SIZE_MAX's default
+READ_BACK_PAGE = 5000  # messages per page of the read-back
 
 
 def new_stack(workdir: Path, settings: SoakSettings, clients: list[str]) -> LocalStackRun:
@@ -26,6 +26,10 @@ def new_stack(workdir: Path, settings: SoakSettings, clients: list[str]) -> Loca
         "SEND_RATE_LIMIT": str(max(600, int(settings.rate * 60 * 2))),
         # Every stream of a client may land on the same worker.
         "STREAM_LIMIT_PER_CLIENT": str(settings.streams),
+        # The read-back at the end pages through everything sent, and the local store (FerretDB) reads its whole
+        # collection for each page: few large pages, each given the time such a read takes after an hour of load.
+        "PAGE_SIZE_MAX": str(READ_BACK_PAGE),
+        "MONGODB_TIMEOUT_MS": "30000",
     }
     run = LocalStackRun(workdir, **env)
     for name, value in defaults.items():

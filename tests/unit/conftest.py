@@ -1,7 +1,5 @@
 """Fixtures for unit tests: the Flask app wired with a fake publisher and mongomock readers."""
 
-from contextlib import contextmanager
-
 import mongomock
 import pytest
 
@@ -16,10 +14,9 @@ from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Live, Services
-from producer_service.infrastructure.mongo_readers import (BucketedMessages, MongoConversations, MongoHistory,
-                                                      MongoReader, MongoViews)
+from producer_service.infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews,
+                                                      WindowedMessages)
 from shared_adapters.mongo_identities import MongoIdentityRegistry
-from shared_domain import conversation_views, message_buckets
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.documents import failure_summary_view, message_document, message_view
@@ -119,14 +116,14 @@ def make_app(publisher, database, health, replayed, settings):
     services = Services(
         settings=settings,
         publisher=publisher,
-        messages=BucketedMessages(MongoReader(database.messages, "sentAt", message_view), views),
+        messages=WindowedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views),
         failures=MongoReader(database.failed_messages, "failedAt", failure_summary_view),
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
         conversations=MongoConversations(views, database.read_markers),
-        live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(views), lambda: None),
+        live=Live(Hub(settings.stream_limit, settings.stream_queue), MongoHistory(database.messages, views), lambda: None),
     )
     return create_app(settings, services)
 
@@ -136,15 +133,6 @@ def store_as_the_consumer_does(database, events) -> None:
     for event in events:
         database.messages.insert_one(message_document(event.message, event.source, event.message.sent_at))
     MongoConversationViews(database).apply([(event.source.partition, event) for event in events])
-
-
-@contextmanager
-def small_buckets():
-    """Message buckets of 3, so that a few dozen messages fill many."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(message_buckets, "BUCKET", 3)
-        patch.setattr(conversation_views, "BUCKET", 3)
-        yield
 
 
 def bearer(token: str) -> dict:

@@ -12,7 +12,7 @@ from consumer_service.application.errors import StoreUnavailable
 from consumer_service.application.project_views import project_views
 from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
-from shared_domain.conversation_views import RECENT, VERSION_ID, VIEWS_COLLECTION, positions, rebuilt, summaries
+from shared_domain.conversation_views import RECENT, VIEWS_COLLECTION, positions, rebuilt, summaries
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.partitioning import partition_of
@@ -47,21 +47,7 @@ def all_plausible(sources):
 
 
 def stored_views(database) -> dict:
-    return {view["_id"]: view for view in database[VIEWS_COLLECTION].find({"_id": {"$ne": VERSION_ID}})}
-
-
-def project_with_rebalances(data, database, stream) -> None:
-    """Project the announced events in batches; at a rebalance another projector goes on from the last committed
-    batch, so the batch in hand is read again."""
-    records, committed = as_records(stream), 0
-    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
-    while committed < len(records):
-        size = data.draw(st.integers(1, 8))
-        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
-        if data.draw(st.integers(0, 4)) < 4:
-            committed += size
-        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
-            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    return {view["_id"]: view for view in database[VIEWS_COLLECTION].find({})}
 
 
 MESSAGES = st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), min_size=1, max_size=40)
@@ -89,8 +75,18 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
         queue = data.draw(st.sampled_from([queue for queue in queues if queue]))
         stream.append(queue.pop(0))
 
+    # The projector reads them in batches; at a rebalance another projector goes on from the last committed
+    # batch, so the batch in hand is read again.
     database = mongomock.MongoClient(tz_aware=True)["db"]
-    project_with_rebalances(data, database, stream)
+    records, committed = as_records(stream), 0
+    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    while committed < len(records):
+        size = data.draw(st.integers(1, 8))
+        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
+        if data.draw(st.integers(0, 4)) < 4:
+            committed += size
+        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
+            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
 
     assert stored_views(database) == rebuilt(events, PARTITIONS)
     for event in events:

@@ -7,17 +7,14 @@ from datetime import datetime, timezone
 import mongomock
 import pytest
 
-from consumer_service.application.dlq_operations import replay_record
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable, StoreUnavailable
-from consumer_service.application.handle_batch import BatchHandler
+from consumer_service.application.handle_batch import BatchHandler, handle_batch
 from consumer_service.application.ports import Saved
 from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoMessageStore
 from shared_domain.envelope import encode
 from shared_domain.message import Message
-from shared_domain.partitioning import partition_of
-from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
 
@@ -81,8 +78,7 @@ def waits():
 
 def handler_for(client, store, sink, waits, attempts=3):
     """A batch handler whose retries record their waits instead of sleeping."""
-    return BatchHandler(client=client, store=store, dead_letters=sink, stored_events=NoStoredEvents(),
-                        store_health=Unobserved(),
+    return BatchHandler(client=client, store=store, dead_letters=sink,
                         retry=RetryPolicy(attempts=attempts, first_wait=1.0, max_wait=30.0, sleep=waits.append),
                         clock=lambda: NOW)
 
@@ -93,23 +89,6 @@ def test_messages_for_the_client_are_stored_and_others_skipped(database, waits):
                            handler_for("clientB", MongoMessageStore(database), sink, waits))
     assert (outcome.stored, outcome.skipped, outcome.dead_lettered) == (2, 1, 0)
     assert sorted(d["messageId"] for d in database.messages.find()) == ["m-1", "m-3"]
-
-
-def test_a_message_outside_its_recipients_partition_is_dead_lettered_and_its_replay_is_keyed_by_the_recipient(
-        database, waits):
-    sink = FakeSink()
-    handler = replace(handler_for("*", MongoMessageStore(database), sink, waits), partitions=lambda: 3)
-    home = partition_of(b"clientB", 3)
-    placed = [replace(record(n, key=b"someone-else"), partition=partition) for n, partition in
-              enumerate([home, (home + 1) % 3])]
-    outcome = handle_batch(placed, handler)
-    assert (outcome.stored, outcome.dead_lettered) == (1, 1)
-    [letter] = sink.letters
-    assert letter.failure.error_type == "Misrouted" and letter.record.partition == (home + 1) % 3
-    assert "replay" in letter.failure.reason
-    document = {"_id": "x", "to": "clientB", "key": "someone-else", "keyEncoding": "utf-8", "payload": "{}",
-                "payloadEncoding": "utf-8", "headers": []}
-    assert replay_record(document).key == b"clientB", "a replay lands in the recipient's partition"
 
 
 def test_a_consumer_for_all_clients_keeps_everything(database, waits):

@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams,
                                                open_stream)
 from producer_service.infrastructure.mongo_readers import MongoHistory, MongoViews
-from shared_domain.message_buckets import BUCKET, is_bucket
+from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import ClientId, Message, MessageId, MessageText
 from shared_domain.stored_events import StoredEvent
-from tests.unit.conftest import small_buckets, store_as_the_consumer_does
 from tests.unit.strategies import ANY_TEXT, VALID_CLIENT
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -25,7 +24,7 @@ CLIENTS = ["clientX", "clientA", "clientB"]
 
 def history_of(messages) -> MongoHistory:
     """The history of a mongomock messages collection, with the views beside it in the same database."""
-    return MongoHistory(MongoViews(messages.database.conversation_views, lambda: 3))
+    return MongoHistory(messages, MongoViews(messages.database.conversation_views, lambda: 3))
 
 
 def concerns(message: Message, client: str) -> bool:
@@ -70,18 +69,18 @@ def test_anything_but_one_flat_object_of_offsets_is_an_invalid_position(value):
         Position.decode(base64.urlsafe_b64encode(json.dumps(value).encode()).decode())
 
 
-def test_an_empty_position_far_behind_reads_a_bounded_number_of_buckets_before_refusing():
-    database = mongomock.MongoClient(tz_aware=True)["db"]
-    store_as_the_consumer_does(database, [event(n, "clientA", "clientB", n) for n in range(20 * BUCKET)])
-    views = database.conversation_views
-    looked_up = []
-    original_find_one = views.find_one
-    views.find_one = lambda query, *args, **kwargs: looked_up.append(query["_id"]) or original_find_one(
-        query, *args, **kwargs)
+def test_an_empty_position_far_behind_reads_ids_only_before_refusing():
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    for n in range(30):
+        stored = event(n, "clientA", "clientB", n)
+        collection.insert_one(message_document(stored.message, stored.source, NOW))
+    loaded = []
+    original_find = collection.find
+    collection.find = lambda *args, **kwargs: loaded.append(args[1:] or kwargs.get("projection")) or original_find(
+        *args, **kwargs)
     with pytest.raises(ResumeTooFar):
-        history_of(database.messages).missed("clientB", Position.decode("e30"), 2 * BUCKET)
-    buckets = [view_id for view_id in looked_up if is_bucket(view_id)]
-    assert 0 < len(buckets) <= 4, f"{len(buckets)} buckets read to find that too many were missed"
+        history_of(collection).missed("clientB", Position.decode("e30"), 10)
+    assert loaded == [({"_id": 1},)], "only ids were read to find that too many were missed"
 
 
 def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():
@@ -131,15 +130,15 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
     for earlier in events[:delivered]:
         if concerns(earlier.message, "clientX"):
             position.advance(earlier)
-    with small_buckets():  # so that the missed messages lie in many buckets
-        collection = mongomock.MongoClient(tz_aware=True)["db"].messages
-        store_as_the_consumer_does(collection.database, events[:stored])
-        hub = Hub(per_client=1, capacity=1000)
-        stream = open_stream("clientX", position, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000)
-        hub.publish(events[live_from:])
-        hub.publish([events[index] for index in repeats if index < len(events)])
-        hub.close()
-        received = [item.event for item in stream if item.kind == "message"]
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    for stored_event in events[:stored]:
+        collection.insert_one(message_document(stored_event.message, stored_event.source, NOW))
+    hub = Hub(per_client=1, capacity=1000)
+    stream = open_stream("clientX", position, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000)
+    hub.publish(events[live_from:])
+    hub.publish([events[index] for index in repeats if index < len(events)])
+    hub.close()
+    received = [item.event for item in stream if item.kind == "message"]
 
     expected = [later for later in events[delivered:] if concerns(later.message, "clientX")]
     assert sorted(e.message.message_id for e in received) == sorted(e.message.message_id for e in expected)

@@ -13,9 +13,9 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def store(database, message_id, sender, recipient, minutes):
-    """Store a message sent `minutes` after T0, after every message stored before it, with its views."""
+    """Store a message sent `minutes` after T0 (at offset `minutes` of its recipient's partition), with its views."""
     message = Message(message_id, sender, recipient, f"text of {message_id}", T0 + timedelta(minutes=minutes))
-    source = SourcePosition("client-messages", partition_of(recipient.encode(), 3), database.messages.count_documents({}))
+    source = SourcePosition("client-messages", partition_of(recipient.encode(), 3), minutes)
     store_as_the_consumer_does(database, [StoredEvent(message, source)])
 
 
