@@ -22,6 +22,7 @@ from shared_domain.documents import MESSAGES_COLLECTION
 from shared_domain.message import ClientId, Message, MessageText, message_key, new_message_id
 from shared_domain.partitioning import partition_of
 from tests.support.api import Api
+from tests.support.metrics import value
 from tests.support.services import start_consumer, start_producer
 from tests.support.sse import SseStream
 from tests.support.stack import register
@@ -91,8 +92,7 @@ def _fetch_ratio(env: dict, logs: Path, client: str) -> None:
         wait_until(lambda: progress.committed() >= end, timeout=600, interval=0.5, what=f"{client}'s partition read",
                    process=consumer)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-            fetched = sum(float(line.rsplit(" ", 1)[1]) for line in answer.read().decode().splitlines()
-                          if line.startswith("consumer_records_total{") and f'consumer="consumer[{client}]"' in line)
+            fetched = value(answer.read().decode(), "consumer_records_total", consumer=f"consumer[{client}]")
         total = sum(progress.ends().values())
     finally:
         progress.close()

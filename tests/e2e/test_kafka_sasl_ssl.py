@@ -10,13 +10,12 @@ from confluent_kafka.admin import AdminClient
 
 from infra.kafka_security import make_ca
 from infra.process import wait_until
-from tests.support.local_stack import LocalStackRun, running
+from tests.support.local_stack import LocalStackRun, environ, running
 from tests.support.services import BIN
 from tests.support.sse import SseStream
 from tests.support.stack import build_stack
 
 from .outage import QUICK_STORE_RETRIES, restore, send_during_outage, wait_projected
-from .test_make_run_existing_store import environ
 
 SERVICES = {"producer": [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"],
             "consumer": [str(BIN / "consumer-service"), "run", "--client", "clientB"],

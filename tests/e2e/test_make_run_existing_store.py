@@ -8,7 +8,7 @@ import pytest
 from pymongo import MongoClient
 
 from infra.process import wait_until
-from tests.support.local_stack import LocalStackRun, running
+from tests.support.local_stack import LocalStackRun, environ, running
 
 PASSWORD = "n0t-to-be-printed"
 OPTIONS = "w=majority&retryWrites=false&readPreference=primary&appName=make-run-existing-store"
@@ -32,12 +32,6 @@ def stack(kafka, mongo, tmp_path_factory):
                         KAFKA_BOOTSTRAP_SERVERS=kafka.address, MESSAGES_TOPIC=topic, DEAD_LETTER_TOPIC=f"{topic}-dlq",
                         STORED_EVENTS_TOPIC=f"{topic}-stored")
     yield from running(run)
-
-
-def environ(pid: int) -> dict[str, str]:
-    """A running process's environment."""
-    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(entry.decode(errors="replace").partition("=")[::2] for entry in entries if entry)
 
 
 def test_no_ferretdb_is_started_and_every_service_gets_the_uri_unchanged(stack):

@@ -9,13 +9,13 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from infra.process import free_ports, wait_until
 from shared_domain.envelope import CONTENT_TYPE, encode
 from shared_domain.message import Message
 from tests.support.ledgers import LEDGERS
+from tests.support.metrics import samples, value
 from tests.support.services import BIN
 from tests.support.sse import SseStream
 
@@ -33,17 +33,6 @@ def stack(stack_factory, health_port):
     A heartbeat each second: a stream whose reader hung up ends at its next write.
     """
     return stack_factory(clients=("clientB",), CONSUMER_HEALTH_PORT=health_port, STREAM_HEARTBEAT_S=1)
-
-
-def samples(text: str) -> list[tuple[str, dict, float]]:
-    """Every sample of a metrics text: (name, labels, value)."""
-    return [(sample.name, sample.labels, sample.value)
-            for family in text_string_to_metric_families(text) for sample in family.samples]
-
-
-def value(text: str, name: str, **labels) -> float:
-    """The sum of the samples named `name` whose labels include `labels`."""
-    return sum(v for n, sample_labels, v in samples(text) if n == name and labels.items() <= sample_labels.items())
 
 
 def scrape(base_url: str, headers: dict | None = None) -> str:

@@ -11,6 +11,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from shared_adapters.kafka_connection import KafkaConnection
+from tests.support.metrics import value
 
 LIVE_FEED_PREFIX = "live-"  # the producer workers' stored-event readers: groups that never commit
 
@@ -36,12 +37,6 @@ class GroupPosition:
     def lag(self) -> int:
         """Records past the group's commits."""
         return self.end - self.committed
-
-
-def service_env(pid: int) -> dict[str, str]:
-    """The environment a service of the stack runs with: how it reaches Kafka and the store, whatever make run chose."""
-    text = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-    return dict(entry.split("=", 1) for entry in text.split("\0") if "=" in entry)
 
 
 def processes(parts: dict[str, int]) -> dict[str, ProcessSample]:
@@ -134,5 +129,4 @@ def _stored_records(url: str) -> float | None:
             text = answer.read().decode()
     except OSError:
         return None
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("consumer_records_total{") and 'outcome="stored"' in line)
+    return value(text, "consumer_records_total", outcome="stored")

@@ -13,10 +13,10 @@ from confluent_kafka import KafkaException
 from infra.process import wait_until
 from shared_adapters.kafka_connection import read_kafka_connection
 from tests.support.api import Api
-from tests.support.local_stack import LocalStackRun
+from tests.support.local_stack import LocalStackRun, environ
 
 from .load import LATE_S, Ledger, Senders, StreamReader
-from .probes import ConsumerGroups, StoredCounter, processes, service_env
+from .probes import ConsumerGroups, StoredCounter, processes
 from .report import Minute, minute_failures, minute_line, processes_line, trend_failures, trend_table
 from .settings import SoakSettings
 from .stack import READ_BACK_PAGE
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def soak(run: LocalStackRun, settings: SoakSettings, clients: list[str]) -> list[str]:
     """Load the stack for `settings.minutes`, printing each minute; return what failed (nothing: it passed)."""
-    groups = ConsumerGroups(read_kafka_connection(service_env(run.pids()["operator"])))
+    groups = ConsumerGroups(read_kafka_connection(environ(run.pids()["operator"])))
     first_port = int(run.env["RUN_CONSUMER_METRICS_PORT"])
     stored = StoredCounter({client: first_port + n for n, client in enumerate(clients)})
     owners = [clients[n % len(clients)] for n in range(settings.streams)]

@@ -133,3 +133,9 @@ def running(run: LocalStackRun):
         yield run
     finally:
         run.close()
+
+
+def environ(pid: int) -> dict[str, str]:
+    """A running process's environment (how a service of the stack reaches Kafka and the store, whatever make run chose)."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode(errors="replace").partition("=")[::2] for entry in entries if entry)
