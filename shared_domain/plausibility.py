@@ -6,7 +6,8 @@ message topic, in one of its partitions, and before that partition's end (its hi
 """
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 from .failures import SourcePosition
 from .partitioning import partition_of
@@ -18,11 +19,12 @@ EndsLookup = Callable[[Collection[int]], Mapping[int, int | None]]
 # its followers had not yet confirmed), and how often such a position is looked up again.
 REACH = 10_000
 RECHECK_S = 0.2
-# How long the services wait for such a position before they drop it (every other one is judged at once): the
-# live feed briefly, since every stream of its process waits with it; the projectors, which nobody waits on, until
-# a new leader and the clients' metadata have surely settled.
-PATIENCE_S = 5.0
-PROJECTOR_PATIENCE_S = 30.0
+# How long the services wait for such a position before they drop it (every other one is judged at once): until a
+# new leader has caught up with what its predecessor confirmed and the clients' metadata has settled. The live feed
+# holds such a position back without waiting on it (see Holdback); the projectors, which nobody waits on, wait.
+PATIENCE_S = 30.0
+
+Item = TypeVar("Item")
 
 
 def implausibility(source: SourcePosition, messages_topic: str, end: int | None) -> str | None:
@@ -67,12 +69,12 @@ class SourceCheck:
         deadline = self._clock() + self._patience
         while True:
             problems = self._judge_once(sources)
-            behind = any(problem is not None and self._just_past_end(source) for source, problem in zip(sources, problems))
+            behind = any(problem is not None and self.just_past_end(source) for source, problem in zip(sources, problems))
             if not behind or self._clock() >= deadline:
                 return problems
             self._sleep(RECHECK_S)
 
-    def _just_past_end(self, source: SourcePosition) -> bool:
+    def just_past_end(self, source: SourcePosition) -> bool:
         """Whether a position is at most REACH records past its partition's last known end."""
         end = self._ends.get(source.partition) if source.topic == self.messages_topic else None
         return end is not None and end <= source.offset < end + REACH
@@ -99,3 +101,42 @@ class SourceCheck:
         if source.partition in self._ends:
             return implausibility(source, self.messages_topic, self._ends[source.partition])
         return f"the end of partition {source.partition} could not be looked up"
+
+
+class Holdback(Generic[Item]):
+    """Judges items by their claimed positions as they come, waiting on none.
+
+    An item just past its partition's known end is held back, and every later item of that partition with it (they
+    stay in order), until the end reaches it or `patience_s` has passed since it came; items of other partitions go
+    on meanwhile. Held items are judged again at each `admit`.
+    """
+
+    def __init__(self, check: SourceCheck, source_of: Callable[[Item], SourcePosition], patience_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._check, self._source_of, self._patience, self._clock = check, source_of, patience_s, clock
+        self._held: list[tuple[float, Item]] = []
+
+    @property
+    def holding(self) -> bool:
+        """Whether any item is held back."""
+        return bool(self._held)
+
+    def admit(self, items: Sequence[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
+        """The items to hand on now (held ones first, in order), and those dropped with why; the rest stay held."""
+        now = self._clock()
+        queue, self._held = [*self._held, *((now + self._patience, item) for item in items)], []
+        if not queue:
+            return [], []
+        sources = [self._source_of(item) for _, item in queue]
+        problems = self._check.judge(sources)
+        ready, dropped, blocked = [], [], set[Hashable]()
+        for (deadline, item), source, problem in zip(queue, sources, problems):
+            lane = (source.topic, source.partition)
+            if lane in blocked or (problem is not None and now < deadline and self._check.just_past_end(source)):
+                self._held.append((deadline, item))
+                blocked.add(lane)
+            elif problem is None:
+                ready.append(item)
+            else:
+                dropped.append((item, problem))
+        return ready, dropped

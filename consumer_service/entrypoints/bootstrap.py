@@ -11,7 +11,7 @@ from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_domain.config import ConfigError
 from shared_domain.message import ALL_CLIENTS
-from shared_domain.plausibility import PROJECTOR_PATIENCE_S, SourceCheck
+from shared_domain.plausibility import PATIENCE_S, SourceCheck
 
 from ..application.dlq_operations import Operations
 from ..application.handle_batch import BatchHandler, complete_batch, prepare_batch
@@ -153,7 +153,7 @@ def _run_dead_letter_projector(settings: ConsumerSettings, database, stop: threa
                                      dependencies.kafka.down, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
-                          patience_s=PROJECTOR_PATIENCE_S)
+                          patience_s=PATIENCE_S)
     _run_projection(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store,
                                                                          judge=sources.judge),
                     settings, stop, dependencies, failed)
@@ -166,7 +166,7 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
     consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name,
                                      dependencies.kafka.down, dependencies.kafka.up)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
-                          patience_s=PROJECTOR_PATIENCE_S)
+                          patience_s=PATIENCE_S)
     partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
     views = MongoConversationViews(database)
     handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_partition_ends import partition_count, partition_ends
-from shared_domain.plausibility import PATIENCE_S, SourceCheck, misplaced
+from shared_domain.plausibility import PATIENCE_S, RECHECK_S, Holdback, SourceCheck, misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
 
 from ..application.live import Hub
@@ -44,19 +44,20 @@ class DropReport:
         self._last, self._count = now, 0
 
 
-def plausible(events: list[StoredEvent], check: SourceCheck, report: DropReport,
+def plausible(events: list[StoredEvent], check: Holdback[StoredEvent], report: DropReport,
               partitions: int | None = None) -> list[StoredEvent]:
-    """The events whose source can be a record of the message topic (of `partitions`, when known) that holds their
-    recipient's messages; the others are dropped and reported."""
+    """The events (with those held back before) whose source can be a record of the message topic (of `partitions`,
+    when known) that holds their recipient's messages; the others are dropped and reported, or held back a while."""
     try:
-        problems = [problem or misplaced(event.message.recipient, event.source, partitions)
-                    for event, problem in zip(events, check.judge([event.source for event in events]))]
+        ready, dropped = check.admit(events)
+        misplacements = [misplaced(event.message.recipient, event.source, partitions) for event in ready]
     except Exception as error:  # the safety net: a check that fails drops the batch, never stops the feed
-        problems = [f"not checked ({type(error).__name__}: {error})"] * len(events)
-    dropped = [(event, problem) for event, problem in zip(events, problems) if problem is not None]
+        ready, dropped = [], [(event, f"not checked ({type(error).__name__}: {error})") for event in events]
+        misplacements = []
+    dropped += [(event, problem) for event, problem in zip(ready, misplacements) if problem is not None]
     if dropped:
         report.note(*dropped[0], count=len(dropped))
-    return [event for event, problem in zip(events, problems) if problem is None]
+    return [event for event, problem in zip(ready, misplacements) if problem is None]
 
 
 class StoredEventFeed:
@@ -65,13 +66,15 @@ class StoredEventFeed:
     Started by the first stream: its positions are fixed before that stream reads the store, so
     every message stored afterwards reaches the hub (no group, no commits: each process reads all).
     An event whose source cannot be a record of `messages_topic` is dropped: anyone who can write to
-    the stored-events topic could otherwise move a stream's position past every genuine message.
+    the stored-events topic could otherwise move a stream's position past every genuine message. One
+    just past its partition's end is held back instead (a new leader reports an end behind the old
+    one's for a while), with the events behind it in that partition, while the others go on.
     """
 
     def __init__(self, kafka: KafkaConnection, topic: str, hub: Hub, messages_topic: str, timeout_s: float = 5.0):
         self._kafka, self._topic, self._hub, self._timeout = kafka, topic, hub, timeout_s
         self._messages_topic = messages_topic
-        self._check: SourceCheck | None = None
+        self._check: Holdback[StoredEvent] | None = None
         self._partitions: int | None = None
         self._drops = DropReport()
         self._lock = threading.Lock()
@@ -93,7 +96,7 @@ class StoredEventFeed:
                 raise FeedUnavailable(f"topic {self._topic}: {error}") from None
             self._consumer = consumer
             ends = partition_ends(consumer, self._messages_topic, self._timeout)
-            self._check = SourceCheck(self._messages_topic, ends, patience_s=PATIENCE_S)
+            self._check = Holdback(SourceCheck(self._messages_topic, ends), lambda event: event.source, PATIENCE_S)
             self._partitions = partition_count(consumer, self._messages_topic, self._timeout)
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()
@@ -114,8 +117,10 @@ class StoredEventFeed:
         """Hand what arrives to the hub, as soon as one event is there, until closed."""
         consumer = self._consumer
         while not self._stop.is_set():
-            first = consumer.poll(0.5)
+            first = consumer.poll(RECHECK_S if self._check.holding else 0.5)
             if first is None:
+                if self._check.holding:
+                    self._hub.publish(plausible([], self._check, self._drops, self._partitions))
                 continue
             events = []
             for record in [first, *consumer.consume(num_messages=499, timeout=0)]:

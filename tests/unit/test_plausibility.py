@@ -1,5 +1,6 @@
 """Forged positions: a stored event or dead letter naming a record the message topic cannot hold is caught."""
 
+import itertools
 import logging
 
 import mongomock
@@ -16,7 +17,7 @@ from shared_domain.clock import utc_now
 from shared_domain.documents import failure_summary_view
 from shared_domain.failures import SourcePosition
 from shared_domain.partitioning import partition_of
-from shared_domain.plausibility import SourceCheck, misplaced
+from shared_domain.plausibility import Holdback, SourceCheck, misplaced
 from shared_domain.stored_events import stored_event
 from tests.support.hostile import forged_dead_letters
 
@@ -36,6 +37,11 @@ class Ends:
         if self.ends is None:
             return {}
         return {partition: self.ends.get(partition) for partition in partitions}
+
+
+def holdback(look_up, patience_s: float = 0.0, clock=lambda: 0.0) -> Holdback:
+    """The live feed's check of stored events against a message topic whose ends `look_up` gives."""
+    return Holdback(SourceCheck(TOPIC, look_up), lambda event: event.source, patience_s, clock)
 
 
 def at(partition: int, offset: int, topic: str = TOPIC) -> SourcePosition:
@@ -59,7 +65,7 @@ def test_an_offset_at_or_beyond_its_partitions_end_is_judged_implausible_and_one
 @given(end=st.integers(1, 2**40), offsets=st.lists(st.integers(0, 2**62), min_size=1, max_size=50))
 def test_the_feed_hands_on_exactly_the_events_below_their_partitions_end(end, offsets):
     events = [event(0, offset, message_id=f"m-{n}") for n, offset in enumerate(offsets)]
-    kept = plausible(events, SourceCheck(TOPIC, Ends({0: end})), DropReport())
+    kept = plausible(events, holdback(Ends({0: end})), DropReport())
     assert kept == [e for e in events if e.source.offset < end]
 
 
@@ -101,7 +107,7 @@ def test_when_an_end_cannot_be_looked_up_the_last_known_one_judges_and_none_know
 
 def test_a_flood_of_forged_events_is_reported_in_one_warning_line_with_its_count(caplog):
     now = [0.0]
-    report, check = DropReport(interval_s=60, clock=lambda: now[0]), SourceCheck(TOPIC, Ends({0: 10}))
+    report, check = DropReport(interval_s=60, clock=lambda: now[0]), holdback(Ends({0: 10}))
     with caplog.at_level(logging.WARNING, "producer_service.infrastructure.kafka_stored_events"):
         for batch in range(300):
             now[0] = batch * 0.1
@@ -119,7 +125,7 @@ def test_a_check_that_fails_drops_the_batch_without_stopping_the_feed():
     def broken(_partitions):
         raise RuntimeError("no answer")
 
-    assert plausible([event(0, 1)], SourceCheck(TOPIC, broken), DropReport()) == []
+    assert plausible([event(0, 1)], holdback(broken), DropReport()) == []
 
 
 def dead_letter(original_topic: bytes, partition: bytes, offset: bytes, dlq_offset: int) -> IncomingRecord:
@@ -171,21 +177,21 @@ def test_a_suspect_dead_letter_is_refused_by_replay_unless_forced(replayed):
 @given(partition=st.integers(0, 5))
 def test_the_feed_drops_an_event_whose_source_is_not_in_its_recipients_partition(partition):
     forged = event(partition, 0)
-    kept = plausible([forged], SourceCheck(TOPIC, Ends({p: 10 for p in range(6)})), DropReport(), partitions=6)
+    kept = plausible([forged], holdback(Ends({p: 10 for p in range(6)})), DropReport(), partitions=6)
     assert (kept == [forged]) == (partition == partition_of(b"clientB", 6))
     assert misplaced("clientB", forged.source, None) is None, "no partition count known: judged by its end alone"
 
 
 class CatchingUp(Ends):
-    """A partition whose end is reported behind at first (a leader just elected), and right after a few look-ups."""
+    """Partitions whose end is reported behind at first (a leader just elected), and right after a few look-ups."""
 
-    def __init__(self, behind: int, right: int, after: int):
-        super().__init__({0: behind})
-        self.right, self.after = right, after
+    def __init__(self, behind: int, right: int, after: int, partitions: int = 1):
+        super().__init__(dict.fromkeys(range(partitions), behind))
+        self.right, self.after = dict.fromkeys(range(partitions), right), after
 
     def __call__(self, partitions):
         if len(self.asked) >= self.after:
-            self.ends = {0: self.right}
+            self.ends = self.right
         return super().__call__(partitions)
 
 
@@ -206,3 +212,38 @@ def test_a_position_past_an_end_that_stays_is_dropped_after_the_patience_and_one
     clock[0] = 0.0
     [problem] = check.judge([at(0, 2**62)])
     assert problem is not None and clock[0] == 0.0, "a position far past the end is judged without waiting"
+
+
+@given(batches=st.lists(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40)), max_size=8), min_size=1, max_size=6),
+       behind=st.integers(0, 10), caught_up_after=st.integers(1, 12))
+def test_the_feed_holds_events_just_past_a_lagging_end_back_in_order_and_hands_them_on_once_it_catches_up(
+        batches, behind, caught_up_after):
+    """Ends reported `behind` the truth (30 for every partition) until `caught_up_after` look-ups, and a second
+    passing at each admit: every event below the true end is handed on, each partition's in arrival order, and every
+    other one dropped once the patience (60 s) has passed."""
+    ends = CatchingUp(behind=30 - behind, right=30, after=caught_up_after, partitions=3)
+    clock = itertools.count()
+    check, report = holdback(ends, patience_s=60.0, clock=lambda: next(clock)), DropReport()
+    arrived = [event(p, offset, message_id=f"m-{n}-{i}") for n, batch in enumerate(batches)
+               for i, (p, offset) in enumerate(batch)]
+    handed = [kept for n, batch in enumerate(batches)
+              for kept in plausible([e for e in arrived if e.message.message_id.startswith(f"m-{n}-")], check, report)]
+    while check.holding:
+        handed += plausible([], check, report)
+    lane = lambda events, p: [e.message.message_id for e in events if e.source.partition == p]
+    for p in range(3):
+        assert lane(handed, p) == lane([e for e in arrived if e.source.offset < 30], p)
+
+
+def test_an_event_held_past_the_patience_is_dropped_and_the_events_behind_it_go_on():
+    clock = [0.0]
+    check = holdback(Ends({0: 10, 1: 10}), patience_s=30.0, clock=lambda: clock[0])
+    assert plausible([event(0, 10, message_id="a"), event(0, 3, message_id="b"), event(1, 4, message_id="c")],
+                     check, DropReport()) == [event(1, 4, message_id="c")]
+    assert check.holding
+    clock[0] = 29.0
+    assert plausible([], check, DropReport()) == [] and check.holding
+    clock[0] = 30.0
+    assert [e.message.message_id for e in plausible([], check, DropReport())] == ["b"]
+    assert not check.holding
+    assert plausible([event(0, 2**62)], check, DropReport()) == [] and not check.holding, "far past: dropped at once"
