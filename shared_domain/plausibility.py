@@ -6,7 +6,7 @@ message topic, in one of its partitions, and before that partition's end (its hi
 """
 
 import time
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from .failures import SourcePosition
@@ -108,13 +108,14 @@ class Holdback(Generic[Item]):
 
     An item just past its partition's known end is held back, and every later item of that partition with it (they
     stay in order), until the end reaches it or `patience_s` has passed since it came; items of other partitions go
-    on meanwhile. Held items are judged again at each `admit`.
+    on meanwhile. At each `admit` only the first held item of each partition is judged again, so holding a burst
+    back costs one look at its head, not one per item.
     """
 
     def __init__(self, check: SourceCheck, source_of: Callable[[Item], SourcePosition], patience_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic):
         self._check, self._source_of, self._patience, self._clock = check, source_of, patience_s, clock
-        self._held: list[tuple[float, Item]] = []
+        self._held: dict[tuple[str, int], list[tuple[float, Item]]] = {}  # by partition, in arrival order
 
     @property
     def holding(self) -> bool:
@@ -122,21 +123,41 @@ class Holdback(Generic[Item]):
         return bool(self._held)
 
     def admit(self, items: Sequence[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
-        """The items to hand on now (held ones first, in order), and those dropped with why; the rest stay held."""
+        """The items to hand on now (released ones first, in order), and those dropped with why; the rest stay held."""
         now = self._clock()
-        queue, self._held = [*self._held, *((now + self._patience, item) for item in items)], []
-        if not queue:
-            return [], []
-        sources = [self._source_of(item) for _, item in queue]
-        problems = self._check.judge(sources)
-        ready, dropped, blocked = [], [], set[Hashable]()
-        for (deadline, item), source, problem in zip(queue, sources, problems):
-            lane = (source.topic, source.partition)
-            if lane in blocked or (problem is not None and now < deadline and self._check.just_past_end(source)):
-                self._held.append((deadline, item))
-                blocked.add(lane)
-            elif problem is None:
-                ready.append(item)
+        waiting, self._held = self._held, {}
+        released: list[tuple[float, Item]] = []
+        for (lane, entries), problem in zip(waiting.items(), self._judge([entries[0] for entries in waiting.values()])):
+            if self._waits(entries[0], problem, now):
+                self._held[lane] = entries
             else:
-                dropped.append((item, problem))
+                released += entries
+        fresh = []
+        for entry in [*released, *((now + self._patience, item) for item in items)]:
+            if self._lane(entry) in self._held:
+                self._held[self._lane(entry)].append(entry)
+            else:
+                fresh.append(entry)
+        ready, dropped = [], []
+        for entry, problem in zip(fresh, self._judge(fresh)):
+            if self._lane(entry) in self._held or self._waits(entry, problem, now):
+                self._held.setdefault(self._lane(entry), []).append(entry)
+            elif problem is None:
+                ready.append(entry[1])
+            else:
+                dropped.append((entry[1], problem))
         return ready, dropped
+
+    def _judge(self, entries: Sequence[tuple[float, Item]]) -> list[str | None]:
+        """Why each entry's position cannot be real, or None; one look-up per partition at most."""
+        return self._check.judge([self._source_of(item) for _, item in entries]) if entries else []
+
+    def _waits(self, entry: tuple[float, Item], problem: str | None, now: float) -> bool:
+        """Whether an entry judged `problem` is to be held: just past its partition's end, its patience not run out."""
+        deadline, item = entry
+        return problem is not None and now < deadline and self._check.just_past_end(self._source_of(item))
+
+    def _lane(self, entry: tuple[float, Item]) -> tuple[str, int]:
+        """The partition an entry claims to come from: its items stay in order."""
+        source = self._source_of(entry[1])
+        return source.topic, source.partition
