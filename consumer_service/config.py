@@ -8,7 +8,7 @@ from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connect
 from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format, read_secret,
                                   read_str)
 from shared_domain.documents import DEFAULT_DATABASE
-from shared_domain.failures import DEFAULT_REPLAY_CAP
+from shared_domain.failed_messages import DEFAULT_REPLAY_CAP
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
 from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC, STORED_EVENTS_TOPIC

@@ -1,7 +1,13 @@
 """The MongoDB client every service opens: every wait bounded, so an outage surfaces as an error quickly."""
 
+from contextlib import contextmanager
+
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+
+from shared_domain.availability import StoreUnavailable
+
+TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
 def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
@@ -19,3 +25,19 @@ def is_reachable(client: MongoClient) -> bool:
     except PyMongoError:
         return False
     return True
+
+
+def is_transient(error: PyMongoError) -> bool:
+    """Tell whether an error may go away by itself (connection loss, timeouts, failover)."""
+    return isinstance(error, TRANSIENT_ERRORS) or error.has_error_label("RetryableWriteError")
+
+
+@contextmanager
+def transient_as_unavailable():
+    """Turn transient pymongo errors into StoreUnavailable."""
+    try:
+        yield
+    except PyMongoError as error:
+        if is_transient(error):
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        raise

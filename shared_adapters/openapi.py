@@ -8,7 +8,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify
 from marshmallow import RAISE, Schema, fields
 
-from shared_domain.failures import ERROR_TYPE_PATTERN
+from shared_domain.failed_messages import ERROR_TYPE_PATTERN
 from shared_domain.message import ALL_CLIENTS, CLIENT_ID_PATTERN, MESSAGE_ID_PATTERN, ClientId, MessageId
 from shared_domain.schemas import DomainValue, MessageFieldsSchema, UtcDateTime
 

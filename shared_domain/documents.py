@@ -1,4 +1,4 @@
-"""Shapes of the MongoDB documents: written by the consumer, read by the producer's API."""
+"""Shapes of the MongoDB documents of messages (written by the consumer, read by the producer's API); raw bytes as text."""
 
 import base64
 from datetime import datetime
@@ -11,12 +11,8 @@ from .stored_events import StoredEvent, stored_event
 # The database both services use unless MONGODB_DATABASE names another.
 DEFAULT_DATABASE = "messaging"
 MESSAGES_COLLECTION = "messages"
-FAILED_MESSAGES_COLLECTION = "failed_messages"
-# The raw record of each failure lives apart from its summary, so listings never load payloads.
-FAILED_RECORDS_COLLECTION = "failed_message_records"
 # Per (client, partner): up to when, and how many of the partner's messages, the client has read.
 READ_MARKERS_COLLECTION = "read_markers"
-RECORD_FIELDS = ("key", "keyEncoding", "payload", "payloadEncoding", "headers", "deadLetter")
 
 
 def message_document(message: Message, source: SourcePosition, stored_at: datetime) -> dict:
@@ -91,47 +87,3 @@ def bytes_from_view(text: str | None, encoding: str) -> bytes | None:
     if encoding == "base64":
         return base64.b64decode(text)
     return text.encode("utf-8")
-
-
-def split_failure(document: dict) -> tuple[dict, dict]:
-    """Split a failure document into its summary and its raw record, both under the failure's id."""
-    summary = {name: value for name, value in document.items() if name not in RECORD_FIELDS}
-    record = {name: document[name] for name in ("_id", *RECORD_FIELDS) if name in document}
-    return summary, record
-
-
-def failure_summary_view(document: dict) -> dict:
-    """What a listing shows of a failure: why, when, where from, what operators did; no key, payload or headers."""
-    view = {
-        "id": document["_id"],
-        "status": document["status"],
-        "reason": document["reason"],
-        "errorType": document["errorType"],
-        "attempts": document["attempts"],
-        "failedAt": to_iso(document["failedAt"]),
-        "consumerClient": document["consumerClient"],
-        "source": document["source"],
-        "replayCount": document.get("replayCount", 0),
-        "history": [_history_view(entry) for entry in document.get("history", [])],
-    }
-    for field in ("messageId", "from", "to", "traceId", "previousFailureId", "truncated", "suspect"):
-        if field in document:
-            view[field] = document[field]
-    return view
-
-
-def failure_view(document: dict) -> dict:
-    """Turn a whole failure (summary and record) into its API representation."""
-    return {
-        **failure_summary_view(document),
-        "key": document.get("key"),
-        "payload": document.get("payload"),
-        "payloadEncoding": document.get("payloadEncoding"),
-        "headers": document.get("headers", []),
-        "deadLetter": document.get("deadLetter"),
-    }
-
-
-def _history_view(entry: dict) -> dict:
-    """Represent one status change with its time as ISO 8601."""
-    return {name: to_iso(value) if isinstance(value, datetime) else value for name, value in entry.items()}

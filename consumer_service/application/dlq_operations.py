@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from shared_domain import failures as f
+from shared_domain import failed_messages as f
 from shared_domain.clock import utc_now
 from shared_domain.documents import bytes_from_view
 from shared_domain.envelope import TRACE_ID_HEADER, usable_trace_id
+from shared_domain.failed_messages import Selection
 
 from .records import OutgoingRecord
 
@@ -20,19 +21,6 @@ log = logging.getLogger(__name__)
 
 class PublishFailed(Exception):
     """The message topic did not acknowledge a replayed record."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which failed records an operation applies to: ids, or a filter (status None: any); at most `limit`."""
-
-    ids: tuple[str, ...] = ()
-    equals: dict = field(default_factory=dict)
-    status: str | None = f.STATUS_FAILED
-    reason_contains: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int | None = None
 
 
 class FailureRepository(Protocol):

@@ -53,6 +53,12 @@ class NoStoredEvents:
 class FailedMessageStore(Protocol):
     """Keeps the queryable projection of the dead-letter topic."""
 
+    def document_of(self, dlq_record: IncomingRecord) -> dict:
+        """The failure document a dead letter projects to; raises when it cannot be read."""
+
+    def unprojectable_document(self, dlq_record: IncomingRecord, problem: str) -> dict:
+        """The document of a dead letter that cannot be read or stored, with its raw key and value."""
+
     def save_all(self, documents: list[dict]) -> dict[str, str]:
         """Insert failure documents that are not there yet; return {_id: reason} for those refused for good.
 

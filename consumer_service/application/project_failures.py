@@ -3,9 +3,9 @@
 import logging
 from collections.abc import Callable, Sequence
 
-from shared_domain.failures import MAX_REASON_LENGTH, SourcePosition
+from shared_domain.failed_messages import MAX_REASON_LENGTH
+from shared_domain.failures import SourcePosition
 
-from .dead_letter import failure_document, unprojectable_document
 from .errors import StoreUnavailable
 from .ports import FailedMessageStore
 from .records import IncomingRecord
@@ -29,13 +29,13 @@ def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStor
         return 0
     by_id = {}
     for record in records:
-        document = _document_of(record)
+        document = _document_of(record, store)
         by_id[document["_id"]] = (record, document)
     _mark_suspects([document for _, document in by_id.values()], judge)
     refused = store.save_all([document for _, document in by_id.values()])
     if refused:
         log.warning("projecting %d dead letter(s) as unprojectable; first: %.300s", len(refused), next(iter(refused.values())))
-        fallbacks = [unprojectable_document(by_id[failure_id][0], reason) for failure_id, reason in refused.items()]
+        fallbacks = [store.unprojectable_document(by_id[failure_id][0], reason) for failure_id, reason in refused.items()]
         _mark_suspects(fallbacks, judge)
         still_refused = store.save_all(fallbacks)
         if still_refused:
@@ -46,15 +46,15 @@ def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStor
     return len(records)
 
 
-def _document_of(record: IncomingRecord) -> dict:
+def _document_of(record: IncomingRecord, store: FailedMessageStore) -> dict:
     """The record's failure document, or its unprojectable document when it cannot be read."""
     if record.defect:
-        return unprojectable_document(record, record.defect)
+        return store.unprojectable_document(record, record.defect)
     try:
-        return failure_document(record)
+        return store.document_of(record)
     except Exception as error:  # the safety net: a dead letter's content never stops the projection
         log.warning("cannot project %s:%d:%d", record.topic, record.partition, record.offset, exc_info=True)
-        return unprojectable_document(record, f"{type(error).__name__}: {error}")
+        return store.unprojectable_document(record, f"{type(error).__name__}: {error}")
 
 
 def _mark_suspects(documents: list[dict], judge: Judge | None) -> None:

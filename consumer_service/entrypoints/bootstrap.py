@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from shared_adapters.kafka_partition_ends import partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_domain.config import ConfigError
 from shared_domain.message import ALL_CLIENTS
 from shared_domain.plausibility import PATIENCE_S, SourceCheck
@@ -20,8 +21,8 @@ from ..application.project_views import project_views
 from ..application.retry import RetryPolicy
 from ..config import ConsumerSettings
 from ..infrastructure import kafka_io
-from ..infrastructure.mongo_failures import MongoFailureRepository
-from ..infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, connect_for_operators
+from ..infrastructure.mongo_failure_projection import MongoFailedMessageStore
+from ..infrastructure.mongo_store import MongoMessageStore, connect_for_operators
 from ..infrastructure.mongo_views import MongoConversationViews
 from .health import serve_health
 from .dependencies import Backoff, Dependencies

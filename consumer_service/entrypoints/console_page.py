@@ -4,7 +4,7 @@ from flask import Blueprint
 
 from shared_adapters.access import page_session
 from shared_adapters.pages import render_page
-from shared_domain.failures import STATUSES
+from shared_domain.failed_messages import STATUSES
 from shared_domain.identity import OPERATOR
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="assets",

@@ -9,16 +9,16 @@ from contextlib import contextmanager
 import click
 
 from shared_domain.clock import as_utc, to_iso
-from shared_domain.documents import failure_view, storable_text
-from shared_domain.failures import STATUSES, consumer_client_problem, error_type_problem, reason_problem
-from shared_domain.message import client_id_problem, unsafe_text_problem
+from shared_domain.documents import storable_text
+from shared_domain.failed_messages import (ANY_STATUS, EQUALITY_FILTERS, REASON_CONTAINS, SINCE, STATUS, STATUS_FAILED,
+                                           STATUSES, UNTIL, Selection, failure_view, reason_problem, selection)
+from shared_domain.message import unsafe_text_problem
 
-from ..application.dlq_operations import PublishFailed, ReplayPace, Report, Selection, discard, replay
+from ..application.dlq_operations import PublishFailed, ReplayPace, Report, discard, replay
 from ..application.errors import StoreUnavailable
 from .bootstrap import operations
 from .settings import settings_or_exit
 
-FILTERS = {"to": "to", "sender": "from", "error_type": "errorType", "client": "consumerClient"}
 MAX_LIMIT = 1_000_000
 MAX_RATE = 10_000.0
 
@@ -55,19 +55,26 @@ class Rate(click.ParamType):
         return rate
 
 
+def _rule_of(name: str) -> RuleText:
+    """Text obeying the rule of one equality filter of the grammar."""
+    return RuleText(EQUALITY_FILTERS[name].problem)
+
+
 def selection_options(command):
-    """Add the filter options shared by list, replay and discard."""
+    """Add the filter options shared by list, replay and discard: the filter grammar's, each under its name."""
     options = [
-        click.option("--to", type=RuleText(client_id_problem), help="Recipient client of the message."),
-        click.option("--from", "sender", type=RuleText(client_id_problem), help="Sender client of the message."),
-        click.option("--error-type", type=RuleText(error_type_problem),
+        click.option("--to", "to", type=_rule_of("to"), help="Recipient client of the message."),
+        click.option("--from", "from", type=_rule_of("from"), help="Sender client of the message."),
+        click.option("--error-type", "errorType", type=_rule_of("errorType"),
                      help="e.g. StoreUnavailable, SchemaViolation, UndecodableRecord."),
-        click.option("--reason-contains", type=RuleText(), help="Text the failure reason contains (any case)."),
-        click.option("--client", type=RuleText(consumer_client_problem),
+        click.option("--reason-contains", REASON_CONTAINS, type=RuleText(),
+                     help="Text the failure reason contains (any case)."),
+        click.option("--client", "client", type=_rule_of("client"),
                      help="Consumer deployment that dead-lettered it (a client id, or '*')."),
-        click.option("--status", type=click.Choice([*STATUSES, "any"]), default="failed", show_default=True),
-        click.option("--since", type=click.DateTime(), help="Failed at or after (UTC)."),
-        click.option("--until", type=click.DateTime(), help="Failed before (UTC)."),
+        click.option("--status", STATUS, type=click.Choice([*STATUSES, ANY_STATUS]), default=STATUS_FAILED,
+                     show_default=True),
+        click.option("--since", SINCE, type=click.DateTime(), help="Failed at or after (UTC)."),
+        click.option("--until", UNTIL, type=click.DateTime(), help="Failed before (UTC)."),
         click.option("--limit", type=click.IntRange(1, MAX_LIMIT), help="At most this many records."),
     ]
     for option in reversed(options):
@@ -76,12 +83,9 @@ def selection_options(command):
 
 
 def _selection(ids, limit, **filters) -> Selection:
-    """Build a selection from ids or the filter options."""
-    status, reason = filters.pop("status"), filters.pop("reason_contains")
-    since, until = filters.pop("since"), filters.pop("until")
-    equals = {FILTERS[name]: value for name, value in filters.items() if value}
-    return Selection(ids=tuple(ids), equals=equals, status=None if status == "any" else status, reason_contains=reason,
-                     since=since and as_utc(since), until=until and as_utc(until), limit=limit)
+    """Build a selection from ids or the filter options (times without a zone are UTC)."""
+    in_utc = {name: filters[name] and as_utc(filters[name]) for name in (SINCE, UNTIL)}
+    return selection({**filters, **in_utc}, ids=ids, limit=limit)
 
 
 def _operator(by: str | None) -> str:
@@ -144,9 +148,9 @@ def show(failure_id: str) -> None:
 @click.option("--by", type=RuleText(), help="Operator name recorded in the history [default: user@host].")
 def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
     """Republish failed records (by id, or by filter) to the message topic."""
-    selection = _selection(ids, limit, **filters)
+    chosen = _selection(ids, limit, **filters)
     with _operations(by) as ops, _progress("replaying") as progress:
-        report = replay(selection, ops, dry_run=dry_run, force=force, pace=ReplayPace(rate) if rate else lambda: None,
+        report = replay(chosen, ops, dry_run=dry_run, force=force, pace=ReplayPace(rate) if rate else lambda: None,
                         on_each=progress, chunk=max(1, min(100, int(rate))) if rate else 100)
     _summary("replayed", report)
 
@@ -160,9 +164,9 @@ def replay_command(ids, limit, dry_run, rate, force, by, **filters) -> None:
 @click.option("--by", type=RuleText(), help="Operator name recorded in the history [default: user@host].")
 def discard_command(ids, limit, reason, dry_run, force, by, **filters) -> None:
     """Mark failed records discarded, with a reason."""
-    selection = _selection(ids, limit, **filters)
+    chosen = _selection(ids, limit, **filters)
     with _operations(by) as ops, _progress("discarding") as progress:
-        report = discard(selection, ops, reason=reason, dry_run=dry_run, force=force, on_each=progress)
+        report = discard(chosen, ops, reason=reason, dry_run=dry_run, force=force, on_each=progress)
     _summary("discarded", report)
 
 

@@ -9,14 +9,12 @@ from shared_adapters.access import access, principal, protect
 from shared_adapters.bodies import json_body, load_body
 from shared_adapters.errors import ApiError, api_error_response, unavailable
 from shared_adapters.openapi import CLIENT_ID, CONSUMER_CLIENT, ERROR_TYPE, text_rule
-from shared_domain.documents import failure_summary_view, failure_view
-from shared_domain.failures import (MAX_REASON_LENGTH, STATUSES, consumer_client_problem, error_type_problem,
-                                    reason_problem)
+from shared_domain.failed_messages import (ANY_STATUS, EQUALITY_FILTERS, MAX_REASON_LENGTH, STATUS_FAILED, STATUSES,
+                                           Selection, failure_summary_view, failure_view, reason_problem, selection)
 from shared_domain.identity import OPERATOR
-from shared_domain.message import client_id_problem
 from shared_domain.schemas import UtcDateTime, rule
 
-from ..application.dlq_operations import Operations, PublishFailed, Report, Selection, discard, replay
+from ..application.dlq_operations import Operations, PublishFailed, Report, discard, replay
 from ..application.errors import StoreUnavailable
 
 bp = Blueprint("operator", __name__)
@@ -24,8 +22,6 @@ protect(bp, OPERATOR)
 EXTENSION = "operator"
 MAX_BATCH = 1000
 MAX_LISTING = 500
-# The document field each filter selects on.
-FILTER_FIELDS = {"to": "to", "sender": "from", "errorType": "errorType", "client": "consumerClient"}
 
 
 def operations() -> Operations:
@@ -33,18 +29,23 @@ def operations() -> Operations:
     return current_app.extensions[EXTENSION]
 
 
+def _equality(name: str, metadata: dict, **kwargs) -> fields.String:
+    """The field of one equality filter of the grammar, loaded under the grammar's name."""
+    return fields.String(attribute=name, validate=rule(EQUALITY_FILTERS[name].problem), metadata=metadata, **kwargs)
+
+
 class FilterSchema(Schema):
-    """Which failed records to act on when no ids are given."""
+    """Which failed records to act on when no ids are given: the filter grammar's parameters, by its names."""
 
     class Meta:
         unknown = RAISE
 
-    to = fields.String(validate=rule(client_id_problem), metadata=CLIENT_ID)
-    sender = fields.String(data_key="from", validate=rule(client_id_problem), metadata=CLIENT_ID)
-    errorType = fields.String(validate=rule(error_type_problem), metadata=ERROR_TYPE)
-    client = fields.String(validate=rule(consumer_client_problem), metadata=CONSUMER_CLIENT)
+    to = _equality("to", CLIENT_ID)
+    sender = _equality("from", CLIENT_ID, data_key="from")
+    errorType = _equality("errorType", ERROR_TYPE)
+    client = _equality("client", CONSUMER_CLIENT)
     reasonContains = fields.String(validate=validate.Length(1, 200))
-    status = fields.String(validate=validate.OneOf([*STATUSES, "any"]), load_default="failed")
+    status = fields.String(validate=validate.OneOf([*STATUSES, ANY_STATUS]), load_default=STATUS_FAILED)
     since = UtcDateTime()
     until = UtcDateTime()
 
@@ -102,16 +103,14 @@ class ListingSchema(FilterSchema):
 def list_failed_messages():
     """Failed messages matching the filter, oldest failure first, at most `limit`."""
     query = _listing_query()
-    selection = _selection({"limit": query.pop("limit"), "filter": query})
-    return [failure_summary_view(document) for document in operations().failures.select(selection, records=False)]
+    chosen = selection(query, limit=query["limit"])
+    return [failure_summary_view(document) for document in operations().failures.select(chosen, records=False)]
 
 
 @bp.get("/failed-message-counts")
 def count_failed_messages():
     """How many failed messages match the filter, in all and by error type."""
-    query = _listing_query()
-    query.pop("limit")
-    by_type = operations().failures.count_by_error_type(_selection({"limit": None, "filter": query}))
+    by_type = operations().failures.count_by_error_type(selection(_listing_query()))
     return {"total": sum(by_type.values()), "byErrorType": by_type}
 
 
@@ -185,12 +184,7 @@ def _selection(body: dict) -> Selection:
     """The records a bulk action body selects."""
     if "ids" in body:
         return Selection(ids=tuple(body["ids"]))
-    wanted = dict(body["filter"])
-    status, reason = wanted.pop("status"), wanted.pop("reasonContains", None)
-    since, until = wanted.pop("since", None), wanted.pop("until", None)
-    equals = {FILTER_FIELDS[name]: value for name, value in wanted.items()}
-    return Selection(equals=equals, status=None if status == "any" else status, reason_contains=reason,
-                     since=since, until=until, limit=body["limit"])
+    return selection(body["filter"], limit=body["limit"])
 
 
 def _report(report: Report) -> dict:

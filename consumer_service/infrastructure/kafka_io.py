@@ -19,10 +19,10 @@ from shared_domain.message import Message
 from shared_domain.partitioning import PARTITIONER, partition_of
 from shared_domain.stored_events import encode_stored_event
 
-from ..application.dead_letter import dead_letter_record, truncated_dead_letter_record
 from ..application.dlq_operations import PublishFailed
 from ..application.errors import DeadLetterUnavailable, StoredEventsUnavailable
 from ..application.records import DeadLetter, IncomingRecord, OutgoingRecord
+from .kafka_dead_letters import dead_letter_record, truncated_dead_letter_record
 
 log = logging.getLogger(__name__)
 BROKER_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}

@@ -1,6 +1,5 @@
-"""pymongo adapters: the idempotent message store and the failed-messages projection."""
+"""pymongo adapters: the idempotent message store, the writer it and the failed-messages projection share, indexes."""
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -9,12 +8,12 @@ from bson.errors import BSONError
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from shared_adapters.mongo_client import connect
+from shared_adapters.mongo_client import connect, is_transient, transient_as_unavailable
+from shared_domain import failed_messages
 from shared_domain.clock import utc_now
-from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, MESSAGES_COLLECTION,
-                                     message_document, split_failure)
+from shared_domain.documents import MESSAGES_COLLECTION, message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message, conversation_key, message_key
 
@@ -23,7 +22,6 @@ from ..application.ports import Saved
 
 DUPLICATE_KEY = 11000
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
 def connect_for_operators(uri: str, timeout_ms: int) -> MongoClient:
@@ -46,11 +44,8 @@ def ensure_indexes(database: Database) -> None:
     messages.create_index([("to", ASCENDING), ("source.offset", ASCENDING)])
     messages.create_index([("from", ASCENDING), ("to", ASCENDING), ("source.offset", ASCENDING)])
     messages.create_index([("from", ASCENDING), ("source.offset", ASCENDING)])
-    failed = database[FAILED_MESSAGES_COLLECTION]
-    failed.create_index([("failedAt", ASCENDING), ("_id", ASCENDING)])
-    failed.create_index([("status", ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
-    for name in ("to", "from", "errorType", "consumerClient"):
-        failed.create_index([(name, ASCENDING), ("failedAt", ASCENDING), ("_id", ASCENDING)])
+    for keys in failed_messages.INDEXES:
+        database[failed_messages.FAILED_MESSAGES_COLLECTION].create_index(list(keys))
     # Sessions (the producer's and the operator server's); conversations are read by _id (conversation_views).
     database["sessions"].create_index([("expiresAt", ASCENDING)])
 
@@ -63,7 +58,7 @@ class Inserted:
     present: list[int] = field(default_factory=list)
 
 
-class _IdempotentWriter:
+class IdempotentWriter:
     """Inserts documents keyed on _id into one collection; creates the indexes on first use."""
 
     def __init__(self, database: Database, collection: str):
@@ -87,7 +82,7 @@ class _IdempotentWriter:
 EARLIER = object()
 
 
-class MongoMessageStore(_IdempotentWriter):
+class MongoMessageStore(IdempotentWriter):
     """Stores messages under their sender and message id; a message already there is judged, not written again."""
 
     def __init__(self, database: Database, clock=utc_now):
@@ -121,30 +116,6 @@ class MongoMessageStore(_IdempotentWriter):
             return EARLIER
         return (f"{document['from']} already sent another message with messageId {document['messageId']}; "
                 "a message id is used for one message only")
-
-
-class MongoFailedMessageStore(_IdempotentWriter):
-    """Keeps each failure as a summary and its raw record; a failure projected twice is stored once."""
-
-    def __init__(self, database: Database):
-        super().__init__(database, FAILED_MESSAGES_COLLECTION)
-        self._records = database[FAILED_RECORDS_COLLECTION]
-
-    def save_all(self, documents: list[dict]) -> dict[str, str]:
-        """Insert failures not there yet; return {_id: reason} for those refused for good.
-
-        The record goes first: a summary is only ever listed once what it describes is stored.
-        """
-        parts = [split_failure(document) for document in documents]
-        records = [record for _, record in parts]
-        refused = _by_id(records, self._insert_new(records, self._records).refused)
-        summaries = [summary for summary, _ in parts if str(summary["_id"]) not in refused]
-        return refused | _by_id(summaries, self._insert_new(summaries).refused)
-
-
-def _by_id(documents: list[dict], by_index: dict[int, str]) -> dict[str, str]:
-    """Refusals by each document's _id."""
-    return {str(documents[index]["_id"]): reason for index, reason in by_index.items()}
 
 
 def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -> Inserted:
@@ -208,19 +179,3 @@ def migrate_message_ids(database: Database, batch: int = 500) -> int:
         messages.delete_many({"_id": {"$in": [document["_id"] for document in old]}})
         moved += len(old)
     return moved
-
-
-def is_transient(error: PyMongoError) -> bool:
-    """Tell whether an error may go away by itself (connection loss, timeouts, failover)."""
-    return isinstance(error, TRANSIENT_ERRORS) or error.has_error_label("RetryableWriteError")
-
-
-@contextmanager
-def transient_as_unavailable():
-    """Turn transient pymongo errors into StoreUnavailable."""
-    try:
-        yield
-    except PyMongoError as error:
-        if is_transient(error):
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        raise

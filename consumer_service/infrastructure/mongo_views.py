@@ -5,13 +5,12 @@ from collections.abc import Iterator
 
 from pymongo.database import Database
 
+from shared_adapters.mongo_client import transient_as_unavailable
 from shared_domain.clock import as_utc
 from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
                                               view_ids)
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
 from shared_domain.stored_events import StoredEvent
-
-from .mongo_store import transient_as_unavailable
 
 
 class MongoConversationViews:

@@ -1,13 +1,14 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
 from shared_adapters.mongo_client import connect, is_reachable
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.conversation_views import VIEWS_COLLECTION
-from shared_domain.documents import (FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, READ_MARKERS_COLLECTION,
-                                     failure_summary_view, message_view)
+from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, message_view
 
+from ..application.failed_messages import FailurePages
 from ..application.live import Hub
 from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
@@ -45,7 +46,7 @@ def real_services(settings: ProducerSettings) -> Services:
         publisher=publisher,
         messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
                                   database[VIEWS_COLLECTION]),
-        failures=MongoReader(database[FAILED_MESSAGES_COLLECTION], "failedAt", failure_summary_view),
+        failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True)),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),

@@ -1,4 +1,4 @@
-"""pymongo readers behind GET /messages, GET /failed-messages, GET /stream and GET /conversations."""
+"""pymongo readers behind GET /messages, GET /stream and GET /conversations."""
 
 import time
 from collections.abc import Callable

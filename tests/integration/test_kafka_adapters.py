@@ -13,11 +13,12 @@ from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
                                                       Replication, dead_letter_topic_config, ensure_topics,
                                                       new_reliable_producer, to_incoming)
+from consumer_service.infrastructure.kafka_dead_letters import TRUNCATED_HEADER
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from shared_domain.envelope import decode, encode
-from shared_domain.failures import TRUNCATED_HEADER, Failure
+from shared_domain.failures import Failure
 from shared_domain.message import Message
 from shared_domain.stored_events import decode_stored_event
 from tests.support.raw_kafka import produce_with_raw_header_names

@@ -5,11 +5,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from consumer_service.application.ports import Saved
-from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore, migrate_message_ids
+from consumer_service.infrastructure.mongo_failure_projection import MongoFailedMessageStore
+from consumer_service.infrastructure.mongo_store import MongoMessageStore, migrate_message_ids
+from producer_service.application.failed_messages import FailurePages
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader
 from shared_adapters.mongo_client import connect
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_domain.documents import message_view
+from shared_domain.failed_messages import Selection, failure_view
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message, message_key
 
@@ -87,9 +91,6 @@ def test_the_reader_pages_in_time_then_id_order_with_filters(database):
 
 
 def test_operators_select_failures_by_filter_and_change_their_status_once(database):
-    from consumer_service.application.dlq_operations import Selection
-    from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
-
     failures = [{"_id": f"f{n}", "status": "failed", "to": "clientB" if n % 2 else "clientC",
                  "reason": "store unavailable: Connection REFUSED" if n < 3 else "bad", "failedAt": T0 + timedelta(seconds=n),
                  "history": []} for n in range(5)]
@@ -106,9 +107,6 @@ def test_operators_select_failures_by_filter_and_change_their_status_once(databa
 
 
 def test_failures_are_listed_without_their_payloads_and_shown_whole(database):
-    from consumer_service.application.dlq_operations import Selection
-    from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
-    from shared_domain.documents import failure_summary_view, failure_view
     from tests.unit.failure_fixtures import failed_document
 
     documents = [failed_document(n) for n in range(6)]
@@ -117,7 +115,7 @@ def test_failures_are_listed_without_their_payloads_and_shown_whole(database):
     assert MongoFailedMessageStore(database).save_all(documents) == {}
     assert database.failed_message_records.count_documents({}) == 6
     assert database.failed_messages.count_documents({"payload": {"$exists": True}}) == 0
-    listed = MongoReader(database.failed_messages, "failedAt", failure_summary_view).find(PageQuery(equals={}, limit=6))
+    listed = FailurePages(MongoFailureRepository(database)).find(PageQuery(equals={}, limit=6))
     assert [item["id"] for item in listed] == [d["_id"] for d in documents]
     assert not {"payload", "headers", "key", "deadLetter"} & {name for item in listed for name in item}
     [whole] = MongoFailureRepository(database).select(Selection(ids=(documents[2]["_id"],)))

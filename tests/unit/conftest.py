@@ -7,8 +7,8 @@ from consumer_service.application.dlq_operations import Operations, PublishFaile
 from consumer_service.config import OperatorSettings
 from consumer_service.config import load_settings as load_consumer_settings
 from consumer_service.entrypoints.operator_app import create_operator_app
-from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
 from consumer_service.infrastructure.mongo_views import MongoConversationViews
+from producer_service.application.failed_messages import FailurePages
 from producer_service.application.live import Hub
 from producer_service.application.ports import BrokerUnavailable, Receipt
 from producer_service.config import ProducerSettings
@@ -16,10 +16,11 @@ from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Live, Services
 from producer_service.infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews,
                                                       WindowedMessages)
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
-from shared_domain.documents import failure_summary_view, message_document, message_view
+from shared_domain.documents import message_document, message_view
 from shared_domain.identity import CLIENT, OPERATOR
 
 
@@ -117,7 +118,7 @@ def make_app(publisher, database, health, replayed, settings):
         settings=settings,
         publisher=publisher,
         messages=WindowedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views),
-        failures=MongoReader(database.failed_messages, "failedAt", failure_summary_view),
+        failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True)),
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),
         limiter=MongoRateLimiter(database),

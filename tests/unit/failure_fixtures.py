@@ -2,8 +2,9 @@
 
 from datetime import datetime, timedelta, timezone
 
-from consumer_service.application.dead_letter import dead_letter_record, failure_document
 from consumer_service.application.records import DeadLetter, IncomingRecord
+from consumer_service.infrastructure.kafka_dead_letters import dead_letter_record
+from consumer_service.infrastructure.mongo_failure_projection import failure_document
 from shared_domain.envelope import encode
 from shared_domain.failures import Failure
 from shared_domain.message import Message

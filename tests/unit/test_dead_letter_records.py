@@ -2,10 +2,12 @@
 
 from datetime import datetime, timezone
 
-from consumer_service.application.dead_letter import dead_letter_record, failure_document
 from consumer_service.application.records import DeadLetter, IncomingRecord
+from consumer_service.infrastructure.kafka_dead_letters import dead_letter_record
+from consumer_service.infrastructure.mongo_failure_projection import failure_document
 from shared_domain.envelope import encode
-from shared_domain.failures import Failure, replay_headers
+from shared_domain.failed_messages import replay_headers
+from shared_domain.failures import Failure
 from shared_domain.message import Message
 
 FAILED_AT = datetime(2026, 5, 6, 7, 8, 9, 123000, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from consumer_service.application.dlq_operations import Operations
 from consumer_service.entrypoints import dlq_cli
-from consumer_service.infrastructure.mongo_failures import MongoFailureRepository, selection_filter
+from shared_adapters.mongo_failed_messages import MongoFailureRepository, selection_filter
 from tests.unit.conftest import FakeRecordPublisher
 from tests.unit.failure_fixtures import failed_document
 

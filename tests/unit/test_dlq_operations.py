@@ -3,10 +3,10 @@
 import mongomock
 import pytest
 
-from consumer_service.application.dlq_operations import (Operations, PublishFailed, ReplayPace, Selection, discard,
-                                                         replay)
-from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
+from consumer_service.application.dlq_operations import Operations, PublishFailed, ReplayPace, discard, replay
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_domain.envelope import decode
+from shared_domain.failed_messages import Selection
 
 from .failure_fixtures import T0, failed_document
 

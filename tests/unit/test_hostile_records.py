@@ -8,12 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer_service.application.dead_letter import dead_letter_record, truncated_dead_letter_record
 from consumer_service.application.handle_batch import BatchHandler, handle_batch
 from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.application.retry import RetryPolicy
-from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore, MongoMessageStore
+from consumer_service.infrastructure.kafka_dead_letters import dead_letter_record, truncated_dead_letter_record
+from consumer_service.infrastructure.mongo_failure_projection import (MongoFailedMessageStore, failure_document,
+                                                                      unprojectable_document)
+from consumer_service.infrastructure.mongo_store import MongoMessageStore
 from shared_domain.envelope import read_envelope
 from shared_domain.failures import Failure
 from tests.unit.strategies import incoming_records
@@ -77,6 +79,9 @@ def test_a_dead_letter_of_any_record_projects_back_to_its_source_position(record
 
 class RefusingFailureStore:
     """Refuses the first documents it is given for good, as a store refuses what it cannot hold."""
+
+    document_of = staticmethod(failure_document)
+    unprojectable_document = staticmethod(unprojectable_document)
 
     def __init__(self):
         self.saved, self.calls = [], 0

@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer_service.entrypoints.metrics import FieldLabels
+from consumer_service.infrastructure import mongo_failure_projection
 from producer_service.application.live import InvalidPosition, Position
 from producer_service.entrypoints import paging
 from shared_adapters import http_worker
-from shared_domain import failures, json_text, message
+from shared_domain import failed_messages, json_text, message
 from shared_domain.envelope import PoisonRecord, decode
 from shared_domain.stored_events import decode_stored_event
 
@@ -71,8 +72,9 @@ TARGETS = {
     "message.FORBIDDEN_CONTROL_CHARS": Target(lambda text: message.text_problem(text, 10**9), "a \t\n\x7f\x01",
                                               (("", "a"), ("", " "))),
     "message.SURROGATES": Target(message.unsafe_text_problem, "a\ud800\udc00\x00", (("", "a"),)),
-    "failures._HEADER_NUMBER": Target(lambda text: failures.header_number(text, 0), "09a", (("", "9"),)),
-    "failures.ERROR_TYPE_PATTERN": Target(failures.error_type_problem, "aZ9_. ", (("", "a"),)),
+    "mongo_failure_projection._HEADER_NUMBER": Target(lambda text: mongo_failure_projection.header_number(text, 0), "09a",
+                                                      (("", "9"),)),
+    "failed_messages.ERROR_TYPE_PATTERN": Target(failed_messages.error_type_problem, "aZ9_. ", (("", "a"),)),
     "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)": Target(
         _head_judged, "\r\nconte-lgh:transfer-encodingexpct 9\t",
         (("GET / HTTP/1.1", "\r\ncontent-length: "), ("GET / HTTP/1.1\r\ncontent-length:", " \t"),
@@ -92,8 +94,8 @@ COVERED = {
     ("shared_domain.message", "MESSAGE_ID_PATTERN"): "message.MESSAGE_ID_PATTERN",
     ("shared_domain.message", "FORBIDDEN_CONTROL_CHARS"): "message.FORBIDDEN_CONTROL_CHARS",
     ("shared_domain.message", "SURROGATES"): "message.SURROGATES",
-    ("shared_domain.failures", "_HEADER_NUMBER"): "failures._HEADER_NUMBER",
-    ("shared_domain.failures", "ERROR_TYPE_PATTERN"): "failures.ERROR_TYPE_PATTERN",
+    ("consumer_service.infrastructure.mongo_failure_projection", "_HEADER_NUMBER"): "mongo_failure_projection._HEADER_NUMBER",
+    ("shared_domain.failed_messages", "ERROR_TYPE_PATTERN"): "failed_messages.ERROR_TYPE_PATTERN",
     ("shared_adapters.http_worker", "_CONTENT_LENGTH"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_TRANSFER_ENCODING"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_EXPECT"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",

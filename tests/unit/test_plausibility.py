@@ -7,14 +7,14 @@ import mongomock
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer_service.application.dlq_operations import Operations, Selection, replay
+from consumer_service.application.dlq_operations import Operations, replay
 from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import IncomingRecord
-from consumer_service.infrastructure.mongo_failures import MongoFailureRepository
-from consumer_service.infrastructure.mongo_store import MongoFailedMessageStore
+from consumer_service.infrastructure.mongo_failure_projection import MongoFailedMessageStore
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from producer_service.infrastructure.kafka_stored_events import DropReport, plausible
 from shared_domain.clock import utc_now
-from shared_domain.documents import failure_summary_view
+from shared_domain.failed_messages import Selection, failure_summary_view
 from shared_domain.failures import SourcePosition
 from shared_domain.partitioning import partition_of
 from shared_domain.plausibility import Holdback, SourceCheck, misplaced

@@ -10,7 +10,8 @@ import pytest
 
 from consumer_service.infrastructure.mongo_store import ensure_indexes
 from shared_domain.conversation_views import VIEWS_COLLECTION
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, MESSAGES_COLLECTION, READ_MARKERS_COLLECTION
+from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION
+from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION
 from tests.unit.conftest import bearer
 
 RANGE_OPERATORS = {"$gt", "$gte", "$lt", "$lte", "$nin", "$ne", "$exists", "$in"}

@@ -1,31 +1,38 @@
-"""pymongo adapter for operators: select failed records and change their status."""
+"""pymongo adapter of the failed messages operators read and change, in both services: one filter per Selection."""
 
 import re
+from contextlib import contextmanager
 
-from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
-from shared_domain.documents import FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION
+from shared_domain.availability import StoreUnavailable
+from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, ORDER, Selection
 
-from ..application.dlq_operations import Selection
-from .mongo_store import transient_as_unavailable
+from .mongo_client import transient_as_unavailable
 
 
 class MongoFailureRepository:
-    """Failed records as operators see and change them; an outage raises StoreUnavailable."""
+    """Failed records as operators see and change them; an outage raises StoreUnavailable.
 
-    def __init__(self, database: Database):
+    With `any_error_unavailable`, every store error does (the producer's listing has always
+    answered those with 503), not only those that may go away by themselves.
+    """
+
+    def __init__(self, database: Database, any_error_unavailable: bool = False):
         self._failed = database[FAILED_MESSAGES_COLLECTION]
         self._records = database[FAILED_RECORDS_COLLECTION]
+        self._unavailable = _any_error_as_unavailable if any_error_unavailable else transient_as_unavailable
 
     def select(self, selection: Selection, records: bool = True) -> list[dict]:
-        """The selected failures, oldest first; with `records`, each joined with its raw record."""
-        with transient_as_unavailable():
+        """The selected failures in order; with `records`, each joined with its raw record."""
+        with self._unavailable():
             if selection.ids:
                 summaries = sorted(self._by_ids(self._failed, selection.ids), key=lambda d: (d["failedAt"], d["_id"]))
                 summaries = summaries[:selection.limit or None]
             else:
-                cursor = self._failed.find(selection_filter(selection)).sort(ORDER)
+                direction = -1 if selection.newest_first else 1
+                cursor = self._failed.find(selection_filter(selection)).sort([(f, d * direction) for f, d in ORDER])
                 summaries = list(cursor.limit(selection.limit or 0))
             if not records:
                 return summaries
@@ -46,7 +53,7 @@ class MongoFailureRepository:
     def count_by_error_type(self, selection: Selection) -> dict[str, int]:
         """How many failures a selection by filter matches, by error type, most frequent first."""
         pipeline = [{"$match": selection_filter(selection)}, {"$group": {"_id": "$errorType", "count": {"$sum": 1}}}]
-        with transient_as_unavailable():
+        with self._unavailable():
             counts = {group["_id"]: group["count"] for group in self._failed.aggregate(pipeline)}
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
@@ -56,7 +63,7 @@ class MongoFailureRepository:
         One update for the whole list; only when someone else changed some of them meanwhile
         does it read them back to tell which ones this operation changed.
         """
-        with transient_as_unavailable():
+        with self._unavailable():
             result = self._failed.update_many(
                 {"_id": {"$in": failure_ids}, "status": expected},
                 {"$set": {"status": status}, "$push": {"history": entry}},
@@ -65,9 +72,6 @@ class MongoFailureRepository:
                 return set(failure_ids)
             documents = list(self._failed.find({"_id": {"$in": failure_ids}}, {"history": 1}))
         return {d["_id"] for d in documents if any(h.get("operation") == entry["operation"] for h in d.get("history", []))}
-
-
-ORDER = [("failedAt", ASCENDING), ("_id", ASCENDING)]
 
 
 def selection_filter(selection: Selection) -> dict:
@@ -84,4 +88,17 @@ def selection_filter(selection: Selection) -> dict:
         window["$lt"] = selection.until
     if window:
         query["failedAt"] = window
+    if selection.after is not None:
+        moment, last_id = selection.after
+        beyond = "$lt" if selection.newest_first else "$gt"
+        query["$or"] = [{"failedAt": {beyond: moment}}, {"failedAt": moment, "_id": {beyond: last_id}}]
     return query
+
+
+@contextmanager
+def _any_error_as_unavailable():
+    """Turn every pymongo error into StoreUnavailable."""
+    try:
+        yield
+    except PyMongoError as error:
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
