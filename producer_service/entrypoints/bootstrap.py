@@ -1,6 +1,6 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
-from shared_adapters.mongo_client import connect, is_reachable
+from shared_adapters.mongo_client import connect_for_requests, is_reachable
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
@@ -22,7 +22,7 @@ def real_services(settings: ProducerSettings) -> Services:
     producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
     batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms, batch_producer)
-    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    mongo = connect_for_requests(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
 
     identities = MongoIdentityRegistry(database)
