@@ -33,6 +33,7 @@ def real_services(settings: ProducerSettings) -> Services:
     views = MongoViews(database[VIEWS_COLLECTION], partitions)
     hub = Hub(settings.stream_limit, settings.stream_queue)
     feed = StoredEventFeed(settings.kafka, settings.stored_events_topic, hub, settings.messages_topic)
+    feed.start_soon()
 
     def close() -> None:
         hub.close()
