@@ -1,4 +1,4 @@
-"""The MongoDB client every service opens: every wait bounded, so an outage surfaces as an error quickly."""
+"""The MongoDB clients the services open: every wait bounded, so an outage surfaces as an error quickly."""
 
 from contextlib import contextmanager
 
@@ -15,6 +15,19 @@ def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> Mong
     return MongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, operation_timeout_ms),
+    )
+
+
+def connect_for_requests(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
+    """Open a client for what requests wait for: each operation is also stopped on the store at its deadline.
+
+    A socket timeout alone gives up on the client's side only: the store goes on with a query nobody
+    waits for any more (a page the local store scans for, say), and every other request pays for it.
+    With `timeoutMS` each command carries its remaining time as `maxTimeMS`, so the store stops too.
+    """
+    return MongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms, timeoutMS=max(timeout_ms, operation_timeout_ms),
     )
 
 

@@ -1,6 +1,6 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
-from shared_adapters.mongo_client import connect, is_reachable
+from shared_adapters.mongo_client import connect_for_requests, is_reachable
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
@@ -23,7 +23,7 @@ def real_services(settings: ProducerSettings) -> Services:
     producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
     batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms, batch_producer)
-    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    mongo = connect_for_requests(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
 
     identities = MongoIdentityRegistry(database)
@@ -34,6 +34,7 @@ def real_services(settings: ProducerSettings) -> Services:
     views = MongoViews(database[VIEWS_COLLECTION], partitions)
     hub = Hub(settings.stream_limit, settings.stream_queue)
     feed = StoredEventFeed(settings.kafka, settings.stored_events_topic, hub, settings.messages_topic)
+    feed.start_soon()
 
     def close() -> None:
         hub.close()

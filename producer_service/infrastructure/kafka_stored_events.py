@@ -82,6 +82,16 @@ class StoredEventFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def start_soon(self) -> None:
+        """Start reading in the background, so that the first stream need not wait; if Kafka does not answer, it will."""
+        def start() -> None:
+            try:
+                self.ensure_started()
+            except FeedUnavailable as error:
+                log.info("live feed not started yet (%s): the first stream starts it", error)
+
+        threading.Thread(target=start, name="live-feed-start", daemon=True).start()
+
     def ensure_started(self) -> None:
         """Start reading unless already reading; raise FeedUnavailable when Kafka does not answer."""
         with self._lock:

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 from pymongo import MongoClient
 
 from infra.process import wait_until
+from producer_service.config import DEFAULT_WORKERS
 from shared_domain.clock import utc_now
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
