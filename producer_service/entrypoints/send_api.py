@@ -38,6 +38,7 @@ def send():
         raise unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
                           services().settings.retry_after_s, error) from None
     count_published(1, 0)
+    log.info("message accepted", extra=_about(message, receipt))
     return {"status": "accepted", **_accepted(message, receipt)}, 202
 
 
@@ -57,6 +58,7 @@ def send_batch():
         else:
             valid.append((index, loaded))
     limit_sends(len(valid))
+    debugging = log.isEnabledFor(logging.DEBUG)
     sent = send_messages([fields for _, fields in valid], services().publisher,
                          services().settings.max_message_length, trace_id=trace_id())
     for (index, _), (message, outcome) in zip(valid, sent):
@@ -64,9 +66,16 @@ def send_batch():
             results[index] = {"index": index, "status": 503, "error": "broker_unavailable", "messageId": message.message_id}
         else:
             results[index] = {"index": index, "status": 202, **_accepted(message, outcome)}
+            if debugging:
+                log.debug("message accepted", extra=_about(message, outcome))
     accepted = sum(1 for result in results if result["status"] == 202)
     acked = sum(1 for _, outcome in sent if not isinstance(outcome, BrokerUnavailable))
     count_published(acked, len(sent) - acked)
+    if acked:
+        # One line a batch: a grep on any of its message ids finds it; each message's own line is DEBUG.
+        log.info("messages accepted", extra={"messageIds": [message.message_id for message, outcome in sent
+                                                            if not isinstance(outcome, BrokerUnavailable)],
+                                             "traceId": trace_id(), "from": sent[0][0].sender})
     headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
     summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
     return summary, (202 if accepted == len(results) else 207), headers
@@ -79,10 +88,14 @@ def limit_sends(count: int = 1) -> None:
         spend(f"send:{caller.name}", services().settings.send_rate_limit, count)
 
 
+def _about(message, receipt) -> dict:
+    """What a log line says of an accepted message: ids and position, never the text."""
+    return {"messageId": message.message_id, "traceId": trace_id(), "from": message.sender, "to": message.recipient,
+            "partition": receipt.partition, "offset": receipt.offset}
+
+
 def _accepted(message, receipt) -> dict:
-    """The answer for an accepted message (and its log line: ids and position, never the text)."""
-    log.info("message accepted", extra={"messageId": message.message_id, "traceId": trace_id(), "from": message.sender,
-                                        "to": message.recipient, "partition": receipt.partition, "offset": receipt.offset})
+    """The answer for an accepted message."""
     return {
         "messageId": message.message_id,
         "sentAt": to_iso(message.sent_at),

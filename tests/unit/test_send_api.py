@@ -1,5 +1,7 @@
 """POST /send-message: accepted, refused with a reason, or unavailable."""
 
+import logging
+
 import pytest
 
 VALID = {"from": "clientA", "to": "clientB", "message": "hello"}
@@ -96,3 +98,16 @@ def test_a_batch_the_broker_does_not_take_is_rejected_item_by_item_with_retry_af
 def test_a_batch_must_be_a_bounded_array(client, body):
     response = client.post("/send-messages", json=body)
     assert response.status_code in (400, 413) and response.get_json()["error"]
+
+
+def test_a_batch_logs_one_line_naming_each_accepted_message_and_each_message_only_at_debug(client, publisher, caplog):
+    with caplog.at_level(logging.INFO, logger="producer_service"):
+        client.post("/send-messages", json=[{**VALID, "message": f"m{n}"} for n in range(3)] + ["nope"])
+    [line] = [record for record in caplog.records if record.name.startswith("producer_service")]
+    assert line.getMessage() == "messages accepted"
+    assert line.messageIds == [message.message_id for message in publisher.published] and len(line.messageIds) == 3
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="producer_service"):
+        client.post("/send-messages", json=[VALID, VALID])
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("producer_service")] == [
+        "message accepted", "message accepted", "messages accepted"]
