@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer_service.application.dead_letter import dead_letter_record, truncated_dead_letter_record
-from consumer_service.application.handle_batch import BatchHandler, handle_batch
+from consumer_service.application.handle_batch import BatchHandler
+from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.application.retry import RetryPolicy
@@ -43,7 +44,7 @@ def test_any_batch_of_records_is_stored_skipped_or_dead_lettered_without_raising
     database = mongomock.MongoClient(tz_aware=True)["messaging"]
     sink = WireSink()
     handler = BatchHandler(client=client, store=MongoMessageStore(database), dead_letters=sink,
-                           retry=RetryPolicy(sleep=lambda _seconds: None))
+                           stored_events=NoStoredEvents(), store_health=Unobserved(), retry=RetryPolicy(sleep=lambda _seconds: None))
     outcome = handle_batch(batch, handler)
     assert outcome.stored + outcome.skipped + outcome.dead_lettered + outcome.resent == len(batch)
     assert len(sink.records) == outcome.dead_lettered
@@ -120,7 +121,8 @@ def test_a_truncated_dead_letter_keeps_the_context_and_says_what_was_cut(value):
 def test_a_record_whose_headers_cannot_be_read_is_dead_lettered_not_skipped():
     sink = WireSink()
     record = IncomingRecord("client-messages", 0, 1, b"clientB", b"{}", [], defect="header name is not UTF-8")
-    handler = BatchHandler(client="clientB", store=MongoMessageStore(mongomock.MongoClient()["m"]), dead_letters=sink)
+    handler = BatchHandler(client="clientB", store=MongoMessageStore(mongomock.MongoClient()["m"]), dead_letters=sink,
+                           stored_events=NoStoredEvents(), store_health=Unobserved())
     assert handle_batch([record], handler).dead_lettered == 1
     assert dict(sink.records[0].headers)["dlq.error-type"] == b"UndecodableRecord"
 
@@ -137,7 +139,8 @@ def test_an_unexpected_error_on_one_record_dead_letters_it_and_stores_the_rest(m
     monkeypatch.setattr(module, "read_envelope", explode_on_offset_2)
     database = mongomock.MongoClient(tz_aware=True)["messaging"]
     sink = WireSink()
-    handler = BatchHandler(client="clientB", store=MongoMessageStore(database), dead_letters=sink)
+    handler = BatchHandler(client="clientB", store=MongoMessageStore(database), dead_letters=sink,
+                           stored_events=NoStoredEvents(), store_health=Unobserved())
     outcome = handle_batch([record(1), record(2), record(3)], handler)
     assert (outcome.stored, outcome.dead_lettered) == (2, 1)
     assert dict(sink.records[0].headers)["dlq.error-type"] == b"RuntimeError"
