@@ -4,6 +4,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
 from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format,
@@ -119,6 +120,8 @@ class ServerSettings:
     log_format: str = "json"
     kafka_client_log_level: str = "CRITICAL"
     access_log: bool = False
+    # Where every worker writes its metrics for /metrics to add up; None: a new directory for this server.
+    metrics_dir: str | None = None
 
 
 def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -135,4 +138,21 @@ def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings
         log_format=read_log_format(env),
         kafka_client_log_level=read_log_level(env, "KAFKA_CLIENT_LOG_LEVEL", defaults.kafka_client_log_level),
         access_log=read_bool(env, "PRODUCER_ACCESS_LOG", defaults.access_log),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     )
+
+
+@cache
+def settings_at_start() -> tuple[ProducerSettings, ServerSettings]:
+    """The service's and gunicorn's settings, read from the environment once per server.
+
+    gunicorn's master reads them before it forks its workers, so every worker serves with the same
+    settings, the same cursor key among them when SECRET_KEY is unset. Raises ConfigError.
+    """
+    return load_settings(), load_server_settings()
+
+
+def load_command_log_settings(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The command line's log level (LOG_LEVEL, WARNING by default) and format (LOG_FORMAT); ConfigError."""
+    env = os.environ if env is None else env
+    return read_log_level(env, "LOG_LEVEL", "WARNING"), read_log_format(env)

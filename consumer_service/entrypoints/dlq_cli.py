@@ -16,7 +16,7 @@ from shared_domain.message import client_id_problem, unsafe_text_problem
 from ..application.dlq_operations import PublishFailed, ReplayPace, Report, Selection, discard, replay
 from ..application.errors import StoreUnavailable
 from .bootstrap import operations
-from .settings import settings_or_exit
+from ..config import settings_or_exit
 
 FILTERS = {"to": "to", "sender": "from", "error_type": "errorType", "client": "consumerClient"}
 MAX_LIMIT = 1_000_000

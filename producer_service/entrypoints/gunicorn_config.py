@@ -1,4 +1,5 @@
-"""gunicorn settings: threaded workers share one Kafka producer per worker process.
+"""gunicorn settings: the producer's settings under gunicorn's names; threaded workers share one Kafka producer per
+worker process.
 
 A bad setting stops the server before any worker starts, with one line naming it (exit 2).
 """
@@ -6,40 +7,42 @@ A bad setting stops the server before any worker starts, with one line naming it
 import glob
 import logging
 import os
-import secrets
 import shutil
-import sys
 import tempfile
 
-# Before anything imports prometheus_client: every worker writes its counts where /metrics adds them up.
-# A given directory is made if missing and emptied, so counts start at zero with each server.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="producer-metrics-")
-else:
-    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-    for _stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
-        os.remove(_stale)
+from producer_service.config import settings_at_start
+from shared_adapters.kafka_connection import check_accepted
+from shared_domain.config import exit_2_on_bad_setting
+
+# Read once, here in the master: every worker it forks serves with these.
+with exit_2_on_bad_setting():
+    settings, server = settings_at_start()
+    check_accepted(settings.kafka)
+
+
+def _metrics_directory(given: str | None) -> tuple[str, bool]:
+    """Where every worker writes its counts for /metrics to add up, and whether this server made it.
+
+    A given directory is made if missing and emptied, so counts start at zero with each server. Set
+    before anything imports prometheus_client, which reads it from the environment, as the workers do.
+    """
+    if given is None:
+        directory = tempfile.mkdtemp(prefix="producer-metrics-")
+    else:
+        directory = given
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory, given is None
+
+
+_metrics_dir, _own_metrics_dir = _metrics_directory(server.metrics_dir)
 
 # Imported once the metrics directory is chosen (hence noqa: E402).
-from producer_service.config import load_server_settings, load_settings  # noqa: E402
-from producer_service.entrypoints.services import EXTENSION
-from shared_adapters.http_worker import guarded_worker
-from shared_adapters.kafka_connection import check_accepted
-from shared_adapters.logs import GunicornLogger, gunicorn_log_config
-from shared_domain.config import ConfigError
-
-try:
-    settings, server = load_settings(), load_server_settings()
-    check_accepted(settings.kafka)
-except ConfigError as error:
-    if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-    print(str(error), file=sys.stderr)
-    sys.exit(2)
-
-# Every worker signs and checks cursors with the same key: without SECRET_KEY, one per server start.
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+from producer_service.entrypoints.services import EXTENSION  # noqa: E402
+from shared_adapters.http_worker import guarded_worker  # noqa: E402
+from shared_adapters.logs import GunicornLogger, gunicorn_log_config  # noqa: E402
 
 bind, workers, threads = server.bind, server.workers, server.threads
 # gunicorn's own lines and the app's, one format (LOG_FORMAT: json, or text for people).
@@ -73,7 +76,7 @@ def child_exit(server, worker):
 def on_exit(server):
     """Remove the metrics directory this server made."""
     if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def worker_exit(server, worker):
