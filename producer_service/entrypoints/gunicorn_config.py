@@ -41,7 +41,8 @@ _metrics_dir, _own_metrics_dir = _metrics_directory(server.metrics_dir)
 
 # Imported once the metrics directory is chosen (hence noqa: E402).
 from producer_service.entrypoints.services import EXTENSION  # noqa: E402
-from shared_adapters.http_worker import guarded_worker  # noqa: E402
+from producer_service.entrypoints.stream_api import STREAM_PATH  # noqa: E402
+from shared_adapters.http_worker import guarded_worker, stream_request_starts  # noqa: E402
 from shared_adapters.logs import GunicornLogger, gunicorn_log_config  # noqa: E402
 
 bind, workers, threads = server.bind, server.workers, server.threads
@@ -52,7 +53,9 @@ logger_class = GunicornLogger
 logging.getLogger("librdkafka").setLevel(server.kafka_client_log_level)
 
 # gthread, except that a thread only gets a request once it has arrived whole; gunicorn's own errors are JSON.
-worker_class = guarded_worker(server.request_read_timeout_s, settings.max_body_bytes, server.stream_threads)
+# Streams get threads of their own.
+worker_class = guarded_worker(server.request_read_timeout_s, settings.max_body_bytes, server.stream_threads,
+                              stream_request_starts("GET", [STREAM_PATH]))
 # Open streams count as connections too.
 worker_connections = 1000 + server.stream_threads
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections evenly;
