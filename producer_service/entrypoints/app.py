@@ -40,4 +40,3 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
                       document_blueprint(lambda: producer_document(settings))):
         app.register_blueprint(blueprint)
     return app
-
