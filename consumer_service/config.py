@@ -1,12 +1,12 @@
-"""Consumer service settings, read from environment variables."""
+"""Consumer service settings, read from environment variables: the only module of the service that reads them."""
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
-from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format, read_secret,
-                                  read_str)
+from shared_domain.config import (ConfigError, exit_2_on_bad_setting, read_auto_bool, read_bool, read_float, read_int,
+                                  read_log_format, read_log_level, read_secret, read_str)
 from shared_domain.documents import DEFAULT_DATABASE
 from shared_domain.failed_messages import DEFAULT_REPLAY_CAP
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
@@ -83,6 +83,12 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
     )
 
 
+def settings_or_exit(client: str | None = None) -> ConsumerSettings:
+    """Load settings for a command, or exit 2 with one line naming the bad variable."""
+    with exit_2_on_bad_setting():
+        return load_settings(client)
+
+
 def default_group_id(messages_topic: str, client: str) -> str:
     """One consumer group per deployment and topic: per client, or one for all clients."""
     return f"{messages_topic}.for-all" if client == ALL_CLIENTS else f"{messages_topic}.for.{client}"
@@ -120,4 +126,24 @@ def load_operator_settings(env: Mapping[str, str] | None = None) -> OperatorSett
         session_ttl_s=read_int(env, "SESSION_TTL_S", defaults.session_ttl_s, minimum=60),
         session_cookie_secure=read_auto_bool(env, "SESSION_COOKIE_SECURE"),
         log_format=read_log_format(env),
+    )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """How every consumer-service command logs."""
+
+    level: str = "INFO"
+    format: str = "json"
+    kafka_client_level: str = "CRITICAL"  # librdkafka's own lines
+
+
+def load_log_settings(level: str | None = None, env: Mapping[str, str] | None = None) -> LogSettings:
+    """Read the log settings, `level` (--log-level) before LOG_LEVEL; raise ConfigError naming a bad one."""
+    env = os.environ if env is None else env
+    defaults = LogSettings()
+    return LogSettings(
+        level=read_log_level({"LOG_LEVEL": level} if level else env, "LOG_LEVEL", defaults.level),
+        format=read_log_format(env),
+        kafka_client_level=read_log_level(env, "KAFKA_CLIENT_LOG_LEVEL", defaults.kafka_client_level),
     )

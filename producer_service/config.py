@@ -4,9 +4,11 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
 from shared_adapters.kafka_connection import KafkaConnection, read_kafka_connection
-from shared_domain.config import ConfigError, read_bool, read_float, read_auto_bool, read_int, read_secret, read_str
+from shared_domain.config import (ConfigError, read_auto_bool, read_bool, read_float, read_int, read_log_format,
+                                  read_log_level, read_secret, read_str)
 from shared_domain.documents import DEFAULT_DATABASE
 from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
@@ -103,3 +105,54 @@ def _secret_key(env: Mapping[str, str], default: str) -> str:
     if value and len(value) < 16:
         raise ConfigError("SECRET_KEY", "must be at least 16 characters")
     return value or default
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How gunicorn serves the producer: its address, processes and threads, request reading and logs."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = DEFAULT_WORKERS
+    threads: int = DEFAULT_THREADS
+    stream_threads: int = 1000  # threads for open streams, apart from the request threads
+    request_read_timeout_s: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    kafka_client_log_level: str = "CRITICAL"
+    access_log: bool = False
+    # Where every worker writes its metrics for /metrics to add up; None: a new directory for this server.
+    metrics_dir: str | None = None
+
+
+def load_server_settings(env: Mapping[str, str] | None = None) -> ServerSettings:
+    """Read gunicorn's settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if env is None else env
+    defaults = ServerSettings()
+    return ServerSettings(
+        bind=read_str(env, "PRODUCER_BIND", defaults.bind),
+        workers=read_int(env, "PRODUCER_WORKERS", defaults.workers, minimum=1),
+        threads=read_int(env, "PRODUCER_THREADS", defaults.threads, minimum=1),
+        stream_threads=read_int(env, "STREAM_THREADS", defaults.stream_threads, minimum=1),
+        request_read_timeout_s=read_float(env, "REQUEST_READ_TIMEOUT_S", defaults.request_read_timeout_s, minimum=0.1),
+        log_level=read_log_level(env, "LOG_LEVEL", defaults.log_level),
+        log_format=read_log_format(env),
+        kafka_client_log_level=read_log_level(env, "KAFKA_CLIENT_LOG_LEVEL", defaults.kafka_client_log_level),
+        access_log=read_bool(env, "PRODUCER_ACCESS_LOG", defaults.access_log),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+    )
+
+
+@cache
+def settings_at_start() -> tuple[ProducerSettings, ServerSettings]:
+    """The service's and gunicorn's settings, read from the environment once per server.
+
+    gunicorn's master reads them before it forks its workers, so every worker serves with the same
+    settings, the same cursor key among them when SECRET_KEY is unset. Raises ConfigError.
+    """
+    return load_settings(), load_server_settings()
+
+
+def load_command_log_settings(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The command line's log level (LOG_LEVEL, WARNING by default) and format (LOG_FORMAT); ConfigError."""
+    env = os.environ if env is None else env
+    return read_log_level(env, "LOG_LEVEL", "WARNING"), read_log_format(env)

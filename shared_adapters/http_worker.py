@@ -4,7 +4,8 @@ gunicorn's gthread worker hands a connection to a thread as soon as any byte arr
 client trickling its request holds a thread for as long as it likes. This worker's event loop
 reads each request first (its head, and a body of up to `max_body_bytes`) and answers 408 when
 that takes longer than `read_timeout_s`; a body left for the thread to read (streamed, or after
-`Expect: 100-continue`) must arrive by the same deadline.
+`Expect: 100-continue`) must arrive by the same deadline. Requests that open a stream, named by the
+app (`stream_request_starts`), are served by threads of their own.
 """
 
 import json
@@ -15,6 +16,7 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import partial
 from http import HTTPStatus
 
@@ -32,7 +34,6 @@ HEAD_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", re.IGNORECASE)
 _TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding:", re.IGNORECASE)
 _EXPECT = re.compile(rb"\r\nexpect:", re.IGNORECASE)
-_STREAM_REQUEST = re.compile(rb"GET /stream[ ?]")
 # An app may name, on its `extensions`, what ends its long-lived responses when the worker is told to stop.
 END_STREAMS = "end_streams"
 
@@ -69,6 +70,15 @@ def _body_arrived(head: bytes, body: bytes, max_body: int) -> bool:
     if _TRANSFER_ENCODING.search(head):
         return body.endswith(HEAD_END)  # a chunked body ends with an empty line, trailers or not
     return True
+
+
+def stream_request_starts(method: str, paths: Iterable[str]) -> tuple[bytes, ...]:
+    """How the request lines of `method` on each of `paths` (with or without a query) start, for the worker.
+
+    A request opens a stream when it starts with one of them: a prefix check, in time bounded by the
+    prefixes whatever the client sends.
+    """
+    return tuple(f"{method} {path}{after}".encode("ascii") for path in paths for after in (" ", "?"))
 
 
 def error_answer(status: int, code: str, message: str) -> bytes:
@@ -120,6 +130,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     read_timeout_s = 10.0
     stream_threads = 1000
+    stream_starts: tuple[bytes, ...] = ()  # how requests that open a stream start: see stream_request_starts()
     max_head_bytes = 64 * 1024
     max_body_bytes = 64 * 1024
 
@@ -196,7 +207,7 @@ class GuardedThreadWorker(ThreadWorker):
             conn.parser.unreader = _DeadlineUnreader(conn.sock)
         conn.parser.unreader.deadline = arriving.deadline
         conn.parser.unreader.unread(bytes(arriving.received))
-        pool = self.stream_pool if _STREAM_REQUEST.match(arriving.received) else self.tpool
+        pool = self.stream_pool if arriving.received.startswith(self.stream_starts) else self.tpool
         handled = pool.submit(self.handle, conn)
         handled.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
@@ -240,7 +251,13 @@ class GuardedThreadWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
-def guarded_worker(read_timeout_s: float, max_body_bytes: int, stream_threads: int = 1000) -> type[GuardedThreadWorker]:
-    """The worker class with these limits (gunicorn takes a class and makes the workers itself)."""
-    limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes, "stream_threads": stream_threads}
+def guarded_worker(read_timeout_s: float, max_body_bytes: int, stream_threads: int = 1000,
+                   stream_requests: tuple[bytes, ...] = ()) -> type[GuardedThreadWorker]:
+    """The worker class with these limits (gunicorn takes a class and makes the workers itself).
+
+    `stream_requests`: how the requests that open a stream start (stream_request_starts()); they get the
+    `stream_threads`, apart from the other requests' threads.
+    """
+    limits = {"read_timeout_s": read_timeout_s, "max_body_bytes": max_body_bytes, "stream_threads": stream_threads,
+              "stream_starts": tuple(stream_requests)}
     return type(GuardedThreadWorker.__name__, (GuardedThreadWorker,), limits)

@@ -1,6 +1,12 @@
-"""Reading settings from environment variables, with one clear error per bad value."""
+"""Reading settings from environment variables, with one clear error per bad value.
 
-from collections.abc import Mapping
+Each service reads its environment in one module (producer_service/config.py, consumer_service/config.py) with
+these readers; every entrypoint turns a bad value into one line and exit status 2 with `exit_2_on_bad_setting`.
+"""
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 
 class ConfigError(ValueError):
@@ -9,6 +15,16 @@ class ConfigError(ValueError):
     def __init__(self, name: str, problem: str):
         super().__init__(f"configuration error: {name} {problem}")
         self.name = name
+
+
+@contextmanager
+def exit_2_on_bad_setting() -> Iterator[None]:
+    """Stop the process when the block raises ConfigError: its one line on stderr, exit status 2."""
+    try:
+        yield
+    except ConfigError as error:
+        print(str(error), file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def read_str(env: Mapping[str, str], name: str, default: str) -> str:

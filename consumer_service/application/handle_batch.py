@@ -11,7 +11,7 @@ from shared_domain.envelope import PoisonRecord, SchemaViolation, UndecodableRec
 from shared_domain.failures import Failure
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, Message, client_id_problem, is_addressed_to
 
-from .ports import DeadLetterSink, DependencyObserver, MessageStore, NoStoredEvents, StoredEventSink, Unobserved
+from .ports import DeadLetterSink, DependencyObserver, MessageStore, StoredEventSink
 from .records import DeadLetter, IncomingRecord
 from .retry import RetriesExhausted, RetryPolicy
 
@@ -27,11 +27,11 @@ class BatchHandler:
     client: str
     store: MessageStore
     dead_letters: DeadLetterSink
+    stored_events: StoredEventSink
+    store_health: DependencyObserver
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_length: int = DEFAULT_MAX_MESSAGE_LENGTH
     clock: Callable[[], datetime] = utc_now
-    store_health: DependencyObserver = field(default_factory=Unobserved)
-    stored_events: StoredEventSink = field(default_factory=NoStoredEvents)
 
 
 @dataclass
@@ -55,16 +55,6 @@ class PreparedBatch:
     letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0
     unknown_fields: Counter = field(default_factory=Counter)  # envelopes carrying each field this version ignores
-
-
-def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
-    """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored.
-
-    Returns only once every record is stored (and its stored event acknowledged), skipped or
-    acknowledged by the dead-letter topic, so the caller may then commit the batch; raises
-    StoredEventsUnavailable or DeadLetterUnavailable otherwise.
-    """
-    return complete_batch(prepare_batch(records, handler), handler)
 
 
 def prepare_batch(records: list[IncomingRecord], handler: BatchHandler) -> PreparedBatch:

@@ -43,13 +43,6 @@ class StoredEventSink(Protocol):
         """Publish one event per stored message or raise StoredEventsUnavailable."""
 
 
-class NoStoredEvents:
-    """A StoredEventSink that announces nothing."""
-
-    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
-        """Announce nothing."""
-
-
 class FailedMessageStore(Protocol):
     """Keeps the queryable projection of the dead-letter topic."""
 
@@ -84,13 +77,3 @@ class DependencyObserver(Protocol):
 
     def up(self) -> None:
         """The dependency answered."""
-
-
-class Unobserved:
-    """A DependencyObserver that ignores everything."""
-
-    def down(self, error: object) -> None:
-        """Ignore the failure."""
-
-    def up(self) -> None:
-        """Ignore the success."""

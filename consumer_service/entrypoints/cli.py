@@ -1,50 +1,41 @@
 """Command line of the consumer service (`consumer-service ...`)."""
 
 import logging
-import os
 import signal
 import sys
 import threading
 
 import click
 
+from shared_adapters.kafka_connection import check_accepted
 from shared_adapters.logs import configure_logging
-from shared_domain.config import ConfigError, read_log_format, read_log_level
+from shared_domain.config import exit_2_on_bad_setting
 
-from ..config import load_operator_settings
+from ..config import load_log_settings, load_operator_settings, load_settings, settings_or_exit
 from .bootstrap import create_topics, run_consumer_service
 from .dlq_cli import dlq
-from .settings import accepted_or_exit, settings_or_exit
 
 
 @click.group()
-@click.option("--log-level", default="INFO", show_default=True, envvar="LOG_LEVEL", help="Python logging level.")
-def cli(log_level: str) -> None:
+@click.option("--log-level", default=None, help="Python logging level [env LOG_LEVEL; default: INFO].")
+def cli(log_level: str | None) -> None:
     """Consume client messages into MongoDB and manage the dead-letter queue."""
-    try:
-        level = read_log_level({"LOG_LEVEL": log_level}, "LOG_LEVEL", "INFO")
-        kafka_level = read_log_level(os.environ, "KAFKA_CLIENT_LOG_LEVEL", "CRITICAL")
-        log_format = read_log_format(os.environ)
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
-    configure_logging(level, log_format)
+    with exit_2_on_bad_setting():
+        logs = load_log_settings(log_level)
+    configure_logging(logs.level, logs.format)
     # Outages are reported once by the service itself; librdkafka would log every reconnect attempt.
-    logging.getLogger("librdkafka").setLevel(kafka_level)
+    logging.getLogger("librdkafka").setLevel(logs.kafka_client_level)
 
 
 @cli.command()
 @click.option("--client", "client", default=None, help="Recipient client id to keep, or '*' for all [env CLIENT_ID].")
 def run(client: str | None) -> None:
     """Consume messages addressed to one client (or all) until SIGTERM or Ctrl-C."""
-    settings = settings_or_exit(client)
-    accepted_or_exit(settings.kafka)
-    stop = _stop_on_signals()
-    try:
-        sys.exit(run_consumer_service(settings, stop))
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
+    with exit_2_on_bad_setting():
+        settings = load_settings(client)
+        check_accepted(settings.kafka)
+        code = run_consumer_service(settings, _stop_on_signals())
+    sys.exit(code)
 
 
 @cli.command()
@@ -52,24 +43,18 @@ def operator() -> None:
     """Serve the operator API and the dead-letter console on OPERATOR_BIND (default 127.0.0.1:8081)."""
     from .operator_server import OperatorServer
 
-    try:
+    with exit_2_on_bad_setting():
         settings = load_operator_settings()
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
-    accepted_or_exit(settings.consumer.kafka)
+        check_accepted(settings.consumer.kafka)
     OperatorServer(settings).run()
 
 
 @cli.command("create-topics")
 def create_topics_command() -> None:
     """Create the message and dead-letter topics if they do not exist."""
-    settings = settings_or_exit(None)
-    try:
+    with exit_2_on_bad_setting():
+        settings = load_settings()
         ready = create_topics(settings, _stop_on_signals())
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
     if ready:
         click.echo(f"topics ready: {settings.messages_topic}, {settings.dead_letter_topic}")
 

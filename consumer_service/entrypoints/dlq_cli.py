@@ -17,7 +17,7 @@ from shared_domain.message import unsafe_text_problem
 from ..application.dlq_operations import PublishFailed, ReplayPace, Report, discard, replay
 from ..application.errors import StoreUnavailable
 from .bootstrap import operations
-from .settings import settings_or_exit
+from ..config import settings_or_exit
 
 MAX_LIMIT = 1_000_000
 MAX_RATE = 10_000.0

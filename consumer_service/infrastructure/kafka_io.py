@@ -13,6 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared_adapters.kafka_connection import KafkaConnection
+from shared_adapters.kafka_delivery import produce_and_wait
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
@@ -268,7 +269,8 @@ class ReliableProducer:
 
     def send(self, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
         """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
-        errors = produce_and_wait(self._producer, topic, records, timeout)
+        errors = [KafkaError(KafkaError._MSG_TIMED_OUT, f"not acknowledged within {timeout:.1f}s") if report is None
+                  else report.error for report in produce_and_wait(self._producer, topic, records, timeout)]
         if any(error is not None and error.code() in RENEW_AFTER for error in errors):
             self._renew()
         return errors
@@ -305,38 +307,6 @@ def to_incoming(message: KafkaMessage) -> IncomingRecord:
 
 # Delivery failures after which a producer is made again: the record was not refused, it just never got through.
 RENEW_AFTER = {KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._PURGE_QUEUE}
-# What a record's outcome is until its delivery report says otherwise.
-_NOT_ACKNOWLEDGED = KafkaError(KafkaError._MSG_TIMED_OUT)
-
-
-def produce_and_wait(producer: Producer, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
-    """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
-    outcomes: list[KafkaError | None] = [_NOT_ACKNOWLEDGED] * len(records)
-
-    def on_delivery_of(index: int):
-        def on_delivery(error, _message):
-            outcomes[index] = error
-        return on_delivery
-
-    for index, record in enumerate(records):
-        try:
-            _produce(producer, topic, record, on_delivery_of(index))
-        except KafkaException as error:  # refused before sending, e.g. larger than message.max.bytes
-            outcomes[index] = error.args[0]
-    producer.flush(timeout)
-    return [KafkaError(KafkaError._MSG_TIMED_OUT, f"not acknowledged within {timeout:.1f}s")
-            if outcome is _NOT_ACKNOWLEDGED else outcome for outcome in outcomes]
-
-
-
-def _produce(producer: Producer, topic: str, record: OutgoingRecord, on_delivery) -> None:
-    """Produce one record, serving delivery reports while the local queue is full."""
-    while True:
-        try:
-            producer.produce(topic, key=record.key, value=record.value, headers=record.headers, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(0.1)
 
 
 class KafkaDeadLetterSink:

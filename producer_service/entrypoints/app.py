@@ -1,8 +1,5 @@
 """Flask application factory of the producer service."""
 
-import logging
-import sys
-
 from flask import Flask
 
 from shared_adapters.access import Access, session_blueprint
@@ -10,10 +7,10 @@ from shared_adapters.flask_app import api_app
 from shared_adapters.http_worker import END_STREAMS
 from shared_adapters.metrics import metrics_blueprint
 from shared_adapters.openapi import document_blueprint
-from shared_domain.config import ConfigError
+from shared_domain.config import exit_2_on_bad_setting
 from shared_domain.identity import CLIENT, METRICS, OPERATOR
 
-from ..config import ProducerSettings, load_settings
+from ..config import ProducerSettings, settings_at_start
 from . import chat_page, clients_api, failures_api, health_api, query_api, send_api, stream_api
 from .openapi import producer_document
 from .services import EXTENSION, Services
@@ -22,9 +19,10 @@ SESSION_COOKIE = "chat_session"
 
 
 def create_app(settings: ProducerSettings | None = None, services: Services | None = None) -> Flask:
-    """Build the app; with no `services`, wire the real Kafka and MongoDB adapters."""
+    """Build the app; with no `settings`, those read at start; with no `services`, the real Kafka and MongoDB adapters."""
     if settings is None:
-        settings = _settings_or_exit()
+        with exit_2_on_bad_setting():
+            settings = settings_at_start()[0]
     if services is None:
         from .bootstrap import real_services
 
@@ -42,13 +40,3 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
                       document_blueprint(lambda: producer_document(settings))):
         app.register_blueprint(blueprint)
     return app
-
-
-def _settings_or_exit() -> ProducerSettings:
-    """Load settings from the environment or exit 2 with one line naming the bad variable."""
-    try:
-        return load_settings()
-    except ConfigError as error:
-        logging.getLogger(__name__).error("%s", error)
-        print(str(error), file=sys.stderr)
-        sys.exit(2)

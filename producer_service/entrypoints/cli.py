@@ -14,12 +14,12 @@ from pymongo.errors import PyMongoError
 from shared_adapters.logs import configure_logging
 from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_identities import MongoIdentityRegistry
-from shared_domain.config import ConfigError, read_log_format, read_log_level
+from shared_domain.config import exit_2_on_bad_setting
 from shared_domain.documents import storable_text
 from shared_domain.identity import CLIENT, METRICS, OPERATOR, AlreadyRegistered, NotRegistered, Principal
 from shared_domain.message import client_id_problem
 
-from ..config import load_settings
+from ..config import load_command_log_settings, load_settings
 
 GROUPS = {CLIENT: "clients", OPERATOR: "operators", METRICS: "metrics-readers"}
 
@@ -40,11 +40,8 @@ class Name(click.ParamType):
 @contextmanager
 def _registry():
     """The identity registry of the configured store; exit 2 on bad settings, 1 when the store does not answer."""
-    try:
+    with exit_2_on_bad_setting():
         settings = load_settings()
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
     client = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     try:
         yield MongoIdentityRegistry(client[settings.mongodb_database])
@@ -106,11 +103,8 @@ def _principal_commands(role: str) -> click.Group:
 @click.group()
 def cli() -> None:
     """Manage who may use the producer service's API."""
-    try:
-        level, log_format = read_log_level(os.environ, "LOG_LEVEL", "WARNING"), read_log_format(os.environ)
-    except ConfigError as error:
-        click.echo(str(error), err=True)
-        sys.exit(2)
+    with exit_2_on_bad_setting():
+        level, log_format = load_command_log_settings()
     configure_logging(level, log_format)
 
 

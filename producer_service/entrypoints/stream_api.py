@@ -20,9 +20,11 @@ protect(bp, CLIENT)
 # A client whose socket takes no bytes for this long is cut off (its thread and buffers freed).
 STALLED_WRITE_S = 30
 RECONNECT_MS = 2000
+# Its requests hold a thread as long as the stream is open: the server serves them with threads of their own.
+STREAM_PATH = "/stream"
 
 
-@bp.get("/stream")
+@bp.get(STREAM_PATH)
 def stream():
     """Open the caller's stream: where it stands, what it missed since `Last-Event-ID` or `after`, then live."""
     client = _client()

@@ -2,11 +2,11 @@
 
 import threading
 import uuid
-from functools import partial
 
 from confluent_kafka import KafkaException, Producer
 
 from shared_adapters.kafka_connection import KafkaConnection
+from shared_adapters.kafka_delivery import Delivery, Record, produce_and_wait
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
 from shared_domain.message import Message
@@ -58,17 +58,10 @@ class KafkaPublisher:
     def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
         """Publish messages together; return, in order, each one's receipt or why it was not acknowledged."""
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
-        acknowledgements = _Acknowledgements(len(messages))
+        records = [Record(message.recipient.encode(), encode(message), headers) for message in messages]
         producer = self._producer if len(messages) == 1 else self._batch_producer
-        for index, message in enumerate(messages):
-            try:
-                producer.produce(self._topic, key=message.recipient.encode(), value=encode(message),
-                                       headers=headers, on_delivery=partial(acknowledgements.settle, index))
-            except BufferError:
-                acknowledgements.refuse(index, BrokerUnavailable("the local send queue is full"))
-            except KafkaException as error:
-                acknowledgements.refuse(index, BrokerUnavailable(str(error)))
-        return acknowledgements.wait(self._wait)
+        return [_outcome(delivery) for delivery in
+                produce_and_wait(producer, self._topic, records, self._wait, polled_elsewhere=True)]
 
     def is_reachable(self, timeout: float) -> bool:
         """Tell whether a broker answers a metadata request."""
@@ -96,36 +89,11 @@ class KafkaPublisher:
             producer.poll(0.1)
 
 
-class _Acknowledgements:
-    """The delivery reports of records produced together, awaited as one."""
 
-    def __init__(self, count: int):
-        self._outcomes: list[Receipt | BrokerUnavailable | None] = [None] * count
-        self._left = count
-        self._lock = threading.Lock()
-        self._all_in = threading.Event()
-        if count == 0:
-            self._all_in.set()
-
-    def settle(self, index: int, error, record) -> None:
-        """Note one record's delivery report (called on the delivery-report thread)."""
-        self._note(index, BrokerUnavailable(str(error)) if error is not None
-                   else Receipt(partition=record.partition(), offset=record.offset()))
-
-    def refuse(self, index: int, why: BrokerUnavailable) -> None:
-        """Note a record the producer refused before sending it."""
-        self._note(index, why)
-
-    def wait(self, timeout: float) -> list[Receipt | BrokerUnavailable]:
-        """Every outcome once all are in, or after `timeout`, with the missing ones as not acknowledged."""
-        self._all_in.wait(timeout)
-        with self._lock:
-            return [BrokerUnavailable("no acknowledgement from the broker in time") if outcome is None else outcome
-                    for outcome in self._outcomes]
-
-    def _note(self, index: int, outcome: Receipt | BrokerUnavailable) -> None:
-        with self._lock:
-            self._outcomes[index] = outcome
-            self._left -= 1
-            if self._left == 0:
-                self._all_in.set()
+def _outcome(delivery: Delivery | None) -> Receipt | BrokerUnavailable:
+    """A record's receipt, or why the broker did not acknowledge it."""
+    if delivery is None:
+        return BrokerUnavailable("no acknowledgement from the broker in time")
+    if delivery.error is not None:
+        return BrokerUnavailable(str(delivery.error))
+    return Receipt(partition=delivery.record.partition(), offset=delivery.record.offset())

@@ -2,8 +2,8 @@
 
 import pytest
 
-from consumer_service.config import load_settings
-from shared_domain.config import ConfigError
+from consumer_service.config import LogSettings, load_log_settings, load_settings
+from shared_domain.config import ConfigError, exit_2_on_bad_setting
 
 
 def test_each_deployment_gets_a_group_named_after_its_topic_and_client():
@@ -30,3 +30,16 @@ def test_a_bad_value_names_its_variable(env, variable):
     with pytest.raises(ConfigError) as error:
         load_settings(None, env)
     assert error.value.name == variable
+
+
+def test_the_log_level_option_comes_before_log_level_in_the_environment():
+    assert load_log_settings(None, {}) == LogSettings("INFO", "json", "CRITICAL")
+    assert load_log_settings(None, {"LOG_LEVEL": "debug", "LOG_FORMAT": "text"}).level == "DEBUG"
+    assert load_log_settings("warning", {"LOG_LEVEL": "debug"}).level == "WARNING"
+
+
+def test_a_bad_value_stops_with_its_one_line_and_exit_status_2(capsys):
+    with pytest.raises(SystemExit) as stopped, exit_2_on_bad_setting():
+        load_settings(None, {"STORE_RETRY_ATTEMPTS": "0"})
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "configuration error: STORE_RETRY_ATTEMPTS must be at least 1, got 0\n"

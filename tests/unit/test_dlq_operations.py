@@ -88,7 +88,7 @@ def test_discarded_records_keep_the_reason_and_are_not_replayed(ops, replayed, c
     assert "client-messages:0:2:clientB" in replay(Selection(ids=("client-messages:0:2:clientB",)), ops).skipped
 
 
-def test_the_rate_limiter_spaces_calls_evenly():
+def test_the_replay_pace_spaces_calls_evenly():
     now, sleeps = [100.0], []
 
     def sleep(seconds):

@@ -8,7 +8,8 @@ import mongomock
 import pytest
 
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable, StoreUnavailable
-from consumer_service.application.handle_batch import BatchHandler, handle_batch
+from consumer_service.application.handle_batch import BatchHandler
+from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from consumer_service.application.ports import Saved
 from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
@@ -78,8 +79,8 @@ def waits():
 
 def handler_for(client, store, sink, waits, attempts=3):
     """A batch handler whose retries record their waits instead of sleeping."""
-    return BatchHandler(client=client, store=store, dead_letters=sink,
-                        retry=RetryPolicy(attempts=attempts, first_wait=1.0, max_wait=30.0, sleep=waits.append),
+    return BatchHandler(client=client, store=store, dead_letters=sink, stored_events=NoStoredEvents(),
+                        store_health=Unobserved(), retry=RetryPolicy(attempts=attempts, first_wait=1.0, max_wait=30.0, sleep=waits.append),
                         clock=lambda: NOW)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer_service.application.handle_batch import BatchHandler, handle_batch
+from consumer_service.application.handle_batch import BatchHandler
 from consumer_service.application.project_failures import project_dead_letters
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.application.retry import RetryPolicy
@@ -18,6 +18,7 @@ from consumer_service.infrastructure.mongo_failure_projection import (MongoFaile
 from consumer_service.infrastructure.mongo_store import MongoMessageStore
 from shared_domain.envelope import read_envelope
 from shared_domain.failures import Failure
+from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from tests.unit.strategies import incoming_records
 
 HOSTILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,7 +46,7 @@ def test_any_batch_of_records_is_stored_skipped_or_dead_lettered_without_raising
     database = mongomock.MongoClient(tz_aware=True)["messaging"]
     sink = WireSink()
     handler = BatchHandler(client=client, store=MongoMessageStore(database), dead_letters=sink,
-                           retry=RetryPolicy(sleep=lambda _seconds: None))
+                           stored_events=NoStoredEvents(), store_health=Unobserved(), retry=RetryPolicy(sleep=lambda _seconds: None))
     outcome = handle_batch(batch, handler)
     assert outcome.stored + outcome.skipped + outcome.dead_lettered + outcome.resent == len(batch)
     assert len(sink.records) == outcome.dead_lettered
@@ -125,7 +126,8 @@ def test_a_truncated_dead_letter_keeps_the_context_and_says_what_was_cut(value):
 def test_a_record_whose_headers_cannot_be_read_is_dead_lettered_not_skipped():
     sink = WireSink()
     record = IncomingRecord("client-messages", 0, 1, b"clientB", b"{}", [], defect="header name is not UTF-8")
-    handler = BatchHandler(client="clientB", store=MongoMessageStore(mongomock.MongoClient()["m"]), dead_letters=sink)
+    handler = BatchHandler(client="clientB", store=MongoMessageStore(mongomock.MongoClient()["m"]), dead_letters=sink,
+                           stored_events=NoStoredEvents(), store_health=Unobserved())
     assert handle_batch([record], handler).dead_lettered == 1
     assert dict(sink.records[0].headers)["dlq.error-type"] == b"UndecodableRecord"
 
@@ -142,7 +144,8 @@ def test_an_unexpected_error_on_one_record_dead_letters_it_and_stores_the_rest(m
     monkeypatch.setattr(module, "read_envelope", explode_on_offset_2)
     database = mongomock.MongoClient(tz_aware=True)["messaging"]
     sink = WireSink()
-    handler = BatchHandler(client="clientB", store=MongoMessageStore(database), dead_letters=sink)
+    handler = BatchHandler(client="clientB", store=MongoMessageStore(database), dead_letters=sink,
+                           stored_events=NoStoredEvents(), store_health=Unobserved())
     outcome = handle_batch([record(1), record(2), record(3)], handler)
     assert (outcome.stored, outcome.dead_lettered) == (2, 1)
     assert dict(sink.records[0].headers)["dlq.error-type"] == b"RuntimeError"

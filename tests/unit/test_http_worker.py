@@ -7,7 +7,8 @@ import threading
 import pytest
 from gunicorn.http import errors as http_errors
 
-from shared_adapters.http_worker import COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer
+from shared_adapters.http_worker import (COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer,
+                                         guarded_worker, stream_request_starts)
 
 HEAD = b"POST /send-message HTTP/1.1\r\nHost: x\r\n"
 
@@ -85,3 +86,12 @@ def test_a_second_sigterm_while_streams_are_being_ended_does_not_deadlock_the_wo
     handler.join(5)
     assert not handler.is_alive(), "the signal handler returned"
     assert subscription.next(timeout=5) is None, "the stream is told to end"
+
+
+def test_only_the_requests_the_app_names_go_to_the_stream_threads():
+    producer = guarded_worker(10.0, 65536, 100, stream_request_starts("GET", ["/stream"]))
+    assert b"GET /stream HTTP/1.1\r\n".startswith(producer.stream_starts)
+    assert b"GET /stream?after=abc HTTP/1.1\r\n".startswith(producer.stream_starts)
+    for other in (b"GET /streams HTTP/1.1\r\n", b"POST /stream HTTP/1.1\r\n", b"GET /messages HTTP/1.1\r\n"):
+        assert not other.startswith(producer.stream_starts)
+    assert not b"GET /stream HTTP/1.1\r\n".startswith(guarded_worker(10.0, 65536, 1).stream_starts)

@@ -79,8 +79,9 @@ TARGETS = {
         _head_judged, "\r\nconte-lgh:transfer-encodingexpct 9\t",
         (("GET / HTTP/1.1", "\r\ncontent-length: "), ("GET / HTTP/1.1\r\ncontent-length:", " \t"),
          ("", "\r\ntransfer-encoding"), ("", "\r\nexpect"))),
-    "http_worker._STREAM_REQUEST": Target(lambda text: http_worker._STREAM_REQUEST.match(text.encode("latin-1", "replace")),
-                                          "GET /stream?", (("GET /stream", "?"),)),
+    "http_worker stream request starts": Target(
+        lambda text: text.encode("latin-1", "replace").startswith(http_worker.stream_request_starts("GET", ["/stream"])),
+        "GET /stream?", (("GET /stream", "?"), ("", "GET /stream"))),
     "paging._PAGE_SIZE": Target(lambda text: paging._limit(text, 50, 1000, {}), "09a", (("", "9"),)),
     "metrics._SAFE_FIELD_NAME": Target(FieldLabels(limit=0), "aZ9_.-\n ", (("", "a"), ("", "a\n"))),
     "live.Position.decode": Target(_quietly(lambda data: Position.decode(data.decode()), InvalidPosition),
@@ -99,7 +100,6 @@ COVERED = {
     ("shared_adapters.http_worker", "_CONTENT_LENGTH"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_TRANSFER_ENCODING"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
     ("shared_adapters.http_worker", "_EXPECT"): "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)",
-    ("shared_adapters.http_worker", "_STREAM_REQUEST"): "http_worker._STREAM_REQUEST",
     ("producer_service.entrypoints.paging", "_PAGE_SIZE"): "paging._PAGE_SIZE",
     ("consumer_service.entrypoints.metrics", "_SAFE_FIELD_NAME"): "metrics._SAFE_FIELD_NAME",
 }
