@@ -10,24 +10,18 @@ from shared_domain.availability import StoreUnavailable
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
 
-def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
+OPERATION_TIMEOUT_MS = 5000
+# A query a request waits for is stopped by the store itself, a little before the client would stop waiting:
+# with a socket timeout alone the store goes on scanning for a request that gave up (and the driver retries
+# the read, so twice), and every other request pays for it; the store's own timeout is not retried.
+QUERY_TIME_LIMIT_MS = OPERATION_TIMEOUT_MS - 500
+
+
+def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = OPERATION_TIMEOUT_MS) -> MongoClient:
     """Open a client whose every wait is bounded, so an outage surfaces as an error quickly."""
     return MongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, operation_timeout_ms),
-    )
-
-
-def connect_for_requests(uri: str, timeout_ms: int, operation_timeout_ms: int = 5000) -> MongoClient:
-    """Open a client for what requests wait for: each operation is also stopped on the store at its deadline.
-
-    A socket timeout alone gives up on the client's side only: the store goes on with a query nobody
-    waits for any more (a page the local store scans for, say), and every other request pays for it.
-    With `timeoutMS` each command carries its remaining time as `maxTimeMS`, so the store stops too.
-    """
-    return MongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms, timeoutMS=max(timeout_ms, operation_timeout_ms),
     )
 
 

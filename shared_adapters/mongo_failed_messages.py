@@ -16,10 +16,12 @@ class MongoFailureRepository:
     """Failed records as operators see and change them; an outage raises StoreUnavailable.
 
     With `any_error_unavailable`, every store error does (the producer's listing has always
-    answered those with 503), not only those that may go away by themselves.
+    answered those with 503), not only those that may go away by themselves. With `time_limit_ms`,
+    the store stops a listing's query after that long.
     """
 
-    def __init__(self, database: Database, any_error_unavailable: bool = False):
+    def __init__(self, database: Database, any_error_unavailable: bool = False, time_limit_ms: int = 0):
+        self._time_limit = time_limit_ms or None
         self._failed = database[FAILED_MESSAGES_COLLECTION]
         self._records = database[FAILED_RECORDS_COLLECTION]
         self._unavailable = _any_error_as_unavailable if any_error_unavailable else transient_as_unavailable
@@ -33,6 +35,7 @@ class MongoFailureRepository:
             else:
                 direction = -1 if selection.newest_first else 1
                 cursor = self._failed.find(selection_filter(selection)).sort([(f, d * direction) for f, d in ORDER])
+                cursor = cursor.max_time_ms(self._time_limit)
                 summaries = list(cursor.limit(selection.limit or 0))
             if not records:
                 return summaries

@@ -1,6 +1,6 @@
 """Composition root of the producer service: wires the real Kafka and MongoDB adapters."""
 
-from shared_adapters.mongo_client import connect_for_requests, is_reachable
+from shared_adapters.mongo_client import QUERY_TIME_LIMIT_MS, connect, is_reachable
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
@@ -23,7 +23,7 @@ def real_services(settings: ProducerSettings) -> Services:
     producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
     batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms, batch_producer)
-    mongo = connect_for_requests(settings.mongodb_uri, settings.mongodb_timeout_ms)
+    mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
 
     identities = MongoIdentityRegistry(database)
@@ -45,9 +45,10 @@ def real_services(settings: ProducerSettings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view),
+        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view, QUERY_TIME_LIMIT_MS),
                                   database[VIEWS_COLLECTION]),
-        failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True)),
+        failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True,
+                                                                time_limit_ms=QUERY_TIME_LIMIT_MS)),
         checks={
             "kafka": lambda: publisher.is_reachable(settings.readiness_timeout_s),
             "mongodb": lambda: is_reachable(mongo),
@@ -56,6 +57,6 @@ def real_services(settings: ProducerSettings) -> Services:
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
         conversations=MongoConversations(views, database[READ_MARKERS_COLLECTION]),
-        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started),
+        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views, QUERY_TIME_LIMIT_MS), feed.ensure_started),
         close=close,
     )

@@ -19,19 +19,21 @@ from ..application.ports import PageQuery
 
 
 class MongoReader:
-    """Pages through one collection in (time field, _id) order."""
+    """Pages through one collection in (time field, _id) order; the store stops a query after `time_limit_ms` (0: never)."""
 
-    def __init__(self, collection: Collection, time_field: str, view: Callable[[dict], dict]):
+    def __init__(self, collection: Collection, time_field: str, view: Callable[[dict], dict], time_limit_ms: int = 0):
         self._collection = collection
         self._time_field = time_field
         self._view = view
+        self._time_limit = time_limit_ms or None
 
     def find(self, query: PageQuery) -> list[dict]:
         """Return one page of API objects matching the query."""
         direction = DESCENDING if query.newest_first else ASCENDING
         order = [(self._time_field, direction), ("_id", direction)]
         try:
-            documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit))
+            documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit)
+                             .max_time_ms(self._time_limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return [self._view(document) for document in documents]
@@ -130,8 +132,8 @@ class MongoViews:
 class MongoHistory:
     """The stored messages of a client by source position: where its stream stands, and what it missed."""
 
-    def __init__(self, collection: Collection, views: MongoViews):
-        self._collection, self._views = collection, views
+    def __init__(self, collection: Collection, views: MongoViews, time_limit_ms: int = 0):
+        self._collection, self._views, self._time_limit = collection, views, time_limit_ms or None
 
     def position_now(self, client: str) -> Position:
         """For each recipient among the client's messages, the highest source offset its views have applied."""
@@ -149,10 +151,15 @@ class MongoHistory:
                      if recipient != client),
                    {"from": client, "to": {"$nin": list(position.offsets)}}]
         order = [("source.offset", ASCENDING)]
+
+        def find(*projection):
+            """The missed messages in order (only the projected fields, if given), stopped by the store at the limit."""
+            return self._collection.find({"$or": clauses}, *projection).sort(order).max_time_ms(self._time_limit)
+
         try:
-            if next(self._collection.find({"$or": clauses}, {"_id": 1}).sort(order).skip(limit).limit(1), None):
+            if next(find({"_id": 1}).skip(limit).limit(1), None):
                 raise ResumeTooFar(f"more than {limit} messages were missed")
-            documents = list(self._collection.find({"$or": clauses}).sort(order).limit(limit))
+            documents = list(find().limit(limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return [stored_event_of(document) for document in documents]

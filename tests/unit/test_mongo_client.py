@@ -2,7 +2,7 @@
 
 from pymongo import ReadPreference
 
-from shared_adapters.mongo_client import connect, connect_for_requests
+from shared_adapters.mongo_client import connect
 
 PRODUCTION = ("mongodb://svc:s3cret@db1.example:27017,db2.example:27017/?replicaSet=rs0&tls=true&authSource=admin"
               "&w=majority&journal=true&retryWrites=false&readPreference=secondaryPreferred")
@@ -25,15 +25,6 @@ def test_the_uri_options_reach_the_client_as_given():
 def test_only_the_timeouts_are_the_services_own():
     client = connect("mongodb://db1.example:27017/?serverSelectionTimeoutMS=99999", 1500)
     try:
-        assert client.options.server_selection_timeout == 1.5
-    finally:
-        client.close()
-
-
-def test_a_client_for_requests_sends_its_deadline_to_the_store():
-    client = connect_for_requests("mongodb://db1.example:27017/", 1500, operation_timeout_ms=4000)
-    try:
-        assert client.options.timeout == 4.0  # timeoutMS: each command carries what remains of it as maxTimeMS
         assert client.options.server_selection_timeout == 1.5
     finally:
         client.close()
