@@ -5,8 +5,13 @@ from datetime import datetime, timezone
 
 def utc_now() -> datetime:
     """Return the current UTC time truncated to milliseconds."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    return to_millis(datetime.now(timezone.utc))
+
+
+def to_millis(moment: datetime) -> datetime:
+    """The moment in UTC as a store holds it: truncated to milliseconds."""
+    moment = as_utc(moment)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
 def to_iso(moment: datetime) -> str:

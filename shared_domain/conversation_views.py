@@ -7,8 +7,7 @@ stored-events topic (keyed by recipient):
   partition of the message topic);
 - a client's outbox of one stored-events partition: per recipient in that partition, the latest
   message, a preview and the highest source offset;
-- a window per (recipient, sender): the sender's last WINDOW messages to the recipient, so that
-  the newest page of a conversation is two lookups.
+Pages of messages are in the same collection, in the streams of `message_pages`.
 A stored event changes a document only when its source offset is beyond what the document (or,
 in an outbox, the recipient's entry) has applied: a recipient's messages are stored and announced
 in offset order, so a batch announced or read again after a crash or a rebalance changes nothing.
@@ -18,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from .clock import as_utc, to_iso
-from .documents import message_document
+from .message_pages import PageWriter, place
 from .partitioning import partition_of
 from .stored_events import StoredEvent
 
@@ -27,8 +26,6 @@ PREVIEW_CHARS = 80
 # An inbox entry keeps the sending times of the sender's last messages, so that unread counts are exact
 # for a client that read up to any of them.
 RECENT = 50
-# How many of a sender's latest messages to a recipient its window holds: the newest page of a conversation.
-WINDOW = 50
 
 
 def inbox_id(client: str) -> str:
@@ -41,11 +38,6 @@ def outbox_id(client: str, partition: int) -> str:
     return f"out/{client}/{partition}"
 
 
-def window_id(recipient: str, sender: str) -> str:
-    """The _id of the window of `sender`'s latest messages to `recipient`."""
-    return f"win/{recipient}/{sender}"
-
-
 def read_marker_id(client: str, partner: str) -> str:
     """The _id of what the client has read of its conversation with `partner`."""
     return f"{client}\x00{partner}"
@@ -55,7 +47,7 @@ def empty_view(view_id: str) -> dict:
     """A view with nothing applied yet."""
     if view_id.startswith("out/"):
         return {"_id": view_id, "peers": []}
-    return {"_id": view_id, "offset": -1, "messages" if view_id.startswith("win/") else "peers": []}
+    return {"_id": view_id, "offset": -1, "peers": []}
 
 
 def view_ids(events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
@@ -63,8 +55,7 @@ def view_ids(events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
     ids = set()
     for partition, event in events:
         message = event.message
-        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition),
-                window_id(message.recipient, message.sender)}
+        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition)}
     return ids
 
 
@@ -81,32 +72,12 @@ def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent
             entry["recent"] = [*entry["recent"], message.sent_at][-RECENT:]
             _note(entry, event)
             changed.add(inbox["_id"])
-        window = views[window_id(message.recipient, message.sender)]
-        if offset > window["offset"]:
-            window["offset"] = offset
-            window["messages"] = [*window["messages"], window_entry(event)][-WINDOW:]
-            changed.add(window["_id"])
         outbox = views[outbox_id(message.sender, partition)]
         entry = _entry(outbox, message.recipient)
         if offset > entry["offset"]:
             _note(entry, event)
             changed.add(outbox["_id"])
     return changed
-
-
-def window_entry(event: StoredEvent) -> dict:
-    """A message as a window holds it: its stored document without when it was stored."""
-    document = message_document(event.message, event.source, event.message.sent_at)
-    del document["storedAt"]
-    return document
-
-
-def newest_page(windows: Iterable[dict], limit: int) -> list[dict] | None:
-    """The newest `limit` messages of a conversation from its windows (newest first); None when they cannot tell."""
-    if limit > WINDOW:
-        return None
-    messages = [message for window in windows for message in window["messages"]]
-    return sorted(messages, key=lambda message: (as_utc(message["sentAt"]), message["_id"]), reverse=True)[:limit]
 
 
 def _entry(view: dict, peer: str, **extra) -> dict:
@@ -185,7 +156,7 @@ def positions(inbox: dict | None, outboxes: Iterable[dict]) -> dict[str, int]:
 
 
 def rebuilt(events: Iterable[StoredEvent], partitions: int) -> dict[str, dict]:
-    """Every view as the stored messages make it, for a stored-events topic of `partitions`.
+    """Every view and page document as the stored messages make them, for a stored-events topic of `partitions`.
 
     Each recipient's messages are applied in source offset order, as they were announced.
     """
@@ -193,4 +164,6 @@ def rebuilt(events: Iterable[StoredEvent], partitions: int) -> dict[str, dict]:
     keyed = [(partition_of(event.message.recipient.encode(), partitions), event) for event in ordered]
     views = {view_id: empty_view(view_id) for view_id in view_ids(keyed)}
     apply_events(views, keyed)
-    return views
+    pages = PageWriter(lambda doc_id: None)
+    place(pages, keyed)
+    return {**views, **{doc["_id"]: doc for doc in pages.writes()}}

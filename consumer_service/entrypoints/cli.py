@@ -75,12 +75,14 @@ def migrate_message_ids_command() -> None:
 
 
 @cli.command("rebuild-views")
-@click.option("--if-missing", is_flag=True, help="Only when there are stored messages and no views yet (an upgrade).")
+@click.option("--if-missing", is_flag=True,
+              help="Only when there are stored messages and no views or pages of them yet (an upgrade).")
 def rebuild_views_command(if_missing: bool) -> None:
-    """Make the conversation views again from the stored messages (stop the consumers first: their projectors write them)."""
+    """Make the conversation views and message pages again from the stored messages (stop the consumers first)."""
     from shared_adapters.mongo_client import connect
     from shared_domain.conversation_views import VIEWS_COLLECTION
     from shared_domain.documents import MESSAGES_COLLECTION
+    from shared_domain.message_pages import received_stream
 
     from ..infrastructure import kafka_io
     from ..infrastructure.mongo_views import rebuild_views
@@ -94,11 +96,13 @@ def rebuild_views_command(if_missing: bool) -> None:
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
     try:
-        if if_missing and (database[VIEWS_COLLECTION].find_one({}, {"_id": 1})
-                           or not database[MESSAGES_COLLECTION].find_one({}, {"_id": 1})):
+        some_message = database[MESSAGES_COLLECTION].find_one({}, {"to": 1})
+        # Views and pages come together: a store whose some message's recipient has no received stream lacks both.
+        if if_missing and (some_message is None or database[VIEWS_COLLECTION].find_one(
+                {"_id": received_stream(some_message["to"])}, {"_id": 1})):
             click.echo("conversation views: nothing to build")
             return
-        click.echo(f"rebuilt {rebuild_views(database, partitions)} conversation views")
+        click.echo(f"rebuilt {rebuild_views(database, partitions)} conversation views and pages")
     finally:
         mongo.close()
 

@@ -1,4 +1,4 @@
-"""pymongo adapter of the conversation views: read, changed and written back by the one projector of their partition."""
+"""pymongo adapter of the conversation views and message pages: read, changed and written back by the one projector of their partition."""
 
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -10,11 +10,12 @@ from shared_domain.clock import as_utc
 from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
                                               view_ids)
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
+from shared_domain.message_pages import PageWriter, place
 from shared_domain.stored_events import StoredEvent
 
 
 class MongoConversationViews:
-    """Applies stored events to the views they concern: at most one lookup and one write by _id per view.
+    """Applies stored events to the views and pages they concern: at most one lookup and one write by _id per document.
 
     The projector is the only writer of the views of its partitions, so what it last wrote is what
     the store holds: it keeps up to `remembered` of them and looks up only the others. It forgets
@@ -31,29 +32,32 @@ class MongoConversationViews:
         known = self._known  # `forget` may swap it from the polling thread meanwhile
         try:
             with transient_as_unavailable():
-                views = {view_id: self._view(known, view_id) for view_id in view_ids(events)}
-                changed = apply_events(views, events)
-                for view_id in changed:
-                    self._views.replace_one({"_id": view_id}, views[view_id], upsert=True)
+                views = {view_id: self._lookup(known, view_id) or empty_view(view_id) for view_id in view_ids(events)}
+                written = [views[view_id] for view_id in apply_events(views, events)]
+                pages = PageWriter(lambda doc_id: self._lookup(known, doc_id))
+                place(pages, events)
+                written = [*pages.writes(), *written]  # in the order PageWriter gives: see its docstring
+                for document in written:
+                    self._views.replace_one({"_id": document["_id"]}, document, upsert=True)
         except BaseException:
             self.forget()  # some changes may be applied in memory and not in the store
             raise
-        for view_id in changed:
-            self._remember(known, view_id, views[view_id])
-        return len(changed)
+        for document in written:
+            self._remember(known, document["_id"], document)
+        return len(written)
 
     def forget(self) -> None:
         """Look every view up again: partitions moved, or a write may have failed."""
         self._known = OrderedDict()
 
-    def _view(self, known: OrderedDict, view_id: str) -> dict:
-        """The view as the store holds it (an empty one when it holds none)."""
-        view = known.get(view_id)
-        if view is not None:  # changed in place: a failed write makes apply forget every view
-            known.move_to_end(view_id)
-            return view
-        # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
-        return self._views.find_one({"_id": view_id}) or empty_view(view_id)
+    def _lookup(self, known: OrderedDict, doc_id: str) -> dict | None:
+        """The document as the store holds it (None when it holds none)."""
+        document = known.get(doc_id)
+        if document is not None:  # changed in place: a failed write makes apply forget every document
+            known.move_to_end(doc_id)
+            return document
+        # One lookup per document: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
+        return self._views.find_one({"_id": doc_id})
 
     def _remember(self, known: OrderedDict, view_id: str, view: dict) -> None:
         """Keep what was written, forgetting the least recently used beyond the bound."""
@@ -64,7 +68,7 @@ class MongoConversationViews:
 
 
 def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int:
-    """Make every view again from the stored messages and fill the read markers' counts; return how many views.
+    """Make every view and page again from the stored messages and fill the read markers' counts; return how many.
 
     Reads the whole history: for existing data and repairs, with the projectors stopped.
     """

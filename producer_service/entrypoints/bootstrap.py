@@ -14,7 +14,7 @@ from ..config import ProducerSettings
 from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
 from ..infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount,
-                                            WindowedMessages)
+                                            PagedMessages)
 from .services import Live, Services
 
 
@@ -45,8 +45,8 @@ def real_services(settings: ProducerSettings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        messages=WindowedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view, QUERY_TIME_LIMIT_MS),
-                                  database[VIEWS_COLLECTION]),
+        messages=PagedMessages(MongoReader(database[MESSAGES_COLLECTION], "sentAt", message_view, QUERY_TIME_LIMIT_MS),
+                               database[VIEWS_COLLECTION], partitions),
         failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True,
                                                                 time_limit_ms=QUERY_TIME_LIMIT_MS)),
         checks={

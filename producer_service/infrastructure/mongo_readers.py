@@ -9,9 +9,9 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_domain.availability import StoreUnavailable
-from shared_domain.conversation_views import (inbox_id, newest_page, outbox_id, positions, read_count, read_marker_id,
-                                              summaries, window_id)
+from shared_domain.conversation_views import inbox_id, outbox_id, positions, read_count, read_marker_id, summaries
 from shared_domain.documents import message_view, stored_event_of
+from shared_domain.message_pages import Bounds, page, visible_streams
 from shared_domain.stored_events import StoredEvent
 
 from ..application.live import Position, ResumeTooFar
@@ -58,36 +58,34 @@ class MongoReader:
 
 
 
-class WindowedMessages:
-    """GET /messages: a conversation's newest page from its two windows (two lookups); any other page from the history."""
+class PagedMessages:
+    """GET /messages: a page merged from the message streams the caller may read, a few lookups by _id each.
 
-    def __init__(self, history: MongoReader, views: Collection):
-        self._history, self._views = history, views
+    Only a query for everyone's messages (authentication off, no `with`) reads the history instead.
+    """
+
+    def __init__(self, history: MongoReader, pages: Collection, partitions: Callable[[], int]):
+        self._history, self._pages, self._partitions = history, pages, partitions
 
     def find(self, query: PageQuery) -> list[dict]:
         """Return one page of API objects matching the query."""
-        parties = _newest_page_of_conversation(query)
-        if parties is not None:
-            one, other = parties
-            try:
-                windows = [self._views.find_one({"_id": window_id(recipient, sender)})
-                           for recipient, sender in {(one, other), (other, one)}]
-            except PyMongoError as error:
-                raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-            newest = newest_page([window for window in windows if window is not None], query.limit)
-            if newest is not None:
-                return [message_view(message) for message in newest]
-        return self._history.find(query)
+        feed = len(query.any_of) == 2  # what one client sent or received: its sent streams are one per partition
+        streams = visible_streams(query.any_of, query.equals, self._partitions() if feed else 0)
+        if streams is None:
+            return self._history.find(query)
+        bounds = Bounds.of(query.since, query.until, query.after, query.newest_first)
+        load = lambda doc_id: self._pages.find_one({"_id": doc_id})
+        try:
+            messages = page(load, streams, bounds, query.limit, keep=lambda message: _matches(message, query))
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return [message_view(message) for message in messages]
 
 
-def _newest_page_of_conversation(query: PageQuery) -> tuple[str, str] | None:
-    """The two clients of a query for the newest page of their conversation and nothing else; None for any other."""
-    if not query.newest_first or query.equals or query.since or query.until or query.after:
-        return None
-    if len(query.any_of) != 1 or set(query.any_of[0]) != {"conversation"}:
-        return None
-    one, _, other = query.any_of[0]["conversation"].partition("|")
-    return one, other
+def _matches(message: dict, query: PageQuery) -> bool:
+    """Whether a message from the streams matches the query's filters (the streams already hold only those)."""
+    return (all(message.get(field) == value for field, value in query.equals.items())
+            and any(all(message.get(field) == value for field, value in allowed.items()) for allowed in query.any_of))
 
 
 class PartitionCount:

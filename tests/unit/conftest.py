@@ -15,7 +15,7 @@ from producer_service.config import ProducerSettings
 from producer_service.entrypoints.app import create_app
 from producer_service.entrypoints.services import Live, Services
 from producer_service.infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews,
-                                                      WindowedMessages)
+                                                      PagedMessages)
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
@@ -117,7 +117,8 @@ def make_app(publisher, database, health, replayed, settings):
     services = Services(
         settings=settings,
         publisher=publisher,
-        messages=WindowedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views),
+        messages=PagedMessages(MongoReader(database.messages, "sentAt", message_view), database.conversation_views,
+                               lambda: 3),
         failures=FailurePages(MongoFailureRepository(database, any_error_unavailable=True)),
         checks={name: (lambda name=name: health[name]) for name in health},
         identities=MongoIdentityRegistry(database),

@@ -5,6 +5,8 @@ The queries are not listed by hand: the endpoints are called (every filter, both
 and each find() they make on the store is recorded and held against the indexes ensure_indexes makes.
 """
 
+from datetime import datetime, timedelta, timezone
+
 import mongomock
 import pytest
 
@@ -12,10 +14,15 @@ from consumer_service.infrastructure.mongo_store import ensure_indexes
 from shared_domain.conversation_views import VIEWS_COLLECTION
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION
 from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION
-from tests.unit.conftest import bearer
+from producer_service.config import ProducerSettings
+from shared_domain.failures import SourcePosition
+from shared_domain.stored_events import stored_event
+from tests.unit.conftest import bearer, make_app, store_as_the_consumer_does
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 RANGE_OPERATORS = {"$gt", "$gte", "$lt", "$lte", "$nin", "$ne", "$exists", "$in"}
-# The newest page of a conversation comes from its windows (below); any other from the history.
+# A signed-in client's pages come from its message streams (below); with authentication off, everyone's from the history.
 MESSAGE_PAGES = ["/messages", "/messages?order=desc", "/messages?with=clientB",
                  "/messages?with=clientB&order=desc&until=2027-01-01T00:00:00Z",
                  "/messages?to=clientB", "/messages?from=clientB", "/messages?since=2026-01-01T00:00:00Z",
@@ -92,17 +99,24 @@ def served(index: list[tuple[str, int]], equal: set[str], sort: list[tuple[str, 
     return same or reversed_
 
 
-def test_every_page_of_messages_and_failures_is_served_by_an_index(app, operator_app, tokens, database, recorded):
+EVERYONES_PAGES = ["/messages", "/messages?order=desc", "/messages?to=clientB", "/messages?from=clientB&order=desc",
+                   "/messages?since=2026-01-01T00:00:00Z", "/messages?to=clientB&until=2027-01-01T00:00:00Z",
+                   "/messages?limit=1"]
+
+
+def test_every_page_of_messages_and_failures_is_served_by_an_index(app, operator_app, tokens, database, recorded,
+                                                                  publisher, health, replayed):
     indexes = _indexes(database)
     client, console, ops = app.test_client(), operator_app.test_client(), bearer(tokens["ops"])
-    for path in MESSAGE_PAGES:
-        assert client.get(path, headers=bearer(tokens["clientA"])).status_code == 200, path
+    open_client = make_app(publisher, database, health, replayed, ProducerSettings(auth_enabled=False)).test_client()
+    for path in EVERYONES_PAGES:
+        assert open_client.get(path).status_code == 200, path
     for path in FAILURE_PAGES:
         assert client.get(path, headers=ops).status_code == 200, path
     for path in OPERATOR_PAGES:
         assert console.get(path, headers=ops).status_code == 200, path
     pages = [call for call in recorded if call["collection"] in indexes and call["sort"]]
-    assert len(pages) >= len(MESSAGE_PAGES) + len(FAILURE_PAGES) + len(OPERATOR_PAGES)
+    assert len(pages) >= len(EVERYONES_PAGES) + len(FAILURE_PAGES) + len(OPERATOR_PAGES)
     unserved = [(call["collection"], call["filter"], call["sort"], equal) for call in pages
                 for equal, _ in _branches(call["filter"])
                 if not any(served(index, equal, call["sort"]) for index in indexes[call["collection"]])]
@@ -119,10 +133,11 @@ def test_the_checker_refuses_a_query_whose_sort_no_index_follows():
     assert not served([("sentAt", 1), ("_id", 1)], {"conversation"}, [("sentAt", 1), ("_id", 1)]), "a whole-collection walk"
 
 
-def test_the_newest_page_of_a_conversation_and_the_conversation_list_are_lookups_by_id(app, tokens, recorded):
+def test_every_page_of_a_signed_in_client_and_the_conversation_list_are_lookups_by_id(app, tokens, recorded, database):
+    store_as_the_consumer_does(database, [stored_event(f"m{n}", "clientA", "clientB", "hi", T0 + timedelta(seconds=n),
+                                                       SourcePosition("client-messages", 0, n)) for n in range(5)])
     client = app.test_client()
-    for path in ("/messages?with=clientB&order=desc", "/messages?with=clientB&order=desc&limit=5",
-                 "/conversations"):
+    for path in [*MESSAGE_PAGES, "/conversations"]:
         recorded.clear()
         assert client.get(path, headers=bearer(tokens["clientA"])).status_code == 200, path
         reads = [(call["collection"], call["filter"]) for call in recorded
