@@ -2,7 +2,7 @@
 
 Each stream of messages is a tree of three levels in (sentAt, _id) order: a root lists nodes, a
 node lists leaves, a leaf holds up to LEAF messages. Every node and leaf is named after the lowest
-key it covers, and holds what lies between that key and the next one its parent lists: what lies
+key it covers ({sentAt, _id}: FerretDB v1 refuses arrays in arrays), and holds what lies between that key and the next one its parent lists: what lies
 beyond is a leftover of a split and is ignored. Three streams hold each message, all written by
 the one projector of the recipient's stored-events partition:
 - the conversation stream of its recipient and sender (one direction of a conversation),
@@ -105,21 +105,21 @@ def key_of(message: dict) -> Key:
     return as_utc(message["sentAt"]), message["_id"]
 
 
-def _label(low: list | None) -> str:
+def _label(low: dict | None) -> str:
     """How a node or leaf is named after the lowest key it covers."""
-    return "-" if low is None else f"{as_utc(low[0]).isoformat()}|{low[1]}"
+    return "-" if low is None else f"{as_utc(low['sentAt']).isoformat()}|{low['_id']}"
 
 
-def _node_id(stream: str, low: list | None) -> str:
+def _node_id(stream: str, low: dict | None) -> str:
     return f"{stream}/n/{_label(low)}"
 
 
-def _leaf_id(stream: str, low: list | None) -> str:
+def _leaf_id(stream: str, low: dict | None) -> str:
     return f"{stream}/l/{_label(low)}"
 
 
-def _key(low: list | None) -> Key | None:
-    return None if low is None else (as_utc(low[0]), low[1])
+def _key(low: dict | None) -> Key | None:
+    return None if low is None else key_of(low)
 
 
 def _index_of(lows: list, key: Key, strictly_below: bool = False) -> int:
@@ -166,7 +166,7 @@ class PageWriter:
         if len(leaf["messages"]) > self._leaf:
             last = at_node == len(root["nodes"]) - 1 and at_leaf == len(node["leaves"]) - 1
             moved = self._split(leaf, "messages", len(leaf["messages"]) - 1 if last and at == len(keys) else None,
-                                lambda message: [message["sentAt"], message["_id"]], _leaf_id, stream)
+                                lambda message: {"sentAt": message["sentAt"], "_id": message["_id"]}, _leaf_id, stream)
             node["leaves"].insert(at_leaf + 1, moved)
             self._changed.add(node["_id"])
             if len(node["leaves"]) > self._node:

@@ -10,7 +10,7 @@ from shared_domain.clock import as_utc
 from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
                                               view_ids)
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
-from shared_domain.message_pages import PageWriter, place
+from shared_domain.message_pages import LEAF, NODE, PageWriter, place
 from shared_domain.stored_events import StoredEvent
 
 
@@ -22,8 +22,8 @@ class MongoConversationViews:
     them all when partitions move (`forget`), since another projector may write them meanwhile.
     """
 
-    def __init__(self, database: Database, remembered: int = 20_000):
-        self._views = database[VIEWS_COLLECTION]
+    def __init__(self, database: Database, remembered: int = 20_000, leaf: int = LEAF, node: int = NODE):
+        self._views, self._leaf, self._node = database[VIEWS_COLLECTION], leaf, node
         self._remembered = remembered
         self._known: OrderedDict[str, dict] = OrderedDict()
 
@@ -34,7 +34,7 @@ class MongoConversationViews:
             with transient_as_unavailable():
                 views = {view_id: self._lookup(known, view_id) or empty_view(view_id) for view_id in view_ids(events)}
                 written = [views[view_id] for view_id in apply_events(views, events)]
-                pages = PageWriter(lambda doc_id: self._lookup(known, doc_id))
+                pages = PageWriter(lambda doc_id: self._lookup(known, doc_id), self._leaf, self._node)
                 place(pages, events)
                 written = [*pages.writes(), *written]  # in the order PageWriter gives: see its docstring
                 for document in written:
