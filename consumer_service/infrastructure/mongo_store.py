@@ -39,7 +39,6 @@ def ensure_indexes(database: Database) -> None:
     for party in ("to", "from"):
         messages.create_index([(party, ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     messages.create_index([("sentAt", ASCENDING), ("_id", ASCENDING)])
-    messages.create_index([("conversation", ASCENDING), ("sentAt", ASCENDING), ("_id", ASCENDING)])
     # Live delivery: where a client's stream stands, and what it missed, by source offset.
     messages.create_index([("to", ASCENDING), ("source.offset", ASCENDING)])
     messages.create_index([("from", ASCENDING), ("to", ASCENDING), ("source.offset", ASCENDING)])

@@ -174,9 +174,10 @@ def _measure(api: Api, tokens: dict, sampled: list[str], messages, chooser: rand
                 {"_id": message_key(message.sender, message.message_id)}))
             figures["lookup by _id"][1].append(1 if found else 0)
     busy, other = sampled[:2]
-    deep = {"10th older page": _tenth_page(api, busy, order="desc", limit=50, **{"with": other}),
-            "feed first page": "/messages?order=desc&limit=50",
-            "feed 10th page": _tenth_page(api, busy, order="desc", limit=50)}
+    limit = max(1, min(50, len(stored) // BUSY_EVERY // 11))  # ten pages and more of the busy conversation
+    deep = {"10th older page": _tenth_page(api, busy, order="desc", limit=limit, **{"with": other}),
+            "feed first page": f"/messages?order=desc&limit={limit}",
+            "feed 10th page": _tenth_page(api, busy, order="desc", limit=limit)}
     for _ in range(DEEP_REQUESTS):
         for kind, path in deep.items():
             reply = timed(kind, lambda: api.get(path, api.as_(busy)))
