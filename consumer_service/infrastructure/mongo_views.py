@@ -18,14 +18,15 @@ class MongoConversationViews:
     """Applies stored events to the views and pages they concern: at most one lookup and one write by _id per document.
 
     The projector is the only writer of the views of its partitions, so what it last wrote is what
-    the store holds: it keeps up to `remembered` of them and looks up only the others. It forgets
-    them all when partitions move (`forget`), since another projector may write them meanwhile.
+    the store holds: it keeps up to `remembered` of them (a page leaf counts one per message it holds)
+    and looks up only the others. It forgets them all when partitions move (`forget`), since another
+    projector may write them meanwhile.
     """
 
     def __init__(self, database: Database, remembered: int = 20_000, leaf: int = LEAF, node: int = NODE):
         self._views, self._leaf, self._node = database[VIEWS_COLLECTION], leaf, node
         self._remembered = remembered
-        self._known: OrderedDict[str, dict] = OrderedDict()
+        self._known = _Remembered()
 
     def apply(self, events: list[tuple[int, StoredEvent]]) -> int:
         """Apply (stored-events partition, event) pairs; return how many views changed."""
@@ -48,23 +49,30 @@ class MongoConversationViews:
 
     def forget(self) -> None:
         """Look every view up again: partitions moved, or a write may have failed."""
-        self._known = OrderedDict()
+        self._known = _Remembered()
 
-    def _lookup(self, known: OrderedDict, doc_id: str) -> dict | None:
+    def _lookup(self, known: "_Remembered", doc_id: str) -> dict | None:
         """The document as the store holds it (None when it holds none)."""
-        document = known.get(doc_id)
-        if document is not None:  # changed in place: a failed write makes apply forget every document
+        if doc_id in known:  # changed in place: a failed write makes apply forget every document
             known.move_to_end(doc_id)
-            return document
+            return known[doc_id][0]
         # One lookup per document: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
         return self._views.find_one({"_id": doc_id})
 
-    def _remember(self, known: OrderedDict, view_id: str, view: dict) -> None:
+    def _remember(self, known: "_Remembered", doc_id: str, document: dict) -> None:
         """Keep what was written, forgetting the least recently used beyond the bound."""
-        known[view_id] = view
-        known.move_to_end(view_id)
-        while len(known) > self._remembered:
-            known.popitem(last=False)
+        known.weight -= known.pop(doc_id, (None, 0))[1]
+        weight = 1 + len(document.get("messages", ()))  # a leaf may hold 64 long messages: each counts
+        known[doc_id] = (document, weight)
+        known.weight += weight
+        while known.weight > self._remembered:
+            known.weight -= known.popitem(last=False)[1][1]
+
+
+class _Remembered(OrderedDict):
+    """(document, weight as remembered) by _id, least recently used first, and their total weight."""
+
+    weight = 0
 
 
 def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int:

@@ -7,6 +7,7 @@ import mongomock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumer_service.infrastructure.mongo_views import MongoConversationViews
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader, PagedMessages
 from shared_domain.clock import parse_iso
@@ -135,3 +136,14 @@ def test_a_stream_splits_into_leaves_and_nodes_and_a_walk_reads_only_what_it_rea
     assert len(read) == 3, "the root, the last node and the last leaf"
     assert [next(newest)["messageId"] for _ in range(3)] == ["m38", "m37", "m36"]
     assert len(read) == 4, "and the leaf before it"
+
+
+def test_a_projector_remembers_no_more_messages_than_its_bound():
+    database = mongomock.MongoClient().db
+    views = MongoConversationViews(database, remembered=100, leaf=8, node=4)
+    events = events_of([(CLIENTS[n % 3], CLIENTS[n % 2], T0 + timedelta(milliseconds=n)) for n in range(400)])
+    for start in range(0, len(events), 25):
+        views.apply(events[start:start + 25])
+    remembered = [document for document, _ in views._known.values()]
+    held = len(remembered) + sum(len(document.get("messages", ())) for document in remembered)
+    assert 50 < held <= 100, held
