@@ -1,9 +1,10 @@
 """Message pages: every stored message also in small ordered documents, so that any page a client reads is a few lookups by _id.
 
 Each stream of messages is a tree of three levels in (sentAt, _id) order: a root lists nodes, a
-node lists leaves, a leaf holds up to LEAF messages. Every node and leaf is named after the lowest
-key it covers ({sentAt, _id}: FerretDB v1 refuses arrays in arrays), and holds what lies between that key and the next one its parent lists: what lies
-beyond is a leftover of a split and is ignored. Three streams hold each message, all written by
+node lists leaves, a leaf holds up to LEAF messages; a stream of LEAF messages or fewer is its root
+alone, holding them. Every node and leaf is named after the lowest key it covers ({sentAt, _id}:
+FerretDB v1 refuses arrays in arrays), and holds what lies between that key and the next one its
+parent lists: what lies beyond is a leftover of a split and is ignored. Three streams hold each message, all written by
 the one projector of the recipient's stored-events partition:
 - the conversation stream of its recipient and sender (one direction of a conversation),
 - the received stream of its recipient,
@@ -151,21 +152,21 @@ class PageWriter:
     def add(self, stream: str, message: dict) -> None:
         """Place a message (a stored document without storedAt) in a stream, unless it is there already."""
         message = {**message, "sentAt": to_millis(message["sentAt"])}
-        root = self._get(stream) or self._new_stream(stream)
+        root = self._get(stream) or self._create({"_id": stream, "messages": []})
+        if "messages" in root and len(root["messages"]) >= self._leaf:
+            self._grow(root)
+        if "messages" in root:
+            self._insert(root, message)
+            return
         key = key_of(message)
         at_node = _index_of(root["nodes"], key)
         node = self._child(root, "nodes", at_node, _node_id(stream, root["nodes"][at_node]), "leaves", _key)
         at_leaf = _index_of(node["leaves"], key)
         leaf = self._child(node, "leaves", at_leaf, _leaf_id(stream, node["leaves"][at_leaf]), "messages", key_of)
-        keys = [key_of(known) for known in leaf["messages"]]
-        at = bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
-            return
-        leaf["messages"].insert(at, message)
-        self._changed.add(leaf["_id"])
-        if len(leaf["messages"]) > self._leaf:
+        at = self._insert(leaf, message)
+        if at is not None and len(leaf["messages"]) > self._leaf:
             last = at_node == len(root["nodes"]) - 1 and at_leaf == len(node["leaves"]) - 1
-            moved = self._split(leaf, "messages", len(leaf["messages"]) - 1 if last and at == len(keys) else None,
+            moved = self._split(leaf, "messages", at if last and at == len(leaf["messages"]) - 1 else None,
                                 lambda message: {"sentAt": message["sentAt"], "_id": message["_id"]}, _leaf_id, stream)
             node["leaves"].insert(at_leaf + 1, moved)
             self._changed.add(node["_id"])
@@ -175,6 +176,25 @@ class PageWriter:
                                   _node_id, stream)
                 root["nodes"].insert(at_node + 1, low)
                 self._changed.add(root["_id"])
+
+    def _insert(self, doc: dict, message: dict) -> int | None:
+        """Insert a message in order among the document's; where it went, or None when it was there already."""
+        keys = [key_of(known) for known in doc["messages"]]
+        key = key_of(message)
+        at = bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            return None
+        doc["messages"].insert(at, message)
+        self._changed.add(doc["_id"])
+        return at
+
+    def _grow(self, root: dict) -> None:
+        """Turn a stream whose root holds its messages into a tree: a root listing one node listing one leaf."""
+        stream = root["_id"]
+        self._create({"_id": _leaf_id(stream, None), "low": None, "messages": root.pop("messages")})
+        self._create({"_id": _node_id(stream, None), "low": None, "leaves": [None]})
+        root["nodes"] = [None]
+        self._changed.add(stream)
 
     def writes(self) -> list[dict]:
         """The documents to write, in the order that keeps every message in view."""
@@ -190,12 +210,6 @@ class PageWriter:
                 return None
             self._docs[doc_id] = loaded
         return self._docs[doc_id]
-
-    def _new_stream(self, stream: str) -> dict:
-        """An empty stream: a root listing one node listing one empty leaf."""
-        self._create({"_id": _leaf_id(stream, None), "low": None, "messages": []})
-        self._create({"_id": _node_id(stream, None), "low": None, "leaves": [None]})
-        return self._create({"_id": stream, "nodes": [None]})
 
     def _create(self, doc: dict) -> dict:
         self._docs[doc["_id"]] = doc
@@ -264,11 +278,23 @@ def walk(load: Load, stream: str, bounds: Bounds) -> Iterator[dict]:
     root = load(stream)
     if root is None:
         return
-    nodes = root["nodes"]
+    if "messages" in root:
+        candidates = reversed(root["messages"]) if bounds.newest_first else iter(root["messages"])
+    else:
+        candidates = _from_start(load, stream, root["nodes"], bounds)
+    for message in candidates:
+        key = key_of(message)
+        if bounds.holds(key):
+            yield message
+        elif bounds.passed(key):
+            return
+
+
+def _from_start(load: Load, stream: str, nodes: list, bounds: Bounds) -> Iterator[dict]:
+    """A tree's messages in page order from the leaf where the bounds start."""
     start = bounds.high if bounds.newest_first else bounds.low
     at_node = _start(nodes, start, bounds.newest_first)
-    steps = range(at_node, -1, -1) if bounds.newest_first else range(at_node, len(nodes))
-    for index in steps:
+    for index in range(at_node, -1, -1) if bounds.newest_first else range(at_node, len(nodes)):
         node_high = _key(nodes[index + 1]) if index + 1 < len(nodes) else None
         node = load(_node_id(stream, nodes[index])) or {"leaves": []}
         leaves = _clipped(node["leaves"], _key, node_high)
@@ -276,16 +302,11 @@ def walk(load: Load, stream: str, bounds: Bounds) -> Iterator[dict]:
             continue
         first = _start(leaves, start, bounds.newest_first) if index == at_node else (
             len(leaves) - 1 if bounds.newest_first else 0)
-        for at_leaf in (range(first, -1, -1) if bounds.newest_first else range(first, len(leaves))):
+        for at_leaf in range(first, -1, -1) if bounds.newest_first else range(first, len(leaves)):
             leaf_high = _key(leaves[at_leaf + 1]) if at_leaf + 1 < len(leaves) else node_high
             leaf = load(_leaf_id(stream, leaves[at_leaf])) or {"messages": []}
             messages = _clipped(leaf["messages"], key_of, leaf_high)
-            for message in (reversed(messages) if bounds.newest_first else messages):
-                key = key_of(message)
-                if bounds.holds(key):
-                    yield message
-                elif bounds.passed(key):
-                    return
+            yield from reversed(messages) if bounds.newest_first else messages
 
 
 def _start(lows: list, key: Key | None, newest_first: bool) -> int:

@@ -147,3 +147,18 @@ def test_a_projector_remembers_no_more_messages_than_its_bound():
     remembered = [document for document, _ in views._known.values()]
     held = len(remembered) + sum(len(document.get("messages", ())) for document in remembered)
     assert 50 < held <= 100, held
+
+
+def test_a_stream_of_one_leaf_or_less_is_its_root_alone_and_grows_into_a_tree_past_it():
+    store = Store()
+    events = events_of([("a", "b", T0 + timedelta(seconds=n)) for n in range(4)])
+    for count in (3, 4):
+        writer = PageWriter(store.load, leaf=3, node=3)
+        place(writer, events[:count])
+        for document in writer.writes():
+            store.write(document)
+        read = []
+        listed = [message["messageId"] for message in
+                  walk(lambda doc_id: read.append(doc_id) or store.load(doc_id), received_stream("b"), Bounds())]
+        assert listed == [f"m{n}" for n in range(count)]
+        assert len(read) == (1 if count == 3 else 4), (count, read)
