@@ -27,6 +27,10 @@ PATIENCE_S = 30.0
 Item = TypeVar("Item")
 
 
+class EndsUnknown(Exception):
+    """Kafka did not say where a partition of the message topic ends: nothing claiming it can be judged yet."""
+
+
 def implausibility(source: SourcePosition, messages_topic: str, end: int | None) -> str | None:
     """Why `source` cannot be a record of the message topic whose partition ends at `end` (None: no such partition)."""
     if source.topic != messages_topic:
@@ -58,33 +62,52 @@ class SourceCheck:
         self.messages_topic, self._look_up = messages_topic, look_up
         self._patience, self._clock, self._sleep = patience_s, clock, sleep
         self._ends: dict[int, int] = {}  # partitions that exist only, so it is never larger than the topic
+        self._unknown: set[int] = set()  # partitions the last look-up asked about and got no answer for
 
     def judge(self, sources: Sequence[SourcePosition]) -> list[str | None]:
-        """For each position, why it cannot be real, or None.
+        """For each position, why it cannot be real, or None; raise EndsUnknown when Kafka does not say.
 
         A position just past its partition's end may be genuine: a leader elected a moment ago reports
-        an end (high watermark) behind what the previous one served. Such positions are looked up
-        again, a few times a second, for up to the check's patience before they are judged.
+        an end (high watermark) behind what the previous one served. Such positions, and those of a
+        partition whose end Kafka does not give (it is restarting), are looked up again, a few times a
+        second, for up to the check's patience before they are judged; a position never judged for
+        want of an answer is not judged implausible, since that would drop a genuine record.
         """
         deadline = self._clock() + self._patience
         while True:
-            problems = self._judge_once(sources)
-            behind = any(problem is not None and self.just_past_end(source) for source, problem in zip(sources, problems))
-            if not behind or self._clock() >= deadline:
+            problems = self.judge_now(sources)
+            pending = [source for source, problem in zip(sources, problems) if problem is not None and self.pending(source)]
+            if not pending:
+                return problems
+            if self._clock() >= deadline:
+                unknown = sorted({source.partition for source in pending if self._end_unknown(source)})
+                if unknown:
+                    raise EndsUnknown(f"the end of partition(s) {unknown[:10]} of {self.messages_topic} was not given")
                 return problems
             self._sleep(RECHECK_S)
+
+    def pending(self, source: SourcePosition) -> bool:
+        """Whether a position judged implausible may yet turn out real: just past its partition's end, or that end unknown."""
+        return self.just_past_end(source) or self._end_unknown(source)
 
     def just_past_end(self, source: SourcePosition) -> bool:
         """Whether a position is at most REACH records past its partition's last known end."""
         end = self._ends.get(source.partition) if source.topic == self.messages_topic else None
         return end is not None and end <= source.offset < end + REACH
 
-    def _judge_once(self, sources: Sequence[SourcePosition]) -> list[str | None]:
-        """For each position, why it cannot be real, or None; each partition's end is looked up at most once a call."""
+    def judge_now(self, sources: Sequence[SourcePosition]) -> list[str | None]:
+        """For each position, why it cannot be real, or None, waiting for nothing; each partition's end is looked up at
+        most once a call."""
         stale = {source.partition for source in sources if self._needs_look_up(source)}
         fresh = dict(self._look_up(stale)) if stale else {}
         self._ends.update({partition: end for partition, end in fresh.items() if end is not None})
+        self._unknown = stale - fresh.keys()
         return [self._problem(source, fresh) for source in sources]
+
+    def _end_unknown(self, source: SourcePosition) -> bool:
+        """Whether the last look-up for the position's partition went unanswered and no end is known."""
+        return (source.topic == self.messages_topic and source.partition in self._unknown
+                and source.partition not in self._ends)
 
     def _needs_look_up(self, source: SourcePosition) -> bool:
         """Whether the position could only be judged after looking its partition's end up again."""
@@ -150,12 +173,12 @@ class Holdback(Generic[Item]):
 
     def _judge(self, entries: Sequence[tuple[float, Item]]) -> list[str | None]:
         """Why each entry's position cannot be real, or None; one look-up per partition at most."""
-        return self._check.judge([self._source_of(item) for _, item in entries]) if entries else []
+        return self._check.judge_now([self._source_of(item) for _, item in entries]) if entries else []
 
     def _waits(self, entry: tuple[float, Item], problem: str | None, now: float) -> bool:
-        """Whether an entry judged `problem` is to be held: just past its partition's end, its patience not run out."""
+        """Whether an entry judged `problem` is to be held: it may yet turn out real and its patience has not run out."""
         deadline, item = entry
-        return problem is not None and now < deadline and self._check.just_past_end(self._source_of(item))
+        return problem is not None and now < deadline and self._check.pending(self._source_of(item))
 
     def _lane(self, entry: tuple[float, Item]) -> tuple[str, int]:
         """The partition an entry claims to come from: its items stay in order."""

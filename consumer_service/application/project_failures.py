@@ -5,8 +5,9 @@ from collections.abc import Callable, Sequence
 
 from shared_domain.failed_messages import MAX_REASON_LENGTH
 from shared_domain.failures import SourcePosition
+from shared_domain.plausibility import EndsUnknown
 
-from .errors import StoreUnavailable
+from .errors import KafkaUnavailable, StoreUnavailable
 from .ports import FailedMessageStore
 from .records import IncomingRecord
 
@@ -23,7 +24,8 @@ def project_dead_letters(records: list[IncomingRecord], store: FailedMessageStor
     unprojectable document with its raw bytes, so no dead letter can stall the projection.
     With `judge`, a document whose source cannot be a record of the message topic is marked
     `suspect`, saying why (anyone who can write to the dead-letter topic can forge a letter).
-    Raises StoreUnavailable, in which case the caller must not commit and should retry later.
+    Raises StoreUnavailable, or KafkaUnavailable when the sources cannot be checked yet, in which
+    case the caller must not commit and should retry later.
     """
     if not records:
         return 0
@@ -63,6 +65,8 @@ def _mark_suspects(documents: list[dict], judge: Judge | None) -> None:
         return
     try:
         problems = judge([SourcePosition(**document["source"]) for document in documents])
+    except EndsUnknown as error:
+        raise KafkaUnavailable(str(error)) from error
     except Exception as error:  # the safety net: an unchecked letter is marked, never left to stop the projection
         problems = [f"not checked ({type(error).__name__}: {error})"] * len(documents)
     suspects = [(document, problem) for document, problem in zip(documents, problems) if problem is not None]

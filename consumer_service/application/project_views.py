@@ -2,9 +2,10 @@
 
 import logging
 
-from shared_domain.plausibility import misplaced
+from shared_domain.plausibility import EndsUnknown, misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
 
+from .errors import KafkaUnavailable
 from .ports import ConversationViews
 from .project_failures import Judge
 from .records import IncomingRecord
@@ -17,12 +18,15 @@ def project_views(records: list[IncomingRecord], views: ConversationViews, judge
 
     An event that cannot be read, whose source cannot be a record of the message topic, or whose
     source partition is not its recipient's is skipped and reported: anyone who can write to the
-    stored-events topic could otherwise move a client's views. Raises StoreUnavailable, in which
-    case the caller must not commit and should retry later.
+    stored-events topic could otherwise move a client's views. Raises StoreUnavailable, or
+    KafkaUnavailable when the sources cannot be checked yet, in which case the caller must not commit
+    and should retry later.
     """
     events = [(record.partition, event) for record in records if (event := _event_of(record)) is not None]
     try:
         problems = judge([event.source for _, event in events]) if events else []
+    except EndsUnknown as error:
+        raise KafkaUnavailable(str(error)) from error
     except Exception as error:  # the safety net: a check that fails skips the batch, never stops the projection
         problems = [f"not checked ({type(error).__name__}: {error})"] * len(events)
     plausible = []

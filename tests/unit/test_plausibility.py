@@ -4,11 +4,14 @@ import itertools
 import logging
 
 import mongomock
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from consumer_service.application.dlq_operations import Operations, replay
+from consumer_service.application.errors import KafkaUnavailable
 from consumer_service.application.project_failures import project_dead_letters
+from consumer_service.application.project_views import project_views
 from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_failure_projection import MongoFailedMessageStore
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
@@ -17,8 +20,8 @@ from shared_domain.clock import utc_now
 from shared_domain.failed_messages import Selection, failure_summary_view
 from shared_domain.failures import SourcePosition
 from shared_domain.partitioning import partition_of
-from shared_domain.plausibility import Holdback, SourceCheck, misplaced
-from shared_domain.stored_events import stored_event
+from shared_domain.plausibility import EndsUnknown, Holdback, SourceCheck, misplaced
+from shared_domain.stored_events import encode_stored_event, stored_event
 from tests.support.hostile import forged_dead_letters
 
 from .failure_fixtures import T0, failed_document
@@ -96,13 +99,46 @@ def test_a_partition_that_does_not_exist_is_not_remembered_so_a_flood_of_them_ta
     assert check._ends == {0: 10}
 
 
-def test_when_an_end_cannot_be_looked_up_the_last_known_one_judges_and_none_known_means_implausible():
+def test_when_an_end_cannot_be_looked_up_the_last_known_one_judges_and_none_known_is_not_judged():
     ends = Ends({0: 10})
     check = SourceCheck(TOPIC, ends)
     check.judge([at(0, 9)])
     ends.ends = None
-    assert check.judge([at(0, 3), at(0, 10), at(1, 0)]) == [
-        None, "offset 10 is at or beyond the end (10) of partition 0", "the end of partition 1 could not be looked up"]
+    assert check.judge([at(0, 3), at(0, 10)]) == [None, "offset 10 is at or beyond the end (10) of partition 0"]
+    with pytest.raises(EndsUnknown, match=r"partition\(s\) \[1\]"):
+        check.judge([at(0, 3), at(1, 0)])
+
+
+def test_a_check_asks_again_for_an_end_not_given_until_its_patience_runs_out_then_judges_with_the_answer():
+    now = [0.0]
+    ends = Ends(None)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 5.0:
+            ends.ends = {0: 100}  # the broker is back
+
+    check = SourceCheck(TOPIC, ends, patience_s=30.0, clock=lambda: now[0], sleep=sleep)
+    assert check.judge([at(0, 7), at(0, 2**40)]) == [None, f"offset {2**40} is at or beyond the end (100) of partition 0"]
+    assert 5.0 <= now[0] < 6.0, "it asked again until the answer came, and no longer"
+
+
+def test_projectors_neither_drop_nor_mark_what_they_cannot_check_yet_they_read_it_again():
+    views_applied, failures_saved = [], []
+
+    class Views:
+        def apply(self, events):
+            views_applied.extend(events)
+
+    check, stored = SourceCheck(TOPIC, Ends(None)), event(0, 3)
+    record = IncomingRecord("client-messages-stored", 0, 0, b"clientB", encode_stored_event(stored.message, stored.source), [])
+    with pytest.raises(KafkaUnavailable):
+        project_views([record], Views(), check.judge, partitions=None)
+    database = mongomock.MongoClient(tz_aware=True)["messaging"]
+    with pytest.raises(KafkaUnavailable):
+        project_dead_letters([dead_letter(b"client-messages", b"0", b"3", 0)], MongoFailedMessageStore(database),
+                             check.judge)
+    assert views_applied == [] and database.failed_messages.count_documents({}) == 0
 
 
 def test_a_flood_of_forged_events_is_reported_in_one_warning_line_with_its_count(caplog):
