@@ -43,6 +43,13 @@ def store_unavailable(retry_after_s: int, cause: object) -> ApiError:
     return unavailable("store_unavailable", "the store did not answer; try again later", retry_after_s, cause)
 
 
+def too_costly(cause: object) -> ApiError:
+    """The 422 of a query the store stopped at its time limit: the caller's filter reads too much, retrying will not do."""
+    log.info("query_too_costly: %s", cause)
+    return ApiError(422, "query_too_costly", "the store stopped this query at its time limit: it reads more than a "
+                                             "request may; narrow the filter (the command line has no such limit)")
+
+
 def api_error_response(error: ApiError):
     """The JSON response of an ApiError."""
     return error_response(error.status, error.code, error.message, error.details, error.headers)

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
-from shared_domain.availability import StoreUnavailable
+from shared_domain.availability import QueryTooCostly, StoreUnavailable
 
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
@@ -48,3 +48,12 @@ def transient_as_unavailable():
         if is_transient(error):
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         raise
+
+
+@contextmanager
+def stopped_at_time_limit(time_limit_ms: int | None):
+    """Turn the store's own stop of a time-limited query into QueryTooCostly (the caller's filter, not an outage)."""
+    try:
+        yield
+    except ExecutionTimeout:
+        raise QueryTooCostly(f"the store stopped the query at its time limit ({time_limit_ms} ms)") from None

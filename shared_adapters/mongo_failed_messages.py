@@ -9,7 +9,7 @@ from pymongo.errors import PyMongoError
 from shared_domain.availability import StoreUnavailable
 from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, ORDER, Selection
 
-from .mongo_client import transient_as_unavailable
+from .mongo_client import stopped_at_time_limit, transient_as_unavailable
 
 
 class MongoFailureRepository:
@@ -17,7 +17,7 @@ class MongoFailureRepository:
 
     With `any_error_unavailable`, every store error does (the producer's listing has always
     answered those with 503), not only those that may go away by themselves. With `time_limit_ms`,
-    the store stops a listing's query after that long.
+    the store stops a listing's or a count's query after that long, which raises QueryTooCostly.
     """
 
     def __init__(self, database: Database, any_error_unavailable: bool = False, time_limit_ms: int = 0):
@@ -34,9 +34,9 @@ class MongoFailureRepository:
                 summaries = summaries[:selection.limit or None]
             else:
                 direction = -1 if selection.newest_first else 1
-                cursor = self._failed.find(selection_filter(selection)).sort([(f, d * direction) for f, d in ORDER])
-                cursor = cursor.max_time_ms(self._time_limit)
-                summaries = list(cursor.limit(selection.limit or 0))
+                with stopped_at_time_limit(self._time_limit):
+                    cursor = self._failed.find(selection_filter(selection)).sort([(f, d * direction) for f, d in ORDER])
+                    summaries = list(cursor.max_time_ms(self._time_limit).limit(selection.limit or 0))
             if not records:
                 return summaries
             found = {record["_id"]: record for record in self._by_ids(self._records, [s["_id"] for s in summaries])}
@@ -56,8 +56,9 @@ class MongoFailureRepository:
     def count_by_error_type(self, selection: Selection) -> dict[str, int]:
         """How many failures a selection by filter matches, by error type, most frequent first."""
         pipeline = [{"$match": selection_filter(selection)}, {"$group": {"_id": "$errorType", "count": {"$sum": 1}}}]
-        with self._unavailable():
-            counts = {group["_id"]: group["count"] for group in self._failed.aggregate(pipeline)}
+        limit = {"maxTimeMS": self._time_limit} if self._time_limit else {}
+        with self._unavailable(), stopped_at_time_limit(self._time_limit):
+            counts = {group["_id"]: group["count"] for group in self._failed.aggregate(pipeline, **limit)}
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     def change_status(self, failure_ids: list[str], expected: str, status: str, entry: dict) -> set[str]:

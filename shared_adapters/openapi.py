@@ -29,6 +29,7 @@ ERRORS = {
     414: "The request line (method, path and query) is longer than 4094 bytes.",
     415: "The body is not application/json.",
     417: "The request expects something other than `100-continue`.",
+    422: "The store stopped the query at its time limit: the filter reads more than a request may; narrow it.",
     429: "Too many requests; `Retry-After` says when to try again.",
     431: "The request head is larger than 64 KiB, or has too many or too large header fields.",
     503: "A dependency (Kafka or the store) did not answer; `Retry-After` says when to try again.",

@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def operations(settings: ConsumerSettings, operator: str):
-    """Operator use-case dependencies wired to the real store and broker, closed on exit."""
+def operations(settings: ConsumerSettings, operator: str, query_time_limit_ms: int = 0):
+    """Operator use-case dependencies wired to the real store and broker, closed on exit; with `query_time_limit_ms`,
+    the store stops a listing or a count after that long (what a request waits for, not a command line)."""
     mongo = connect_for_operators(settings.mongodb_uri, settings.mongodb_timeout_ms)
     producer = kafka_io.new_reliable_producer(settings.kafka, "dlq-operator", 10000)
-    repository = MongoFailureRepository(mongo[settings.mongodb_database])
+    repository = MongoFailureRepository(mongo[settings.mongodb_database], time_limit_ms=query_time_limit_ms)
     try:
         yield Operations(
             failures=repository,

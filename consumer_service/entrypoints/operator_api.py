@@ -7,8 +7,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from shared_adapters.access import access, principal, protect
 from shared_adapters.bodies import json_body, load_body
-from shared_adapters.errors import ApiError, api_error_response, unavailable
+from shared_adapters.errors import ApiError, api_error_response, too_costly, unavailable
 from shared_adapters.openapi import CLIENT_ID, CONSUMER_CLIENT, ERROR_TYPE, text_rule
+from shared_domain.availability import QueryTooCostly
 from shared_domain.failed_messages import (ANY_STATUS, EQUALITY_FILTERS, MAX_REASON_LENGTH, STATUS_FAILED, STATUSES,
                                            Selection, failure_summary_view, failure_view, reason_problem, selection)
 from shared_domain.identity import OPERATOR
@@ -127,6 +128,12 @@ def broker_unavailable(error: PublishFailed):
     """503: the broker did not acknowledge a replay; what was done so far is recorded."""
     message = "replay stopped: the broker did not acknowledge; what was done so far is recorded, call again to go on"
     return api_error_response(unavailable("broker_unavailable", message, access().retry_after_s, error))
+
+
+@bp.errorhandler(QueryTooCostly)
+def query_too_costly(error: QueryTooCostly):
+    """422: the store stopped a listing or a count at its time limit."""
+    return api_error_response(too_costly(error))
 
 
 @bp.errorhandler(StoreUnavailable)

@@ -43,16 +43,16 @@ def operator_document() -> dict:
         document.components.schema(name, IDS_OR_FILTER, schema=schema)
     operator = security(COOKIE)
     acted = responses({200: ("What was done, or would be in a dry run.", ReportSchema)},
-                      400, 401, 403, 413, 415, 429, 503)
+                      400, 401, 403, 413, 415, 422, 429, 503)
     document.path(path="/failed-messages", operations={"get": {
         "summary": "Failed messages matching the filter, oldest first, at most `limit`.", "tags": ["dead letters"],
         "security": operator, "parameters": [{"in": "query", "schema": ListingSchema}],
         "responses": responses({200: ("Failed messages.", {"type": "array", "items": FailureSummarySchema})},
-                               400, 401, 403, 429, 503)}})
+                               400, 401, 403, 422, 429, 503)}})
     document.path(path="/failed-message-counts", operations={"get": {
         "summary": "How many failed messages match the filter, in all and by error type.", "tags": ["dead letters"],
         "security": operator, "parameters": [{"in": "query", "schema": ListingSchema}],
-        "responses": responses({200: ("Counts.", CountsSchema)}, 400, 401, 403, 429, 503)}})
+        "responses": responses({200: ("Counts.", CountsSchema)}, 400, 401, 403, 422, 429, 503)}})
     failure_id = path_parameter("failure_id", "The failure's id, e.g. client-messages:2:17:clientB.")
     document.path(path="/failed-messages/{failure_id}", operations={"get": {
         "summary": "One failed message with its payload, headers, dead-letter context and history.",

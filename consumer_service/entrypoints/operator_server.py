@@ -7,7 +7,7 @@ from gunicorn.app.base import BaseApplication
 
 from shared_adapters.http_worker import guarded_worker
 from shared_adapters.logs import GunicornLogger, gunicorn_log_config
-from shared_adapters.mongo_client import connect
+from shared_adapters.mongo_client import QUERY_TIME_LIMIT_MS, connect
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
@@ -49,7 +49,8 @@ class OperatorServer(BaseApplication):
     def load(self):
         """The app, with its own store client and replay producer (made in the worker, after the fork)."""
         resources = ExitStack()  # closed by worker_exit
-        ops = resources.enter_context(operations(self.settings.consumer, operator="operator-console"))
+        ops = resources.enter_context(operations(self.settings.consumer, operator="operator-console",
+                                                         query_time_limit_ms=QUERY_TIME_LIMIT_MS))
         mongo = connect(self.settings.consumer.mongodb_uri, self.settings.consumer.mongodb_timeout_ms)
         resources.callback(mongo.close)
         database = mongo[self.settings.consumer.mongodb_database]

@@ -220,7 +220,7 @@ def producer_document(settings: ProducerSettings) -> dict:
                                 207: ("Some messages accepted, some not: see each result.", BatchSchema)},
                                400, 401, 403, 413, 415, 429, 503)}})
     listed = responses({200: ("One page, oldest first unless order=desc.", {"type": "array", "items": MessageSchema})},
-                       400, 401, 403, 429, 503)
+                       400, 401, 403, 422, 429, 503)
     listed["200"]["headers"] = NEXT_LINK
     document.path(path="/messages", operations={"get": {
         "summary": "The caller's messages, sent or received, or one conversation.", "tags": ["messages"],
@@ -246,7 +246,7 @@ def producer_document(settings: ProducerSettings) -> dict:
         "responses": responses({200: ("The stream.", ("text/event-stream", events(document)))},
                                400, 401, 403, 409, 429, 503)}})
     failures = responses({200: ("One page of failed messages, oldest first.",
-                                {"type": "array", "items": FailureSummarySchema})}, 400, 401, 403, 429, 503)
+                                {"type": "array", "items": FailureSummarySchema})}, 400, 401, 403, 422, 429, 503)
     failures["200"]["headers"] = NEXT_LINK
     document.path(path="/failed-messages", operations={"get": {
         "summary": "Dead-lettered messages (read only; details, replay and discard are on the operator server).",

@@ -7,9 +7,9 @@ from marshmallow import RAISE, Schema
 
 from shared_adapters.access import principal, protect
 from shared_adapters.bodies import json_body, load_body
-from shared_adapters.errors import ApiError, store_unavailable
+from shared_adapters.errors import ApiError, store_unavailable, too_costly
 from shared_adapters.responses import no_content
-from shared_domain.availability import StoreUnavailable
+from shared_domain.availability import QueryTooCostly, StoreUnavailable
 from shared_domain.identity import CLIENT
 from shared_domain.message import client_id_problem, conversation_key, message_key
 from shared_domain.schemas import UtcDateTime
@@ -98,6 +98,8 @@ def page(reader, filters: dict, time_field: str, id_of: Callable[[dict], str], a
         items = reader.find(query)
     except StoreUnavailable as error:
         raise store_unavailable(settings.retry_after_s, error) from None
+    except QueryTooCostly as error:
+        raise too_costly(error) from None
     response = jsonify(items)
     link = next_link(request, items, query, time_field, id_of, settings.secret_key)
     if link:

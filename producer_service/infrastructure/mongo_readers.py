@@ -6,8 +6,9 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, ExecutionTimeout, PyMongoError
 
+from shared_adapters.mongo_client import stopped_at_time_limit
 from shared_domain.availability import StoreUnavailable
 from shared_domain.conversation_views import inbox_id, outbox_id, positions, read_count, read_marker_id, summaries
 from shared_domain.documents import message_view, stored_event_of
@@ -19,7 +20,8 @@ from ..application.ports import PageQuery
 
 
 class MongoReader:
-    """Pages through one collection in (time field, _id) order; the store stops a query after `time_limit_ms` (0: never)."""
+    """Pages through one collection in (time field, _id) order; the store stops a query after `time_limit_ms` (0: never),
+    which raises QueryTooCostly."""
 
     def __init__(self, collection: Collection, time_field: str, view: Callable[[dict], dict], time_limit_ms: int = 0):
         self._collection = collection
@@ -32,8 +34,9 @@ class MongoReader:
         direction = DESCENDING if query.newest_first else ASCENDING
         order = [(self._time_field, direction), ("_id", direction)]
         try:
-            documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit)
-                             .max_time_ms(self._time_limit))
+            with stopped_at_time_limit(self._time_limit):
+                documents = list(self._collection.find(self._filter(query)).sort(order).limit(query.limit)
+                                 .max_time_ms(self._time_limit))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return [self._view(document) for document in documents]
@@ -138,7 +141,8 @@ class MongoHistory:
         return Position(positions(*self._views.of(client)))
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
-        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`.
+        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`, or when the
+        store stops the query at its time limit.
 
         Whether more than `limit` were missed is asked first with ids only, so that a position far
         behind (an empty one, say) costs `limit` small index entries, not `limit` whole messages.
@@ -158,6 +162,10 @@ class MongoHistory:
             if next(find({"_id": 1}).skip(limit).limit(1), None):
                 raise ResumeTooFar(f"more than {limit} messages were missed")
             documents = list(find().limit(limit))
+        except ExecutionTimeout:
+            # A store that cannot serve this query from an index stops it: what was missed is then not told
+            # apart from too much, and the client reloads its pages, which are lookups by key.
+            raise ResumeTooFar(f"the store did not find what was missed within {self._time_limit} ms") from None
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return [stored_event_of(document) for document in documents]

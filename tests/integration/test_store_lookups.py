@@ -1,6 +1,6 @@
 """On the real local store, finding, updating or upserting one document by _id costs the same at 100,000 documents
 as at 1,000: the store uses its _id index (infra/patches/ferretdb-sqlite-id-index.patch). A query a request
-waits for is stopped by the store itself at its time limit, not left scanning."""
+waits for is stopped by the store itself at its time limit, not left scanning, and answered as too costly."""
 
 import random
 import statistics
@@ -9,11 +9,14 @@ from datetime import datetime, timezone
 
 import pytest
 
+from producer_service.application.live import Position, ResumeTooFar
 from producer_service.application.ports import PageQuery
-from producer_service.infrastructure.mongo_readers import MongoReader
+from producer_service.infrastructure.mongo_readers import MongoHistory, MongoReader, MongoViews
 from shared_adapters.mongo_client import connect
-from shared_domain.availability import StoreUnavailable
+from shared_adapters.mongo_failed_messages import MongoFailureRepository
+from shared_domain.availability import QueryTooCostly
 from shared_domain.documents import message_view
+from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION, Selection
 
 SMALL, LARGE = 1_000, 100_000
 SAMPLES = 40
@@ -32,13 +35,14 @@ def _document(n: int) -> dict:
 
 @pytest.fixture(scope="module")
 def collections(mongo):
-    """A collection of SMALL and one of LARGE message-shaped documents on the real store."""
+    """A collection of SMALL and one of LARGE message-shaped documents on the real store (the large one where the
+    operators' failed-message search looks, since any document shape makes it scan)."""
     client = connect(mongo.address, 60_000)
     database = client[f"lookups_{random.getrandbits(32):x}"]
-    for collection, count in ((database.small, SMALL), (database.large, LARGE)):
+    for collection, count in ((database.small, SMALL), (database[FAILED_MESSAGES_COLLECTION], LARGE)):
         for start in range(0, count, 5_000):
             collection.insert_many([_document(n) for n in range(start, min(start + 5_000, count))], ordered=False)
-    yield {"small": (database.small, SMALL), "large": (database.large, LARGE)}
+    yield {"small": (database.small, SMALL), "large": (database[FAILED_MESSAGES_COLLECTION], LARGE)}
     client.drop_database(database.name)
     client.close()
 
@@ -79,7 +83,32 @@ def test_the_store_itself_stops_a_page_query_at_its_time_limit(collections, mong
     client = connect(mongo.address, 60_000, operation_timeout_ms=60_000)  # the client would wait a minute
     reader = MongoReader(client[large.database.name][large.name], "sentAt", message_view, time_limit_ms=200)
     try:
-        with pytest.raises(StoreUnavailable, match="^ExecutionTimeout"):  # the store's own error (code 50)
+        with pytest.raises(QueryTooCostly, match=r"\(200 ms\)"):  # the store's own stop (code 50), not an outage
             reader.find(PageQuery(equals={"to": "nobody"}))  # a scan: seconds on this store
+    finally:
+        client.close()
+
+
+def test_a_failed_message_search_or_count_the_store_cannot_serve_in_time_is_too_costly(collections, mongo):
+    large, _ = collections["large"]
+    client = connect(mongo.address, 60_000, operation_timeout_ms=60_000)
+    repository = MongoFailureRepository(client[large.database.name], any_error_unavailable=True, time_limit_ms=200)
+    try:
+        with pytest.raises(QueryTooCostly):
+            repository.select(Selection(equals={"errorType": "SchemaViolation"}, limit=10), records=False)
+        with pytest.raises(QueryTooCostly):
+            repository.count_by_error_type(Selection(equals={"to": "nobody"}))
+    finally:
+        client.close()
+
+
+def test_a_resume_the_store_cannot_find_in_time_tells_the_client_to_reload(collections, mongo):
+    large, _ = collections["large"]
+    client = connect(mongo.address, 60_000, operation_timeout_ms=60_000)
+    database = client[large.database.name]
+    history = MongoHistory(database[large.name], MongoViews(database.views, lambda: 3), time_limit_ms=200)
+    try:
+        with pytest.raises(ResumeTooFar, match="within 200 ms"):
+            history.missed("nobody", Position({"nobody": 5}), limit=1000)
     finally:
         client.close()

@@ -1,7 +1,7 @@
 """The operator server's dead-letter API: only for operators; list, count, show, replay, discard."""
 
 import pytest
-from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.errors import ExecutionTimeout, ServerSelectionTimeoutError
 
 from .conftest import bearer
 from .failure_fixtures import failed_document
@@ -129,6 +129,21 @@ def test_a_store_that_does_not_answer_gets_503_json_not_a_stack_trace(client, da
                      client.post("/failed-messages/replay", json={"ids": [FIRST]}, headers=AUTH)):
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert response.get_json()["error"] == "store_unavailable"
+
+
+def test_a_search_the_store_stops_at_its_time_limit_gets_422_and_changes_nothing(client, replayed, database, monkeypatch):
+    def stopped(*_args, **_kwargs):
+        raise ExecutionTimeout("operation exceeded time limit", 50)
+
+    monkeypatch.setattr(database.failed_messages, "find", stopped)
+    monkeypatch.setattr(database.failed_messages, "aggregate", stopped)
+    for response in (client.get("/failed-messages?errorType=SchemaViolation", headers=AUTH),
+                     client.get("/failed-message-counts", headers=AUTH),
+                     client.post("/failed-messages/replay", json={"filter": {"errorType": "SchemaViolation"}},
+                                 headers=AUTH)):
+        assert response.status_code == 422, response.get_json()
+        assert response.get_json()["error"] == "query_too_costly"
+    assert replayed.records == []
 
 
 def test_a_broker_that_does_not_acknowledge_a_replay_gets_503(client, replayed, database):

@@ -2,6 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
+from pymongo.errors import ExecutionTimeout
+
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
 from shared_domain.partitioning import partition_of
@@ -83,3 +85,13 @@ def test_readiness_names_the_dependency_that_is_down(client, health):
     assert response.status_code == 503
     assert response.get_json()["dependencies"] == {"kafka": "up", "mongodb": "down"}
     assert client.get("/health").status_code == 200
+
+
+def test_a_listing_the_store_stops_at_its_time_limit_gets_422_json_not_a_503(client, database, tokens, monkeypatch):
+    def stopped(*_args, **_kwargs):
+        raise ExecutionTimeout("operation exceeded time limit", 50)
+
+    monkeypatch.setattr(database.failed_messages, "find", stopped)
+    response = client.get("/failed-messages?errorType=SchemaViolation", headers=bearer(tokens["ops"]))
+    assert response.status_code == 422 and "Retry-After" not in response.headers
+    assert response.get_json()["error"] == "query_too_costly"
