@@ -39,6 +39,14 @@ def failure_id(source: SourcePosition, consumer_client: str) -> str:
     return f"{source.topic}:{source.partition}:{source.offset}:{consumer_client}"
 
 
+def failure_source(failure: str) -> SourcePosition | None:
+    """The source position a failure id names (see `failure_id`), or None when the text is not one."""
+    parts = failure.split(":")
+    if len(parts) != 4 or not all(part.isascii() and part.isdigit() and len(part) <= 19 for part in parts[1:3]):
+        return None
+    return SourcePosition(parts[0], int(parts[1]), int(parts[2]))
+
+
 def status_problem(value: str) -> str | None:
     """Explain why a status filter is not one of the statuses, or None."""
     return None if value in STATUSES else f"must be one of {', '.join(STATUSES)}"

@@ -130,8 +130,9 @@ def _store(items: list[tuple[IncomingRecord, Message]],
     if not items:
         return [], [], 0, 0
     batch = [(message, record.position) for record, message in items]
+    replaying = {index: replayed for index, (record, _) in enumerate(items) if (replayed := record.replays) is not None}
     try:
-        saved, attempts = handler.retry.run(lambda: handler.store.save_all(batch))
+        saved, attempts = handler.retry.run(lambda: handler.store.save_all(batch, replaying))
     except RetriesExhausted as exhausted:
         handler.store_health.down(exhausted.last_error)
         reason = f"store unavailable: {exhausted.last_error}"

@@ -1,5 +1,6 @@
 """What the use cases need from the outside world."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,11 +22,13 @@ class Saved:
 class MessageStore(Protocol):
     """Stores messages idempotently, keyed on their sender and message id."""
 
-    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> Saved:
+    def save_all(self, messages: list[tuple[Message, SourcePosition]],
+                 replaying: Mapping[int, SourcePosition] | None = None) -> Saved:
         """Store messages; say which were refused for good and which another record had stored already.
 
-        A message whose record was stored before (a redelivery) counts as stored. Raises
-        StoreUnavailable when the store cannot be reached.
+        A message whose record was stored before (a redelivery), or, for a replay, whose replayed
+        record was (`replaying`, by place in the batch: it was dead-lettered, so never announced),
+        counts as stored. Raises StoreUnavailable when the store cannot be reached.
         """
 
 

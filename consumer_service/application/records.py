@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from shared_domain.envelope import TRACE_ID_HEADER, usable_trace_id
+from shared_domain.failed_messages import REPLAY_OF_HEADER, failure_source
 from shared_domain.failures import Failure, SourcePosition
 
 Headers = list[tuple[str, bytes | None]]
@@ -25,6 +26,12 @@ class IncomingRecord:
     def position(self) -> SourcePosition:
         """Where this record sits in Kafka."""
         return SourcePosition(self.topic, self.partition, self.offset)
+
+    @property
+    def replays(self) -> SourcePosition | None:
+        """Where the record an operator's replay republished sat (its replay-of header), or None."""
+        value = next((value for name, value in self.headers if name == REPLAY_OF_HEADER and value is not None), None)
+        return None if value is None else failure_source(value.decode("utf-8", errors="replace"))
 
     @property
     def trace_id(self) -> str | None:

@@ -1,5 +1,6 @@
 """pymongo adapters: the idempotent message store, the writer it and the failed-messages projection share, indexes."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -13,7 +14,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 from shared_adapters.mongo_client import connect, is_transient, transient_as_unavailable
 from shared_domain import failed_messages
 from shared_domain.clock import utc_now
-from shared_domain.documents import MESSAGES_COLLECTION, message_document
+from shared_domain.documents import MESSAGES_COLLECTION, message_document, position_view
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message, conversation_key, message_key
 
@@ -88,7 +89,8 @@ class MongoMessageStore(IdempotentWriter):
         super().__init__(database, MESSAGES_COLLECTION)
         self._clock = clock
 
-    def save_all(self, messages: list[tuple[Message, SourcePosition]]) -> Saved:
+    def save_all(self, messages: list[tuple[Message, SourcePosition]],
+                 replaying: Mapping[int, SourcePosition] | None = None) -> Saved:
         """Insert every message not stored yet; judge those whose sender already used their id."""
         stored_at = self._clock()
         documents = [message_document(message, source, stored_at) for message, source in messages]
@@ -96,21 +98,27 @@ class MongoMessageStore(IdempotentWriter):
         saved = Saved(refused=inserted.refused)
         with transient_as_unavailable():
             for index in inserted.present:
-                verdict = self._judge(documents[index])
+                verdict = self._judge(documents[index], (replaying or {}).get(index))
                 if verdict is EARLIER:
                     saved.earlier.add(index)
                 elif verdict is not None:
                     saved.refused[index] = verdict
         return saved
 
-    def _judge(self, document: dict) -> str | object | None:
-        """A document whose _id is taken: None when this very record stored it, EARLIER for a resend, else why not.
+    def _judge(self, document: dict, replayed: SourcePosition | None) -> str | object | None:
+        """A document whose _id is taken: None when this very record stored it, or the record it replays, EARLIER for
+        a resend, else why not.
 
         One lookup by _id, the query every store serves from its index.
         """
         existing = self._collection.find_one({"_id": document["_id"]}, {"to": 1, "message": 1, "source": 1})
         if existing is None or existing.get("source") == document["source"]:
             return None  # stored by this record before (a redelivery), or deleted since: announce it again
+        if replayed is not None and existing.get("source") == position_view(replayed):
+            # Stored by the record this one replays, whose store call failed after all the same: it was dead-lettered
+            # instead of announced, so nobody has seen it yet.
+            if (existing.get("to"), existing.get("message")) == (document["to"], document["message"]):
+                return None
         if (existing.get("to"), existing.get("message")) == (document["to"], document["message"]):
             return EARLIER
         return (f"{document['from']} already sent another message with messageId {document['messageId']}; "

@@ -45,6 +45,16 @@ def test_storing_the_same_messages_twice_keeps_one_copy(database):
     assert stored["sentAt"] == T0 + timedelta(minutes=3) and stored["source"]["offset"] == 3
 
 
+def test_a_replay_of_a_record_whose_failed_store_call_stored_it_after_all_counts_as_stored_a_resend_does_not(database):
+    store = MongoMessageStore(database)
+    first, source = message(1)
+    assert store.save_all([(first, source)]) == Saved()  # then the store's answer was lost: dead-lettered
+    replay, resend = SourcePosition("client-messages", 0, 20), SourcePosition("client-messages", 0, 21)
+    assert store.save_all([(first, replay), (first, resend)], replaying={0: source, 1: message(2)[1]}) == Saved(
+        earlier={1}), "the replay is stored, so announced; a record replaying another position is a resend"
+    assert database.messages.count_documents({}) == 1
+
+
 def test_a_message_id_is_the_senders_own_on_the_real_store(database):
     store = MongoMessageStore(database)
     first, source = message(1)

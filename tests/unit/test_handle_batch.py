@@ -15,6 +15,7 @@ from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoMessageStore
 from shared_domain.envelope import encode
+from shared_domain.failed_messages import REPLAY_OF_HEADER, failure_id
 from shared_domain.message import Message
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -39,11 +40,11 @@ class FlakyStore:
     def __init__(self, inner, failures: int):
         self.inner, self.failures, self.calls = inner, failures, 0
 
-    def save_all(self, messages):
+    def save_all(self, messages, replaying=None):
         self.calls += 1
         if self.calls <= self.failures:
             raise StoreUnavailable("connection refused")
-        return self.inner.save_all(messages)
+        return self.inner.save_all(messages, replaying)
 
 
 class RefusingStore:
@@ -52,7 +53,7 @@ class RefusingStore:
     def __init__(self, refused_id):
         self.refused_id = refused_id
 
-    def save_all(self, messages):
+    def save_all(self, messages, replaying=None):
         return Saved(refused={index: "document too large" for index, (message, _) in enumerate(messages)
                               if message.message_id == self.refused_id})
 
@@ -235,6 +236,18 @@ def test_a_resend_by_the_same_sender_is_stored_once_and_announced_once(database,
                            handler)
     assert (outcome.stored, outcome.resent, outcome.dead_lettered) == (0, 2, 0)
     assert events.events == [(1, "once")], "only the record that stored it announces it"
+    assert database.messages.count_documents({}) == 1
+
+
+def test_a_replay_of_a_record_dead_lettered_although_its_message_was_stored_announces_the_message(database, waits):
+    events = FakeEvents()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), FakeSink(), waits), stored_events=events)
+    handle_batch([record(1, message_id="unsure", text="hello")], replace(handler, stored_events=NoStoredEvents()))
+    # The store's answer to record 1 was lost: it was dead-lettered, never announced. An operator replays it.
+    replayed = replace(record(9, message_id="unsure", text="hello"),
+                       headers=[(REPLAY_OF_HEADER, failure_id(record(1).position, "clientB").encode())])
+    outcome = handle_batch([replayed], handler)
+    assert (outcome.stored, outcome.resent) == (1, 0) and events.events == [(9, "unsure")]
     assert database.messages.count_documents({}) == 1
 
 

@@ -75,6 +75,8 @@ TARGETS = {
     "mongo_failure_projection._HEADER_NUMBER": Target(lambda text: mongo_failure_projection.header_number(text, 0), "09a",
                                                       (("", "9"),)),
     "failed_messages.ERROR_TYPE_PATTERN": Target(failed_messages.error_type_problem, "aZ9_. ", (("", "a"),)),
+    "failed_messages.failure_source (a record's replay-of header)": Target(
+        failed_messages.failure_source, "a:9-", (("", ":"), ("", "9"), ("t:", "9"), ("t:1:", "9"))),
     "http_worker head (_CONTENT_LENGTH, _TRANSFER_ENCODING, _EXPECT)": Target(
         _head_judged, "\r\nconte-lgh:transfer-encodingexpct 9\t",
         (("GET / HTTP/1.1", "\r\ncontent-length: "), ("GET / HTTP/1.1\r\ncontent-length:", " \t"),
