@@ -8,12 +8,15 @@ stored-events topic (keyed by recipient):
 - a client's outbox of one stored-events partition: per recipient in that partition, the latest
   message, a preview and the highest source offset;
 Pages of messages are in the same collection, in the streams of `message_pages`.
+Each inbox and outbox also logs what it applied, in offset order, so that a stream's resume finds
+what it missed by key: its latest arrivals (source offset, the message's _id; in an outbox, the
+recipient between them), every ARRIVALS of which move into a document of their own, numbered from 0.
 A stored event changes a document only when its source offset is beyond what the document (or,
 in an outbox, the recipient's entry) has applied: a recipient's messages are stored and announced
 in offset order, so a batch announced or read again after a crash or a rebalance changes nothing.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from .clock import as_utc, to_iso
@@ -26,6 +29,11 @@ PREVIEW_CHARS = 80
 # An inbox entry keeps the sending times of the sender's last messages, so that unread counts are exact
 # for a client that read up to any of them.
 RECENT = 50
+ARRIVALS = 64
+
+
+class NotLogged(Exception):
+    """What a question about a view's arrivals needs reaches back further than its log, or than the question may read."""
 
 
 def inbox_id(client: str) -> str:
@@ -43,11 +51,24 @@ def read_marker_id(client: str, partner: str) -> str:
     return f"{client}\x00{partner}"
 
 
+def arrivals_id(view_id: str, number: int) -> str:
+    """The _id of a view's `number`th full set of arrivals."""
+    return f"a/{view_id}/{number}"
+
+
+def applied_id(partition: int) -> str:
+    """The _id of how far the views have applied the events of a partition of the message topic."""
+    return f"applied/{partition}"
+
+
 def empty_view(view_id: str) -> dict:
-    """A view with nothing applied yet."""
+    """A view with nothing applied yet (its log of arrivals complete from the start)."""
+    if view_id.startswith("applied/"):
+        return {"_id": view_id, "offset": -1}
+    log = {"arrived": [], "sets": 0, "loggedAfter": -1}
     if view_id.startswith("out/"):
-        return {"_id": view_id, "peers": []}
-    return {"_id": view_id, "offset": -1, "peers": []}
+        return {"_id": view_id, "peers": [], **log}
+    return {"_id": view_id, "offset": -1, "peers": [], **log}
 
 
 def view_ids(events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
@@ -55,17 +76,21 @@ def view_ids(events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
     ids = set()
     for partition, event in events:
         message = event.message
-        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition)}
+        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition), applied_id(event.source.partition)}
     return ids
 
 
-def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
-    """Apply each (stored-events partition, event) to the views it concerns, all in `views`; return the ids changed."""
+def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent]]) -> list[str]:
+    """Apply each (stored-events partition, event) to the views it concerns, all in `views` (the full sets of arrivals
+    they make are added); return the ids changed, in the order to write them: a view never names a set not yet
+    written, and how far the views have applied a partition is written after everything it covers."""
     changed = set()
     for partition, event in events:
         message, offset = event.message, event.source.offset
+        key = message.key
         inbox = views[inbox_id(message.recipient)]
         if offset > inbox["offset"]:
+            _log(views, changed, inbox, [offset, key])
             inbox["offset"] = offset
             entry = _entry(inbox, message.sender, count=0, recent=[])
             entry["count"] += 1
@@ -75,9 +100,63 @@ def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent
         outbox = views[outbox_id(message.sender, partition)]
         entry = _entry(outbox, message.recipient)
         if offset > entry["offset"]:
+            _log(views, changed, outbox, [offset, message.recipient, key])
             _note(entry, event)
             changed.add(outbox["_id"])
-    return changed
+        applied = views[applied_id(event.source.partition)]
+        if offset > applied["offset"]:
+            applied["offset"] = offset
+            changed.add(applied["_id"])
+    return sorted(changed, key=_write_rank)
+
+
+def _write_rank(view_id: str) -> tuple[int, str]:
+    """Full sets of arrivals before the views naming them; how far the views have applied, last."""
+    return 0 if view_id.startswith("a/") else 2 if view_id.startswith("applied/") else 1, view_id
+
+
+def _log(views: dict[str, dict], changed: set[str], view: dict, arrival: list) -> None:
+    """Log an arrival in the view; when its latest are ARRIVALS, they move first into a document of their own."""
+    if "arrived" not in view:  # a view written before views logged: its log starts after what it applied
+        view.update(arrived=[], sets=0, loggedAfter=_applied(view))
+    latest = view["arrived"]
+    if len(latest) == ARRIVALS:
+        full = arrivals_id(view["_id"], view["sets"])
+        views[full] = {"_id": full, "arrived": latest}
+        changed.add(full)
+        view["sets"], latest = view["sets"] + 1, []
+    view["arrived"] = [*latest, arrival]
+
+
+def _applied(view: dict) -> int:
+    """The highest source offset a view has applied."""
+    return view["offset"] if "offset" in view else max((entry["offset"] for entry in view["peers"]), default=-1)
+
+
+def arrivals_after(view: dict, read: Callable[[str], dict | None], floor: int, budget: int) -> list[list]:
+    """The view's arrivals above `floor`, oldest first, read back through as many full sets as they reach.
+
+    NotLogged when they reach back further than the view's log, or number more than `budget`.
+    """
+    if _applied(view) <= floor:
+        return []
+    if "arrived" not in view or view["loggedAfter"] > floor:
+        raise NotLogged(f"{view['_id']} logs its arrivals after offset {view.get('loggedAfter', _applied(view))}")
+    found, arrivals, number = [], view["arrived"], view["sets"]
+    while True:
+        for arrival in reversed(arrivals):
+            if arrival[0] <= floor:
+                return found[::-1]
+            found.append(arrival)
+            if len(found) > budget:
+                raise NotLogged(f"more than {budget} arrivals after offset {floor} in {view['_id']}")
+        if number == 0:
+            return found[::-1]
+        number -= 1
+        full = read(arrivals_id(view["_id"], number))
+        if full is None:
+            raise NotLogged(f"{arrivals_id(view['_id'], number)} is missing")
+        arrivals = full["arrived"]
 
 
 def _entry(view: dict, peer: str, **extra) -> dict:

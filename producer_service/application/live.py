@@ -13,7 +13,8 @@ import binascii
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,10 @@ from shared_domain.message import CLIENT_ID_PATTERN
 from shared_domain.stored_events import StoredEvent
 
 MAX_POSITION_CHARS = 8192
+# How long a stream's start or resume waits for the views to apply what the hub already handed out (they
+# trail it by the projector's delay, well under a second unless the projector is down or far behind).
+CATCH_UP_S = 5.0
+CATCH_UP_POLL_S = 0.05
 
 
 class InvalidPosition(ValueError):
@@ -34,6 +39,10 @@ class ResumeTooFar(Exception):
 
 class TooManyStreams(Exception):
     """The client already has as many open streams as it may."""
+
+
+class ViewsBehind(Exception):
+    """The views have not applied, in time, every event handed out before the stream subscribed; worth retrying."""
 
 
 @dataclass
@@ -99,6 +108,7 @@ class Hub:
         self._per_client, self._capacity = per_client, capacity
         self._lock = threading.Lock()
         self._by_client: dict[str, set[Subscription]] = {}
+        self._handed_out: dict[int, int] = {}  # by partition of the message topic, the highest source offset
         self._closed = False
 
     def subscribe(self, client: str) -> Subscription:
@@ -125,9 +135,16 @@ class Hub:
         """Offer each event to every subscription of its sender and of its recipient."""
         with self._lock:
             for event in events:
+                source = event.source
+                self._handed_out[source.partition] = max(source.offset, self._handed_out.get(source.partition, -1))
                 for client in {event.message.sender, event.message.recipient}:
                     for subscription in self._by_client.get(client, ()):
                         subscription.offer(event)
+
+    def handed_out(self) -> dict[int, int]:
+        """For each partition of the message topic, the highest source offset of an event handed out so far."""
+        with self._lock:
+            return dict(self._handed_out)
 
     def close(self) -> None:
         """End every stream (the process is stopping); clients reconnect elsewhere."""
@@ -148,6 +165,9 @@ class History(Protocol):
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
         """The client's stored messages beyond the position, each recipient's in offset order."""
+
+    def applied(self, partitions: Iterable[int]) -> dict[int, int]:
+        """For each of the message topic's partitions, the highest source offset the views have applied (-1: none)."""
 
 
 @dataclass(frozen=True)
@@ -175,19 +195,37 @@ class LiveStream:
 
 
 def open_stream(client: str, after: Position | None, hub: Hub, history: History, heartbeat_s: float,
-                backfill_limit: int) -> LiveStream:
+                backfill_limit: int, catch_up_s: float = CATCH_UP_S,
+                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> LiveStream:
     """Subscribe first, then read what was missed, then go live, dropping what the store already gave.
 
-    Raises TooManyStreams, or the store's error, before anything is sent.
+    What the hub handed out before the subscription reaches the stream only through the views, which
+    follow the same events on their own: they are waited for (up to `catch_up_s`) until they have
+    applied all of it. Raises TooManyStreams, ViewsBehind, or the store's error, before anything is sent.
     """
     subscription = hub.subscribe(client)
     try:
+        _wait_for_views(hub.handed_out(), history, catch_up_s, clock, sleep)
         position = history.position_now(client) if after is None else after
         missed = [] if after is None else history.missed(client, position, backfill_limit)
     except BaseException:
         hub.unsubscribe(subscription)
         raise
     return LiveStream(_items(subscription, position, missed, heartbeat_s), subscription, hub)
+
+
+def _wait_for_views(handed_out: dict[int, int], history: History, catch_up_s: float, clock: Callable[[], float],
+                    sleep: Callable[[float], None]) -> None:
+    """Return once the views have applied every event handed out; ViewsBehind after `catch_up_s`."""
+    deadline = clock() + catch_up_s
+    while True:
+        applied = history.applied(handed_out)
+        behind = {partition: offset for partition, offset in handed_out.items() if applied.get(partition, -1) < offset}
+        if not behind:
+            return
+        if clock() >= deadline:
+            raise ViewsBehind(f"the views trail what was handed out in partition(s) {sorted(behind)[:10]}")
+        sleep(CATCH_UP_POLL_S)
 
 
 def _items(subscription: Subscription, position: Position, missed: list[StoredEvent],

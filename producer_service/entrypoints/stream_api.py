@@ -10,7 +10,8 @@ from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
 from shared_domain.identity import CLIENT
 
-from ..application.live import InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, open_stream
+from ..application.live import (InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, ViewsBehind,
+                                open_stream)
 from ..infrastructure.kafka_stored_events import FeedUnavailable
 from .metrics import OPEN_STREAMS
 from .services import services
@@ -43,6 +44,9 @@ def stream():
                           settings.retry_after_s, error) from None
     except StoreUnavailable as error:
         raise store_unavailable(settings.retry_after_s, error) from None
+    except ViewsBehind as error:
+        raise unavailable("views_behind", "the conversation views are catching up; try again shortly",
+                          settings.retry_after_s, error) from None
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(STALLED_WRITE_S)

@@ -6,11 +6,12 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, ExecutionTimeout, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_adapters.mongo_client import stopped_at_time_limit
 from shared_domain.availability import StoreUnavailable
-from shared_domain.conversation_views import inbox_id, outbox_id, positions, read_count, read_marker_id, summaries
+from shared_domain.conversation_views import (NotLogged, applied_id, arrivals_after, inbox_id, outbox_id, positions,
+                                              read_count, read_marker_id, summaries)
 from shared_domain.documents import message_view, stored_event_of
 from shared_domain.message_pages import Bounds, page, visible_streams
 from shared_domain.stored_events import StoredEvent
@@ -119,6 +120,10 @@ class MongoViews:
         """The client's inbox, None before its first message."""
         return self._views.find_one({"_id": inbox_id(client)})
 
+    def document(self, doc_id: str) -> dict | None:
+        """Any document of the views' collection, by _id."""
+        return self._views.find_one({"_id": doc_id})
+
     def of(self, client: str) -> tuple[dict | None, list[dict]]:
         """The client's inbox (None before its first message) and its outboxes."""
         ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
@@ -133,42 +138,57 @@ class MongoViews:
 class MongoHistory:
     """The stored messages of a client by source position: where its stream stands, and what it missed."""
 
-    def __init__(self, collection: Collection, views: MongoViews, time_limit_ms: int = 0):
-        self._collection, self._views, self._time_limit = collection, views, time_limit_ms or None
+    def __init__(self, collection: Collection, views: MongoViews):
+        self._collection, self._views = collection, views
 
     def position_now(self, client: str) -> Position:
         """For each recipient among the client's messages, the highest source offset its views have applied."""
         return Position(positions(*self._views.of(client)))
 
     def missed(self, client: str, position: Position, limit: int) -> list[StoredEvent]:
-        """The client's messages beyond the position, in source offset order; ResumeTooFar past `limit`, or when the
-        store stops the query at its time limit.
+        """The client's messages beyond the position, in source offset order, found in its views' logs of arrivals.
 
-        Whether more than `limit` were missed is asked first with ids only, so that a position far
-        behind (an empty one, say) costs `limit` small index entries, not `limit` whole messages.
+        Lookups by _id only: the client's views, the full sets of arrivals read back, and each missed
+        message. ResumeTooFar when more than `limit` were missed, or when a log would be read back
+        through more than `limit` arrivals or further than it reaches.
         """
-        beyond = lambda recipient: {"source.offset": {"$gt": position.offsets.get(recipient, -1)}}
-        clauses = [{"to": client, **beyond(client)},
-                   *({"from": client, "to": recipient, **beyond(recipient)} for recipient in position.offsets
-                     if recipient != client),
-                   {"from": client, "to": {"$nin": list(position.offsets)}}]
-        order = [("source.offset", ASCENDING)]
-
-        def find(*projection):
-            """The missed messages in order (only the projected fields, if given), stopped by the store at the limit."""
-            return self._collection.find({"$or": clauses}, *projection).sort(order).max_time_ms(self._time_limit)
-
+        offsets = position.offsets
+        inbox, outboxes = self._views.of(client)
         try:
-            if next(find({"_id": 1}).skip(limit).limit(1), None):
-                raise ResumeTooFar(f"more than {limit} messages were missed")
-            documents = list(find().limit(limit))
-        except ExecutionTimeout:
-            # A store that cannot serve this query from an index stops it: what was missed is then not told
-            # apart from too much, and the client reloads its pages, which are lookups by key.
-            raise ResumeTooFar(f"the store did not find what was missed within {self._time_limit} ms") from None
+            keys = [arrival[-1] for arrival in self._arrivals(inbox, offsets.get(client, -1), limit)]
+            for outbox in outboxes:
+                behind = [offsets.get(entry["with"], -1) for entry in outbox["peers"]
+                          if entry["offset"] > offsets.get(entry["with"], -1)]
+                keys += [key for offset, recipient, key in self._arrivals(outbox, min(behind, default=2**63), limit)
+                         if offset > offsets.get(recipient, -1)]
+        except NotLogged as error:
+            raise ResumeTooFar(f"what was missed is not found by key: {error}") from None
+        keys = list(dict.fromkeys(keys))  # a message to oneself is in the inbox and in an outbox
+        if len(keys) > limit:
+            raise ResumeTooFar(f"more than {limit} messages were missed")
+        try:
+            documents = [self._collection.find_one({"_id": key}) for key in keys]
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return [stored_event_of(document) for document in documents]
+        events = [stored_event_of(document) for document in documents if document is not None]
+        return sorted(events, key=lambda event: event.source.offset)
+
+    def applied(self, partitions) -> dict[int, int]:
+        """For each partition, the highest source offset the views have applied (-1: none); one lookup each."""
+        try:
+            documents = {partition: self._views.document(applied_id(partition)) for partition in partitions}
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+        return {partition: document["offset"] if document else -1 for partition, document in documents.items()}
+
+    def _arrivals(self, view: dict | None, floor: int, limit: int) -> list[list]:
+        """The view's logged arrivals above `floor`, oldest first."""
+        if view is None:
+            return []
+        try:
+            return arrivals_after(view, lambda doc_id: self._views.document(doc_id), floor, limit)
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
 
 
 class MongoConversations:

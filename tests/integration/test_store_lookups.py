@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from producer_service.application.live import Position, ResumeTooFar
 from producer_service.application.ports import PageQuery
-from producer_service.infrastructure.mongo_readers import MongoHistory, MongoReader, MongoViews
+from producer_service.infrastructure.mongo_readers import MongoReader
 from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_domain.availability import QueryTooCostly
@@ -98,17 +97,5 @@ def test_a_failed_message_search_or_count_the_store_cannot_serve_in_time_is_too_
             repository.select(Selection(equals={"errorType": "SchemaViolation"}, limit=10), records=False)
         with pytest.raises(QueryTooCostly):
             repository.count_by_error_type(Selection(equals={"to": "nobody"}))
-    finally:
-        client.close()
-
-
-def test_a_resume_the_store_cannot_find_in_time_tells_the_client_to_reload(collections, mongo):
-    large, _ = collections["large"]
-    client = connect(mongo.address, 60_000, operation_timeout_ms=60_000)
-    database = client[large.database.name]
-    history = MongoHistory(database[large.name], MongoViews(database.views, lambda: 3), time_limit_ms=200)
-    try:
-        with pytest.raises(ResumeTooFar, match="within 200 ms"):
-            history.missed("nobody", Position({"nobody": 5}), limit=1000)
     finally:
         client.close()

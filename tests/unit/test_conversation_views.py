@@ -1,6 +1,7 @@
 """Conversation views: applied incrementally, with redeliveries, interleavings and rebalances, they equal a rebuild."""
 
 from datetime import datetime, timedelta, timezone
+from unittest.mock import patch
 
 import mongomock
 import pytest
@@ -12,6 +13,7 @@ from consumer_service.application.errors import StoreUnavailable
 from consumer_service.application.project_views import project_views
 from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
+from shared_domain import conversation_views
 from shared_domain.conversation_views import RECENT, VIEWS_COLLECTION, positions, rebuilt, summaries
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
@@ -61,11 +63,12 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
     texts = data.draw(st.lists(VALID_TEXT, min_size=len(pairs), max_size=len(pairs)))
     events = history(pairs, minutes, texts)
 
-    # Each recipient's events are announced in offset order, some stretches again (a consumer that crashed
-    # before committing, a batch rewound); the recipients' announcements interleave in any way.
-    announced: dict[str, list] = {}
+    # Each partition's events are announced in offset order, since its one consumer stores and announces them so,
+    # some stretches again (a consumer that crashed before committing, a batch rewound); the partitions'
+    # announcements interleave in any way.
+    announced: dict[int, list] = {}
     for event in events:
-        own = announced.setdefault(event.message.recipient, [])
+        own = announced.setdefault(event.source.partition, [])
         own.append(event)
         if data.draw(st.integers(0, 5)) == 5:
             own.extend(own[data.draw(st.integers(0, len(own) - 1)):])
@@ -75,24 +78,26 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
         queue = data.draw(st.sampled_from([queue for queue in queues if queue]))
         stream.append(queue.pop(0))
 
-    # The projector reads them in batches; at a rebalance another projector goes on from the last committed
-    # batch, so the batch in hand is read again.
-    database = mongomock.MongoClient(tz_aware=True)["db"]
-    records, committed = as_records(stream), 0
-    projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
-    while committed < len(records):
-        size = data.draw(st.integers(1, 8))
-        project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
-        if data.draw(st.integers(0, 4)) < 4:
-            committed += size
-        else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
-            projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+    # Logs of arrivals fill sets of any size (a set of 64 is the same code with more entries).
+    with patch.object(conversation_views, "ARRIVALS", data.draw(st.integers(1, 6), label="arrivals per set")):
+        # The projector reads them in batches; at a rebalance another projector goes on from the last committed
+        # batch, so the batch in hand is read again.
+        database = mongomock.MongoClient(tz_aware=True)["db"]
+        records, committed = as_records(stream), 0
+        projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
+        while committed < len(records):
+            size = data.draw(st.integers(1, 8))
+            project_views(records[committed:committed + size], projector, all_plausible, PARTITIONS)
+            if data.draw(st.integers(0, 4)) < 4:
+                committed += size
+            else:  # rebalanced before the commit: another projector reads the batch again, knowing nothing yet
+                projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
 
-    assert stored_views(database) == rebuilt(events, PARTITIONS)
-    for event in events:
-        database.messages.insert_one(message_document(event.message, event.source, T0))
-    rebuild_views(database, PARTITIONS)
-    assert stored_views(database) == rebuilt(events, PARTITIONS), "the rebuild command writes the same views"
+        assert stored_views(database) == rebuilt(events, PARTITIONS)
+        for event in events:
+            database.messages.insert_one(message_document(event.message, event.source, T0))
+        rebuild_views(database, PARTITIONS)
+        assert stored_views(database) == rebuilt(events, PARTITIONS), "the rebuild command writes the same views"
 
 
 def test_a_batch_read_again_counts_nothing_twice_and_the_list_and_positions_come_from_the_views():
@@ -142,3 +147,26 @@ def test_a_projector_that_failed_to_write_looks_every_view_up_again():
     database[VIEWS_COLLECTION].replace_one = original
     project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
     assert stored_views(database) == rebuilt(events, PARTITIONS), "nothing applied in memory only is taken as written"
+
+
+def test_a_view_written_before_views_logged_arrivals_logs_from_then_on_and_never_answers_for_before():
+    events = history([("clientA", "clientB")] * 6, [0] * 6, ["hi"] * 6)
+    partition = events[0].source.partition
+    views = {view_id: conversation_views.empty_view(view_id)
+             for view_id in conversation_views.view_ids((partition, e) for e in events)}
+    conversation_views.apply_events(views, [(partition, e) for e in events[:3]])
+    for view in views.values():  # as a store upgraded from before the logs holds them
+        for name in ("arrived", "sets", "loggedAfter"):
+            view.pop(name, None)
+    with patch.object(conversation_views, "ARRIVALS", 2):
+        conversation_views.apply_events(views, [(partition, e) for e in events[3:]])
+    inbox, sets = views["in/clientB"], {doc_id: doc for doc_id, doc in views.items() if doc_id.startswith("a/")}
+    assert inbox["loggedAfter"] == events[2].source.offset and inbox["sets"] == 1
+    read = sets.get
+    assert [a[0] for a in conversation_views.arrivals_after(inbox, read, events[2].source.offset, 10)] == [
+        e.source.offset for e in events[3:]]
+    assert conversation_views.arrivals_after(inbox, read, events[5].source.offset, 10) == []
+    with pytest.raises(conversation_views.NotLogged):
+        conversation_views.arrivals_after(inbox, read, events[1].source.offset, 10)
+    with pytest.raises(conversation_views.NotLogged):
+        conversation_views.arrivals_after(inbox, read, events[2].source.offset, 2)

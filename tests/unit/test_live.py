@@ -3,6 +3,7 @@
 import base64
 import json
 from datetime import datetime, timezone
+from unittest.mock import patch
 
 import mongomock
 import pytest
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams,
                                                open_stream)
+from consumer_service.infrastructure.mongo_views import MongoConversationViews
 from producer_service.infrastructure.mongo_readers import MongoHistory, MongoViews
+from shared_domain import conversation_views
 from shared_domain.documents import message_document
 from shared_domain.failures import SourcePosition
 from shared_domain.message import ClientId, Message, MessageId, MessageText
@@ -69,18 +72,42 @@ def test_anything_but_one_flat_object_of_offsets_is_an_invalid_position(value):
         Position.decode(base64.urlsafe_b64encode(json.dumps(value).encode()).decode())
 
 
-def test_an_empty_position_far_behind_reads_ids_only_before_refusing():
+def stored_events(collection, events) -> None:
+    """Store the events' messages and project them into the views, as the consumer and its projector do."""
+    for stored_event in events:
+        collection.insert_one(message_document(stored_event.message, stored_event.source, NOW))
+    MongoConversationViews(collection.database).apply([(e.source.partition, e) for e in events])
+
+
+def test_a_position_far_behind_is_refused_after_reading_back_no_more_than_the_limit_and_no_message():
     collection = mongomock.MongoClient(tz_aware=True)["db"].messages
-    for n in range(30):
-        stored = event(n, "clientA", "clientB", n)
-        collection.insert_one(message_document(stored.message, stored.source, NOW))
-    loaded = []
-    original_find = collection.find
-    collection.find = lambda *args, **kwargs: loaded.append(args[1:] or kwargs.get("projection")) or original_find(
-        *args, **kwargs)
+    with patch.object(conversation_views, "ARRIVALS", 4):
+        stored_events(collection, [event(n, "clientA", "clientB", n) for n in range(300)])
+    read = {"views": [], "messages": 0}
+    views, original = collection.database.conversation_views, collection.database.conversation_views.find_one
+    views.find_one = lambda query, *args, **kwargs: read["views"].append(query["_id"]) or original(query, *args, **kwargs)
+    collection.find_one = lambda *args, **kwargs: read.__setitem__("messages", read["messages"] + 1)
     with pytest.raises(ResumeTooFar):
         history_of(collection).missed("clientB", Position.decode("e30"), 10)
-    assert loaded == [({"_id": 1},)], "only ids were read to find that too many were missed"
+    assert read["messages"] == 0, "no message is read to find that too many were missed"
+    assert len(read["views"]) <= 1 + 3 + 10 // 4 + 1, read["views"]
+
+
+def test_a_resume_reads_only_by_key_and_as_many_sets_of_arrivals_as_what_was_missed_reaches_back():
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    with patch.object(conversation_views, "ARRIVALS", 4):
+        stored_events(collection, [event(n, "clientA" if n % 3 else "clientB", "clientB" if n % 3 else "clientA", n)
+                            for n in range(1, 301)])
+    queries = []
+    for target in (collection, collection.database.conversation_views):
+        original = target.find_one
+        target.find_one = lambda query, *a, original=original, **k: queries.append(query) or original(query, *a, **k)
+    position = Position({"clientB": 290, "clientA": 291})
+    missed = history_of(collection).missed("clientB", position, 1000)
+    assert sorted(e.message.message_id for e in missed) == sorted(
+        f"m-{n}" for n in range(1, 301) if (n % 3 and n > 290) or (not n % 3 and n > 291))
+    assert all(set(query) == {"_id"} for query in queries), "every read is a lookup by _id"
+    assert len(queries) <= 1 + 3 + 2 * (10 // 4 + 2) + len(missed)
 
 
 def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():
@@ -131,8 +158,10 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
         if concerns(earlier.message, "clientX"):
             position.advance(earlier)
     collection = mongomock.MongoClient(tz_aware=True)["db"].messages
-    for stored_event in events[:stored]:
-        collection.insert_one(message_document(stored_event.message, stored_event.source, NOW))
+    with patch.object(conversation_views, "ARRIVALS", data.draw(st.integers(1, 5), label="arrivals per set")):
+        stored_then = data.draw(st.integers(0, stored), label="stored in a first batch")
+        for batch in (events[:stored_then], events[stored_then:stored]):
+            stored_events(collection, batch)
     hub = Hub(per_client=1, capacity=1000)
     stream = open_stream("clientX", position, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000)
     hub.publish(events[live_from:])
