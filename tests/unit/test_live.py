@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams,
+from producer_service.application.live import (Hub, InvalidPosition, Position, ResumeTooFar, TooManyStreams, ViewsBehind,
                                                open_stream)
 from consumer_service.infrastructure.mongo_views import MongoConversationViews
 from producer_service.infrastructure.mongo_readers import MongoHistory, MongoViews
@@ -174,3 +174,30 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
     for recipient in CLIENTS:  # each recipient's messages in the order they were stored
         assert [e for e in received if e.message.recipient == recipient] == [
             e for e in expected if e.message.recipient == recipient]
+
+
+@pytest.mark.parametrize("views_apply_it", [True, False])
+def test_a_stream_waits_for_the_views_to_apply_what_the_hub_handed_out_before_it_subscribed(views_apply_it):
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    hub, handed = Hub(per_client=1, capacity=100), event(1, "clientA", "clientX", 5)
+    hub.publish([handed])  # before the stream subscribes: it reaches the stream through the views or not at all
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if views_apply_it and now[0] >= 1.0:  # the projector's delay
+            stored_events(collection, [handed])
+
+    def opened():
+        return open_stream("clientX", Position(), hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000,
+                           catch_up_s=5.0, clock=lambda: now[0], sleep=sleep)
+
+    if not views_apply_it:
+        with pytest.raises(ViewsBehind):
+            opened()
+        assert 5.0 <= now[0] < 5.2, "it waited its whole bound, and no longer"
+        return
+    stream = opened()
+    hub.close()
+    assert [item.event for item in stream if item.kind == "message"] == [handed]
+    assert 1.0 <= now[0] < 1.2
