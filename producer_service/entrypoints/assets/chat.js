@@ -29,11 +29,12 @@ function setConnection(state) {
 
 let source = null;
 let started = false;
+let refusals = 0;            // refused streams in a row: a resume refused twice starts afresh
 
 function connect() {
   const url = chat.position ? `/stream?after=${encodeURIComponent(chat.position)}` : "/stream";
   source = new EventSource(url);
-  source.addEventListener("open", () => setConnection("live"));
+  source.addEventListener("open", () => { refusals = 0; setConnection("live"); });
   source.addEventListener("position", (event) => {
     chat.position = event.lastEventId;
     if (!started) { started = true; loadConversations(); }
@@ -50,12 +51,21 @@ function connect() {
   source.addEventListener("error", () => {
     setConnection("reconnecting");
     // The browser retries by itself (sending Last-Event-ID) unless the server refused the stream:
-    // then a page whose session ended goes back to its sign-in; any other refusal is tried again.
+    // then a page whose session ended goes back to its sign-in; any other refusal is tried again,
+    // and a resume refused twice (too much missed, say) gives way to a fresh stream and a reload.
     if (source.readyState !== EventSource.CLOSED) return;
+    refusals += 1;
     api.call("GET", "/session")
-      .then(() => setTimeout(connect, 2000))
+      .then(() => setTimeout(refusals >= 2 && chat.position ? afresh : connect, 2000))
       .catch((failure) => (failure.status === 401 ? window.location.reload() : setTimeout(connect, 2000)));
   });
+}
+
+function afresh() {
+  chat.position = null;
+  started = false;          // the new stream's position loads the conversations again
+  connect();
+  if (chat.open) openConversation(chat.open);
 }
 
 function arrived(message) {
