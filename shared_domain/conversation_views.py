@@ -9,8 +9,9 @@ stored-events topic (keyed by recipient):
   message, a preview and the highest source offset;
 Pages of messages are in the same collection, in the streams of `message_pages`.
 Each inbox and outbox also logs what it applied, in offset order, so that a stream's resume finds
-what it missed by key: its latest arrivals (source offset, the message's _id; in an outbox, the
-recipient between them), every ARRIVALS of which move into a document of their own, numbered from 0.
+what it missed by key: its latest arrivals ({offset, _id of the message}; in an outbox, its
+recipient `to` too: FerretDB v1 refuses arrays in arrays), every ARRIVALS of which move into a
+document of their own, numbered from 0.
 A stored event changes a document only when its source offset is beyond what the document (or,
 in an outbox, the recipient's entry) has applied: a recipient's messages are stored and announced
 in offset order, so a batch announced or read again after a crash or a rebalance changes nothing.
@@ -90,7 +91,7 @@ def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent
         key = message.key
         inbox = views[inbox_id(message.recipient)]
         if offset > inbox["offset"]:
-            _log(views, changed, inbox, [offset, key])
+            _log(views, changed, inbox, {"offset": offset, "_id": key})
             inbox["offset"] = offset
             entry = _entry(inbox, message.sender, count=0, recent=[])
             entry["count"] += 1
@@ -100,7 +101,7 @@ def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent
         outbox = views[outbox_id(message.sender, partition)]
         entry = _entry(outbox, message.recipient)
         if offset > entry["offset"]:
-            _log(views, changed, outbox, [offset, message.recipient, key])
+            _log(views, changed, outbox, {"offset": offset, "to": message.recipient, "_id": key})
             _note(entry, event)
             changed.add(outbox["_id"])
         applied = views[applied_id(event.source.partition)]
@@ -115,7 +116,7 @@ def _write_rank(view_id: str) -> tuple[int, str]:
     return 0 if view_id.startswith("a/") else 2 if view_id.startswith("applied/") else 1, view_id
 
 
-def _log(views: dict[str, dict], changed: set[str], view: dict, arrival: list) -> None:
+def _log(views: dict[str, dict], changed: set[str], view: dict, arrival: dict) -> None:
     """Log an arrival in the view; when its latest are ARRIVALS, they move first into a document of their own."""
     if "arrived" not in view:  # a view written before views logged: its log starts after what it applied
         view.update(arrived=[], sets=0, loggedAfter=_applied(view))
@@ -133,7 +134,7 @@ def _applied(view: dict) -> int:
     return view["offset"] if "offset" in view else max((entry["offset"] for entry in view["peers"]), default=-1)
 
 
-def arrivals_after(view: dict, read: Callable[[str], dict | None], floor: int, budget: int) -> list[list]:
+def arrivals_after(view: dict, read: Callable[[str], dict | None], floor: int, budget: int) -> list[dict]:
     """The view's arrivals above `floor`, oldest first, read back through as many full sets as they reach.
 
     NotLogged when they reach back further than the view's log, or number more than `budget`.
@@ -145,7 +146,7 @@ def arrivals_after(view: dict, read: Callable[[str], dict | None], floor: int, b
     found, arrivals, number = [], view["arrived"], view["sets"]
     while True:
         for arrival in reversed(arrivals):
-            if arrival[0] <= floor:
+            if arrival["offset"] <= floor:
                 return found[::-1]
             found.append(arrival)
             if len(found) > budget:

@@ -155,12 +155,12 @@ class MongoHistory:
         offsets = position.offsets
         inbox, outboxes = self._views.of(client)
         try:
-            keys = [arrival[-1] for arrival in self._arrivals(inbox, offsets.get(client, -1), limit)]
+            keys = [arrival["_id"] for arrival in self._arrivals(inbox, offsets.get(client, -1), limit)]
             for outbox in outboxes:
                 behind = [offsets.get(entry["with"], -1) for entry in outbox["peers"]
                           if entry["offset"] > offsets.get(entry["with"], -1)]
-                keys += [key for offset, recipient, key in self._arrivals(outbox, min(behind, default=2**63), limit)
-                         if offset > offsets.get(recipient, -1)]
+                keys += [arrival["_id"] for arrival in self._arrivals(outbox, min(behind, default=2**63), limit)
+                         if arrival["offset"] > offsets.get(arrival["to"], -1)]
         except NotLogged as error:
             raise ResumeTooFar(f"what was missed is not found by key: {error}") from None
         keys = list(dict.fromkeys(keys))  # a message to oneself is in the inbox and in an outbox
@@ -181,7 +181,7 @@ class MongoHistory:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return {partition: document["offset"] if document else -1 for partition, document in documents.items()}
 
-    def _arrivals(self, view: dict | None, floor: int, limit: int) -> list[list]:
+    def _arrivals(self, view: dict | None, floor: int, limit: int) -> list[dict]:
         """The view's logged arrivals above `floor`, oldest first."""
         if view is None:
             return []

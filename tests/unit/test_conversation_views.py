@@ -163,7 +163,7 @@ def test_a_view_written_before_views_logged_arrivals_logs_from_then_on_and_never
     inbox, sets = views["in/clientB"], {doc_id: doc for doc_id, doc in views.items() if doc_id.startswith("a/")}
     assert inbox["loggedAfter"] == events[2].source.offset and inbox["sets"] == 1
     read = sets.get
-    assert [a[0] for a in conversation_views.arrivals_after(inbox, read, events[2].source.offset, 10)] == [
+    assert [a["offset"] for a in conversation_views.arrivals_after(inbox, read, events[2].source.offset, 10)] == [
         e.source.offset for e in events[3:]]
     assert conversation_views.arrivals_after(inbox, read, events[5].source.offset, 10) == []
     with pytest.raises(conversation_views.NotLogged):
