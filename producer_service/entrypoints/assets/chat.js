@@ -7,6 +7,7 @@ const chat = {
   conversations: new Map(),  // client -> {with, latest, unread}
   shown: new Map(),          // messageId -> element, in the open conversation
   stored: new Set(),         // messageIds the stream said are stored
+  arrivals: new Map(),       // client -> the latest messages the stream brought of that conversation
   nextPage: null,            // the Link to older messages of the open conversation
   loadingOlder: false,
   position: null,            // the last stream position: a reconnect resumes after it
@@ -68,9 +69,15 @@ function afresh() {
   if (chat.open) openConversation(chat.open);
 }
 
+// A conversation opened shows what the stream brought of it too: its pages come from views that trail
+// the stream by the projector's delay.
+const ARRIVALS_KEPT = 100;
+
 function arrived(message) {
   chat.stored.add(message.messageId);
   const partner = partnerOf(message);
+  const kept = chat.arrivals.get(partner) || [];
+  chat.arrivals.set(partner, [...kept, message].slice(-ARRIVALS_KEPT));
   const entry = chat.conversations.get(partner) || {with: partner, latest: message.sentAt, unread: 0};
   if (message.sentAt >= entry.latest) entry.latest = message.sentAt;
   if (partner === chat.open) {
@@ -121,6 +128,11 @@ async function openConversation(partner) {
   if (entry) entry.unread = 0;
   renderConversations();
   await loadPage(`/messages?with=${encodeURIComponent(partner)}&order=desc&limit=50`);
+  if (partner !== chat.open) return;
+  const brought = chat.arrivals.get(partner) || [];
+  for (const message of brought) show(message, "stored", true);
+  const theirs = brought.filter((message) => message.from !== chat.me).map((message) => message.sentAt).sort();
+  if (theirs.length) markRead(partner, theirs[theirs.length - 1]);
   const list = $("messages");
   list.scrollTop = list.scrollHeight;
   $("composer-text").focus();
