@@ -167,7 +167,8 @@ class History(Protocol):
         """The client's stored messages beyond the position, each recipient's in offset order."""
 
     def applied(self, partitions: Iterable[int]) -> dict[int, int]:
-        """For each of the message topic's partitions, the highest source offset the views have applied (-1: none)."""
+        """For each of the message topic's partitions the views say (those of a projector older than this left out),
+        the highest source offset they have applied."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +217,16 @@ def open_stream(client: str, after: Position | None, hub: Hub, history: History,
 
 def _wait_for_views(handed_out: dict[int, int], history: History, catch_up_s: float, clock: Callable[[], float],
                     sleep: Callable[[float], None]) -> None:
-    """Return once the views have applied every event handed out; ViewsBehind after `catch_up_s`."""
+    """Return once the views have applied every event handed out; ViewsBehind after `catch_up_s`.
+
+    A partition whose views say nothing is not waited for: their projector predates the saying (an
+    upgrade under way), or has applied nothing of it yet.
+    """
     deadline = clock() + catch_up_s
     while True:
         applied = history.applied(handed_out)
-        behind = {partition: offset for partition, offset in handed_out.items() if applied.get(partition, -1) < offset}
+        behind = {partition: offset for partition, offset in handed_out.items()
+                  if partition in applied and applied[partition] < offset}
         if not behind:
             return
         if clock() >= deadline:

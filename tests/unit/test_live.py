@@ -180,6 +180,7 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
 def test_a_stream_waits_for_the_views_to_apply_what_the_hub_handed_out_before_it_subscribed(views_apply_it):
     collection = mongomock.MongoClient(tz_aware=True)["db"].messages
     hub, handed = Hub(per_client=1, capacity=100), event(1, "clientA", "clientX", 5)
+    stored_events(collection, [event(0, "clientB", "clientX", 4)])
     hub.publish([handed])  # before the stream subscribes: it reaches the stream through the views or not at all
     now = [0.0]
 
@@ -199,5 +200,18 @@ def test_a_stream_waits_for_the_views_to_apply_what_the_hub_handed_out_before_it
         return
     stream = opened()
     hub.close()
-    assert [item.event for item in stream if item.kind == "message"] == [handed]
+    assert [item.event.message.message_id for item in stream if item.kind == "message"] == ["m-0", "m-1"]
     assert 1.0 <= now[0] < 1.2
+
+
+def test_a_stream_does_not_wait_on_views_that_say_nothing_of_how_far_they_applied():
+    collection = mongomock.MongoClient(tz_aware=True)["db"].messages
+    hub, now = Hub(per_client=1, capacity=100), [0.0]
+    hub.publish([event(1, "clientA", "clientX", 5)])  # views of a projector that predates `applied/` documents
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    open_stream("clientX", None, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000, catch_up_s=5.0,
+                clock=lambda: now[0], sleep=sleep).close()
+    assert now[0] == 0.0
