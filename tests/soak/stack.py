@@ -26,8 +26,8 @@ def new_stack(workdir: Path, settings: SoakSettings, clients: list[str]) -> Loca
         "SEND_RATE_LIMIT": str(max(600, int(settings.rate * 60 * 2))),
         # Every stream of a client may land on the same worker.
         "STREAM_LIMIT_PER_CLIENT": str(settings.streams),
-        # The read-back at the end pages through everything sent, and the local store (FerretDB) reads its whole
-        # collection for each page: few large pages, each given the time such a read takes after an hour of load.
+        # The read-back at the end pages through everything sent: few large pages, each of them many lookups by _id
+        # in the message streams, given time for a store still busy after an hour of load.
         "PAGE_SIZE_MAX": str(READ_BACK_PAGE),
         "MONGODB_TIMEOUT_MS": "30000",
     }
