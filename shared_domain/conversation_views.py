@@ -58,14 +58,12 @@ def arrivals_id(view_id: str, number: int) -> str:
 
 
 def applied_id(partition: int) -> str:
-    """The _id of how far the views have applied the events of a partition of the message topic."""
+    """The _id of how far the views have read a partition of the stored-events topic."""
     return f"applied/{partition}"
 
 
 def empty_view(view_id: str) -> dict:
     """A view with nothing applied yet (its log of arrivals complete from the start)."""
-    if view_id.startswith("applied/"):
-        return {"_id": view_id, "offset": -1}
     log = {"arrived": [], "sets": 0, "loggedAfter": -1}
     if view_id.startswith("out/"):
         return {"_id": view_id, "peers": [], **log}
@@ -77,14 +75,14 @@ def view_ids(events: Iterable[tuple[int, StoredEvent]]) -> set[str]:
     ids = set()
     for partition, event in events:
         message = event.message
-        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition), applied_id(event.source.partition)}
+        ids |= {inbox_id(message.recipient), outbox_id(message.sender, partition)}
     return ids
 
 
 def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent]]) -> list[str]:
     """Apply each (stored-events partition, event) to the views it concerns, all in `views` (the full sets of arrivals
     they make are added); return the ids changed, in the order to write them: a view never names a set not yet
-    written, and how far the views have applied a partition is written after everything it covers."""
+    written."""
     changed = set()
     for partition, event in events:
         message, offset = event.message, event.source.offset
@@ -104,16 +102,7 @@ def apply_events(views: dict[str, dict], events: Iterable[tuple[int, StoredEvent
             _log(views, changed, outbox, {"offset": offset, "to": message.recipient, "_id": key})
             _note(entry, event)
             changed.add(outbox["_id"])
-        applied = views[applied_id(event.source.partition)]
-        if offset > applied["offset"]:
-            applied["offset"] = offset
-            changed.add(applied["_id"])
-    return sorted(changed, key=_write_rank)
-
-
-def _write_rank(view_id: str) -> tuple[int, str]:
-    """Full sets of arrivals before the views naming them; how far the views have applied, last."""
-    return 0 if view_id.startswith("a/") else 2 if view_id.startswith("applied/") else 1, view_id
+    return sorted(changed, key=lambda view_id: (not view_id.startswith("a/"), view_id))
 
 
 def _log(views: dict[str, dict], changed: set[str], view: dict, arrival: dict) -> None:

@@ -71,6 +71,9 @@ class ConversationViews(Protocol):
         Raises StoreUnavailable when the store cannot be reached.
         """
 
+    def mark_read(self, read_up_to: dict[int, int]) -> None:
+        """Say, for each stored-events partition, the offset before which every event is applied or skipped."""
+
 
 class DependencyObserver(Protocol):
     """Told whether a dependency answered, so outages and recoveries are reported once."""

@@ -39,6 +39,10 @@ def project_views(records: list[IncomingRecord], views: ConversationViews, judge
                         event.source.topic, event.source.partition, event.source.offset, problem)
     if plausible:
         views.apply(plausible)
+    read_up_to: dict[int, int] = {}
+    for record in records:
+        read_up_to[record.partition] = max(record.offset + 1, read_up_to.get(record.partition, 0))
+    views.mark_read(read_up_to)  # last: a stream waits on it for every event before it
     return len(records)
 
 

@@ -7,8 +7,8 @@ from pymongo.database import Database
 
 from shared_adapters.mongo_client import transient_as_unavailable
 from shared_domain.clock import as_utc
-from shared_domain.conversation_views import (VIEWS_COLLECTION, apply_events, empty_view, read_marker_id, rebuilt,
-                                              view_ids)
+from shared_domain.conversation_views import (VIEWS_COLLECTION, applied_id, apply_events, empty_view, read_marker_id,
+                                              rebuilt, view_ids)
 from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION, stored_event_of
 from shared_domain.message_pages import LEAF, NODE, PageWriter, place
 from shared_domain.stored_events import StoredEvent
@@ -46,6 +46,22 @@ class MongoConversationViews:
         for document in written:
             self._remember(known, document["_id"], document)
         return len(written)
+
+    def mark_read(self, read_up_to: dict[int, int]) -> None:
+        """Say, for each stored-events partition, the offset up to which its events are applied (streams wait on it)."""
+        known = self._known
+        try:
+            with transient_as_unavailable():
+                for partition, offset in read_up_to.items():
+                    doc_id = applied_id(partition)
+                    current = self._lookup(known, doc_id)
+                    if current is None or current["next"] < offset:  # a batch read again says less: keep the most
+                        document = {"_id": doc_id, "next": offset}
+                        self._views.replace_one({"_id": doc_id}, document, upsert=True)
+                        self._remember(known, doc_id, document)
+        except BaseException:
+            self.forget()
+            raise
 
     def forget(self) -> None:
         """Look every view up again: partitions moved, or a write may have failed."""

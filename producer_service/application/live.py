@@ -23,7 +23,7 @@ from shared_domain.message import CLIENT_ID_PATTERN
 from shared_domain.stored_events import StoredEvent
 
 MAX_POSITION_CHARS = 8192
-# How long a stream's start or resume waits for the views to apply what the hub already handed out (they
+# How long a stream's start or resume waits for the views to read as far as the live feed already has (they
 # trail it by the projector's delay, well under a second unless the projector is down or far behind).
 CATCH_UP_S = 5.0
 CATCH_UP_POLL_S = 0.05
@@ -42,7 +42,7 @@ class TooManyStreams(Exception):
 
 
 class ViewsBehind(Exception):
-    """The views have not applied, in time, every event handed out before the stream subscribed; worth retrying."""
+    """The views have not read, in time, as far as the live feed had before the stream subscribed; worth retrying."""
 
 
 @dataclass
@@ -108,7 +108,6 @@ class Hub:
         self._per_client, self._capacity = per_client, capacity
         self._lock = threading.Lock()
         self._by_client: dict[str, set[Subscription]] = {}
-        self._handed_out: dict[int, int] = {}  # by partition of the message topic, the highest source offset
         self._closed = False
 
     def subscribe(self, client: str) -> Subscription:
@@ -135,16 +134,9 @@ class Hub:
         """Offer each event to every subscription of its sender and of its recipient."""
         with self._lock:
             for event in events:
-                source = event.source
-                self._handed_out[source.partition] = max(source.offset, self._handed_out.get(source.partition, -1))
                 for client in {event.message.sender, event.message.recipient}:
                     for subscription in self._by_client.get(client, ()):
                         subscription.offer(event)
-
-    def handed_out(self) -> dict[int, int]:
-        """For each partition of the message topic, the highest source offset of an event handed out so far."""
-        with self._lock:
-            return dict(self._handed_out)
 
     def close(self) -> None:
         """End every stream (the process is stopping); clients reconnect elsewhere."""
@@ -167,8 +159,8 @@ class History(Protocol):
         """The client's stored messages beyond the position, each recipient's in offset order."""
 
     def applied(self, partitions: Iterable[int]) -> dict[int, int]:
-        """For each of the message topic's partitions the views say (those of a projector older than this left out),
-        the highest source offset they have applied."""
+        """For each stored-events partition the views say (those of a projector older than this left out), the offset
+        before which they applied every event."""
 
 
 @dataclass(frozen=True)
@@ -196,17 +188,19 @@ class LiveStream:
 
 
 def open_stream(client: str, after: Position | None, hub: Hub, history: History, heartbeat_s: float,
-                backfill_limit: int, catch_up_s: float = CATCH_UP_S,
+                backfill_limit: int, feed_read: Callable[[], dict[int, int]] = dict, catch_up_s: float = CATCH_UP_S,
                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> LiveStream:
     """Subscribe first, then read what was missed, then go live, dropping what the store already gave.
 
-    What the hub handed out before the subscription reaches the stream only through the views, which
-    follow the same events on their own: they are waited for (up to `catch_up_s`) until they have
-    applied all of it. Raises TooManyStreams, ViewsBehind, or the store's error, before anything is sent.
+    What the live feed read before the subscription (`feed_read`: by stored-events partition, the
+    offset it reads next), and what was announced before the feed started, reach the stream only
+    through the views, which follow the same topic on their own: they are waited for (up to
+    `catch_up_s`) until they have read as far. Raises TooManyStreams, ViewsBehind, or the store's
+    error, before anything is sent.
     """
     subscription = hub.subscribe(client)
     try:
-        _wait_for_views(hub.handed_out(), history, catch_up_s, clock, sleep)
+        _wait_for_views(feed_read(), history, catch_up_s, clock, sleep)
         position = history.position_now(client) if after is None else after
         missed = [] if after is None else history.missed(client, position, backfill_limit)
     except BaseException:
@@ -215,22 +209,23 @@ def open_stream(client: str, after: Position | None, hub: Hub, history: History,
     return LiveStream(_items(subscription, position, missed, heartbeat_s), subscription, hub)
 
 
-def _wait_for_views(handed_out: dict[int, int], history: History, catch_up_s: float, clock: Callable[[], float],
+def _wait_for_views(read: dict[int, int], history: History, catch_up_s: float, clock: Callable[[], float],
                     sleep: Callable[[float], None]) -> None:
-    """Return once the views have applied every event handed out; ViewsBehind after `catch_up_s`.
+    """Return once the views have read as far as `read` says; ViewsBehind after `catch_up_s`.
 
-    A partition whose views say nothing is not waited for: their projector predates the saying (an
-    upgrade under way), or has applied nothing of it yet.
+    Views that say nothing of a partition have read nothing of it yet, or their projector predates
+    the saying (an upgrade under way): once the wait is over, those alone do not stop the stream.
     """
     deadline = clock() + catch_up_s
     while True:
-        applied = history.applied(handed_out)
-        behind = {partition: offset for partition, offset in handed_out.items()
-                  if partition in applied and applied[partition] < offset}
+        applied = history.applied(read)
+        behind = {partition: offset for partition, offset in read.items() if applied.get(partition, 0) < offset}
         if not behind:
             return
         if clock() >= deadline:
-            raise ViewsBehind(f"the views trail what was handed out in partition(s) {sorted(behind)[:10]}")
+            if not behind.keys() & applied.keys():
+                return
+            raise ViewsBehind(f"the views trail the live feed in partition(s) {sorted(behind)[:10]}")
         sleep(CATCH_UP_POLL_S)
 
 

@@ -57,6 +57,6 @@ def real_services(settings: ProducerSettings) -> Services:
         limiter=MongoRateLimiter(database),
         sessions=MongoSessions(database),
         conversations=MongoConversations(views, database[READ_MARKERS_COLLECTION]),
-        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started),
+        live=Live(hub, MongoHistory(database[MESSAGES_COLLECTION], views), feed.ensure_started, feed.read_up_to),
         close=close,
     )

@@ -52,6 +52,7 @@ class Live:
     hub: Hub
     history: History
     start_feed: Callable[[], None]
+    feed_read: Callable[[], dict[int, int]] = dict  # by stored-events partition, the offset the feed reads next
 
 
 def services() -> Services:

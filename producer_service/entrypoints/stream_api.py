@@ -34,7 +34,7 @@ def stream():
     try:
         live.start_feed()
         items = open_stream(client, after, live.hub, live.history, settings.stream_heartbeat_s,
-                            settings.stream_backfill_limit)
+                            settings.stream_backfill_limit, live.feed_read)
     except TooManyStreams as error:
         raise ApiError(429, "too_many_streams", str(error), headers={"Retry-After": str(settings.retry_after_s)}) from None
     except ResumeTooFar as error:

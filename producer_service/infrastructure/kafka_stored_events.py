@@ -81,6 +81,12 @@ class StoredEventFeed:
         self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._read: dict[int, int] = {}  # by partition, the offset read next
+
+    def read_up_to(self) -> dict[int, int]:
+        """For each partition of the stored-events topic, the offset the feed reads next (nothing before it started)."""
+        with self._lock:
+            return dict(self._read)
 
     def start_soon(self) -> None:
         """Start reading in the background, so that the first stream need not wait; if Kafka does not answer, it will."""
@@ -100,11 +106,13 @@ class StoredEventFeed:
             consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
                                                       "enable.auto.offset.store": False}))
             try:
-                consumer.assign(self._ends(consumer))
+                ends = self._ends(consumer)
+                consumer.assign(ends)
             except (KafkaException, KeyError) as error:
                 consumer.close()
                 raise FeedUnavailable(f"topic {self._topic}: {error}") from None
             self._consumer = consumer
+            self._read = {end.partition: end.offset for end in ends}
             ends = partition_ends(consumer, self._messages_topic, self._timeout)
             self._check = Holdback(SourceCheck(self._messages_topic, ends), lambda event: event.source, PATIENCE_S)
             self._partitions = partition_count(consumer, self._messages_topic, self._timeout)
@@ -132,8 +140,13 @@ class StoredEventFeed:
                 if self._check.holding:
                     self._hub.publish(plausible([], self._check, self._drops, self._partitions))
                 continue
-            events = []
-            for record in [first, *consumer.consume(num_messages=499, timeout=0)]:
+            events, records = [], [first, *consumer.consume(num_messages=499, timeout=0)]
+            # Counted read before they are handed out: a stream subscribing in between waits for the views to have them.
+            with self._lock:
+                for record in records:
+                    if record.error() is None:
+                        self._read[record.partition()] = max(record.offset() + 1, self._read.get(record.partition(), 0))
+            for record in records:
                 if record.error() is not None:
                     if record.error().fatal():
                         log.error("live feed: %s", record.error())

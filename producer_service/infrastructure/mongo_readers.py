@@ -174,12 +174,13 @@ class MongoHistory:
         return sorted(events, key=lambda event: event.source.offset)
 
     def applied(self, partitions) -> dict[int, int]:
-        """For each partition the views say, the highest source offset they have applied; one lookup each."""
+        """For each stored-events partition the views say, the offset before which they applied every event; one
+        lookup each."""
         try:
             documents = {partition: self._views.document(applied_id(partition)) for partition in partitions}
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
-        return {partition: document["offset"] for partition, document in documents.items() if document is not None}
+        return {partition: document["next"] for partition, document in documents.items() if document is not None}
 
     def _arrivals(self, view: dict | None, floor: int, limit: int) -> list[dict]:
         """The view's logged arrivals above `floor`, oldest first."""

@@ -177,21 +177,24 @@ def test_a_resumed_stream_gets_every_missed_and_live_message_of_its_client_exact
 
 
 @pytest.mark.parametrize("views_apply_it", [True, False])
-def test_a_stream_waits_for_the_views_to_apply_what_the_hub_handed_out_before_it_subscribed(views_apply_it):
+def test_a_stream_waits_for_the_views_to_read_as_far_as_the_live_feed_had_when_it_subscribed(views_apply_it):
     collection = mongomock.MongoClient(tz_aware=True)["db"].messages
-    hub, handed = Hub(per_client=1, capacity=100), event(1, "clientA", "clientX", 5)
-    stored_events(collection, [event(0, "clientB", "clientX", 4)])
-    hub.publish([handed])  # before the stream subscribes: it reaches the stream through the views or not at all
+    views = MongoConversationViews(collection.database)
+    hub, earlier, read = Hub(per_client=1, capacity=100), event(0, "clientB", "clientX", 4), event(1, "clientA", "clientX", 5)
+    stored_events(collection, [earlier])
+    views.mark_read({2: 1})  # the views read record 0 of stored-events partition 2: `earlier`
     now = [0.0]
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
         if views_apply_it and now[0] >= 1.0:  # the projector's delay
-            stored_events(collection, [handed])
+            stored_events(collection, [read])
+            views.mark_read({2: 2})
 
     def opened():
+        # The feed had read record 1 (`read`) before the stream subscribed: it reaches the stream through the views.
         return open_stream("clientX", Position(), hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000,
-                           catch_up_s=5.0, clock=lambda: now[0], sleep=sleep)
+                           feed_read=lambda: {2: 2}, catch_up_s=5.0, clock=lambda: now[0], sleep=sleep)
 
     if not views_apply_it:
         with pytest.raises(ViewsBehind):
@@ -204,14 +207,17 @@ def test_a_stream_waits_for_the_views_to_apply_what_the_hub_handed_out_before_it
     assert 1.0 <= now[0] < 1.2
 
 
-def test_a_stream_does_not_wait_on_views_that_say_nothing_of_how_far_they_applied():
+def test_views_that_say_nothing_of_how_far_they_read_hold_a_stream_for_the_bound_and_no_longer():
     collection = mongomock.MongoClient(tz_aware=True)["db"].messages
     hub, now = Hub(per_client=1, capacity=100), [0.0]
-    hub.publish([event(1, "clientA", "clientX", 5)])  # views of a projector that predates `applied/` documents
+    stored_events(collection, [event(1, "clientA", "clientX", 5)])  # by a projector that predates `applied/` documents
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    open_stream("clientX", None, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000, catch_up_s=5.0,
-                clock=lambda: now[0], sleep=sleep).close()
-    assert now[0] == 0.0
+    open_stream("clientX", None, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000,
+                feed_read=lambda: {0: 3, 1: 9, 2: 4}, catch_up_s=5.0, clock=lambda: now[0], sleep=sleep).close()
+    assert 5.0 <= now[0] < 5.2, "a projector yet to read its first batch says nothing either: the stream waits for it"
+    open_stream("clientX", None, hub, history_of(collection), heartbeat_s=0.01, backfill_limit=1000,
+                feed_read=lambda: {0: 0, 1: 0, 2: 0}, catch_up_s=5.0, clock=lambda: now[0], sleep=sleep).close()
+    assert now[0] < 5.2, "nothing read by the feed: nothing to wait for"
