@@ -118,7 +118,7 @@ class MongoViews:
 
     def inbox(self, client: str) -> dict | None:
         """The client's inbox, None before its first message."""
-        return self._views.find_one({"_id": inbox_id(client)})
+        return self.document(inbox_id(client))
 
     def document(self, doc_id: str) -> dict | None:
         """Any document of the views' collection, by _id."""
@@ -129,7 +129,7 @@ class MongoViews:
         ids = [inbox_id(client), *(outbox_id(client, partition) for partition in range(self._partitions()))]
         try:
             # One lookup per view: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
-            inbox, *outboxes = [self._views.find_one({"_id": view_id}) for view_id in ids]
+            inbox, *outboxes = [self.document(view_id) for view_id in ids]
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return inbox, [outbox for outbox in outboxes if outbox is not None]
