@@ -22,6 +22,12 @@ from ..application.errors import StoreUnavailable
 from ..application.ports import Saved
 
 DUPLICATE_KEY = 11000
+# The codes by which a store refuses a document for what it holds (BadValue, TypeMismatch, Overflow, InvalidBSON,
+# DollarPrefixedFieldName, InvalidIdField, InvalidDBRef, EmptyFieldName, DottedFieldName, DocumentValidationFailure,
+# BSONObjectTooLarge, KeyTooLong): the same write fails again. Any other refusal (a store shutting down, a busy
+# database file, an internal error) says nothing of the document, so it is retried, then dead-lettered as
+# StoreUnavailable, which operators replay once the store is well.
+DOCUMENT_FAULTS = frozenset({2, 14, 15, 22, 52, 53, 55, 56, 57, 121, 10334, 17280})
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
@@ -145,12 +151,16 @@ def _insert_ignoring_duplicates(collection: Collection, documents: list[dict]) -
         for item in error.details.get("writeErrors", []):
             if item.get("code") == DUPLICATE_KEY:
                 inserted.present.append(item["index"])
-            else:
+            elif item.get("code") in DOCUMENT_FAULTS:
                 inserted.refused[item["index"]] = item.get("errmsg", "write refused")
+            else:
+                raise StoreUnavailable(f"write refused (code {item.get('code')}): {item.get('errmsg')}") from None
         return inserted
     except PyMongoError as error:
         if is_transient(error):
             raise
+        if getattr(error, "code", None) not in DOCUMENT_FAULTS:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return Inserted({index: f"{type(error).__name__}: {error}" for index in range(len(documents))})
     return Inserted()
 
