@@ -83,11 +83,9 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     without a dead letter written twice; a message stored again is announced again.
     """
     stored, unstored, resent, attempts = _store(prepared.to_store, handler)
-    for record, message in stored:
-        log.info("message stored", extra={"messageId": message.message_id, "traceId": record.trace_id,
-                                          "partition": record.partition, "offset": record.offset})
     if stored:
         handler.stored_events.publish_stored(stored)
+        _log_stored(stored)
     letters = prepared.letters + unstored
     if letters:
         handler.dead_letters.send_all(letters)
@@ -101,6 +99,18 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
                         store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields))
+
+
+def _log_stored(stored: list[tuple[IncomingRecord, Message]]) -> None:
+    """One INFO line a batch, which a grep on any of its message or trace ids finds; each message's own line is DEBUG."""
+    traced = [(record, message, record.trace_id) for record, message in stored]
+    log.info("messages stored", extra={"messageIds": [message.message_id for _, message, _ in traced],
+                                       "traceIds": [trace_id for _, _, trace_id in traced],
+                                       "positions": [f"{record.partition}:{record.offset}" for record, _, _ in traced]})
+    if log.isEnabledFor(logging.DEBUG):
+        for record, message, trace_id in traced:
+            log.debug("message stored", extra={"messageId": message.message_id, "traceId": trace_id,
+                                               "partition": record.partition, "offset": record.offset})
 
 
 def _decide(record: IncomingRecord, handler: BatchHandler, unknown_fields: Counter) -> Message | DeadLetter | None:

@@ -47,13 +47,24 @@ def messages_of(lines: list[dict]) -> list[tuple[str, str]]:
     return [(line["process"], line["message"]) for line in lines]
 
 
-def in_order(lines: list[dict], expected: list[tuple[str, str]], together: int = 1) -> list[dict]:
+def about_one(line: dict, message_id: str) -> dict:
+    """A line about one message as it would read alone: a batch's line (its lists) narrowed to that message."""
+    if "messageIds" not in line or message_id not in line["messageIds"]:
+        return line
+    place = line["messageIds"].index(message_id)
+    partition, offset = line["positions"][place].split(":")
+    return {**{name: value for name, value in line.items() if name not in ("messageIds", "traceIds", "positions")},
+            "messageId": message_id, "traceId": line["traceIds"][place], "partition": int(partition), "offset": int(offset)}
+
+
+def in_order(lines: list[dict], expected: list[tuple[str, str]], message_id: str, together: int = 1) -> list[dict]:
     """The lines about the message (those naming it) in the expected order, once each; their times never go back.
 
     The last `together` lines may come in any order among themselves (a replay is published before it
     is recorded as done, so the consumer may store it first). Other lines may carry the trace id too:
     anything logged while its request was handled does.
     """
+    lines = [about_one(line, message_id) for line in lines]
     lines = [line for line in lines if "messageId" in line]
     assert sorted(messages_of(lines)) == sorted(expected), messages_of(lines)
     ordered = sorted(lines, key=lambda line: expected.index((line["process"], line["message"])))
@@ -66,9 +77,10 @@ def in_order(lines: list[dict], expected: list[tuple[str, str]], together: int =
 def test_a_stored_message_is_followed_from_http_to_the_store_by_its_trace_id(stack):
     trace_id = f"trace-{uuid.uuid4().hex}"
     accepted = send_traced(stack, trace_id, f"{SECRET_TEXT} stored")
-    wait_until(lambda: ("consumer-clientB", "message stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
+    wait_until(lambda: ("consumer-clientB", "messages stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
                what="the consumer's line about the stored message")
-    lines = in_order(lines_with(stack, trace_id), [("producer", "message accepted"), ("consumer-clientB", "message stored")])
+    lines = in_order(lines_with(stack, trace_id), [("producer", "message accepted"), ("consumer-clientB", "messages stored")],
+                     accepted["messageId"])
     assert {(line["messageId"], line["traceId"]) for line in lines} == {(accepted["messageId"], trace_id)}
     assert lines[0]["partition"] == lines[1]["partition"] == accepted["partition"]
     assert lines[0]["offset"] == lines[1]["offset"] == accepted["offset"]
@@ -91,12 +103,12 @@ def test_a_dead_lettered_message_is_followed_through_the_projection_and_a_replay
     replayed = stack.operator.post("/failed-messages/replay", {"ids": [failure["id"]]},
                                    headers=stack.operator.as_("ops"))
     assert replayed.body["done"] == [failure["id"]]
-    wait_until(lambda: ("consumer-clientB", "message stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
+    wait_until(lambda: ("consumer-clientB", "messages stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
                what="the replayed message stored")
     lines = in_order(lines_with(stack, trace_id), [
         ("producer", "message accepted"), ("consumer-clientB", "message dead-lettered"),
-        ("consumer-clientB", "failure recorded"), ("operator", "failure replayed"), ("consumer-clientB", "message stored")],
-        together=2)
+        ("consumer-clientB", "failure recorded"), ("operator", "failure replayed"), ("consumer-clientB", "messages stored")],
+        accepted["messageId"], together=2)
     assert {line["messageId"] for line in lines} == {accepted["messageId"]}
     assert lines[1]["errorType"] == "StoreUnavailable" and lines[3]["by"] == "ops"
 

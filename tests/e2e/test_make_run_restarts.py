@@ -139,9 +139,11 @@ def test_the_printed_metrics_and_log_commands_show_counters_and_one_message_acro
     assert "kafka_publish_total" in run(producer_metrics) and 'outcome="acked"' in run(producer_metrics)
     wait_until(lambda: 'outcome="stored"' in run(consumer_metrics), timeout=30, what="the consumer's stored count")
     lines = lambda: [json.loads(line) for line in run(follow).splitlines()]
-    wait_until(lambda: {line["message"] for line in lines()} >= {"message accepted", "message stored"}, timeout=30,
+    wait_until(lambda: {line["message"] for line in lines()} >= {"message accepted", "messages stored"}, timeout=30,
                what="the producer's and the consumer's lines about the message")
-    assert {line["messageId"] for line in lines() if "messageId" in line} == {sent["messageId"]}
+    named = [[line["messageId"]] if "messageId" in line else line["messageIds"] for line in lines()
+             if {"messageId", "messageIds"} & set(line)]
+    assert {message_id for ids in named for message_id in ids} == {sent["messageId"]}
 
 
 def test_the_printed_chat_and_console_open_with_the_printed_sign_ins(stack):

@@ -260,3 +260,14 @@ def test_a_sender_reusing_its_message_id_for_other_text_is_dead_lettered_and_the
     assert outcome.dead_lettered == 1 and letter.record.offset == 2
     assert letter.failure.error_type == "StoreRejected" and "messageId reused" in letter.failure.reason
     assert [d["message"] for d in database.messages.find()] == ["original"]
+
+
+def test_a_batch_stored_is_one_info_line_naming_each_message_trace_and_position_and_each_message_a_debug_line(
+        database, waits, caplog):
+    caplog.set_level("DEBUG", logger="consumer_service.application.handle_batch")
+    handle_batch([record(1), record(2, to="clientC"), record(3)], handler_for("clientB", MongoMessageStore(database), FakeSink(), waits))
+    info = [line for line in caplog.records if line.levelname == "INFO"]
+    assert [(line.getMessage(), line.messageIds, line.traceIds, line.positions) for line in info] == [
+        ("messages stored", ["m-1", "m-3"], ["t", "t"], ["0:1", "0:3"])]
+    debug = [(line.getMessage(), line.messageId, line.offset) for line in caplog.records if line.levelname == "DEBUG"]
+    assert debug == [("message stored", "m-1", 1), ("message stored", "m-3", 3)]
