@@ -13,6 +13,8 @@ from shared_domain.identity import MIN_OPERATOR_TOKEN_CHARS
 from shared_domain.message import ALL_CLIENTS, DEFAULT_MAX_MESSAGE_LENGTH, client_id_problem
 from shared_domain.topics import DEAD_LETTER_TOPIC, MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
+from .infrastructure.kafka_io import PARTITION_CHECK_INTERVAL_S
+
 
 @dataclass(frozen=True)
 class ConsumerSettings:
@@ -32,6 +34,7 @@ class ConsumerSettings:
     topic_replication_factor: int | None
     topic_min_insync_replicas: int | None
     batch_size: int
+    partition_check_s: float
     retry_attempts: int
     retry_first_wait: float
     retry_max_wait: float
@@ -69,6 +72,7 @@ def load_settings(client: str | None = None, env: Mapping[str, str] | None = Non
         topic_replication_factor=read_int(env, "TOPIC_REPLICATION_FACTOR", 0, minimum=0) or None,
         topic_min_insync_replicas=read_int(env, "TOPIC_MIN_INSYNC_REPLICAS", 0, minimum=0) or None,
         batch_size=read_int(env, "CONSUMER_BATCH_SIZE", 500, minimum=1),
+        partition_check_s=read_float(env, "PARTITION_CHECK_S", PARTITION_CHECK_INTERVAL_S, minimum=0.1),
         retry_attempts=read_int(env, "STORE_RETRY_ATTEMPTS", 3, minimum=1),
         retry_first_wait=read_float(env, "STORE_RETRY_FIRST_WAIT_S", 1.0),
         retry_max_wait=read_float(env, "STORE_RETRY_MAX_WAIT_S", 30.0),

@@ -141,7 +141,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     try:
         run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,
                  settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler),
-                 partition=partition)
+                 partition=partition, partition_check_s=settings.partition_check_s)
     finally:
         dlq_producer.flush(settings.dead_letter_timeout)
         events_producer.flush(settings.dead_letter_timeout)

@@ -279,7 +279,7 @@ def test_the_consumer_service_refuses_to_start_with_one_line_and_exit_2_when_rec
 
 
 def test_the_consumer_service_exits_2_with_one_line_when_its_topic_gets_more_partitions(kafka, mongo, unique, tmp_path):
-    env = consumer_process_env(kafka, mongo, unique)
+    env = {**consumer_process_env(kafka, mongo, unique), "PARTITION_CHECK_S": "1"}
     topic = env["MESSAGES_TOPIC"]
     log = tmp_path / "consumer.log"
     with log.open("w") as output:
@@ -289,7 +289,7 @@ def test_the_consumer_service_exits_2_with_one_line_when_its_topic_gets_more_par
         wait_until(lambda: f"serving {topic}[" in log.read_text(), timeout=60,
                    what="the consumer serving its partition")
         grow(kafka, topic, 4)
-        assert process.wait(timeout=60) == 2
+        assert process.wait(timeout=30) == 2
     finally:
         if process.poll() is None:
             process.kill()

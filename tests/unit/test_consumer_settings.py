@@ -25,6 +25,7 @@ def test_an_explicit_group_id_wins():
     ({"CLIENT_ID": "two words"}, "CLIENT_ID"),
     ({"STORE_RETRY_ATTEMPTS": "0"}, "STORE_RETRY_ATTEMPTS"),
     ({"MONGODB_TIMEOUT_MS": "fast"}, "MONGODB_TIMEOUT_MS"),
+    ({"PARTITION_CHECK_S": "0"}, "PARTITION_CHECK_S"),
 ])
 def test_a_bad_value_names_its_variable(env, variable):
     with pytest.raises(ConfigError) as error:
