@@ -74,7 +74,7 @@ def create_topics(settings: ConsumerSettings, stop: threading.Event) -> bool:
             kafka.down(error)
             backoff.wait()
             continue
-        kafka.up()
+        kafka.up(held=True)
         return True
     return False
 
@@ -136,7 +136,7 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
                                                     settings.dead_letter_timeout),
     )
     consumer = kafka_io.new_consumer(settings.kafka, settings.group_id, name,
-                                     dependencies.kafka.down, dependencies.kafka.up)
+                                     dependencies.kafka.suspect, dependencies.kafka.up)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
         run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,
@@ -152,7 +152,7 @@ def _run_dead_letter_projector(settings: ConsumerSettings, database, stop: threa
     """Project the dead-letter topic into failed_messages until stopped."""
     name = "dlq-projector"
     consumer = kafka_io.new_consumer(settings.kafka, settings.projector_group_id, name,
-                                     dependencies.kafka.down, dependencies.kafka.up)
+                                     dependencies.kafka.suspect, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
                           patience_s=PATIENCE_S)
@@ -166,7 +166,7 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
     """Keep the conversation views from the stored-events topic until stopped."""
     name = "views-projector"
     consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name,
-                                     dependencies.kafka.down, dependencies.kafka.up)
+                                     dependencies.kafka.suspect, dependencies.kafka.up)
     sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
                           patience_s=PATIENCE_S)
     partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions

@@ -14,49 +14,68 @@ PROBE_INTERVAL = 2.0
 class DependencyState:
     """Whether one dependency (Kafka, MongoDB) currently answers, shared by every loop of the process.
 
-    A failure reported within FLAP_S of a recovery (librdkafka may still deliver a stale 'all
-    brokers down' just after the first success) is noted quietly, and logged only if the
-    dependency is still failing FLAP_S later; a flap thus adds no lines.
+    One line when a wait starts, one when it is over. A wait is over once the dependency has
+    answered for RECOVERY_S without a failure (a broker that restarts answers some requests before
+    others): a failure meanwhile is the same wait going on, and adds no line. A failure only
+    suspected (a client library's error event, which may be stale at any time: librdkafka reports
+    '0/1 brokers are down') is noted quietly, and told once an operation or a probe fails too.
     """
 
-    FLAP_S = 2.0
+    RECOVERY_S = 5.0
 
     def __init__(self, name: str, clock=time.monotonic):
         self.name = name
         self._clock = clock
         self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._recovered_at: float | None = None
-        self._announced = False
+        self._down_since: float | None = None  # a wait in progress
+        self._back_since: float | None = None  # answering again since, the wait not yet over
+        self._told = False  # whether this wait was logged
+        self._suspicion: object = None  # what a suspected failure said, told once confirmed
 
     def down(self, error: object) -> None:
-        """Note a failure; logs only when this starts (or, after a flap, confirms) a wait."""
-        now = self._clock()
+        """Note a failure; logs only when this starts (or confirms a suspected) wait."""
         with self._lock:
-            if self._down_since is None:  # a new wait: announced at once, unless it follows a recovery closely
-                self._down_since = now
-                announce = self._announced = self._recovered_at is None or now - self._recovered_at >= self.FLAP_S
-            else:  # still waiting: announced once a quiet wait has lasted
-                announce = not self._announced and now - self._down_since >= self.FLAP_S
-                self._announced = self._announced or announce
-        if announce:
-            log.warning("waiting for %s: %.300s", self.name, error)
-
-    def up(self) -> None:
-        """Note a success; logs only when this ends a wait that was logged."""
-        now = self._clock()
-        with self._lock:
+            self._back_since = None
             if self._down_since is None:
+                self._down_since, self._told, self._suspicion = self._clock(), False, None
+            tell, self._told = not self._told, True
+            told = error if self._suspicion is None else self._suspicion
+        if tell:
+            log.warning("waiting for %s: %.300s", self.name, told)
+
+    def suspect(self, error: object) -> None:
+        """Note a failure nothing has confirmed yet: quiet, and told only once a failure confirms it."""
+        with self._lock:
+            self._back_since = None
+            if self._down_since is None:
+                self._down_since, self._told, self._suspicion = self._clock(), False, error
+
+    def up(self, held: bool = False) -> None:
+        """Note a success: a suspicion nothing confirmed is dropped; a wait that was told is over once this holds
+        (`held`: the caller's one wait is over, told at once)."""
+        with self._lock:
+            if self._down_since is None or self._back_since is not None:
                 return
-            waited, announced = now - self._down_since, self._announced
-            self._down_since, self._recovered_at = None, now
-        if announced:
-            log.warning("%s recovered after %.1fs", self.name, waited)
+            if not self._told:
+                self._down_since = self._suspicion = None
+                return
+            self._back_since = self._clock()
+        if held:
+            self.settle(at_once=True)
+
+    def settle(self, at_once: bool = False) -> None:
+        """Log the end of a wait once the dependency has answered for RECOVERY_S (called regularly by the loops)."""
+        with self._lock:
+            if self._back_since is None or (not at_once and self._clock() - self._back_since < self.RECOVERY_S):
+                return
+            waited = self._back_since - self._down_since
+            self._down_since = self._back_since = self._suspicion = None
+        log.warning("%s recovered after %.1fs", self.name, waited)
 
     @property
     def is_down(self) -> bool:
         """Tell whether the last thing heard from the dependency was a failure."""
-        return self._down_since is not None
+        return self._down_since is not None and self._back_since is None
 
 
 class Backoff:
@@ -93,10 +112,15 @@ class Dependencies:
         return cls(kafka, mongodb, probes)
 
     def probe_down(self) -> None:
-        """Every PROBE_INTERVAL, ask each dependency that is down whether it answers again."""
+        """Every PROBE_INTERVAL, ask each dependency that is down whether it answers again; log waits that are over."""
+        for state in (self.kafka, self.mongodb):
+            state.settle()
         if time.monotonic() - self._last_probe < PROBE_INTERVAL:
             return
         self._last_probe = time.monotonic()
         for state, probe in self.probes.items():
-            if state.is_down and probe():
-                state.up()
+            if state.is_down:
+                if probe():
+                    state.up()
+                else:
+                    state.down("no answer to a probe")

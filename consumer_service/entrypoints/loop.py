@@ -139,7 +139,7 @@ def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, 
         elif error.fatal():
             raise KafkaException(error)
         elif error.code() in BROKER_DOWN_CODES:
-            kafka.down(error.str())
+            kafka.suspect(error.str())
         else:
             log.info("%s: kafka reports %s", name, error)
     return records
