@@ -5,7 +5,8 @@ client trickling its request holds a thread for as long as it likes. This worker
 reads each request first (its head, and a body of up to `max_body_bytes`) and answers 408 when
 that takes longer than `read_timeout_s`; a body left for the thread to read (streamed, or after
 `Expect: 100-continue`) must arrive by the same deadline. Requests that open a stream, named by the
-app (`stream_request_starts`), are served by threads of their own.
+app (`stream_request_starts`), are served by threads of their own. A view that answers once an outcome is
+known (deferred_answers) frees its thread at once: the worker writes the answer when the outcome is done.
 """
 
 import json
@@ -17,8 +18,10 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from collections.abc import Iterable
+from datetime import datetime
 from functools import partial
 from http import HTTPStatus
+from types import SimpleNamespace
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
@@ -26,6 +29,7 @@ from gunicorn.http import wsgi
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from .deferred_answers import ANSWERS_LATER, DEFERRED, Deferred
 from .errors import error_body
 from .flask_app import PROTECTIVE_HEADERS
 
@@ -117,6 +121,42 @@ class _DeadlineUnreader(SocketUnreader):
             self.sock.settimeout(None)
 
 
+class _AnswerLater(Exception):
+    """Raised through gunicorn by the app's wrapper when a view deferred its answer: the request is not answered yet."""
+
+    def __init__(self, deferred: Deferred, environ: dict, started: datetime):
+        super().__init__("the answer is written once its outcome is known")
+        self.deferred, self.environ, self.started = deferred, environ, started
+
+
+class _AnsweringLater:
+    """The WSGI app, told that its answers may come later, and raising _AnswerLater for one that will."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)  # the app's `extensions` and the like
+
+    def __call__(self, environ, start_response):
+        started = datetime.now()
+        environ[ANSWERS_LATER] = True
+
+        def start(status, headers, exc_info=None):
+            deferred = environ.get(DEFERRED)
+            if deferred is None:
+                return start_response(status, headers, exc_info)
+            deferred.headers = headers  # the app's hooks ran on the placeholder: its headers are the answer's
+            return lambda _data: None
+
+        answer = self.app(environ, start)
+        if environ.get(DEFERRED) is None:
+            return answer
+        if hasattr(answer, "close"):
+            answer.close()
+        raise _AnswerLater(environ[DEFERRED], environ, started)
+
+
 @dataclass
 class _Arriving:
     """A request the event loop is reading: the bytes so far and when they must be complete."""
@@ -137,6 +177,8 @@ class GuardedThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.arriving: dict[TConn, _Arriving] = {}  # in arrival order, so by deadline
+        # Requests whose thread returned without answering, by socket, until the main loop takes them.
+        self.answering_later: dict[socket.socket, tuple[object, _AnswerLater]] = {}
 
     @classmethod
     def check_config(cls, cfg, log):
@@ -151,6 +193,11 @@ class GuardedThreadWorker(ThreadWorker):
         wsgi.SERVER = "api"
         self.stream_pool = futures.ThreadPoolExecutor(max_workers=self.stream_threads, thread_name_prefix="stream")
         super().init_process()
+
+    def load_wsgi(self):
+        """The app, told that this worker can answer a request once the view's outcome is known."""
+        super().load_wsgi()
+        self.wsgi = _AnsweringLater(self.wsgi)
 
     def handle_exit(self, sig, frame):
         """On SIGTERM, end the open streams too, so that graceful shutdown does not wait on them."""
@@ -234,8 +281,46 @@ class GuardedThreadWorker(ThreadWorker):
                 break
             self.refuse(conn, 408, "request_timeout", f"the request was not received within {self.read_timeout_s:g} s")
 
+    def finish_request(self, conn, fs):
+        """As gunicorn does, except for a request whose answer is deferred: it is written once its outcome is done."""
+        later = self.answering_later.pop(conn.sock, None)
+        if later is None:
+            super().finish_request(conn, fs)
+            return
+        req, answer_later = later
+        # The connection stays counted (nr_conns) until answered, so a graceful stop waits for it.
+        answer_later.deferred.when_done(partial(self._answer, conn, req, answer_later))
+
+    def _answer(self, conn, req, later: _AnswerLater):
+        """Have a pool thread write the answer, then the main loop keep or close the connection."""
+        try:
+            written = self.tpool.submit(self.write_answer, conn, req, later)
+        except RuntimeError:  # the pool is shut down: the worker is exiting past its graceful timeout
+            return
+        written.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def write_answer(self, conn, req, later: _AnswerLater) -> bool:
+        """Write a deferred answer (on a pool thread); whether the connection can serve another request."""
+        status, headers, body = later.deferred.answer()
+        keep_alive = (self.alive and self.cfg.keepalive and not req.should_close()
+                      and len(self.keepalived_conns) < self.max_keepalived)
+        head = [f"HTTP/{req.version[0]}.{req.version[1]} {status} {HTTPStatus(status).phrase}", f"Server: {wsgi.SERVER}",
+                f"Date: {util.http_date()}", f"Connection: {'keep-alive' if keep_alive else 'close'}",
+                *(f"{name}: {value}" for name, value in headers)]
+        try:
+            util.write(conn.sock, "\r\n".join(head).encode("latin-1") + HEAD_END + body)
+        except OSError:
+            return False
+        finally:
+            self.log.access(SimpleNamespace(status=f"{status} {HTTPStatus(status).phrase}", sent=len(body), headers=headers),
+                            req, later.environ, datetime.now() - later.started)
+        return self._keepalive_after(conn, keep_alive)
+
     def handle_error(self, req, client, addr, exc):
         """Answer what gunicorn could not parse or serve with the API's JSON error instead of HTML."""
+        if isinstance(exc, _AnswerLater):
+            self.answering_later[client] = (req, exc)
+            return
         status, code, message = _error_of(exc)
         if status < 500:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)

@@ -1,13 +1,15 @@
-"""Producing records and waiting for their delivery reports, for every confluent-kafka producer of the services.
+"""Producing records and learning their delivery reports, for every confluent-kafka producer of the services.
 
-Two kinds of caller share it. The producer service's request threads share one producer whose delivery reports a
-poll thread of its own serves: a full local queue refuses a record at once (the request answers 503) and a caller
-waits for its own records' reports alone. The consumer service's sinks each own a producer and serve its reports
-themselves: a full local queue is waited out, and the producer is flushed, which also sends at once what lingers.
+Two kinds of caller share it. The producer service's requests share one producer whose delivery reports a poll
+thread of its own serves (produce_later): a full local queue refuses a record at once (the request answers 503), and
+a caller gets a future of its own records' reports, which no thread waits on. The consumer service's sinks each own
+a producer and serve its reports themselves (produce_and_wait): a full local queue is waited out, and the producer is
+flushed, which also sends at once what lingers.
 """
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -44,18 +46,19 @@ class Delivery:
 
 
 class Deliveries:
-    """The delivery reports of records produced together, awaited as one.
+    """The delivery reports of records produced together, known as one.
 
-    Reports may come on any thread: a poll thread serving the producer, or the caller's own flush.
+    Reports may come on any thread: a poll thread serving the producer, or the caller's own flush. `all_in` is done,
+    with every report in order, once the last one came.
     """
 
     def __init__(self, count: int):
         self._outcomes: list[Delivery | None] = [None] * count
         self._left = count
         self._lock = threading.Lock()
-        self._all_in = threading.Event()
+        self.all_in: Future[list[Delivery]] = Future()
         if count == 0:
-            self._all_in.set()
+            self.all_in.set_result([])
 
     def on_delivery(self, index: int) -> Callable[[KafkaError | None, KafkaMessage], None]:
         """The delivery callback of record `index`."""
@@ -64,10 +67,6 @@ class Deliveries:
     def refuse(self, index: int, error: KafkaError) -> None:
         """Note a record the producer refused before sending it."""
         self._note(index, Delivery(error))
-
-    def wait(self, timeout: float) -> None:
-        """Wait until every report is in, or for `timeout` at most."""
-        self._all_in.wait(timeout)
 
     def outcomes(self) -> list[Delivery | None]:
         """Each record's delivery report, in order; None where none came yet."""
@@ -82,34 +81,47 @@ class Deliveries:
             if self._outcomes[index] is None:
                 self._left -= 1
             self._outcomes[index] = outcome
-            if self._left == 0:
-                self._all_in.set()
+            complete = self._left == 0 and not self.all_in.done()
+        if complete:  # outside the lock: the future's callbacks run here
+            self.all_in.set_result(list(self._outcomes))
 
 
-def produce_and_wait(producer: Producer, topic: str, records: Sequence[Producible], timeout: float, *,
-                     polled_elsewhere: bool = False) -> list[Delivery | None]:
-    """Produce records and wait up to `timeout` for their delivery reports; each one's, in order, None if none came.
+def produce_later(producer: Producer, topic: str, records: Sequence[Producible]) -> Future[list[Delivery]]:
+    """Produce records to a producer another thread polls; the future of their delivery reports, in order.
 
-    `polled_elsewhere`: another thread serves the producer's delivery reports, and other callers may share it; a
-    record the full local queue cannot take is refused at once, and only these records' reports are waited for.
-    Otherwise the caller serves them: a full queue is waited out while serving reports, and the producer flushed.
+    A record the full local queue cannot take is refused at once. librdkafka reports every record within its
+    message.timeout.ms, so the future is done by then.
     """
     deliveries = Deliveries(len(records))
+    _produce(producer, topic, records, deliveries, wait_for_room=False)
+    return deliveries.all_in
+
+
+def produce_and_wait(producer: Producer, topic: str, records: Sequence[Producible],
+                     timeout: float) -> list[Delivery | None]:
+    """Produce records, serving the producer's reports here; each one's report in order, None if none came in time.
+
+    A full queue is waited out while serving reports, and the producer is flushed for up to `timeout`.
+    """
+    deliveries = Deliveries(len(records))
+    _produce(producer, topic, records, deliveries, wait_for_room=True)
+    producer.flush(timeout)
+    return deliveries.outcomes()
+
+
+def _produce(producer: Producer, topic: str, records: Sequence[Producible], deliveries: Deliveries, *,
+             wait_for_room: bool) -> None:
+    """Hand each record to the producer, its report to `deliveries`; a full queue is polled out or refuses it."""
     for index, record in enumerate(records):
         while True:
             try:
                 producer.produce(topic, key=record.key, value=record.value, headers=record.headers,
                                  on_delivery=deliveries.on_delivery(index))
             except BufferError:
-                if not polled_elsewhere:
+                if wait_for_room:
                     producer.poll(0.1)
                     continue
                 deliveries.refuse(index, KafkaError(KafkaError._QUEUE_FULL, QUEUE_FULL))
             except KafkaException as error:  # refused before sending, e.g. larger than message.max.bytes
                 deliveries.refuse(index, error.args[0])
             break
-    if polled_elsewhere:
-        deliveries.wait(timeout)
-    else:
-        producer.flush(timeout)
-    return deliveries.outcomes()

@@ -32,12 +32,23 @@ def observe_requests(app: Flask) -> None:
 
     @app.after_request
     def _observe(response):
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        method = request.method if request.method in METHODS else "other"
-        REQUESTS.labels(route, method, str(response.status_code)).inc()
-        if "started" in g:
-            LATENCY.labels(route, method).observe(time.perf_counter() - g.started)
+        if getattr(response, "answered_later", False):  # counted when written (deferred_answers)
+            return response
+        observe_answer(*request_labels(), response.status_code, g.get("started"))
         return response
+
+
+def request_labels() -> tuple[str, str]:
+    """The current request's route and method, as the request metrics label them."""
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    return route, request.method if request.method in METHODS else "other"
+
+
+def observe_answer(route: str, method: str, status: int, started: float | None) -> None:
+    """Count one answer, and time it from `started` (perf_counter) when known."""
+    REQUESTS.labels(route, method, str(status)).inc()
+    if started is not None:
+        LATENCY.labels(route, method).observe(time.perf_counter() - started)
 
 
 def metrics_text() -> bytes:

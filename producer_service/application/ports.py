@@ -1,5 +1,6 @@
 """What the producer's use cases need from the outside world."""
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -34,13 +35,10 @@ class PageQuery:
 
 
 class Publisher(Protocol):
-    """Publishes messages and waits for the broker's acknowledgements."""
+    """Publishes messages; the broker's acknowledgements come later, with no thread waiting for them."""
 
-    def publish(self, message: Message, trace_id: str | None = None) -> Receipt:
-        """Publish or raise BrokerUnavailable."""
-
-    def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
-        """Publish together; each message's receipt or why it was not acknowledged, in order."""
+    def publish(self, messages: list[Message], trace_id: str | None = None) -> Future[list[Receipt | BrokerUnavailable]]:
+        """Publish together; the future of each message's receipt or why it was not acknowledged, in order."""
 
 
 class Reader(Protocol):

@@ -1,27 +1,27 @@
 """Use case: send one message."""
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 
 from shared_domain.clock import utc_now
 from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH, ClientId, Message, MessageId, MessageText, new_message_id
 
-from .ports import Publisher, Receipt
+from .ports import BrokerUnavailable, Publisher, Receipt
 
-
-def send_message(fields: dict, publisher: Publisher, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-                 clock: Callable[[], datetime] = utc_now, trace_id: str | None = None) -> tuple[Message, Receipt]:
-    """Build the message from validated fields and publish it; raises BrokerUnavailable."""
-    message = new_message(fields, max_length, clock)
-    return message, publisher.publish(message, trace_id)
+Outcomes = Future[list[Receipt | BrokerUnavailable]]
 
 
 def send_messages(batch: list[dict], publisher: Publisher, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
-                  clock: Callable[[], datetime] = utc_now, trace_id: str | None = None):
-    """Publish a batch of validated messages together; return (message, receipt or BrokerUnavailable) pairs."""
+                  clock: Callable[[], datetime] = utc_now, trace_id: str | None = None) -> tuple[list[Message], Outcomes]:
+    """Publish validated messages together: the messages, and the future of each one's receipt or BrokerUnavailable."""
     sent_at = clock()  # one moment for the batch: its messages are sent together
     messages = [new_message(fields, max_length, lambda: sent_at) for fields in batch]
-    return list(zip(messages, publisher.publish_many(messages, trace_id))) if messages else []
+    if not messages:
+        nothing: Outcomes = Future()
+        nothing.set_result([])
+        return messages, nothing
+    return messages, publisher.publish(messages, trace_id)
 
 
 def new_message(fields: dict, max_length: int, clock: Callable[[], datetime]) -> Message:

@@ -22,7 +22,7 @@ def real_services(settings: ProducerSettings) -> Services:
     """One producer and one MongoDB client for this process; the identities loaded while the store answers."""
     producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
     batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
-    publisher = KafkaPublisher(producer, settings.messages_topic, settings.delivery_timeout_ms, batch_producer)
+    publisher = KafkaPublisher(producer, settings.messages_topic, batch_producer)
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]
 

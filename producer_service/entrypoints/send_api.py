@@ -8,7 +8,8 @@ from marshmallow import ValidationError
 
 from shared_adapters.access import principal, protect, spend
 from shared_adapters.bodies import json_body
-from shared_adapters.errors import ApiError, store_unavailable, unavailable
+from shared_adapters.deferred_answers import answer_when
+from shared_adapters.errors import ApiError, error_body, store_unavailable, unavailable
 from shared_adapters.flask_app import trace_id
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
@@ -16,7 +17,7 @@ from shared_domain.identity import CLIENT
 from shared_domain.schemas import SendMessageSchema
 
 from ..application.ports import BrokerUnavailable
-from ..application.send import send_message, send_messages
+from ..application.send import send_messages
 from .metrics import count_published
 from .services import services
 
@@ -27,19 +28,12 @@ protect(bp, CLIENT)
 
 @bp.post("/send-message")
 def send():
-    """Validate a message, publish it and answer 202 once the broker acknowledged it."""
+    """Validate a message and publish it; 202 once the broker acknowledged it, written without a thread waiting."""
     fields = _validated(json_body())
     limit_sends()
-    try:
-        message, receipt = send_message(fields, services().publisher, services().settings.max_message_length,
+    [message], outcomes = send_messages([fields], services().publisher, services().settings.max_message_length,
                                         trace_id=trace_id())
-    except BrokerUnavailable as error:
-        count_published(0, 1)
-        raise unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
-                          services().settings.retry_after_s, error) from None
-    count_published(1, 0)
-    log.info("message accepted", extra=_about(message, receipt))
-    return {"status": "accepted", **_accepted(message, receipt)}, 202
+    return answer_when(outcomes, functools.partial(_answer_one, message, trace_id(), services().settings.retry_after_s))
 
 
 @bp.post("/send-messages")
@@ -58,26 +52,45 @@ def send_batch():
         else:
             valid.append((index, loaded))
     limit_sends(len(valid))
+    messages, outcomes = send_messages([fields for _, fields in valid], services().publisher,
+                                       services().settings.max_message_length, trace_id=trace_id())
+    sent = [(index, message) for (index, _), message in zip(valid, messages)]
+    return answer_when(outcomes, functools.partial(_answer_batch, results, sent, trace_id(), services().settings.retry_after_s))
+
+
+def _answer_one(message, trace: str, retry_after_s: int, outcomes: list) -> tuple[dict, int, dict]:
+    """The answer to a lone send once the broker answered: 202, or 503 with Retry-After."""
+    [outcome] = outcomes
+    if isinstance(outcome, BrokerUnavailable):
+        count_published(0, 1)
+        error = unavailable("broker_unavailable", "the broker did not acknowledge the message; send it again later",
+                            retry_after_s, outcome)
+        return error_body(error.code, error.message), error.status, error.headers
+    count_published(1, 0)
+    log.info("message accepted", extra=_about(message, outcome, trace))
+    return {"status": "accepted", **_accepted(message, outcome)}, 202, {}
+
+
+def _answer_batch(results: list[dict | None], sent: list, trace: str, retry_after_s: int,
+                  outcomes: list) -> tuple[dict, int, dict]:
+    """The answer to a batch once the broker answered: 202 when all are accepted, else 207 with a result per item."""
     debugging = log.isEnabledFor(logging.DEBUG)
-    sent = send_messages([fields for _, fields in valid], services().publisher,
-                         services().settings.max_message_length, trace_id=trace_id())
-    for (index, _), (message, outcome) in zip(valid, sent):
+    acked = []
+    for (index, message), outcome in zip(sent, outcomes):
         if isinstance(outcome, BrokerUnavailable):
             results[index] = {"index": index, "status": 503, "error": "broker_unavailable", "messageId": message.message_id}
         else:
             results[index] = {"index": index, "status": 202, **_accepted(message, outcome)}
+            acked.append(message.message_id)
             if debugging:
-                log.debug("message accepted", extra=_about(message, outcome))
-    accepted = sum(1 for result in results if result["status"] == 202)
-    acked = sum(1 for _, outcome in sent if not isinstance(outcome, BrokerUnavailable))
-    count_published(acked, len(sent) - acked)
+                log.debug("message accepted", extra=_about(message, outcome, trace))
+    count_published(len(acked), len(sent) - len(acked))
     if acked:
         # One line a batch: a grep on any of its message ids finds it; each message's own line (with its sender,
         # which differs between messages while authentication is off) is DEBUG.
-        log.info("messages accepted", extra={"messageIds": [message.message_id for message, outcome in sent
-                                                            if not isinstance(outcome, BrokerUnavailable)],
-                                             "traceId": trace_id()})
-    headers = _retry_after() if any(result["status"] == 503 for result in results) else {}
+        log.info("messages accepted", extra={"messageIds": acked, "traceId": trace})
+    accepted = sum(1 for result in results if result["status"] == 202)
+    headers = {"Retry-After": str(retry_after_s)} if any(result["status"] == 503 for result in results) else {}
     summary = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
     return summary, (202 if accepted == len(results) else 207), headers
 
@@ -89,9 +102,9 @@ def limit_sends(count: int = 1) -> None:
         spend(f"send:{caller.name}", services().settings.send_rate_limit, count)
 
 
-def _about(message, receipt) -> dict:
+def _about(message, receipt, trace: str) -> dict:
     """What a log line says of an accepted message: ids and position, never the text."""
-    return {"messageId": message.message_id, "traceId": trace_id(), "from": message.sender, "to": message.recipient,
+    return {"messageId": message.message_id, "traceId": trace, "from": message.sender, "to": message.recipient,
             "partition": receipt.partition, "offset": receipt.offset}
 
 
@@ -103,11 +116,6 @@ def _accepted(message, receipt) -> dict:
         "partition": receipt.partition,
         "offset": receipt.offset,
     }
-
-
-def _retry_after() -> dict:
-    """The Retry-After header of a 503."""
-    return {"Retry-After": str(services().settings.retry_after_s)}
 
 
 @functools.cache

@@ -2,11 +2,12 @@
 
 import threading
 import uuid
+from concurrent.futures import Future
 
 from confluent_kafka import KafkaException, Producer
 
 from shared_adapters.kafka_connection import KafkaConnection
-from shared_adapters.kafka_delivery import Delivery, Record, produce_and_wait
+from shared_adapters.kafka_delivery import Delivery, Record, produce_later
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
 from shared_domain.message import Message
@@ -29,39 +30,35 @@ def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: in
 
 
 class KafkaPublisher:
-    """Publishes messages keyed by recipient and waits for each acknowledgement.
+    """Publishes messages keyed by recipient; the futures of their acknowledgements are done by a poll thread.
 
     A lone message goes through `producer` (no linger: acknowledged in about a millisecond);
     several at once through `batch_producer` when given, whose linger lets them leave in one
     request instead of dribbling out one by one as they are handed over.
     """
 
-    def __init__(self, producer: Producer, topic: str, delivery_timeout_ms: int, batch_producer: Producer | None = None):
+    def __init__(self, producer: Producer, topic: str, batch_producer: Producer | None = None):
         self._producer = producer
         self._batch_producer = batch_producer or producer
         self._topic = topic
-        # librdkafka reports every record within message.timeout.ms; the margin covers scheduling.
-        self._wait = delivery_timeout_ms / 1000 + 2.0
         self._closed = threading.Event()
         self._pollers = [threading.Thread(target=self._serve_delivery_reports, args=(each,), name="kafka-delivery",
                                           daemon=True) for each in {id(p): p for p in (producer, self._batch_producer)}.values()]
         for poller in self._pollers:
             poller.start()
 
-    def publish(self, message: Message, trace_id: str | None = None) -> Receipt:
-        """Publish the message; raise BrokerUnavailable unless the broker acknowledged it in time."""
-        [outcome] = self.publish_many([message], trace_id)
-        if isinstance(outcome, BrokerUnavailable):
-            raise outcome
-        return outcome
+    def publish(self, messages: list[Message], trace_id: str | None = None) -> Future[list[Receipt | BrokerUnavailable]]:
+        """Publish messages together; the future of each one's receipt or why it was not acknowledged, in order.
 
-    def publish_many(self, messages: list[Message], trace_id: str | None = None) -> list[Receipt | BrokerUnavailable]:
-        """Publish messages together; return, in order, each one's receipt or why it was not acknowledged."""
+        librdkafka reports each record within the producer's message.timeout.ms, so the future is done by then.
+        """
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
         records = [Record(message.recipient.encode(), encode(message), headers) for message in messages]
         producer = self._producer if len(messages) == 1 else self._batch_producer
-        return [_outcome(delivery) for delivery in
-                produce_and_wait(producer, self._topic, records, self._wait, polled_elsewhere=True)]
+        outcomes: Future[list[Receipt | BrokerUnavailable]] = Future()
+        deliveries = produce_later(producer, self._topic, records)
+        deliveries.add_done_callback(lambda done: outcomes.set_result([_outcome(each) for each in done.result()]))
+        return outcomes
 
     def is_reachable(self, timeout: float) -> bool:
         """Tell whether a broker answers a metadata request."""
@@ -89,11 +86,8 @@ class KafkaPublisher:
             producer.poll(0.1)
 
 
-
-def _outcome(delivery: Delivery | None) -> Receipt | BrokerUnavailable:
+def _outcome(delivery: Delivery) -> Receipt | BrokerUnavailable:
     """A record's receipt, or why the broker did not acknowledge it."""
-    if delivery is None:
-        return BrokerUnavailable("no acknowledgement from the broker in time")
     if delivery.error is not None:
         return BrokerUnavailable(str(delivery.error))
     return Receipt(partition=delivery.record.partition(), offset=delivery.record.offset())

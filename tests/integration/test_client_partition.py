@@ -64,11 +64,11 @@ def test_the_services_producers_put_a_recipients_records_where_partition_of_says
     topic = f"partitions-{unique}"
     ensure_topics(KafkaConnection(kafka.address), [topic], partitions=7, timeout=10)
     recipients = [f"client{n}" for n in range(40)]
-    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic, 5000,
+    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic,
                                batch_producer=new_producer(KafkaConnection(kafka.address), 5000, linger_ms=5))
     messages = [Message(f"m-{n}", "clientA", to, "hi", NOW) for n, to in enumerate(recipients)]
     try:
-        receipts = publisher.publish_many(messages)
+        receipts = publisher.publish(messages).result(timeout=10)
     finally:
         publisher.close()
     assert [receipt.partition for receipt in receipts] == [partition_of(to.encode(), 7) for to in recipients]
@@ -107,9 +107,9 @@ def publish(kafka, topic: str, recipients: list[str], each: int) -> dict[str, li
     """Publish `each` messages to every recipient through the producer service's publisher; their ids by recipient."""
     messages = [Message(f"m-{uuid.uuid4().hex}", "clientA", to, f"hello {to} {n}", NOW)
                 for to in recipients for n in range(each)]
-    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic, 5000)
+    publisher = KafkaPublisher(new_producer(KafkaConnection(kafka.address), 5000), topic)
     try:
-        assert all(receipt.partition >= 0 for receipt in publisher.publish_many(messages))
+        assert all(receipt.partition >= 0 for receipt in publisher.publish(messages).result(timeout=10))
     finally:
         publisher.close()
     return {to: [m.message_id for m in messages if m.recipient == to] for to in recipients}

@@ -1,5 +1,7 @@
 """Fixtures for unit tests: the Flask app wired with a fake publisher and mongomock readers."""
 
+from concurrent.futures import Future
+
 import mongomock
 import pytest
 
@@ -31,17 +33,15 @@ class FakePublisher:
         self.published = []
         self.down = False
 
-    def publish(self, message, trace_id=None):
-        [outcome] = self.publish_many([message], trace_id)
-        if isinstance(outcome, BrokerUnavailable):
-            raise outcome
-        return outcome
-
-    def publish_many(self, messages, trace_id=None):
+    def publish(self, messages, trace_id=None):
+        outcomes = Future()
         if self.down:
-            return [BrokerUnavailable("Local: Message timed out") for _ in messages]
+            outcomes.set_result([BrokerUnavailable("Local: Message timed out") for _ in messages])
+            return outcomes
         self.published += messages
-        return [Receipt(partition=0, offset=len(self.published) - len(messages) + n) for n in range(len(messages))]
+        outcomes.set_result([Receipt(partition=0, offset=len(self.published) - len(messages) + n)
+                             for n in range(len(messages))])
+        return outcomes
 
 
 @pytest.fixture

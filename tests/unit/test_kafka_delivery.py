@@ -1,10 +1,10 @@
-"""Producing and waiting for delivery reports: served by a poll thread of the producer's own, or by the caller."""
+"""Producing and learning delivery reports: served by a poll thread of the producer's own, or by the caller."""
 
 import threading
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shared_adapters.kafka_delivery import QUEUE_FULL, Record, produce_and_wait
+from shared_adapters.kafka_delivery import QUEUE_FULL, Record, produce_and_wait, produce_later
 
 RECORDS = [Record(b"clientB", b"one", []), Record(b"clientB", b"two", []), Record(b"clientB", b"three", [])]
 
@@ -66,17 +66,26 @@ def test_a_record_with_no_report_in_time_has_no_outcome():
         False, True, False]
 
 
-def test_with_a_poll_thread_a_full_queue_refuses_at_once_and_the_caller_waits_for_the_thread():
+def test_with_a_poll_thread_a_full_queue_refuses_at_once_and_the_future_is_done_by_the_thread():
     producer = FakeProducer(room=2)
-    poller = threading.Timer(0.05, producer.poll, args=(0,))
+    outcomes = produce_later(producer, "t", RECORDS)
+    assert not outcomes.done()  # two records wait for their reports, the third was refused
+    poller = threading.Thread(target=producer.poll, args=(0,))
     poller.start()
-    outcomes = produce_and_wait(producer, "t", RECORDS, 5.0, polled_elsewhere=True)
     poller.join()
-    assert [outcome.error for outcome in outcomes[:2]] == [None, None]
-    assert outcomes[2].error.code() == KafkaError._QUEUE_FULL and outcomes[2].error.str() == QUEUE_FULL
+    reports = outcomes.result(timeout=0)
+    assert [report.error for report in reports[:2]] == [None, None]
+    assert reports[2].error.code() == KafkaError._QUEUE_FULL and reports[2].error.str() == QUEUE_FULL
     assert producer.polls == 1
 
 
-def test_with_a_poll_thread_the_wait_ends_after_the_timeout():
-    outcomes = produce_and_wait(FakeProducer(), "t", RECORDS[:1], 0.05, polled_elsewhere=True)
-    assert outcomes == [None]
+def test_with_a_poll_thread_the_future_waits_for_every_report():
+    producer = FakeProducer(lost=(b"two",))
+    outcomes = produce_later(producer, "t", RECORDS)
+    producer.poll(0)
+    assert not outcomes.done()
+
+
+def test_records_all_refused_make_a_done_future():
+    reports = produce_later(FakeProducer(refused=(b"one",)), "t", RECORDS[:1]).result(timeout=0)
+    assert reports[0].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
