@@ -10,11 +10,14 @@ Stages, each on topics and a database of its own so they do not disturb each oth
 3. Stored latency: BENCH_RATE (200) messages a second for BENCH_LATENCY_SECONDS (15), open loop.
 4. Live fan-out: BENCH_SUBSCRIBERS (1000) open streams while BENCH_RATE messages a second flow,
    measured after BENCH_WARMUP_SECONDS (5) of the same sending (its figure printed apart).
-5. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
-6. /health beside slowloris connections (slow_clients.py).
-7. Scale: BENCH_SCALE_CLIENTS (10000) clients, the store filled to each of BENCH_SCALE_MESSAGES
+5. End to end: wrk's single sends with the consumer storing them, until every one is stored; the CPU
+   per message of each part against the bare endpoint's per request, interleaved (end_to_end.py).
+6. Replay of BENCH_REPLAY (1000) dead letters after a store outage.
+7. /health beside slowloris connections (slow_clients.py).
+8. Scale: BENCH_SCALE_CLIENTS (10000) clients, the store filled to each of BENCH_SCALE_MESSAGES
    (20000,200000) in turn; what a client waits for at each size, and the ratio (scale.py).
-BENCH_STAGES (send,consumer,latency,fanout,replay,slow,scale) picks stages; every figure is printed as it is measured.
+BENCH_STAGES (send,consumer,latency,fanout,e2e,replay,slow,scale) picks stages; every figure is printed as it is
+measured, with what bounded it (the machine's CPU, one part's, or the waits between parts).
 PRODUCER_WORKERS (2) and PRODUCER_THREADS (32) set the gunicorn workers and threads of our producer and of
 the bare endpoint alike.
 """
@@ -36,11 +39,11 @@ from tests.support import contract
 from tests.support.services import service_env, start_consumer, start_producer
 from tests.support.stack import register
 
-from . import consumer_load, fanout, http_load, replay, scale, slow_clients, stored_latency
+from . import consumer_load, end_to_end, fanout, http_load, replay, scale, slow_clients, stored_latency
 from .progress import CommittedProgress
 from .wrk import ensure_wrk
 
-STAGES = ("send", "consumer", "latency", "fanout", "replay", "slow", "scale")
+STAGES = ("send", "consumer", "latency", "fanout", "e2e", "replay", "slow", "scale")
 CLIENTS = ["sender", "batcher", "timer", "outage", "receiver", *(f"receiver{n}" for n in range(7)),
            *(f"client{n}" for n in range(10))]
 
@@ -82,7 +85,7 @@ def main() -> int:
                                       SEND_RATE_LIMIT=10**9),
                           root, mongo.uri, scale_db, int(os.environ.get("BENCH_SCALE_CLIENTS", "10000")), sizes,
                           http_load.producer_workers())
-            if not stages & {"latency", "fanout", "replay", "slow"}:
+            if not stages & {"latency", "fanout", "e2e", "replay", "slow"}:
                 return 0
             env = env_for("e2e")
             processes.append(start_consumer(env, "*", root))
@@ -90,22 +93,29 @@ def main() -> int:
             processes.append(producer)
             wait_until(lambda: api.get("/ready").status == 200, timeout=60, what="producer /ready", process=producer)
             database = MongoClient(mongo.uri, tz_aware=True)[name]
+            parts = {"producer": producer.pid, "consumer": processes[0].pid, "Kafka": kafka.pid, "FerretDB": mongo.pid}
+            progress = CommittedProgress(kafka.bootstrap_servers, default_group_id(env["MESSAGES_TOPIC"], "*"),
+                                         env["MESSAGES_TOPIC"])
             if "latency" in stages:
-                progress = CommittedProgress(kafka.bootstrap_servers, default_group_id(env["MESSAGES_TOPIC"], "*"),
-                                             env["MESSAGES_TOPIC"])
                 # Steady state is measured: every partition, and the consumer's topics, in use once first.
                 for n in range(20):
                     api.send("sender", f"client{n % 7}", "warm-up")
                 end = progress.end()
                 wait_until(lambda: progress.committed() >= end, timeout=60, what="the warm-up messages committed")
                 stored_latency.run(api, database, float(os.environ.get("BENCH_RATE", "200")),
-                                   float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress)
-                progress.close()
+                                   float(os.environ.get("BENCH_LATENCY_SECONDS", "15")), progress, parts)
             if "fanout" in stages:
-                parts = {"producer": producer.pid, "consumer": processes[0].pid, "Kafka": kafka.pid, "FerretDB": mongo.pid}
                 fanout.run(api, mongo.uri, name, parts, int(os.environ.get("BENCH_SUBSCRIBERS", "1000")),
                            float(os.environ.get("BENCH_RATE", "200")), float(os.environ.get("BENCH_LATENCY_SECONDS", "15")),
                            float(os.environ.get("BENCH_WARMUP_SECONDS", "5")))
+            if "e2e" in stages:
+                bare, bare_url = http_load.start_bare(env, root)
+                try:
+                    end_to_end.run(api, bare_url, bare.pid, parts, progress, rounds, float(os.environ.get("BENCH_SECONDS", "5")),
+                                   [int(n) for n in os.environ.get("BENCH_CONNECTIONS", "16,64").split(",")])
+                finally:
+                    bare.stop()
+            progress.close()
             if "replay" in stages:
                 replay.run(api, database, mongo, env, int(os.environ.get("BENCH_REPLAY", "1000")))
             if "slow" in stages:

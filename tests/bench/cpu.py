@@ -5,6 +5,9 @@ from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+CORES = os.cpu_count() or 1
+# A part using this much of a core is bound by its own CPU: one Python interpreter runs on one core at a time.
+_ONE_CORE = 0.9
 
 
 def group_cpu_seconds(pid: int) -> float:
@@ -15,6 +18,31 @@ def group_cpu_seconds(pid: int) -> float:
 def group_rss_bytes(pid: int) -> int:
     """Resident memory of every live process in `pid`'s process group."""
     return sum(int(fields[21]) * _PAGE for _, fields in _group(pid))  # rss, in pages
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def bounds(spent: dict[str, float], seconds: float, machine: float) -> str:
+    """What bounded a run of `seconds`: the machine's CPU, one part's own, or neither (it waited on something).
+
+    `spent`: CPU seconds of each part over the run; `machine`: the machine's busy CPU seconds over it.
+    """
+    cores = {name: used / seconds for name, used in spent.items()}
+    busiest = max(cores, key=cores.get)
+    used = ", ".join(f"{name} {share:.2f}" for name, share in sorted(cores.items(), key=lambda item: -item[1]))
+    busy = machine / seconds
+    if busy >= _ONE_CORE * CORES:
+        verdict = f"the machine's CPU, {busiest} using the most"
+    elif cores[busiest] >= _ONE_CORE:
+        verdict = f"{busiest}'s CPU"
+    else:
+        verdict = "latency, not CPU: the parts wait on each other (the broker's acknowledgements, the store's writes)"
+    return f"bounded by {verdict} (cores used: {used}; the machine {busy:.2f} of {CORES})"
 
 
 def _group(pid: int) -> list[tuple[int, list[str]]]:

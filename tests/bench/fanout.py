@@ -12,10 +12,11 @@ from urllib.parse import urlparse
 
 from pymongo import MongoClient
 
-from shared_domain.documents import MESSAGES_COLLECTION
+from shared_domain.documents import MESSAGES_COLLECTION, message_id_of
+from shared_domain.message import message_key
 from tests.support.stack import register
 
-from .cpu import group_cpu_seconds, group_rss_bytes
+from .cpu import bounds, group_cpu_seconds, group_rss_bytes, machine_cpu_seconds
 from .stored_latency import KeepAliveSender, quantile
 
 
@@ -44,17 +45,18 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
     per_idle_kib = (group_rss_bytes(producer_pid) - rss_before) / subscribers / 1024
     warm_up = _send(api.base_url, tokens, clients, rate, warmup_s, seed=7) if warmup_s > 0 else {}
     groups = parts | {"bench": os.getpid()}
-    cpu_before = {name: group_cpu_seconds(pid) for name, pid in groups.items()}
+    cpu_before, machine = {name: group_cpu_seconds(pid) for name, pid in groups.items()}, machine_cpu_seconds()
     sending = time.monotonic()
     sent = _send(api.base_url, tokens, clients, rate, seconds, seed=11)
     sending = time.monotonic() - sending
-    cpu_share = {name: (group_cpu_seconds(pid) - cpu_before[name]) / sending for name, pid in groups.items()}
+    spent, machine = {name: group_cpu_seconds(pid) - cpu_before[name] for name, pid in groups.items()}, \
+        machine_cpu_seconds() - machine
     expected, warm_up_expected = _expected(sent, streams), _expected(warm_up, streams)
     arrivals, retried = subscribers_process.arrivals(expected | warm_up_expected, timeout=30)
     lost = len((expected | warm_up_expected) - arrivals.keys())
     latencies = _latencies(sent, expected, arrivals)
     warm_up_latencies = _latencies(warm_up, warm_up_expected, arrivals)
-    stamps = _stamps(mongo_uri, database, list(sent))
+    stamps = _stamps(mongo_uri, database, sent)
     stored_at = {message_id: stored for message_id, (_, stored) in stamps.items()}
     to_accept = sorted((stamps[message_id][0] - at) * 1000 for message_id, (_, _, at) in sent.items()
                        if message_id in stamps)
@@ -74,8 +76,7 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
         f"{what} {quantile(values, 0.5):.1f} / {quantile(values, 0.99):.1f}" for what, values in (
             ("POST to sentAt", to_accept), ("sentAt to the consumer's insert", to_store),
             ("insert to the event at the subscriber", to_event))))
-    print("  CPU while sending (cores): " + ", ".join(f"{name} {share:.2f}" for name, share in cpu_share.items())
-          + f"; total {sum(cpu_share.values()):.2f} of {os.cpu_count()}")
+    print(f"  while sending: {bounds(spent, sending, machine)}")
 
 
 def _expected(sent: dict, streams: list[tuple[str, str]]) -> set[tuple[str, int]]:
@@ -89,12 +90,13 @@ def _latencies(sent: dict, expected: set, arrivals: dict) -> list[float]:
     return sorted((arrivals[key] - sent[key[0]][2]) * 1000 for key in expected if key in arrivals)
 
 
-def _stamps(mongo_uri: str, database: str, message_ids: list[str]) -> dict[str, tuple[float, float]]:
-    """Each message's `sentAt` (the producer accepted it) and `storedAt` (the consumer began its insert)."""
+def _stamps(mongo_uri: str, database: str, sent: dict) -> dict[str, tuple[float, float]]:
+    """Each sent message's `sentAt` (the producer accepted it) and `storedAt` (the consumer began its insert), by id."""
+    keys = [message_key(sender, message_id) for message_id, (sender, _, _) in sent.items()]
     with MongoClient(mongo_uri, tz_aware=True) as client:
         messages = client[database][MESSAGES_COLLECTION]
-        return {document["_id"]: (document["sentAt"].timestamp(), document["storedAt"].timestamp())
-                for document in messages.find({"_id": {"$in": message_ids}}, {"sentAt": 1, "storedAt": 1})}
+        return {message_id_of(document): (document["sentAt"].timestamp(), document["storedAt"].timestamp())
+                for document in messages.find({"_id": {"$in": keys}}, {"messageId": 1, "sentAt": 1, "storedAt": 1})}
 
 
 def _wait_known(api, token: str) -> None:

@@ -13,7 +13,7 @@ from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support.api import Api
 from tests.support.services import BIN, start_producer
 
-from .cpu import group_cpu_seconds
+from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
 from .wrk import WrkResult, post_script, run_wrk
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"]
@@ -44,24 +44,35 @@ def start_bare(env: dict, logs: Path) -> tuple[ManagedProcess, str]:
 
 @dataclass(frozen=True)
 class Run:
-    """One wrk run and the CPU time each measured process group spent per request during it."""
+    """One wrk run: its figures, the CPU seconds each measured process group spent and the machine's busy CPU."""
 
     result: WrkResult
-    cpu_us: dict[str, float]
+    seconds: float
+    spent: dict[str, float]
+    machine: float
 
     @property
     def requests_per_s(self) -> float:
         return self.result.requests_per_s
 
+    @property
+    def cpu_us(self) -> dict[str, float]:
+        """CPU microseconds per request of each process group."""
+        return {name: used / (self.requests_per_s * self.seconds) * 1e6 for name, used in self.spent.items()}
+
+    def bounds(self) -> str:
+        """What bounded the run."""
+        return bounds(self.spent, self.seconds, self.machine)
+
 
 def measured(url: str, script: str, connections: int, seconds: float, groups: dict[str, int]) -> Run:
-    """A wrk run, with the CPU microseconds per request of each process group in `groups` ({name: pid})."""
-    before = {name: group_cpu_seconds(pid) for name, pid in groups.items()}
+    """A wrk run, with the CPU seconds of each process group in `groups` ({name: pid}) and of the machine."""
+    before, machine = {name: group_cpu_seconds(pid) for name, pid in groups.items()}, machine_cpu_seconds()
     result = run_wrk(url, script, connections, seconds)
     if result.failed:
         raise RuntimeError(f"{result.failed} requests failed during a wrk run")
-    requests = result.requests_per_s * seconds
-    return Run(result, {name: (group_cpu_seconds(pid) - before[name]) / requests * 1e6 for name, pid in groups.items()})
+    return Run(result, seconds, {name: group_cpu_seconds(pid) - before[name] for name, pid in groups.items()},
+               machine_cpu_seconds() - machine)
 
 
 def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int], kafka_pid: int) -> dict:
@@ -99,6 +110,7 @@ def _run_batches(api: Api, tokens: dict, rounds: int, seconds: float, groups: di
     p99 = statistics.median(run.result.p99_ms for run in runs)
     print(f"batch send ({size}/request, {connections} conns): {rate:7.0f} msg/s accepted   p99 {p99:.1f} ms per request"
           f"   target >= 30000 msg/s: {'met' if rate >= 30000 else 'MISSED'}   {_cpu(runs, per=size)} per message")
+    print(f"{'':24} {runs[-1].bounds()}")
     return rate
 
 
@@ -111,6 +123,7 @@ def _print_pair(label: str, ours: list[Run], baseline: list[Run]) -> float:
           f"   bare {bare:6.0f} req/s (p50 {_median(baseline, 'p50_ms'):.1f} ms, p99 {_median(baseline, 'p99_ms'):.1f} ms)"
           f"   ratio {ratio:.2f}x (target >= 0.6x: {'met' if ratio >= 0.6 else 'MISSED'})")
     print(f"{'':24} CPU per request: ours {_cpu(ours)}; bare {_cpu(baseline)}")
+    print(f"{'':24} ours {ours[-1].bounds()}")
     return ratio
 
 
@@ -119,6 +132,11 @@ def _median(runs: list[Run], figure: str) -> float:
     return statistics.median(getattr(run.result, figure) for run in runs)
 
 
+def cpu_of(runs: list[Run], name: str) -> float:
+    """The median CPU microseconds per request that process group `name` spent over runs."""
+    return statistics.median(run.cpu_us[name] for run in runs)
+
+
 def _cpu(runs: list[Run], per: int = 1) -> str:
     """The median CPU microseconds each process group spent, per request or per `per`th of one."""
-    return ", ".join(f"{name} {statistics.median(run.cpu_us[name] for run in runs) / per:.0f} us" for name in runs[0].cpu_us)
+    return ", ".join(f"{name} {cpu_of(runs, name) / per:.0f} us" for name in runs[0].cpu_us)

@@ -8,15 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from infra.process import wait_until
-from shared_domain.documents import MESSAGES_COLLECTION
+from shared_domain.documents import MESSAGES_COLLECTION, message_id_of
 from tests.support.api import Api
 
+from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
 from .progress import CommittedProgress
 
 
-def run(api: Api, database, rate: float, seconds: float, progress: CommittedProgress) -> tuple[float, float]:
+def run(api: Api, database, rate: float, seconds: float, progress: CommittedProgress,
+        parts: dict[str, int]) -> tuple[float, float]:
     """Send `rate` messages a second for `seconds` on a fixed schedule; print and return stored p50/p99 in ms.
 
+    `parts`: the process groups ({name: pid}) whose CPU use is printed with what bounded the run.
     Open loop: each message goes out at its scheduled time whatever the earlier ones are doing,
     so a slow answer cannot hide a queue. A message's latency runs from the wall-clock moment its
     POST began to the `storedAt` the consumer stamped as its insert began.
@@ -34,20 +37,25 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
             raise RuntimeError(f"timed send {n} got {status}: {body}")
         sent[n] = (at, time.time() - at, body["messageId"])
 
+    before, machine, sending = {name: group_cpu_seconds(pid) for name, pid in parts.items()}, machine_cpu_seconds(), \
+        time.perf_counter()
     # Few threads on kept-alive connections: the client must not be what is measured.
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(count)))
     messages = database[MESSAGES_COLLECTION]
     end = progress.end()
     wait_until(lambda: progress.committed() >= end, timeout=120, interval=0.1, what=f"{count} timed messages committed")
-    stored_at = {document["_id"]: document["storedAt"].timestamp()
-                 for document in messages.find({"from": "timer"}, {"storedAt": 1})}
+    bound = bounds({name: group_cpu_seconds(pid) - before[name] for name, pid in parts.items()},
+                   time.perf_counter() - sending, machine_cpu_seconds() - machine)
+    stored_at = {message_id_of(document): document["storedAt"].timestamp()
+                 for document in messages.find({"from": "timer"}, {"messageId": 1, "storedAt": 1})}
     stored = sorted((stored_at[message_id] - at) * 1000 for at, _, message_id in sent)
     accepted = sorted(took * 1000 for _, took, _ in sent)
     p50, p99 = quantile(stored, 0.50), quantile(stored, 0.99)
     print(f"stored latency at {rate:.0f} msg/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms  (202 after p50 "
           f"{quantile(accepted, 0.5):.1f} ms, p99 {quantile(accepted, 0.99):.1f} ms; {count} messages)"
           f"   target p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
+    print(f"{'':24} {bound}")
     return p50, p99
 
 
