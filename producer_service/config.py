@@ -15,9 +15,8 @@ from shared_domain.message import DEFAULT_MAX_MESSAGE_LENGTH
 from shared_domain.topics import MESSAGES_TOPIC, STORED_EVENTS_TOPIC
 
 # gunicorn's processes and request threads per process (PRODUCER_WORKERS, PRODUCER_THREADS). A send
-# holds its thread while it waits for Kafka's acknowledgement and, at a client's first send in a
-# window, for a rate-limit lease from the store: with 8 threads, a worker that the kernel handed
-# more keep-alive connections than that queued sends behind those waits (see docs/performance.md).
+# frees its thread while Kafka acknowledges it, but still holds it, at a client's first send in a
+# window, for a rate-limit lease from the store (see docs/performance.md).
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 32
 
