@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Response, g, request
 
-from .errors import error_body
+from .errors import INTERNAL_ERROR, error_body
 from .logs import current_trace_id
 from .metrics import observe_answer, request_labels
 
@@ -29,7 +29,7 @@ ANSWERS_LATER = "messaging.answers_later"
 DEFERRED = "messaging.deferred_answer"
 # What a WSGI app's view answered with: body, status and extra headers.
 Answer = tuple[Any, int, dict[str, str]]
-_INTERNAL_ERROR = (error_body("internal_error", "the server failed to handle the request"), 500, {})
+_INTERNAL_ERROR = (error_body(*INTERNAL_ERROR), 500, {})
 
 
 class Deferred:
@@ -39,7 +39,7 @@ class Deferred:
         self.outcome, self.render = outcome, render
         self.headers: list[tuple[str, str]] = []  # the placeholder's, set as the app answers it
         self._labels = request_labels()
-        self._started = g.get("started", time.perf_counter())
+        self.started = g.get("started", time.perf_counter())  # perf_counter, as the request metrics time it
         self._trace_id = g.get("trace_id")
 
     def when_done(self, callback: Callable[[], None]) -> None:
@@ -56,7 +56,7 @@ class Deferred:
         content = (json.dumps(body, separators=(",", ":")) + "\n").encode()  # as Flask's JSON answers are written
         headers = [(name, value) for name, value in self.headers if name.lower() not in ("content-type", "content-length")]
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(content))), *extra.items()]
-        observe_answer(*self._labels, status, self._started)
+        observe_answer(*self._labels, status, self.started)
         return status, headers, content
 
 

@@ -7,6 +7,8 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+# The code and message of every answer to a failure of the server's own.
+INTERNAL_ERROR = ("internal_error", "the server failed to handle the request")
 
 
 class ApiError(Exception):
@@ -75,4 +77,4 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "the server failed to handle the request")
+        return error_response(500, *INTERNAL_ERROR)

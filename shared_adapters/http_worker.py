@@ -18,7 +18,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import timedelta
 from functools import partial
 from http import HTTPStatus
 from types import SimpleNamespace
@@ -30,7 +30,7 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .deferred_answers import ANSWERS_LATER, DEFERRED, Deferred
-from .errors import error_body
+from .errors import INTERNAL_ERROR, error_body
 from .flask_app import PROTECTIVE_HEADERS
 
 COMPLETE, INCOMPLETE, HEAD_TOO_LARGE = "complete", "incomplete", "head too large"
@@ -88,8 +88,13 @@ def stream_request_starts(method: str, paths: Iterable[str]) -> tuple[bytes, ...
 def error_answer(status: int, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 answer carrying the API's JSON error; the connection closes after it."""
     body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
-    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Connection: close", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", *(f"{name}: {value}" for name, value in PROTECTIVE_HEADERS.items())]
+    return _http_answer("HTTP/1.1", status, [("Connection", "close"), ("Content-Type", "application/json"),
+                                             ("Content-Length", str(len(body))), *PROTECTIVE_HEADERS.items()], body)
+
+
+def _http_answer(version: str, status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """The bytes of a whole answer: status line, headers and body."""
+    head = [f"{version} {status} {HTTPStatus(status).phrase}", *(f"{name}: {value}" for name, value in headers)]
     return "\r\n".join(head).encode("latin-1") + HEAD_END + body
 
 
@@ -97,7 +102,7 @@ def _error_of(exc: BaseException) -> tuple[int, str, str]:
     """Status, code and message for an exception gunicorn met while reading or serving a request."""
     server_fault = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
     if isinstance(exc, server_fault) or not isinstance(exc, http_errors.ParseException):
-        return 500, "internal_error", "the server failed to handle the request"
+        return 500, *INTERNAL_ERROR
     for kind, status, code, message in _CLIENT_ERRORS:
         if isinstance(exc, kind):
             return status, code, message
@@ -124,9 +129,9 @@ class _DeadlineUnreader(SocketUnreader):
 class _AnswerLater(Exception):
     """Raised through gunicorn by the app's wrapper when a view deferred its answer: the request is not answered yet."""
 
-    def __init__(self, deferred: Deferred, environ: dict, started: datetime):
+    def __init__(self, deferred: Deferred, environ: dict):
         super().__init__("the answer is written once its outcome is known")
-        self.deferred, self.environ, self.started = deferred, environ, started
+        self.deferred, self.environ = deferred, environ
 
 
 class _AnsweringLater:
@@ -139,7 +144,6 @@ class _AnsweringLater:
         return getattr(self.app, name)  # the app's `extensions` and the like
 
     def __call__(self, environ, start_response):
-        started = datetime.now()
         environ[ANSWERS_LATER] = True
 
         def start(status, headers, exc_info=None):
@@ -154,7 +158,7 @@ class _AnsweringLater:
             return answer
         if hasattr(answer, "close"):
             answer.close()
-        raise _AnswerLater(environ[DEFERRED], environ, started)
+        raise _AnswerLater(environ[DEFERRED], environ)
 
 
 @dataclass
@@ -304,16 +308,15 @@ class GuardedThreadWorker(ThreadWorker):
         status, headers, body = later.deferred.answer()
         keep_alive = (self.alive and self.cfg.keepalive and not req.should_close()
                       and len(self.keepalived_conns) < self.max_keepalived)
-        head = [f"HTTP/{req.version[0]}.{req.version[1]} {status} {HTTPStatus(status).phrase}", f"Server: {wsgi.SERVER}",
-                f"Date: {util.http_date()}", f"Connection: {'keep-alive' if keep_alive else 'close'}",
-                *(f"{name}: {value}" for name, value in headers)]
+        connection = [("Server", wsgi.SERVER), ("Date", util.http_date()),
+                      ("Connection", "keep-alive" if keep_alive else "close")]
         try:
-            util.write(conn.sock, "\r\n".join(head).encode("latin-1") + HEAD_END + body)
+            util.write(conn.sock, _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body))
         except OSError:
             return False
         finally:
             self.log.access(SimpleNamespace(status=f"{status} {HTTPStatus(status).phrase}", sent=len(body), headers=headers),
-                            req, later.environ, datetime.now() - later.started)
+                            req, later.environ, timedelta(seconds=time.perf_counter() - later.deferred.started))
         return self._keepalive_after(conn, keep_alive)
 
     def handle_error(self, req, client, addr, exc):

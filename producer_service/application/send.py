@@ -17,10 +17,6 @@ def send_messages(batch: list[dict], publisher: Publisher, max_length: int = DEF
     """Publish validated messages together: the messages, and the future of each one's receipt or BrokerUnavailable."""
     sent_at = clock()  # one moment for the batch: its messages are sent together
     messages = [new_message(fields, max_length, lambda: sent_at) for fields in batch]
-    if not messages:
-        nothing: Outcomes = Future()
-        nothing.set_result([])
-        return messages, nothing
     return messages, publisher.publish(messages, trace_id)
 
 

@@ -40,9 +40,7 @@ def held_count():
 @app.post("/release")
 def release():
     """Complete every held request's outcome."""
-    with _lock:
-        waiting = list(_held)
-        _held.clear()
+    waiting = _take_held()
     for outcome in waiting:
         outcome.set_result(len(waiting))
     return {"released": len(waiting)}
@@ -51,9 +49,15 @@ def release():
 @app.post("/fail")
 def fail():
     """Fail every held request's outcome: each is answered 500, as any view that fails."""
-    with _lock:
-        waiting = list(_held)
-        _held.clear()
+    waiting = _take_held()
     for outcome in waiting:
         outcome.set_exception(RuntimeError("the outcome failed"))
     return {"failed": len(waiting)}
+
+
+def _take_held() -> list[Future]:
+    """The held outcomes, no longer held."""
+    with _lock:
+        waiting = list(_held)
+        _held.clear()
+    return waiting
