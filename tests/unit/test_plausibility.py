@@ -1,5 +1,6 @@
 """Forged positions: a stored event or dead letter naming a record the message topic cannot hold is caught."""
 
+import datetime
 import itertools
 import logging
 
@@ -16,7 +17,6 @@ from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_failure_projection import MongoFailedMessageStore
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from producer_service.infrastructure.kafka_stored_events import DropReport, plausible
-from shared_domain.clock import utc_now
 from shared_domain.failed_messages import Selection, failure_summary_view
 from shared_domain.failures import SourcePosition
 from shared_domain.partitioning import partition_of
@@ -52,9 +52,12 @@ def at(partition: int, offset: int, topic: str = TOPIC) -> SourcePosition:
     return SourcePosition(topic, partition, offset)
 
 
+SENT_AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+
+
 def event(partition: int, offset: int, topic: str = TOPIC, message_id: str = "m-1"):
-    """A stored event from clientA to clientB claiming a position."""
-    return stored_event(message_id, "clientA", "clientB", "hi", utc_now(), at(partition, offset, topic))
+    """A stored event from clientA to clientB claiming a position (the same event each call, so they compare)."""
+    return stored_event(message_id, "clientA", "clientB", "hi", SENT_AT, at(partition, offset, topic))
 
 
 @given(end=st.integers(0, 2**40), offset=st.integers(0, 2**63 - 1), partition=st.integers(0, 5))
