@@ -43,9 +43,14 @@ def run_loop(
     the group takes partitions away from this consumer.
     """
     pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop), None if partition is None else partition.commit_metadata)
-    watch = None
+    watch, moved = None, []
+
+    def after_revoke() -> None:
+        moved.append(True)
+        on_moved()
+
     if partition is None:
-        subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke, after_revoke=on_moved)
+        subscribe(consumer, topic, name, before_revoke=pipeline.settle_before_revoke, after_revoke=after_revoke)
     else:
         assign_partition(consumer, partition, name)
         watch = PartitionWatch(consumer, partition, partition_check_s)
@@ -53,6 +58,9 @@ def run_loop(
         while not stop.is_set() and (watch is None or watch.holds()):
             wait = 0.0 if pipeline.busy else poll_timeout
             records = _next_batch(name, consumer, batch_size, wait, dependencies.kafka)
+            if moved:
+                moved.clear()
+                records = _still_assigned(name, consumer, records)
             dependencies.probe_down()
             prepared = prepare(records) if records else None
             if not pipeline.settle(also_unhandled=records):
@@ -124,6 +132,20 @@ def _timed(handle: Callable, prepared) -> tuple[object, float]:
     began = time.perf_counter()
     outcome = handle(prepared)
     return outcome, time.perf_counter() - began
+
+
+def _still_assigned(name: str, consumer: Consumer, records: list[IncomingRecord]) -> list[IncomingRecord]:
+    """The records of partitions still this consumer's.
+
+    A revoke served while a batch was being read leaves in it the records read before, of
+    partitions now another consumer's: that consumer reads them again from the commit made before
+    the revoke, and it alone may write what they change (a view has one writer).
+    """
+    owned = {(held.topic, held.partition) for held in consumer.assignment()}
+    kept = [record for record in records if (record.topic, record.partition) in owned]
+    if len(kept) < len(records):
+        log.info("%s: left %d records of partitions given up to their new owner", name, len(records) - len(kept))
+    return kept
 
 
 def _next_batch(name: str, consumer: Consumer, batch_size: int, timeout: float, kafka: DependencyState) -> list[IncomingRecord]:

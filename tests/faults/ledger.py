@@ -63,6 +63,8 @@ def settle(scenario: str, stack, load, timeout: float = 120, all_stored: bool = 
 
     try:
         wait_until(lambda: not missing(), timeout=timeout, interval=1.0, what=f"{scenario}: every accepted message to land")
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; {_where(stack, missing())}") from None
     finally:
         ledger = read()
         LEDGERS.append(ledger.line())
@@ -72,3 +74,14 @@ def settle(scenario: str, stack, load, timeout: float = 120, all_stored: bool = 
     assert ledger.duplicated == set(), f"duplicated: {sorted(ledger.duplicated)[:10]}"
     assert ledger.unexpected == set()
     return ledger
+
+
+def _where(stack, unread: set) -> str:
+    """Which part is behind for the messages the API does not list: the record of truth, or the pages read from it."""
+    from pymongo import MongoClient
+
+    with MongoClient(stack.env["MONGODB_URI"], serverSelectionTimeoutMS=2000) as client:
+        stored = {doc["messageId"] for doc in client[stack.env["MONGODB_DATABASE"]].messages.find(
+            {"messageId": {"$in": sorted(unread)}}, {"messageId": 1})}
+    return (f"{len(unread)} not listed by GET /messages, {len(stored)} of them in the messages collection "
+            f"(first missing: {sorted(unread - stored)[:5]}, first unlisted: {sorted(stored)[:5]})")
