@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from functools import partial
 from http import HTTPStatus
@@ -109,6 +109,49 @@ def _error_of(exc: BaseException) -> tuple[int, str, str]:
     return 400, "bad_request", "the request is not valid HTTP/1.1"
 
 
+def send_now_or_later(sock: socket.socket, data: bytes, submit: Callable, then: Callable[[bool], None]) -> None:
+    """Send `data` on this thread if the socket takes it all without waiting (a small answer to a client that
+    reads); else send the rest from `submit` (a pool's), which may wait on the client. `then(whether all was sent)`."""
+    try:
+        sent = sock.send(data, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        then(False)
+        return
+    if sent == len(data):
+        then(True)
+        return
+
+    def send_rest():
+        try:
+            util.write(sock, data[sent:])
+        except OSError:
+            then(False)
+        else:
+            then(True)
+
+    try:
+        submit(send_rest)
+    except RuntimeError:  # the pool is shut down: the worker is exiting past its graceful timeout
+        then(False)
+
+
+class _Finished:
+    """A request's handling, done: what gunicorn's finish_request reads of a future (whether to keep the connection)."""
+
+    def __init__(self, keep_alive: bool):
+        self._keep_alive = keep_alive
+
+    def cancelled(self) -> bool:
+        """Never: the answer was written, or failed to be."""
+        return False
+
+    def result(self) -> bool:
+        """Whether the connection may serve another request."""
+        return self._keep_alive
+
+
 class _DeadlineUnreader(SocketUnreader):
     """Reads what a thread still needs of a request (a streamed body) no later than the request's deadline."""
 
@@ -181,8 +224,9 @@ class GuardedThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.arriving: dict[TConn, _Arriving] = {}  # in arrival order, so by deadline
-        # Requests whose thread returned without answering, by socket, until the main loop takes them.
-        self.answering_later: dict[socket.socket, tuple[object, _AnswerLater]] = {}
+        # Requests whose thread returned without answering, by socket, until the main loop takes them: the request,
+        # what answers it, and whether its body was drained (so the connection may serve another).
+        self.answering_later: dict[socket.socket, tuple[object, _AnswerLater, bool]] = {}
 
     @classmethod
     def check_config(cls, cfg, log):
@@ -285,45 +329,44 @@ class GuardedThreadWorker(ThreadWorker):
                 break
             self.refuse(conn, 408, "request_timeout", f"the request was not received within {self.read_timeout_s:g} s")
 
+    def handle_request(self, req, conn):
+        """As gunicorn does; a request whose answer is deferred has its unread body drained now, on its own thread,
+        and waits for its outcome without one (finish_request)."""
+        try:
+            return super().handle_request(req, conn)
+        except _AnswerLater as later:
+            self.answering_later[conn.sock] = (req, later, self._keepalive_after(conn, True))
+            return False
+
     def finish_request(self, conn, fs):
         """As gunicorn does, except for a request whose answer is deferred: it is written once its outcome is done."""
         later = self.answering_later.pop(conn.sock, None)
         if later is None:
             super().finish_request(conn, fs)
             return
-        req, answer_later = later
+        req, answer_later, drained = later
         # The connection stays counted (nr_conns) until answered, so a graceful stop waits for it.
-        answer_later.deferred.when_done(partial(self._answer, conn, req, answer_later))
+        answer_later.deferred.when_done(partial(self._answer, conn, req, answer_later, drained))
 
-    def _answer(self, conn, req, later: _AnswerLater):
-        """Have a pool thread write the answer, then the main loop keep or close the connection."""
-        try:
-            written = self.tpool.submit(self.write_answer, conn, req, later)
-        except RuntimeError:  # the pool is shut down: the worker is exiting past its graceful timeout
-            return
-        written.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
-
-    def write_answer(self, conn, req, later: _AnswerLater) -> bool:
-        """Write a deferred answer (on a pool thread); whether the connection can serve another request."""
+    def _answer(self, conn, req, later: _AnswerLater, drained: bool):
+        """Write a deferred answer from the thread that learned its outcome, then have the main loop keep or close
+        the connection; an answer the socket does not take at once is written on a pool thread instead."""
         status, headers, body = later.deferred.answer()
-        keep_alive = (self.alive and self.cfg.keepalive and not req.should_close()
+        keep_alive = (drained and self.alive and self.cfg.keepalive and not req.should_close()
                       and len(self.keepalived_conns) < self.max_keepalived)
         connection = [("Server", wsgi.SERVER), ("Date", util.http_date()),
                       ("Connection", "keep-alive" if keep_alive else "close")]
-        try:
-            util.write(conn.sock, _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body))
-        except OSError:
-            return False
-        finally:
+        answer = _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body)
+
+        def written(complete: bool):
             self.log.access(SimpleNamespace(status=f"{status} {HTTPStatus(status).phrase}", sent=len(body), headers=headers),
                             req, later.environ, timedelta(seconds=time.perf_counter() - later.deferred.started))
-        return self._keepalive_after(conn, keep_alive)
+            self.method_queue.defer(self.finish_request, conn, _Finished(complete and keep_alive))
+
+        send_now_or_later(conn.sock, answer, self.tpool.submit, written)
 
     def handle_error(self, req, client, addr, exc):
         """Answer what gunicorn could not parse or serve with the API's JSON error instead of HTML."""
-        if isinstance(exc, _AnswerLater):
-            self.answering_later[client] = (req, exc)
-            return
         status, code, message = _error_of(exc)
         if status < 500:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
