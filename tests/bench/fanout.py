@@ -19,6 +19,9 @@ from tests.support.stack import register
 from .cpu import bounds, group_cpu_seconds, group_rss_bytes, machine_cpu_seconds
 from .stored_latency import KeepAliveSender, quantile
 
+# What a subscriber waits for an event at the default thread count, from the POST to its arrival.
+TARGET_P99_MS = 150
+
 
 def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: int, rate: float,
         seconds: float, warmup_s: float) -> None:
@@ -68,8 +71,8 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
           f"{seconds:.0f} s after {warmup_s:.0f} s of warm-up: {len(expected)} events, delivery p50 {p50:.1f} ms "
           f"p99 {p99:.1f} ms, "
           f"lost {lost}; server memory {per_idle_kib:.0f} KiB per idle subscriber; all open after {opened_in:.0f} s "
-          f"({retried} opens answered 503 and retried)   target p99 < 250 ms, 0 lost: "
-          f"{'met' if p99 < 250 and lost == 0 else 'MISSED'}")
+          f"({retried} opens answered 503 and retried)   target p99 < {TARGET_P99_MS} ms, 0 lost: "
+          f"{'met' if p99 < TARGET_P99_MS and lost == 0 else 'MISSED'}")
     print(f"  the warm-up's own figure (every client's first sends): {len(warm_up_expected)} events, "
           f"p50 {quantile(warm_up_latencies, 0.5):.1f} ms p99 {quantile(warm_up_latencies, 0.99):.1f} ms")
     print("  where the time goes (p50 / p99 ms): " + "; ".join(
