@@ -351,12 +351,17 @@ class GuardedThreadWorker(ThreadWorker):
     def _answer(self, conn, req, later: _AnswerLater, drained: bool):
         """Write a deferred answer from the thread that learned its outcome, then have the main loop keep or close
         the connection; an answer the socket does not take at once is written on a pool thread instead."""
-        status, headers, body = later.deferred.answer()
         keep_alive = (drained and self.alive and self.cfg.keepalive and not req.should_close()
                       and len(self.keepalived_conns) < self.max_keepalived)
-        connection = [("Server", wsgi.SERVER), ("Date", util.http_date()),
-                      ("Connection", "keep-alive" if keep_alive else "close")]
-        answer = _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body)
+        try:
+            status, headers, body = later.deferred.answer()
+            connection = [("Server", wsgi.SERVER), ("Date", util.http_date()),
+                          ("Connection", "keep-alive" if keep_alive else "close")]
+            answer = _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body)
+        except Exception:  # as gunicorn answers a view that fails: a 500, and the connection closes
+            self.log.exception("Error handling request")
+            status, headers, keep_alive = 500, [], False
+            body = answer = error_answer(500, *INTERNAL_ERROR)
 
         def written(complete: bool):
             self.log.access(SimpleNamespace(status=f"{status} {HTTPStatus(status).phrase}", sent=len(body), headers=headers),

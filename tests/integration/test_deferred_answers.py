@@ -79,6 +79,17 @@ def test_a_failed_outcome_is_answered_with_the_apis_500_and_the_connection_close
         assert answer.header("Connection") == "close" and connection.recv(1) == b""
 
 
+def test_an_answer_the_worker_cannot_write_is_the_apis_500_and_the_worker_serves_on(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as connection:
+        connection.sendall(post("/held-unwritable"))
+        wait_until(lambda: held_count(port) == 1, timeout=10, interval=0.05, what="a held request")
+        exchange(port, post("/release"), timeout=10)
+        answer = read_answer(connection)
+        assert answer.status == 500 and answer.json()["error"] == "internal_error"
+        assert answer.header("Connection") == "close" and connection.recv(1) == b""
+    assert held_count(port) == 0, "the next request is served"
+
+
 def test_a_request_on_http_1_0_gets_its_answer_in_http_1_0(port):
     with socket.create_connection(("127.0.0.1", port), timeout=15) as connection:
         connection.sendall(b"POST /held HTTP/1.0\r\nContent-Length: 0\r\n\r\n")

@@ -30,6 +30,15 @@ def held():
     return answer_when(outcome, lambda count: ({"releasedWith": count}, 201, {"X-Released": "yes"}))
 
 
+@app.post("/held-unwritable")
+def held_unwritable():
+    """Held as /held, then rendered into a body JSON cannot write: the worker's own failure to answer."""
+    outcome: Future = Future()
+    with _lock:
+        _held.append(outcome)
+    return answer_when(outcome, lambda _count: ({"value": object()}, 201, {}))
+
+
 @app.get("/held-count")
 def held_count():
     """How many requests wait for a release."""
