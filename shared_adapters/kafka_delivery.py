@@ -49,14 +49,15 @@ class Deliveries:
     """The delivery reports of records produced together, known as one.
 
     Reports may come on any thread: a poll thread serving the producer, or the caller's own flush. `all_in` is done,
-    with every report in order, once the last one came.
+    with what `read` makes of every report, in order, once the last one came (with read's error if it fails).
     """
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, read: Callable[[Delivery], object] = lambda delivery: delivery):
         self._outcomes: list[Delivery | None] = [None] * count
         self._left = count
         self._lock = threading.Lock()
-        self.all_in: Future[list[Delivery]] = Future()
+        self._read = read
+        self.all_in: Future[list] = Future()
         if count == 0:
             self.all_in.set_result([])
 
@@ -83,16 +84,23 @@ class Deliveries:
             self._outcomes[index] = outcome
             complete = self._left == 0 and not self.all_in.done()
         if complete:  # outside the lock: the future's callbacks run here
-            self.all_in.set_result(list(self._outcomes))
+            try:
+                read = [self._read(each) for each in self._outcomes]
+            except Exception as error:
+                self.all_in.set_exception(error)
+            else:
+                self.all_in.set_result(read)
 
 
-def produce_later(producer: Producer, topic: str, records: Sequence[Producible]) -> Future[list[Delivery]]:
-    """Produce records to a producer another thread polls; the future of their delivery reports, in order.
+def produce_later(producer: Producer, topic: str, records: Sequence[Producible],
+                  read: Callable[[Delivery], object] = lambda delivery: delivery) -> Future[list]:
+    """Produce records to a producer another thread polls; the future of what `read` makes of their delivery
+    reports, in order.
 
     A record the full local queue cannot take is refused at once. librdkafka reports every record within its
     message.timeout.ms, so the future is done by then.
     """
-    deliveries = Deliveries(len(records))
+    deliveries = Deliveries(len(records), read)
     _produce(producer, topic, records, deliveries, wait_for_room=False)
     return deliveries.all_in
 

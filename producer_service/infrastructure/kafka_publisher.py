@@ -55,10 +55,7 @@ class KafkaPublisher:
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or str(uuid.uuid4())).encode())]
         records = [Record(message.recipient.encode(), encode(message), headers) for message in messages]
         producer = self._producer if len(messages) == 1 else self._batch_producer
-        outcomes: Future[list[Receipt | BrokerUnavailable]] = Future()
-        deliveries = produce_later(producer, self._topic, records)
-        deliveries.add_done_callback(lambda done: outcomes.set_result([_outcome(each) for each in done.result()]))
-        return outcomes
+        return produce_later(producer, self._topic, records, _outcome)
 
     def is_reachable(self, timeout: float) -> bool:
         """Tell whether a broker answers a metadata request."""

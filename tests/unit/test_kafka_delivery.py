@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from shared_adapters.kafka_delivery import QUEUE_FULL, Record, produce_and_wait, produce_later
@@ -89,3 +90,13 @@ def test_with_a_poll_thread_the_future_waits_for_every_report():
 def test_records_all_refused_make_a_done_future():
     reports = produce_later(FakeProducer(refused=(b"one",)), "t", RECORDS[:1]).result(timeout=0)
     assert reports[0].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_with_a_poll_thread_the_future_holds_what_is_read_of_each_report_or_the_readings_failure():
+    producer = FakeProducer()
+    read = produce_later(producer, "t", RECORDS, read=lambda report: report.record.offset())
+    failing = produce_later(producer, "t", RECORDS[:1], read=lambda report: 1 / 0)
+    producer.poll(0)
+    assert read.result(timeout=0) == [1, 2, 3]
+    with pytest.raises(ZeroDivisionError):  # a request is answered 500 rather than never
+        failing.result(timeout=0)
