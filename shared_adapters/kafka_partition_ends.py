@@ -11,20 +11,28 @@ log = logging.getLogger(__name__)
 
 
 def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:
-    """Look ends up through `consumer`: one metadata request, then one request per partition that exists."""
+    """Look ends up through `consumer`: one request per partition that exists.
+
+    Which partitions exist is asked once, and again only when asked about one not known to exist: a topic's
+    partitions are only ever added, and a live feed looks ends up at every event, so a metadata request each time
+    would double what each look-up waits for.
+    """
+    existing: set[int] = set()
 
     def look_up(partitions: Collection[int]) -> dict[int, int | None]:
-        try:
-            metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        except (KafkaException, KeyError) as error:
-            log.debug("partitions of %s not looked up: %s", topic, error)
-            return {}
-        if metadata.error is not None:
-            log.debug("partitions of %s not looked up: %s", topic, metadata.error)
-            return {}
+        if not existing.issuperset(partitions):
+            try:
+                metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+            except (KafkaException, KeyError) as error:
+                log.debug("partitions of %s not looked up: %s", topic, error)
+                return {}
+            if metadata.error is not None:
+                log.debug("partitions of %s not looked up: %s", topic, metadata.error)
+                return {}
+            existing.update(metadata.partitions)
         ends: dict[int, int | None] = {}
         for partition in partitions:
-            if partition not in metadata.partitions:
+            if partition not in existing:
                 ends[partition] = None
                 continue
             try:

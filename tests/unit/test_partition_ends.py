@@ -1,0 +1,34 @@
+"""Partition ends looked up through a client: which partitions exist is asked again only for one not known."""
+
+from types import SimpleNamespace
+
+from shared_adapters.kafka_partition_ends import partition_ends
+
+
+class Cluster:
+    """A client of a topic whose partitions and ends the test sets, counting the requests it is sent."""
+
+    def __init__(self, ends: dict[int, int]):
+        self.ends, self.metadata_requests, self.end_requests = ends, 0, 0
+
+    def list_topics(self, topic, timeout):
+        self.metadata_requests += 1
+        partitions = {number: None for number in self.ends}
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=partitions)})
+
+    def get_watermark_offsets(self, partition, timeout):
+        self.end_requests += 1
+        return 0, self.ends[partition.partition]
+
+
+def test_partitions_known_to_exist_cost_one_request_each_and_a_new_one_is_found():
+    cluster = Cluster({0: 5, 1: 7})
+    look_up = partition_ends(cluster, "t", timeout_s=1)
+    assert look_up({0, 1}) == {0: 5, 1: 7}
+    cluster.ends[0] = 6
+    assert look_up({0}) == {0: 6} and look_up({1}) == {1: 7}
+    assert cluster.metadata_requests == 1 and cluster.end_requests == 4
+    assert look_up({2}) == {2: None}, "a partition that does not exist has no end"
+    cluster.ends[2] = 1  # the topic was given a partition
+    assert look_up({2}) == {2: 1}
+    assert cluster.metadata_requests == 3
