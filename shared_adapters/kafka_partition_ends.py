@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Collection
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from shared_domain.plausibility import EndsLookup
 
@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:
-    """Look ends up through `consumer`: one request per partition that exists.
+    """Look ends up through `consumer`: one request for every partition asked about (per leader), its end offset.
 
     Which partitions exist is asked once, and again only when asked about one not known to exist: a topic's
     partitions are only ever added, and a live feed looks ends up at every event, so a metadata request each time
@@ -30,18 +30,19 @@ def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLook
                 log.debug("partitions of %s not looked up: %s", topic, metadata.error)
                 return {}
             existing.update(metadata.partitions)
-        ends: dict[int, int | None] = {}
-        for partition in partitions:
-            if partition not in existing:
-                ends[partition] = None
-                continue
-            try:
-                watermarks = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-            except KafkaException as error:
-                log.debug("end of %s:%d not looked up: %s", topic, partition, error)
-                continue
-            if watermarks is not None:  # None: no answer in time
-                ends[partition] = watermarks[1]
+        ends: dict[int, int | None] = {partition: None for partition in partitions if partition not in existing}
+        # offsets_for_times answers OFFSET_END (ListOffsets' 'latest') with the partition's end.
+        asked = [TopicPartition(topic, partition, OFFSET_END) for partition in partitions if partition in existing]
+        try:
+            answered = consumer.offsets_for_times(asked, timeout=timeout_s) if asked else []
+        except KafkaException as error:
+            log.debug("ends of %s not looked up: %s", topic, error)
+            return ends
+        for position in answered:
+            if position.error is not None or position.offset < 0:
+                log.debug("end of %s:%d not looked up: %s", topic, position.partition, position.error)
+            else:
+                ends[position.partition] = position.offset
         return ends
 
     return look_up
