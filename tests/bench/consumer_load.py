@@ -20,7 +20,7 @@ from shared_domain.message import ClientId, Message, MessageText, new_message_id
 from shared_domain.partitioning import PARTITIONER
 from tests.support.services import start_consumer
 
-from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
+from .cpu import CpuSince, bounds, group_cpu_seconds
 from .progress import CommittedProgress
 
 
@@ -98,12 +98,11 @@ def _consume(env: dict, logs: Path, client: MongoClient, topic: str, count: int,
     progress = CommittedProgress(env["KAFKA_BOOTSTRAP_SERVERS"], f"bench-{database}", topic)
     try:
         wait_until(lambda: progress.committed() > 0, timeout=60, interval=0.02, what="the first commit", process=consumer)
-        already, own, store = progress.committed(), group_cpu_seconds(consumer.pid), group_cpu_seconds(mongo_pid)
-        began, machine = time.perf_counter(), machine_cpu_seconds()
+        already, meter = progress.committed(), CpuSince({"consumer": consumer.pid, "store": mongo_pid})
         wait_until(lambda: progress.committed() >= count, timeout=300, interval=0.1,
                    what=f"{count} messages committed", process=consumer)
-        own, store = group_cpu_seconds(consumer.pid) - own, group_cpu_seconds(mongo_pid) - store
-        bound = bounds({"consumer": own, "store": store}, time.perf_counter() - began, machine_cpu_seconds() - machine)
+        spent, machine, seconds = meter.read()
+        own, store, bound = spent["consumer"], spent["store"], bounds(spent, seconds, machine)
     finally:
         progress.close()
         consumer.stop()

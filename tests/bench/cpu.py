@@ -1,6 +1,7 @@
 """CPU time and memory of a process group, read from /proc: what a server spent on the load it was given."""
 
 import os
+import time
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,6 +44,25 @@ def bounds(spent: dict[str, float], seconds: float, machine: float) -> str:
     else:
         verdict = "latency, not CPU: the parts wait on each other (the broker's acknowledgements, the store's writes)"
     return f"bounded by {verdict} (cores used: {used}; the machine {busy:.2f} of {CORES})"
+
+
+class CpuSince:
+    """The CPU seconds each process group ({name: pid}) and the whole machine spend from its making on."""
+
+    def __init__(self, parts: dict[str, int]):
+        self._parts = parts
+        self._before = {name: group_cpu_seconds(pid) for name, pid in parts.items()}
+        self._machine, self._began = machine_cpu_seconds(), time.perf_counter()
+
+    def read(self) -> tuple[dict[str, float], float, float]:
+        """CPU seconds by part, the machine's busy CPU seconds and the seconds elapsed, since it was made."""
+        return ({name: group_cpu_seconds(pid) - self._before[name] for name, pid in self._parts.items()},
+                machine_cpu_seconds() - self._machine, time.perf_counter() - self._began)
+
+    def bounds(self) -> str:
+        """What bounded the time since it was made (see bounds())."""
+        spent, machine, seconds = self.read()
+        return bounds(spent, seconds, machine)
 
 
 def _group(pid: int) -> list[tuple[int, list[str]]]:

@@ -1,13 +1,12 @@
 """The end-to-end figure: single sends with the consumer storing them, the CPU each part spends per message."""
 
 import statistics
-import time
 from dataclasses import dataclass
 
 from infra.process import wait_until
 from tests.support.api import Api
 
-from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
+from .cpu import CpuSince, bounds
 from .http_load import SINGLE, Run, cpu_of, measured
 from .progress import CommittedProgress
 from .wrk import post_script, run_wrk
@@ -46,18 +45,16 @@ def _pipeline(url: str, script: str, connections: int, seconds: float, parts: di
     """Send for `seconds`, then wait until the consumer committed all of it; the whole span's figures."""
     start = progress.end()
     wait_until(lambda: progress.committed() >= start, timeout=120, interval=0.1, what="earlier messages committed")
-    before = {name: group_cpu_seconds(pid) for name, pid in parts.items()}
-    machine, began = machine_cpu_seconds(), time.perf_counter()
+    meter = CpuSince(parts)
     result = run_wrk(url, script, connections, seconds)
     if result.failed:
         raise RuntimeError(f"{result.failed} requests failed during a wrk run")
     end = progress.end()
     wait_until(lambda: progress.committed() >= end, timeout=300, interval=0.05, what="every accepted message committed")
-    took = time.perf_counter() - began
-    spent = {name: group_cpu_seconds(pid) - before[name] for name, pid in parts.items()}
+    spent, machine, took = meter.read()
     accepted = end - start
     return Pipeline(accepted, accepted / took, {name: used / accepted * 1e6 for name, used in spent.items()},
-                    bounds(spent, took, machine_cpu_seconds() - machine))
+                    bounds(spent, took, machine))
 
 
 def _print(connections: int, pipelines: list[Pipeline], baseline: list[Run]) -> float:

@@ -16,7 +16,7 @@ from shared_domain.documents import MESSAGES_COLLECTION, message_id_of
 from shared_domain.message import message_key
 from tests.support.stack import register
 
-from .cpu import bounds, group_cpu_seconds, group_rss_bytes, machine_cpu_seconds
+from .cpu import CpuSince, group_rss_bytes
 from .stored_latency import KeepAliveSender, quantile
 
 # What a subscriber waits for an event at the default thread count, from the POST to its arrival.
@@ -48,12 +48,9 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
     per_idle_kib = (group_rss_bytes(producer_pid) - rss_before) / subscribers / 1024
     warm_up = _send(api.base_url, tokens, clients, rate, warmup_s, seed=7) if warmup_s > 0 else {}
     groups = parts | {"bench": os.getpid()}
-    cpu_before, machine = {name: group_cpu_seconds(pid) for name, pid in groups.items()}, machine_cpu_seconds()
-    sending = time.monotonic()
+    meter = CpuSince(groups)
     sent = _send(api.base_url, tokens, clients, rate, seconds, seed=11)
-    sending = time.monotonic() - sending
-    spent, machine = {name: group_cpu_seconds(pid) - cpu_before[name] for name, pid in groups.items()}, \
-        machine_cpu_seconds() - machine
+    while_sending = meter.bounds()
     expected, warm_up_expected = _expected(sent, streams), _expected(warm_up, streams)
     arrivals, retried = subscribers_process.arrivals(expected | warm_up_expected, timeout=30)
     lost = len((expected | warm_up_expected) - arrivals.keys())
@@ -79,7 +76,7 @@ def run(api, mongo_uri: str, database: str, parts: dict[str, int], subscribers: 
         f"{what} {quantile(values, 0.5):.1f} / {quantile(values, 0.99):.1f}" for what, values in (
             ("POST to sentAt", to_accept), ("sentAt to the consumer's insert", to_store),
             ("insert to the event at the subscriber", to_event))))
-    print(f"  while sending: {bounds(spent, sending, machine)}")
+    print(f"  while sending: {while_sending}")
 
 
 def _expected(sent: dict, streams: list[tuple[str, str]]) -> set[tuple[str, int]]:

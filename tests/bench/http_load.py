@@ -13,7 +13,7 @@ from producer_service.config import DEFAULT_THREADS, DEFAULT_WORKERS
 from tests.support.api import Api
 from tests.support.services import BIN, start_producer
 
-from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
+from .cpu import CpuSince, bounds
 from .wrk import WrkResult, post_script, run_wrk
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"]
@@ -67,12 +67,12 @@ class Run:
 
 def measured(url: str, script: str, connections: int, seconds: float, groups: dict[str, int]) -> Run:
     """A wrk run, with the CPU seconds of each process group in `groups` ({name: pid}) and of the machine."""
-    before, machine = {name: group_cpu_seconds(pid) for name, pid in groups.items()}, machine_cpu_seconds()
+    meter = CpuSince(groups)
     result = run_wrk(url, script, connections, seconds)
     if result.failed:
         raise RuntimeError(f"{result.failed} requests failed during a wrk run")
-    return Run(result, seconds, {name: group_cpu_seconds(pid) - before[name] for name, pid in groups.items()},
-               machine_cpu_seconds() - machine)
+    spent, machine, _elapsed = meter.read()
+    return Run(result, seconds, spent, machine)
 
 
 def run(env: dict, logs: Path, tokens: dict, rounds: int, seconds: float, connections: list[int], kafka_pid: int) -> dict:

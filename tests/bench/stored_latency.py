@@ -11,7 +11,7 @@ from infra.process import wait_until
 from shared_domain.documents import MESSAGES_COLLECTION, message_id_of
 from tests.support.api import Api
 
-from .cpu import bounds, group_cpu_seconds, machine_cpu_seconds
+from .cpu import CpuSince
 from .progress import CommittedProgress
 
 
@@ -37,16 +37,14 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
             raise RuntimeError(f"timed send {n} got {status}: {body}")
         sent[n] = (at, time.time() - at, body["messageId"])
 
-    before, machine, sending = {name: group_cpu_seconds(pid) for name, pid in parts.items()}, machine_cpu_seconds(), \
-        time.perf_counter()
+    meter = CpuSince(parts)
     # Few threads on kept-alive connections: the client must not be what is measured.
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(count)))
     messages = database[MESSAGES_COLLECTION]
     end = progress.end()
     wait_until(lambda: progress.committed() >= end, timeout=120, interval=0.1, what=f"{count} timed messages committed")
-    bound = bounds({name: group_cpu_seconds(pid) - before[name] for name, pid in parts.items()},
-                   time.perf_counter() - sending, machine_cpu_seconds() - machine)
+    bound = meter.bounds()
     stored_at = {message_id_of(document): document["storedAt"].timestamp()
                  for document in messages.find({"from": "timer"}, {"messageId": 1, "storedAt": 1})}
     stored = sorted((stored_at[message_id] - at) * 1000 for at, _, message_id in sent)
