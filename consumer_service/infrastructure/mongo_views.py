@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pymongo.database import Database
 
 from shared_adapters.mongo_client import transient_as_unavailable
+from shared_adapters.mongo_packed import PackedDocuments
 from shared_domain.clock import as_utc
 from shared_domain.conversation_views import (VIEWS_COLLECTION, applied_id, apply_events, empty_view, read_marker_id,
                                               rebuilt, view_ids)
@@ -24,7 +25,7 @@ class MongoConversationViews:
     """
 
     def __init__(self, database: Database, remembered: int = 20_000, leaf: int = LEAF, node: int = NODE):
-        self._views, self._leaf, self._node = database[VIEWS_COLLECTION], leaf, node
+        self._views, self._leaf, self._node = PackedDocuments(database[VIEWS_COLLECTION]), leaf, node
         self._remembered = remembered
         self._known = _Remembered()
 
@@ -39,7 +40,7 @@ class MongoConversationViews:
                 place(pages, events)
                 written = [*pages.writes(), *written]  # in the order PageWriter gives: see its docstring
                 for document in written:
-                    self._views.replace_one({"_id": document["_id"]}, document, upsert=True)
+                    self._views.put(document)
         except BaseException:
             self.forget()  # some changes may be applied in memory and not in the store
             raise
@@ -57,7 +58,7 @@ class MongoConversationViews:
                     current = self._lookup(known, doc_id)
                     if current is None or current["next"] < offset:  # a batch read again says less: keep the most
                         document = {"_id": doc_id, "next": offset}
-                        self._views.replace_one({"_id": doc_id}, document, upsert=True)
+                        self._views.put(document)
                         self._remember(known, doc_id, document)
         except BaseException:
             self.forget()
@@ -73,7 +74,7 @@ class MongoConversationViews:
             known.move_to_end(doc_id)
             return known[doc_id][0]
         # One lookup per document: an `$in` is not pushed down to every store (FerretDB v1 scans for it).
-        return self._views.find_one({"_id": doc_id})
+        return self._views.get(doc_id)
 
     def _remember(self, known: "_Remembered", doc_id: str, document: dict) -> None:
         """Keep what was written, forgetting the least recently used beyond the bound."""
@@ -97,10 +98,10 @@ def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int
     Reads the whole history: for existing data and repairs, with the projectors stopped.
     """
     views = rebuilt(_stored_events(database, batch), partitions)
-    collection = database[VIEWS_COLLECTION]
-    collection.delete_many({"_id": {"$nin": list(views)}})
-    for view_id, view in views.items():
-        collection.replace_one({"_id": view_id}, view, upsert=True)
+    collection = PackedDocuments(database[VIEWS_COLLECTION])
+    collection.collection.delete_many({"_id": {"$nin": list(views)}})
+    for view in views.values():
+        collection.put(view)
     markers = database[READ_MARKERS_COLLECTION]
     read_up_to = {(marker["client"], marker["with"]): as_utc(marker["upTo"]) for marker in markers.find({})}
     counts = dict.fromkeys(read_up_to, 0)

@@ -9,6 +9,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared_adapters.mongo_client import stopped_at_time_limit
+from shared_adapters.mongo_packed import PackedDocuments
 from shared_domain.availability import StoreUnavailable
 from shared_domain.conversation_views import (NotLogged, applied_id, arrivals_after, inbox_id, outbox_id, positions,
                                               read_count, read_marker_id, summaries)
@@ -69,7 +70,7 @@ class PagedMessages:
     """
 
     def __init__(self, history: MongoReader, pages: Collection, partitions: Callable[[], int]):
-        self._history, self._pages, self._partitions = history, pages, partitions
+        self._history, self._pages, self._partitions = history, PackedDocuments(pages), partitions
 
     def find(self, query: PageQuery) -> list[dict]:
         """Return one page of API objects matching the query."""
@@ -78,9 +79,8 @@ class PagedMessages:
         if streams is None:
             return self._history.find(query)
         bounds = Bounds.of(query.since, query.until, query.after, query.newest_first)
-        load = lambda doc_id: self._pages.find_one({"_id": doc_id})
         try:
-            messages = page(load, streams, bounds, query.limit, keep=lambda message: _matches(message, query))
+            messages = page(self._pages.get, streams, bounds, query.limit, keep=lambda message: _matches(message, query))
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
         return [message_view(message) for message in messages]
@@ -114,7 +114,7 @@ class MongoViews:
     """A client's conversation views: its inbox and its outbox of each stored-events partition, each one lookup by _id."""
 
     def __init__(self, views: Collection, partitions: Callable[[], int]):
-        self._views, self._partitions = views, partitions
+        self._views, self._partitions = PackedDocuments(views), partitions
 
     def inbox(self, client: str) -> dict | None:
         """The client's inbox, None before its first message."""
@@ -122,7 +122,7 @@ class MongoViews:
 
     def document(self, doc_id: str) -> dict | None:
         """Any document of the views' collection, by _id."""
-        return self._views.find_one({"_id": doc_id})
+        return self._views.get(doc_id)
 
     def of(self, client: str) -> tuple[dict | None, list[dict]]:
         """The client's inbox (None before its first message) and its outboxes."""

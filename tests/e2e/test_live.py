@@ -13,6 +13,7 @@ from pymongo import MongoClient
 
 from infra.process import wait_until
 from producer_service.config import DEFAULT_WORKERS
+from shared_adapters.mongo_packed import unpack
 from shared_domain.clock import utc_now
 from shared_domain.failures import SourcePosition
 from shared_domain.message import Message
@@ -179,7 +180,7 @@ def test_the_conversation_list_and_a_stream_start_come_from_the_views_not_the_hi
     with MongoClient(stack.env["MONGODB_URI"]) as client:
         database = client[stack.env["MONGODB_DATABASE"]]
         stored = {m["messageId"]: m for m in database.messages.find({"messageId": {"$in": [first, second, reply]}})}
-        views = {view["_id"]: view for view in database.conversation_views.find({"_id": {"$regex": "^(in|out)/clientK"}})}
+        views = {view["_id"]: unpack(view) for view in database.conversation_views.find({"_id": {"$regex": "^(in|out)/clientK"}})}
         # A message in the history that no consumer stored (so no view has it) is not what the list reads.
         database.messages.insert_one({**stored[first], "_id": "clientL/planted", "messageId": "planted",
                                       "from": "clientL", "conversation": "clientK|clientL"})

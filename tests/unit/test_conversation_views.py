@@ -13,6 +13,7 @@ from consumer_service.application.errors import StoreUnavailable
 from consumer_service.application.project_views import project_views
 from consumer_service.application.records import IncomingRecord
 from consumer_service.infrastructure.mongo_views import MongoConversationViews, rebuild_views
+from shared_adapters.mongo_packed import BODY, unpack
 from shared_domain import conversation_views
 from shared_domain.conversation_views import RECENT, VIEWS_COLLECTION, applied_id, positions, rebuilt, summaries
 from shared_domain.documents import message_document
@@ -50,7 +51,8 @@ def all_plausible(sources):
 
 def stored_views(database) -> dict:
     """The views and pages the store holds (how far the projector read each partition apart)."""
-    return {view["_id"]: view for view in database[VIEWS_COLLECTION].find({}) if not view["_id"].startswith("applied/")}
+    collection = database[VIEWS_COLLECTION]
+    return {view["_id"]: unpack(view) for view in collection.find({}) if not view["_id"].startswith("applied/")}
 
 
 MESSAGES = st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), min_size=1, max_size=40)
@@ -95,7 +97,8 @@ def test_views_applied_with_redeliveries_interleavings_and_rebalances_equal_a_re
                 projector = MongoConversationViews(database, remembered=data.draw(st.integers(1, 10)))
 
         assert stored_views(database) == rebuilt(events, PARTITIONS)
-        read_marks = {doc["_id"]: doc["next"] for doc in database[VIEWS_COLLECTION].find({"_id": {"$regex": "^applied/"}})}
+        collection = database[VIEWS_COLLECTION]
+        read_marks = {doc["_id"]: unpack(doc)["next"] for doc in collection.find({"_id": {"$regex": "^applied/"}})}
         assert read_marks == {applied_id(p): max(r.offset for r in records if r.partition == p) + 1
                               for p in {r.partition for r in records}}, "each partition read to its last record"
         for event in events:
@@ -174,3 +177,13 @@ def test_a_view_written_before_views_logged_arrivals_logs_from_then_on_and_never
         conversation_views.arrivals_after(inbox, read, events[1].source.offset, 10)
     with pytest.raises(conversation_views.NotLogged):
         conversation_views.arrivals_after(inbox, read, events[2].source.offset, 2)
+
+
+def test_a_projector_goes_on_from_views_written_before_packing_and_writes_them_packed():
+    events = history([("clientA", "clientB"), ("clientB", "clientA"), ("clientA", "clientB")], [1, 2, 3],
+                     ["one", "two", "three"])
+    database = mongomock.MongoClient(tz_aware=True)["db"]
+    database[VIEWS_COLLECTION].insert_many(list(rebuilt(events[:2], PARTITIONS).values()))  # unpacked, as before
+    project_views(as_records(events[2:]), MongoConversationViews(database), all_plausible, PARTITIONS)
+    assert stored_views(database) == rebuilt(events, PARTITIONS)
+    assert database[VIEWS_COLLECTION].find_one({"_id": "in/clientB"}).keys() == {"_id", BODY}, "rewritten packed"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from consumer_service.infrastructure.mongo_views import MongoConversationViews
 from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader, PagedMessages
+from shared_adapters.mongo_packed import pack
 from shared_domain.clock import parse_iso
 from shared_domain.documents import message_document, message_view
 from shared_domain.failures import SourcePosition
@@ -85,7 +86,8 @@ def test_pages_placed_with_redeliveries_and_crashes_equal_the_same_pages_of_the_
     database = mongomock.MongoClient().db
     database.messages.insert_many([message_document(event.message, event.source, event.message.sent_at)
                                    for _, event in events])
-    database.pages.insert_many(list(store.values()))
+    # Some documents as this version writes them, packed; the others as versions before packing wrote them.
+    database.pages.insert_many([pack(doc) if data.draw(st.booleans(), label="packed") else doc for doc in store.values()])
     history = MongoReader(database.messages, "sentAt", message_view)
     pages = PagedMessages(history, database.pages, lambda: PARTITIONS)
     for _ in range(6):
