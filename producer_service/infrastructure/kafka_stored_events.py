@@ -88,13 +88,20 @@ class StoredEventFeed:
         with self._lock:
             return dict(self._read)
 
-    def start_soon(self) -> None:
-        """Start reading in the background, so that the first stream need not wait; if Kafka does not answer, it will."""
+    def start_soon(self, retry_s: float = 0.5, most_s: float = 30.0) -> None:
+        """Start reading in the background, so that no stream need wait; while Kafka does not answer (or the topic is
+        not there yet), try again, waiting twice as long each time up to `most_s`, until started or closed."""
         def start() -> None:
-            try:
-                self.ensure_started()
-            except FeedUnavailable as error:
-                log.info("live feed not started yet (%s): the first stream starts it", error)
+            wait = retry_s
+            while not self._stop.is_set():
+                try:
+                    self.ensure_started()
+                    return
+                except FeedUnavailable as error:
+                    log.log(logging.INFO if wait == retry_s else logging.DEBUG,
+                            "live feed not started yet (%s): trying again, or the first stream starts it", error)
+                self._stop.wait(wait)
+                wait = min(wait * 2, most_s)
 
         threading.Thread(target=start, name="live-feed-start", daemon=True).start()
 

@@ -1,0 +1,25 @@
+"""The live feed of an API process starts by itself once its topic is there, so that no stream waits for it."""
+
+import logging
+
+from consumer_service.infrastructure.kafka_io import ensure_topics
+from infra.process import wait_until
+from producer_service.application.live import Hub
+from producer_service.infrastructure.kafka_stored_events import StoredEventFeed
+from shared_adapters.kafka_connection import KafkaConnection
+
+
+def test_a_feed_whose_topic_is_not_there_yet_starts_reading_once_it_is_created_without_a_stream(kafka, unique, caplog):
+    connection = KafkaConnection(kafka.address)
+    stored, messages = f"stored-{unique}", f"messages-{unique}"
+    ensure_topics(connection, [messages], partitions=2, timeout=10)
+    feed = StoredEventFeed(connection, stored, Hub(per_client=1, capacity=10), messages, timeout_s=2)
+    caplog.set_level(logging.INFO, logger="producer_service.infrastructure.kafka_stored_events")
+    try:
+        feed.start_soon(retry_s=0.05, most_s=0.2)
+        wait_until(lambda: "live feed not started yet" in caplog.text, timeout=10, what="a first attempt, failed: no topic")
+        ensure_topics(connection, [stored], partitions=2, timeout=10)
+        wait_until(lambda: feed.read_up_to() == {0: 0, 1: 0}, timeout=30, interval=0.1,
+                   what="the feed reading both partitions of its new topic, started by no stream")
+    finally:
+        feed.close()
