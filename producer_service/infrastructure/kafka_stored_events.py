@@ -63,8 +63,8 @@ def plausible(events: list[StoredEvent], check: Holdback[StoredEvent], report: D
 class StoredEventFeed:
     """Reads every partition of the stored-events topic from where it ended when started, and hands events to the hub.
 
-    Started by the first stream: its positions are fixed before that stream reads the store, so
-    every message stored afterwards reaches the hub (no group, no commits: each process reads all).
+    Started in the background when the process starts, or else by the first stream: its positions are
+    fixed before that stream reads the store, so every message stored afterwards reaches the hub (no group, no commits: each process reads all).
     An event whose source cannot be a record of `messages_topic` is dropped: anyone who can write to
     the stored-events topic could otherwise move a stream's position past every genuine message. One
     just past its partition's end is held back instead (a new leader reports an end behind the old
@@ -110,6 +110,8 @@ class StoredEventFeed:
         with self._lock:
             if self._consumer is not None:
                 return
+            if self._stop.is_set():
+                raise FeedUnavailable("the feed is closed")
             consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
                                                       "enable.auto.offset.store": False}))
             try:
@@ -169,5 +171,7 @@ class StoredEventFeed:
     def close(self) -> None:
         """Stop reading."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        with self._lock:  # a start under way either finishes first, and its thread is joined, or starts nothing
+            thread = self._thread
+        if thread is not None:
+            thread.join(5)

@@ -1,11 +1,14 @@
-"""The live feed of an API process starts by itself once its topic is there, so that no stream waits for it."""
+"""The live feed of an API process starts by itself once its topic is there, so that no stream waits for it, and
+never once the process is stopping."""
 
 import logging
+
+import pytest
 
 from consumer_service.infrastructure.kafka_io import ensure_topics
 from infra.process import wait_until
 from producer_service.application.live import Hub
-from producer_service.infrastructure.kafka_stored_events import StoredEventFeed
+from producer_service.infrastructure.kafka_stored_events import FeedUnavailable, StoredEventFeed
 from shared_adapters.kafka_connection import KafkaConnection
 
 
@@ -23,3 +26,14 @@ def test_a_feed_whose_topic_is_not_there_yet_starts_reading_once_it_is_created_w
                    what="the feed reading both partitions of its new topic, started by no stream")
     finally:
         feed.close()
+
+
+def test_a_closed_feed_starts_nothing_whoever_asks(kafka, unique):
+    connection = KafkaConnection(kafka.address)
+    stored, messages = f"stored-{unique}", f"messages-{unique}"
+    ensure_topics(connection, [stored, messages], partitions=1, timeout=10)
+    feed = StoredEventFeed(connection, stored, Hub(per_client=1, capacity=10), messages, timeout_s=2)
+    feed.close()
+    with pytest.raises(FeedUnavailable, match="closed"):
+        feed.ensure_started()  # a stream, or the background start, after the process began to stop
+    assert feed.read_up_to() == {}, "no partition read"
