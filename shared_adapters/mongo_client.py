@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 
+from bson.codec_options import CodecOptions
 from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
@@ -15,12 +16,14 @@ OPERATION_TIMEOUT_MS = 5000
 # with a socket timeout alone the store goes on scanning for a request that gave up (and the driver retries
 # the read, so twice), and every other request pays for it; the store's own timeout is not retried.
 QUERY_TIME_LIMIT_MS = OPERATION_TIMEOUT_MS - 500
+# How every client of the services decodes what it reads: dates as timezone-aware UTC.
+DECODING = CodecOptions(tz_aware=True)
 
 
 def connect(uri: str, timeout_ms: int, operation_timeout_ms: int = OPERATION_TIMEOUT_MS) -> MongoClient:
     """Open a client whose every wait is bounded, so an outage surfaces as an error quickly."""
     return MongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+        uri, tz_aware=DECODING.tz_aware, tzinfo=DECODING.tzinfo, serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms, operation_timeout_ms),
     )
 

@@ -6,15 +6,13 @@ projector. Packed, the store handles one binary value per document; the driver p
 it in C. Nothing may query such a collection by any field but `_id`.
 """
 
-from datetime import timezone
-
 import bson
 from bson.binary import Binary
-from bson.codec_options import CodecOptions
 from pymongo.collection import Collection
 
+from .mongo_client import DECODING
+
 BODY = "b"
-AS_READ = CodecOptions(tz_aware=True, tzinfo=timezone.utc)  # as every client of the services reads (mongo_client)
 
 
 def pack(document: dict) -> dict:
@@ -27,19 +25,23 @@ def unpack(stored: dict | None) -> dict | None:
     """The document a stored one holds (one written unpacked, by a version before packing, as it is)."""
     if stored is None or BODY not in stored:
         return stored
-    return {"_id": stored["_id"], **bson.decode(stored[BODY], codec_options=AS_READ)}
+    return {"_id": stored["_id"], **bson.decode(stored[BODY], codec_options=DECODING)}
 
 
 class PackedDocuments:
     """A collection of packed documents, by _id."""
 
     def __init__(self, collection: Collection):
-        self.collection = collection
+        self._collection = collection
 
     def get(self, doc_id: str) -> dict | None:
         """The document of that _id, None when there is none."""
-        return unpack(self.collection.find_one({"_id": doc_id}))
+        return unpack(self._collection.find_one({"_id": doc_id}))
 
     def put(self, document: dict) -> None:
         """Write the document whole, in place of any of its _id."""
-        self.collection.replace_one({"_id": document["_id"]}, pack(document), upsert=True)
+        self._collection.replace_one({"_id": document["_id"]}, pack(document), upsert=True)
+
+    def keep_only(self, doc_ids: list[str]) -> None:
+        """Delete every document whose _id is not among `doc_ids`."""
+        self._collection.delete_many({"_id": {"$nin": doc_ids}})

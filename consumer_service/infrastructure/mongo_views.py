@@ -99,7 +99,7 @@ def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int
     """
     views = rebuilt(_stored_events(database, batch), partitions)
     collection = PackedDocuments(database[VIEWS_COLLECTION])
-    collection.collection.delete_many({"_id": {"$nin": list(views)}})
+    collection.keep_only(list(views))
     for view in views.values():
         collection.put(view)
     markers = database[READ_MARKERS_COLLECTION]

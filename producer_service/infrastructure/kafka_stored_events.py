@@ -63,8 +63,9 @@ def plausible(events: list[StoredEvent], check: Holdback[StoredEvent], report: D
 class StoredEventFeed:
     """Reads every partition of the stored-events topic from where it ended when started, and hands events to the hub.
 
-    Started in the background when the process starts, or else by the first stream: its positions are
-    fixed before that stream reads the store, so every message stored afterwards reaches the hub (no group, no commits: each process reads all).
+    Started in the background when the process starts, or else by the first stream: its positions
+    are fixed before that stream reads the store, so every message stored afterwards reaches the hub
+    (no group, no commits: each process reads all).
     An event whose source cannot be a record of `messages_topic` is dropped: anyone who can write to
     the stored-events topic could otherwise move a stream's position past every genuine message. One
     just past its partition's end is held back instead (a new leader reports an end behind the old
