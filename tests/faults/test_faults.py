@@ -88,7 +88,9 @@ def test_a_store_outage_longer_than_the_retries_dead_letters_and_loses_nothing(s
     when_stored(stack, load, 0.3)
     killable_store.stop()
     before = stack.dead_letter_count()
-    wait_until(lambda: stack.dead_letter_count() >= before + 100, timeout=120, what="records dead-lettered in the outage")
+    # The consumer's log comes with a timeout: what it was doing instead of dead-lettering.
+    wait_until(lambda: stack.dead_letter_count() >= before + 100, timeout=120, what="records dead-lettered in the outage",
+               process=stack.processes[0])
     killable_store.start()
     load.wait()
     ledger = settle("store outage beyond retries", stack, load)
