@@ -130,6 +130,18 @@ class Hub:
             if not streams:
                 self._by_client.pop(subscription.client, None)
 
+    @property
+    def empty(self) -> bool:
+        """Whether no stream is open."""
+        with self._lock:
+            return not self._by_client
+
+    def of_interest(self, events: Iterable[StoredEvent]) -> list[StoredEvent]:
+        """The events an open stream would be given: those whose sender or recipient has one."""
+        with self._lock:
+            return [event for event in events
+                    if event.message.recipient in self._by_client or event.message.sender in self._by_client]
+
     def publish(self, events: Iterable[StoredEvent]) -> None:
         """Offer each event to every subscription of its sender and of its recipient."""
         with self._lock:

@@ -156,17 +156,22 @@ class StoredEventFeed:
                 for record in records:
                     if record.error() is None:
                         self._read[record.partition()] = max(record.offset() + 1, self._read.get(record.partition(), 0))
+            # With no stream open nothing is decoded: one opened from now on waits for the views to hold what was read.
+            listened = not self._hub.empty
             for record in records:
                 if record.error() is not None:
                     if record.error().fatal():
                         log.error("live feed: %s", record.error())
+                    continue
+                if not listened:
                     continue
                 try:
                     events.append(decode_stored_event(record.value()))
                 except Exception as error:  # the safety net: no event stops the feed
                     log.warning("live feed: skipping an unreadable event at %s:%d:%d: %s", record.topic(),
                                 record.partition(), record.offset(), error)
-            self._hub.publish(plausible(events, self._check, self._drops, self._partitions))
+            # Only what a stream would be given is judged: each judgement may ask Kafka where a partition ends.
+            self._hub.publish(plausible(self._hub.of_interest(events), self._check, self._drops, self._partitions))
         consumer.close()
 
     def close(self) -> None:

@@ -118,6 +118,24 @@ def test_the_hub_hands_an_event_to_the_sender_and_the_recipient_only():
         "clientA", "clientB"]
 
 
+@given(st.sets(st.sampled_from(CLIENTS)), st.sets(st.sampled_from(CLIENTS)),
+       st.lists(st.tuples(st.sampled_from(CLIENTS), st.sampled_from(CLIENTS)), max_size=12))
+def test_the_events_of_interest_are_exactly_those_some_open_stream_is_handed(subscribed, left, pairs):
+    hub = Hub(per_client=2, capacity=100)
+    subscriptions = {client: hub.subscribe(client) for client in subscribed}
+    for client in left & subscribed:  # streams that ended: their clients are of no interest any more
+        hub.unsubscribe(subscriptions.pop(client))
+    events = [event(n, sender, recipient, n) for n, (sender, recipient) in enumerate(pairs)]
+    handed = set()
+    hub.publish(events)
+    for subscription in subscriptions.values():
+        while not subscription._events.empty():
+            handed.add(subscription.next(0).message.message_id)
+    assert [each.message.message_id for each in hub.of_interest(events)] == [
+        each.message.message_id for each in events if each.message.message_id in handed]
+    assert hub.empty == (not subscriptions)
+
+
 def test_a_client_gets_a_bounded_number_of_streams_and_a_closed_one_frees_its_place():
     hub = Hub(per_client=1, capacity=10)
     history = history_of(mongomock.MongoClient()["db"].messages)
