@@ -16,7 +16,9 @@ def to_millis(moment: datetime) -> datetime:
 
 def to_iso(moment: datetime) -> str:
     """Format a datetime as ISO 8601 UTC with a four-digit year, milliseconds and a trailing Z."""
-    return as_utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if moment.tzinfo is not timezone.utc:
+        moment = as_utc(moment)
+    return moment.isoformat(timespec="milliseconds")[:-len("+00:00")] + "Z"
 
 
 def parse_iso(text: str) -> datetime:

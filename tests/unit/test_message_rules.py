@@ -1,8 +1,17 @@
-"""The message rules, as the send schema applies them."""
+"""The message rules, as the send schema applies them, and the ids and times a sent message is given."""
+
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from bson.tz_util import utc as bson_utc
+from hypothesis import given
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from shared_domain.clock import parse_iso, to_iso, to_millis
+from shared_domain.message import message_id_problem, new_message_id
 from shared_domain.schemas import SendMessageSchema
 
 VALID = {"from": "clientA", "to": "clientB", "message": "hello"}
@@ -73,3 +82,23 @@ def test_value_objects_refuse_what_the_rules_refuse():
             make(value)
     with pytest.raises(InvalidValue):
         MessageText("too long", max_length=3)
+
+
+def test_a_fresh_message_id_is_a_random_uuid_in_its_usual_form_and_never_repeats():
+    ids = [new_message_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for message_id in ids:
+        parsed = uuid.UUID(message_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (message_id, 4, uuid.RFC_4122)
+        assert message_id_problem(message_id) is None
+
+
+OFFSETS = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
+ZONES = st.none() | st.just(timezone.utc) | st.just(bson_utc) | st.builds(timezone, OFFSETS)
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=ZONES))
+def test_a_moment_is_written_in_utc_to_the_millisecond_with_a_z(moment):
+    text = to_iso(moment)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
+    assert parse_iso(text) == to_millis(moment)
