@@ -1,0 +1,49 @@
+"""What an API process's live feed does with the events it reads, with no stream open and with one."""
+
+import logging
+from datetime import datetime, timezone
+
+from confluent_kafka import Producer
+
+from consumer_service.infrastructure.kafka_io import ensure_topics
+from infra.process import wait_until
+from producer_service.application.live import Hub
+from producer_service.infrastructure.kafka_stored_events import StoredEventFeed
+from shared_adapters.kafka_connection import KafkaConnection
+from shared_domain.failures import SourcePosition
+from shared_domain.message import ClientId, Message, MessageId, MessageText
+from shared_domain.stored_events import encode_stored_event
+
+UNREADABLE = "skipping an unreadable event"
+
+
+def test_a_feed_decodes_nothing_while_no_stream_is_open_and_hands_on_what_comes_once_one_is(kafka, unique, caplog):
+    connection = KafkaConnection(kafka.address)
+    stored, messages = f"stored-{unique}", f"messages-{unique}"
+    ensure_topics(connection, [stored, messages], partitions=1, timeout=10)
+    producer = Producer({"bootstrap.servers": kafka.address})
+    for _ in range(2):  # records of the message topic for the events to name
+        producer.produce(messages, key=b"clientB", value=b"a message")
+    producer.flush(10)
+    hub = Hub(per_client=1, capacity=10)
+    feed = StoredEventFeed(connection, stored, hub, messages, timeout_s=5)
+    caplog.set_level(logging.WARNING, logger="producer_service.infrastructure.kafka_stored_events")
+    try:
+        feed.ensure_started()
+        producer.produce(stored, key=b"clientB", value=b"not an event")
+        producer.flush(10)
+        wait_until(lambda: feed.read_up_to() == {0: 1}, timeout=30, interval=0.05, what="the first event read")
+        assert UNREADABLE not in caplog.text, "read with no stream open, and decoded all the same"
+
+        subscription = hub.subscribe("clientB")
+        message = Message(MessageId(f"m-{unique}"), ClientId("clientA"), ClientId("clientB"), MessageText("hello"),
+                          datetime(2026, 12, 7, tzinfo=timezone.utc))
+        producer.produce(stored, key=b"clientB", value=encode_stored_event(message, SourcePosition(messages, 0, 1)))
+        producer.produce(stored, key=b"clientB", value=b"not an event either")
+        producer.flush(10)
+        handed = subscription.next(timeout=30)
+        assert handed.message == message and handed.source == SourcePosition(messages, 0, 1)
+        wait_until(lambda: UNREADABLE in caplog.text, timeout=30, interval=0.05,
+                   what="with a stream open, every event read is decoded")
+    finally:
+        feed.close()
