@@ -11,8 +11,7 @@ from producer_service.application.live import Hub
 from producer_service.infrastructure.kafka_stored_events import StoredEventFeed
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_domain.failures import SourcePosition
-from shared_domain.message import ClientId, Message, MessageId, MessageText
-from shared_domain.stored_events import encode_stored_event
+from shared_domain.stored_events import encode_stored_event, stored_event
 
 UNREADABLE = "skipping an unreadable event"
 
@@ -36,13 +35,13 @@ def test_a_feed_decodes_nothing_while_no_stream_is_open_and_hands_on_what_comes_
         assert UNREADABLE not in caplog.text, "read with no stream open, and decoded all the same"
 
         subscription = hub.subscribe("clientB")
-        message = Message(MessageId(f"m-{unique}"), ClientId("clientA"), ClientId("clientB"), MessageText("hello"),
-                          datetime(2026, 12, 7, tzinfo=timezone.utc))
-        producer.produce(stored, key=b"clientB", value=encode_stored_event(message, SourcePosition(messages, 0, 1)))
+        event = stored_event(f"m-{unique}", "clientA", "clientB", "hello", datetime(2026, 12, 7, tzinfo=timezone.utc),
+                             SourcePosition(messages, 0, 1))
+        producer.produce(stored, key=b"clientB", value=encode_stored_event(event.message, event.source))
         producer.produce(stored, key=b"clientB", value=b"not an event either")
         producer.flush(10)
         handed = subscription.next(timeout=30)
-        assert handed.message == message and handed.source == SourcePosition(messages, 0, 1)
+        assert handed.message == event.message and handed.source == event.source
         wait_until(lambda: UNREADABLE in caplog.text, timeout=30, interval=0.05,
                    what="with a stream open, every event read is decoded")
     finally:
