@@ -7,7 +7,21 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from shared_domain.plausibility import EndsLookup
 
+from .kafka_connection import KafkaConnection
+
 log = logging.getLogger(__name__)
+
+
+def lookup_client(kafka: KafkaConnection, client_name: str, group_id: str) -> Consumer:
+    """A client that joins no group and reads nothing, for look-ups made beside the group consumer of `group_id`.
+
+    A group consumer's own thread may be inside a rebalance callback waiting for the very batch whose
+    positions are being looked up: the look-up must not need that consumer.
+    """
+    # A consumer must name a group, though one that never subscribes nor commits never joins it; named after the
+    # group it stands beside, it falls under the same group ACLs (by prefix).
+    return Consumer(kafka.config(**{"group.id": f"{group_id}.lookups", "client.id": client_name,
+                                    "enable.auto.commit": False}))
 
 
 def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:

@@ -7,7 +7,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shared_adapters.kafka_partition_ends import partition_ends
+from shared_adapters.kafka_partition_ends import lookup_client, partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
 from shared_domain.config import ConfigError
@@ -154,11 +154,10 @@ def _run_dead_letter_projector(settings: ConsumerSettings, database, stop: threa
     consumer = kafka_io.new_consumer(settings.kafka, settings.projector_group_id, name,
                                      dependencies.kafka.suspect, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
-    sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
-                          patience_s=PATIENCE_S)
-    _run_projection(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store,
-                                                                         judge=sources.judge),
-                    settings, stop, dependencies, failed)
+    with _source_check(settings, name, settings.projector_group_id) as sources:
+        _run_projection(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store,
+                                                                             judge=sources.judge),
+                        settings, stop, dependencies, failed)
 
 
 def _run_views_projector(settings: ConsumerSettings, database, stop: threading.Event,
@@ -167,13 +166,27 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
     name = "views-projector"
     consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name,
                                      dependencies.kafka.suspect, dependencies.kafka.up)
-    sources = SourceCheck(settings.messages_topic, partition_ends(consumer, settings.messages_topic, timeout_s=5.0),
-                          patience_s=PATIENCE_S)
     partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
     views = MongoConversationViews(database)
-    handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)
-    _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed,
-                    on_moved=views.forget)
+    with _source_check(settings, name, settings.views_group_id) as sources:
+        handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)
+        _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed,
+                        on_moved=views.forget)
+
+
+@contextmanager
+def _source_check(settings: ConsumerSettings, name: str, group_id: str):
+    """A check of the message positions a projector's records claim, looking ends up through a client of its own.
+
+    Not through the projector's consumer: that consumer's thread waits, in a rebalance callback, for
+    the batch being judged.
+    """
+    client = lookup_client(settings.kafka, f"{name}-ends", group_id)
+    try:
+        yield SourceCheck(settings.messages_topic, partition_ends(client, settings.messages_topic, timeout_s=5.0),
+                          patience_s=PATIENCE_S)
+    finally:
+        client.close()
 
 
 def _run_projection(name: str, consumer, topic: str, handle, settings: ConsumerSettings, stop: threading.Event,
