@@ -1,5 +1,6 @@
 """Command line of the consumer service (`consumer-service ...`)."""
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -107,12 +108,18 @@ def rebuild_views_command(if_missing: bool) -> None:
         mongo.close()
 
 
+# A stop still under way this long after the signal is reported with every thread's stack (on stderr), before a
+# supervisor's kill (commonly 15-30 s after its SIGTERM) leaves nothing to tell where it hung.
+STOP_REPORT_S = 10.0
+
+
 def _stop_on_signals() -> threading.Event:
     """Return an event set by SIGTERM or SIGINT, so loops finish their batch and exit."""
     stop = threading.Event()
 
     def request_stop(signum, _frame):
         logging.getLogger(__name__).info("received %s, finishing the current batch", signal.Signals(signum).name)
+        faulthandler.dump_traceback_later(STOP_REPORT_S, exit=False)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)

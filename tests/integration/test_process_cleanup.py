@@ -64,3 +64,26 @@ def test_a_child_gets_sigterm_when_its_starter_is_killed(tmp_path):
         starter.wait(10)
         if child_pid is not None and alive(child_pid):
             os.kill(child_pid, signal.SIGKILL)
+
+
+STUCK_ON_STOP = textwrap.dedent("""
+    import os, signal, threading
+    from consumer_service.entrypoints import cli
+    cli.STOP_REPORT_S = 0.5
+    stop = cli._stop_on_signals()
+
+    def finish_the_batch_forever():
+        threading.Event().wait()
+
+    stuck = threading.Thread(target=finish_the_batch_forever, daemon=True)
+    stuck.start()
+    os.kill(os.getpid(), signal.SIGTERM)
+    stop.wait()
+    stuck.join(3)
+""")
+
+
+def test_a_consumer_service_still_stopping_after_a_while_reports_where_each_thread_is():
+    finished = subprocess.run([sys.executable, "-c", STUCK_ON_STOP], capture_output=True, text=True, timeout=60)
+    assert "finish_the_batch_forever" in finished.stderr, finished.stderr[-2000:]
+    assert "Thread" in finished.stderr and "most recent call first" in finished.stderr
