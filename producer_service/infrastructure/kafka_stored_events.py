@@ -79,6 +79,7 @@ class StoredEventFeed:
         self._partitions: int | None = None
         self._drops = DropReport()
         self._lock = threading.Lock()
+        self._starting = threading.Lock()  # held by the one start under way
         self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -107,28 +108,53 @@ class StoredEventFeed:
         threading.Thread(target=start, name="live-feed-start", daemon=True).start()
 
     def ensure_started(self) -> None:
-        """Start reading unless already reading; raise FeedUnavailable when Kafka does not answer."""
+        """Start reading unless already reading; raise FeedUnavailable when Kafka does not answer.
+
+        One start is tried at a time. A caller waits for another's no longer than the look-up timeout before it
+        gives up, so while Kafka does not answer, streams asking are refused in about twice that timeout instead of
+        each waiting out the attempts of those before it; where the feed has read is told meanwhile.
+        """
+        if self._reading():
+            return
+        if not self._starting.acquire(timeout=self._timeout):
+            raise FeedUnavailable(f"a start of the live feed has waited {self._timeout:g}s for Kafka")
+        try:
+            if not self._reading():
+                self._start()
+        finally:
+            self._starting.release()
+
+    def _reading(self) -> bool:
+        """Whether the feed reads; FeedUnavailable once it is closed."""
         with self._lock:
             if self._consumer is not None:
-                return
+                return True
             if self._stop.is_set():
                 raise FeedUnavailable("the feed is closed")
-            consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                                                      "enable.auto.offset.store": False}))
-            try:
-                ends = self._ends(consumer)
-                consumer.assign(ends)
-            except (KafkaException, KeyError) as error:
+            return False
+
+    def _start(self) -> None:
+        """Fix where each partition ends and start reading from there (Kafka's look-ups are made outside the lock)."""
+        consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                                                  "enable.auto.offset.store": False}))
+        try:
+            ends = self._ends(consumer)
+            consumer.assign(ends)
+        except (KafkaException, KeyError) as error:
+            consumer.close()
+            raise FeedUnavailable(f"topic {self._topic}: {error}") from None
+        check = Holdback(SourceCheck(self._messages_topic, partition_ends(consumer, self._messages_topic, self._timeout)),
+                         lambda event: event.source, PATIENCE_S)
+        partitions = partition_count(consumer, self._messages_topic, self._timeout)
+        with self._lock:  # close() either sees the thread, and joins it, or comes first and nothing starts
+            if self._stop.is_set():
                 consumer.close()
-                raise FeedUnavailable(f"topic {self._topic}: {error}") from None
-            self._consumer = consumer
+                raise FeedUnavailable("the feed is closed")
+            self._consumer, self._check, self._partitions = consumer, check, partitions
             self._read = {end.partition: end.offset for end in ends}
-            ends = partition_ends(consumer, self._messages_topic, self._timeout)
-            self._check = Holdback(SourceCheck(self._messages_topic, ends), lambda event: event.source, PATIENCE_S)
-            self._partitions = partition_count(consumer, self._messages_topic, self._timeout)
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()
-            log.info("live feed reading %s from its end", self._topic)
+        log.info("live feed reading %s from its end", self._topic)
 
     def _ends(self, consumer: Consumer) -> list[TopicPartition]:
         """Every partition of the topic at its current end (the topic must exist)."""
