@@ -23,8 +23,29 @@ PROTECTIVE_HEADERS = {
 }
 
 
+# More views and hooks than either app registers; a bound, should anything ask about callables made per request.
+REMEMBERED_FUNCTIONS = 1024
+
+
 class ApiFlask(Flask):
-    """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page."""
+    """Flask, except that its automatic OPTIONS answer has no content instead of an empty HTML page, and that it tells
+    a view or hook that is a coroutine from one that is not once, not at each of its calls."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._synchronous: dict = {}
+
+    def ensure_sync(self, func):
+        """As Flask's, remembered for the functions the app registered: every request asks it of every hook it runs."""
+        try:
+            return self._synchronous[func]
+        except KeyError:
+            synchronous = super().ensure_sync(func)
+            if len(self._synchronous) < REMEMBERED_FUNCTIONS:  # what an app registers, never what requests make
+                self._synchronous[func] = synchronous
+            return synchronous
+        except TypeError:  # a callable that cannot be a key
+            return super().ensure_sync(func)
 
     def make_default_options_response(self) -> Response:
         """204 with the Allow header."""
@@ -81,8 +102,8 @@ def _end_trace(_error: BaseException | None) -> None:
 
 def _protective_headers(response: Response) -> Response:
     """Add the PROTECTIVE_HEADERS a view did not set itself, and the request's trace id."""
-    for name, value in PROTECTIVE_HEADERS.items():
-        response.headers.setdefault(name, value)
+    present = {name.lower() for name in response.headers.keys()}
+    response.headers.extend([(name, value) for name, value in PROTECTIVE_HEADERS.items() if name.lower() not in present])
     if "trace_id" in g:
         response.headers["X-Request-Id"] = g.trace_id
     return response
