@@ -62,8 +62,9 @@ class MongoRateLimiter:
     def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
         """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends.
 
-        Raises StoreUnavailable when the store does not answer; for UNAVAILABLE_PAUSE_S after that
-        it lets hits through without asking, so that an outage does not slow every request down.
+        Raises StoreUnavailable when the store does not answer, and for UNAVAILABLE_PAUSE_S after that to the hits
+        already waiting for the same lease; later hits it lets through without asking, so that an outage does not
+        slow every request down, nor hits on one key queue behind each other's attempts.
         """
         if time.monotonic() < self._unavailable_until:
             return None
@@ -105,6 +106,9 @@ class MongoRateLimiter:
             with lease.lock:
                 if waited or lease.written.is_set() or lease.left >= cost:
                     while lease.left < cost and lease.next_block * size < limit:
+                        # Hits that queued for this lock while the store did not answer another ask it no more.
+                        if time.monotonic() < self._unavailable_until:
+                            raise StoreUnavailable("the store did not answer a lease a moment ago")
                         if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
                             lease.left += min(size, limit - lease.next_block * size)
                         lease.next_block += 1
@@ -126,8 +130,8 @@ class MongoRateLimiter:
     def _take_ahead(self, block_id: str, lease: _Lease, hits: int, window_s: int) -> None:
         """Lease a window's first block, unless a hit in that window got to it first (kept until the window ends)."""
         with lease.lock:
-            if lease.next_block > 0:
-                return
+            if lease.next_block > 0 or time.monotonic() < self._unavailable_until:
+                return  # taken already, or the store does not answer: that window's hits lease for themselves
             lease.next_block = 1
             lease.written.clear()
         taken = False
@@ -141,11 +145,14 @@ class MongoRateLimiter:
                 lease.written.set()
 
     def _lease(self, block_id: str, keep_s: int) -> bool:
-        """Take a block unless another process has it."""
+        """Take a block unless another process has it; a store that does not answer is noted before the lock is let go."""
         try:
             self._blocks.insert_one({"_id": block_id, "expiresAt": utc_now() + timedelta(seconds=keep_s)})
         except DuplicateKeyError:
             return False
+        except PyMongoError:
+            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
+            raise
         return True
 
     def _housekeeping(self, window: int, window_s: int) -> None:

@@ -1,9 +1,13 @@
 """The rate limiter's leases: no client's lease write holds up another's send, and windows end at different times."""
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from pymongo.errors import ServerSelectionTimeoutError
+
 from infra.process import wait_until
+from shared_domain.availability import StoreUnavailable
 from shared_adapters.mongo_rate_limits import COLLECTION, MongoRateLimiter
 
 
@@ -111,3 +115,46 @@ def test_a_send_does_not_wait_behind_other_clients_leases_queued_in_the_backgrou
             assert [blocks.writers[block] for block in second] == [threading.current_thread().name, sender]
         finally:
             blocks.gate.set()
+
+
+def waiting_in(function: str) -> int:
+    """How many threads are, right now, in `function` itself (not in what it calls)."""
+    return sum(1 for frame in sys._current_frames().values() if frame.f_code.co_name == function)
+
+
+class _UnansweredBlocks:
+    """A lease collection of a store that went away: each write fails once the test lets the first one end."""
+
+    def __init__(self):
+        self.attempts, self.answer = 0, threading.Event()
+
+    def insert_one(self, document: dict) -> None:
+        self.attempts += 1
+        self.answer.wait(10)
+        raise ServerSelectionTimeoutError("no servers found yet")
+
+    def create_index(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_sends_queued_behind_a_lease_the_store_did_not_answer_ask_it_no_more_and_are_counted_locally():
+    callers = 16
+    blocks = _UnansweredBlocks()
+    limiter = MongoRateLimiter({COLLECTION: blocks}, clock=lambda: 3_000_000.0)
+
+    def send() -> str:
+        try:
+            limiter.hit("send:outage", 10**9, 60)
+        except StoreUnavailable:
+            return "counted locally"
+        return "passed"
+
+    with ThreadPoolExecutor(callers) as pool:
+        sends = [pool.submit(send) for _ in range(callers)]
+        # The first send writes the window's first block; the others wait for the lease it writes.
+        wait_until(lambda: blocks.attempts == 1 and waiting_in("_spend") == callers - 1, timeout=10,
+                   what="every other send waiting for the lease the first one asked the store for")
+        blocks.answer.set()  # the store's answer: a timeout
+        outcomes = [sent.result(timeout=30) for sent in sends]
+    assert blocks.attempts == 1, f"{blocks.attempts} writes to a store that did not answer the first"
+    assert set(outcomes) <= {"counted locally", "passed"} and outcomes.count("counted locally") >= 1
