@@ -28,6 +28,7 @@ WINDOW_S = 60
 CSRF_HEADER = "X-CSRF-Token"
 HOST_PREFIX = "__Host-"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STORE_DOWN_WARNED = "warned:store-down"  # the key of the once-a-minute warning that the store does not count
 
 
 class RateLimiter(Protocol):
@@ -151,11 +152,13 @@ def spend(key: str, limit: int, count: int = 1) -> None:
     While the store does not answer, each process counts on its own: the limit is then at most
     `limit` per process, bounded rather than lifted, and no request waits on the store.
     """
+    rules = access()
     try:
-        wait = access().limiter.hit(key, limit, WINDOW_S, count)
+        wait = rules.limiter.hit(key, limit, WINDOW_S, count)
     except StoreUnavailable as error:
-        log.warning("rate limit counted in this process only, the store did not answer: %s", error)
-        wait = access().local.hit(f"store-down:{key}", limit, count)
+        if rules.local.hit(STORE_DOWN_WARNED, 1) is None:  # once a minute, not once a request
+            log.warning("rate limits counted in this process only, the store did not answer: %s", error)
+        wait = rules.local.hit(f"store-down:{key}", limit, count)
     if wait is not None:
         raise _too_many(f"too many requests; at most {limit} per minute", wait)
 

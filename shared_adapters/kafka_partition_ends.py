@@ -16,12 +16,12 @@ def lookup_client(kafka: KafkaConnection, client_name: str, group_id: str) -> Co
     """A client that joins no group and reads nothing, for look-ups made beside the group consumer of `group_id`.
 
     A group consumer's own thread may be inside a rebalance callback waiting for the very batch whose
-    positions are being looked up: the look-up must not need that consumer.
+    positions are being looked up: the look-up must not need that consumer. Its owner polls it now and
+    then (poll(0)), which is what hands on the log lines librdkafka queues for it.
     """
-    # A consumer must name a group, though one that never subscribes nor commits never joins it; named after the
-    # group it stands beside, it falls under the same group ACLs (by prefix).
-    return Consumer(kafka.config(**{"group.id": f"{group_id}.lookups", "client.id": client_name,
-                                    "enable.auto.commit": False}))
+    # A consumer must name a group. It names the one it stands beside, which the same ACLs allow, and never joins
+    # it: it neither subscribes nor commits.
+    return Consumer(kafka.config(**{"group.id": group_id, "client.id": client_name, "enable.auto.commit": False}))
 
 
 def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:

@@ -62,12 +62,12 @@ class MongoRateLimiter:
     def hit(self, key: str, limit: int, window_s: int, cost: int = 1) -> float | None:
         """Count `cost` hits; None while within `limit` per `window_s`, else the seconds until the window ends.
 
-        Raises StoreUnavailable when the store does not answer, and for UNAVAILABLE_PAUSE_S after that to the hits
-        already waiting for the same lease; later hits it lets through without asking, so that an outage does not
-        slow every request down, nor hits on one key queue behind each other's attempts.
+        Raises StoreUnavailable when the store does not answer, and for UNAVAILABLE_PAUSE_S after that without
+        asking it, so that an outage does not slow every request down, nor hits on one key queue behind each other's
+        attempts: the caller counts them itself meanwhile.
         """
         if time.monotonic() < self._unavailable_until:
-            return None
+            raise StoreUnavailable("the store did not answer a moment ago")
         try:
             return self._hit(key, limit, window_s, cost)
         except PyMongoError as error:

@@ -182,9 +182,16 @@ def _source_check(settings: ConsumerSettings, name: str, group_id: str):
     the batch being judged.
     """
     client = lookup_client(settings.kafka, f"{name}-ends", group_id)
+    ends = partition_ends(client, settings.messages_topic, timeout_s=5.0)
+
+    def look_up(partitions):
+        try:
+            return ends(partitions)
+        finally:
+            client.poll(0)  # serves what librdkafka queued for it (log lines), or they pile up
+
     try:
-        yield SourceCheck(settings.messages_topic, partition_ends(client, settings.messages_topic, timeout_s=5.0),
-                          patience_s=PATIENCE_S)
+        yield SourceCheck(settings.messages_topic, look_up, patience_s=PATIENCE_S)
     finally:
         client.close()
 

@@ -119,8 +119,13 @@ def _stop_on_signals() -> threading.Event:
 
     def request_stop(signum, _frame):
         logging.getLogger(__name__).info("received %s, finishing the current batch", signal.Signals(signum).name)
-        faulthandler.dump_traceback_later(STOP_REPORT_S, exit=False)
+        first = not stop.is_set()
         stop.set()
+        if first:  # a second signal does not put the report off
+            try:
+                faulthandler.dump_traceback_later(STOP_REPORT_S, exit=False)
+            except (OSError, ValueError, RuntimeError) as error:  # stderr is no file here: nothing to report to
+                logging.getLogger(__name__).debug("no report of a stop that hangs: %s", error)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)

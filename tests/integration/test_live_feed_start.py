@@ -44,7 +44,7 @@ def test_while_kafka_does_not_answer_a_start_others_are_refused_in_time_and_wher
     connection = KafkaConnection(kafka.address)
     stored, messages = f"stored-{unique}", f"messages-{unique}"
     ensure_topics(connection, [stored, messages], partitions=1, timeout=10)
-    feed = StoredEventFeed(connection, stored, Hub(per_client=1, capacity=10), messages, timeout_s=0.5)
+    feed = StoredEventFeed(connection, stored, Hub(per_client=1, capacity=10), messages, timeout_s=2)
     answer, asked = threading.Event(), threading.Event()
     look_up_ends = feed._ends
 

@@ -1,6 +1,7 @@
 """Identities on the API: a client sends as itself, reads only its own conversations; operators apart."""
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from shared_adapters.mongo_identities import MongoIdentityRegistry
 from shared_domain.availability import StoreUnavailable
@@ -115,6 +116,22 @@ def test_sends_while_the_limiters_store_is_down_are_limited_in_each_process(app,
     web = app.test_client()
     answers = [web.post("/send-message", json=SEND, headers=bearer(tokens["clientA"])).status_code for _ in range(3)]
     assert answers == [202, 202, 429], "bounded, not lifted, while the store does not answer"
+
+
+def test_sends_while_the_store_does_not_answer_the_limiter_stay_limited_and_are_warned_of_once(app, tokens, monkeypatch,
+                                                                                               caplog):
+    app.extensions["messaging"].settings = app.extensions["messaging"].settings.__class__(send_rate_limit=2)
+    limiter = app.extensions["access"].limiter
+
+    def unanswered(document):
+        raise ServerSelectionTimeoutError("no servers found")
+
+    monkeypatch.setattr(limiter._blocks, "insert_one", unanswered)
+    web = app.test_client()
+    answers = [web.post("/send-message", json=SEND, headers=bearer(tokens["clientA"])).status_code for _ in range(4)]
+    assert answers == [202, 202, 429, 429], "counted in the process, also while the limiter does not ask the store"
+    warnings = [record for record in caplog.records if "counted in this process only" in record.getMessage()]
+    assert len(warnings) == 1, "one warning, not one a request"
 
 
 def follow_as(client, token: str, url: str) -> list[str]:
