@@ -101,12 +101,20 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
                         store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields))
 
 
+# Messages named by one INFO line: about 8 KB of JSON at most, under what log shippers take as one line (Docker's
+# json-file splits lines at 16 KB, so one line of a 500-message batch would reach a pipeline in pieces).
+STORED_PER_LINE = 100
+
+
 def _log_stored(stored: list[tuple[IncomingRecord, Message]]) -> None:
-    """One INFO line a batch, which a grep on any of its message or trace ids finds; each message's own line is DEBUG."""
+    """One INFO line a batch (one per STORED_PER_LINE messages of it), which a grep on any of its message or trace ids
+    finds; each message's own line is DEBUG."""
     traced = [(record, message, record.trace_id) for record, message in stored]
-    log.info("messages stored", extra={"messageIds": [message.message_id for _, message, _ in traced],
-                                       "traceIds": [trace_id for _, _, trace_id in traced],
-                                       "positions": [f"{record.partition}:{record.offset}" for record, _, _ in traced]})
+    for start in range(0, len(traced), STORED_PER_LINE):
+        part = traced[start:start + STORED_PER_LINE]
+        log.info("messages stored", extra={"messageIds": [message.message_id for _, message, _ in part],
+                                           "traceIds": [trace_id for _, _, trace_id in part],
+                                           "positions": [f"{record.partition}:{record.offset}" for record, _, _ in part]})
     if log.isEnabledFor(logging.DEBUG):
         for record, message, trace_id in traced:
             log.debug("message stored", extra={"messageId": message.message_id, "traceId": trace_id,

@@ -1,6 +1,7 @@
 """Handling a batch: store what is ours, skip the rest, dead-letter what cannot be stored."""
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from consumer_service.application.ports import Saved
 from consumer_service.application.records import IncomingRecord
 from consumer_service.application.retry import RetryPolicy
 from consumer_service.infrastructure.mongo_store import MongoMessageStore
+from shared_adapters.logs import JsonFormatter
 from shared_domain.envelope import encode
 from shared_domain.failed_messages import REPLAY_OF_HEADER, failure_id
 from shared_domain.message import Message
@@ -260,6 +262,18 @@ def test_a_sender_reusing_its_message_id_for_other_text_is_dead_lettered_and_the
     assert outcome.dead_lettered == 1 and letter.record.offset == 2
     assert letter.failure.error_type == "StoreRejected" and "messageId reused" in letter.failure.reason
     assert [d["message"] for d in database.messages.find()] == ["original"]
+
+
+def test_a_large_batch_is_logged_in_info_lines_each_small_enough_for_a_log_shipper_and_together_naming_every_message(
+        database, waits, caplog):
+    caplog.set_level("INFO", logger="consumer_service.application.handle_batch")
+    ids = [f"{uuid.UUID(int=n)}" for n in range(500)]  # message ids as the producer makes them
+    traced = [replace(record(n, message_id=ids[n]), headers=[("trace-id", uuid.uuid4().hex.encode())]) for n in range(500)]
+    handle_batch(traced, handler_for("clientB", MongoMessageStore(database), FakeSink(), waits))
+    lines = [line for line in caplog.records if line.getMessage() == "messages stored"]
+    assert [message_id for line in lines for message_id in line.messageIds] == ids
+    assert [position for line in lines for position in line.positions] == [f"0:{n}" for n in range(500)]
+    assert all(len(JsonFormatter().format(line)) < 16 * 1024 for line in lines), "Docker's json-file splits longer lines"
 
 
 def test_a_batch_stored_is_one_info_line_naming_each_message_trace_and_position_and_each_message_a_debug_line(
