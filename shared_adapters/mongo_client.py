@@ -54,6 +54,16 @@ def transient_as_unavailable():
 
 
 @contextmanager
+def any_error_as_unavailable():
+    """Turn every pymongo error into StoreUnavailable: for writes that only ever retry, where no error is the
+    document's fault (FerretDB, for one, answers a write cut short by its own shutdown with an InternalError)."""
+    try:
+        yield
+    except PyMongoError as error:
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
+
+
+@contextmanager
 def stopped_at_time_limit(time_limit_ms: int | None):
     """Turn the store's own stop of a time-limited query into QueryTooCostly (the caller's filter, not an outage)."""
     try:

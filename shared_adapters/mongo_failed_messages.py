@@ -1,15 +1,12 @@
 """pymongo adapter of the failed messages operators read and change, in both services: one filter per Selection."""
 
 import re
-from contextlib import contextmanager
 
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
 
-from shared_domain.availability import StoreUnavailable
 from shared_domain.failed_messages import FAILED_MESSAGES_COLLECTION, FAILED_RECORDS_COLLECTION, ORDER, Selection
 
-from .mongo_client import stopped_at_time_limit, transient_as_unavailable
+from .mongo_client import any_error_as_unavailable, stopped_at_time_limit, transient_as_unavailable
 
 
 class MongoFailureRepository:
@@ -24,7 +21,7 @@ class MongoFailureRepository:
         self._time_limit = time_limit_ms or None
         self._failed = database[FAILED_MESSAGES_COLLECTION]
         self._records = database[FAILED_RECORDS_COLLECTION]
-        self._unavailable = _any_error_as_unavailable if any_error_unavailable else transient_as_unavailable
+        self._unavailable = any_error_as_unavailable if any_error_unavailable else transient_as_unavailable
 
     def select(self, selection: Selection, records: bool = True) -> list[dict]:
         """The selected failures in order; with `records`, each joined with its raw record."""
@@ -99,10 +96,3 @@ def selection_filter(selection: Selection) -> dict:
     return query
 
 
-@contextmanager
-def _any_error_as_unavailable():
-    """Turn every pymongo error into StoreUnavailable."""
-    try:
-        yield
-    except PyMongoError as error:
-        raise StoreUnavailable(f"{type(error).__name__}: {error}") from None

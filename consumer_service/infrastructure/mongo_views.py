@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from pymongo.database import Database
 
-from shared_adapters.mongo_client import transient_as_unavailable
+from shared_adapters.mongo_client import any_error_as_unavailable
 from shared_adapters.mongo_packed import PackedDocuments
 from shared_domain.clock import as_utc
 from shared_domain.conversation_views import (VIEWS_COLLECTION, applied_id, apply_events, empty_view, read_marker_id,
@@ -33,7 +33,7 @@ class MongoConversationViews:
         """Apply (stored-events partition, event) pairs; return how many views changed."""
         known = self._known  # `forget` may swap it from the polling thread meanwhile
         try:
-            with transient_as_unavailable():
+            with any_error_as_unavailable():
                 views = {view_id: self._lookup(known, view_id) or empty_view(view_id) for view_id in view_ids(events)}
                 written = [views[view_id] for view_id in apply_events(views, events)]
                 pages = PageWriter(lambda doc_id: self._lookup(known, doc_id), self._leaf, self._node)
@@ -52,7 +52,7 @@ class MongoConversationViews:
         """Say, for each stored-events partition, the offset up to which its events are applied (streams wait on it)."""
         known = self._known
         try:
-            with transient_as_unavailable():
+            with any_error_as_unavailable():
                 for partition, offset in read_up_to.items():
                     doc_id = applied_id(partition)
                     current = self._lookup(known, doc_id)

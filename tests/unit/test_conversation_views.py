@@ -7,7 +7,7 @@ import mongomock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from consumer_service.application.errors import StoreUnavailable
 from consumer_service.application.project_views import project_views
@@ -142,13 +142,18 @@ def test_a_stored_event_whose_source_is_not_its_recipients_partition_changes_no_
     assert stored_views(database) == {}
 
 
-def test_a_projector_that_failed_to_write_looks_every_view_up_again():
+@pytest.mark.parametrize("failure", [
+    ConnectionFailure("down"),
+    # What FerretDB answers a write its own shutdown cut short: no fault of the document, so retried, not a crash.
+    OperationFailure("sql: transaction has already been committed or rolled back", code=1),
+])
+def test_a_projector_that_failed_to_write_looks_every_view_up_again(failure):
     events = history([("clientA", "clientB"), ("clientA", "clientB")], [1, 2], ["one", "two"])
     database = mongomock.MongoClient(tz_aware=True)["db"]
     projector = MongoConversationViews(database)
     project_views(as_records(events[:1]), projector, all_plausible, PARTITIONS)
     original = database[VIEWS_COLLECTION].replace_one
-    database[VIEWS_COLLECTION].replace_one = lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionFailure("down"))
+    database[VIEWS_COLLECTION].replace_one = lambda *args, **kwargs: (_ for _ in ()).throw(failure)
     with pytest.raises(StoreUnavailable):
         project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
     database[VIEWS_COLLECTION].replace_one = original
