@@ -66,12 +66,12 @@ class MongoRateLimiter:
         asking it, so that an outage does not slow every request down, nor hits on one key queue behind each other's
         attempts: the caller counts them itself meanwhile.
         """
-        if time.monotonic() < self._unavailable_until:
+        if self._resting():
             raise StoreUnavailable("the store did not answer a moment ago")
         try:
             return self._hit(key, limit, window_s, cost)
         except PyMongoError as error:
-            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
+            self._rest()
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from None
 
     def _hit(self, key: str, limit: int, window_s: int, cost: int) -> float | None:
@@ -107,7 +107,7 @@ class MongoRateLimiter:
                 if waited or lease.written.is_set() or lease.left >= cost:
                     while lease.left < cost and lease.next_block * size < limit:
                         # Hits that queued for this lock while the store did not answer another ask it no more.
-                        if time.monotonic() < self._unavailable_until:
+                        if self._resting():
                             raise StoreUnavailable("the store did not answer a lease a moment ago")
                         if self._lease(f"{key}@{window}/{lease.next_block}", 2 * window_s):
                             lease.left += min(size, limit - lease.next_block * size)
@@ -122,7 +122,7 @@ class MongoRateLimiter:
     def _lease_ahead(self, key: str, window: int, lease: _Lease, hits: int, window_s: int) -> None:
         """Have the first block of a key's next window leased in the background, once."""
         with lease.lock:
-            if lease.asked_ahead or lease.next_block > 0 or time.monotonic() < self._unavailable_until:
+            if lease.asked_ahead or lease.next_block > 0 or self._resting():
                 return
             lease.asked_ahead = True
         self._background.submit(self._take_ahead, f"{key}@{window}/0", lease, hits, window_s)
@@ -130,7 +130,7 @@ class MongoRateLimiter:
     def _take_ahead(self, block_id: str, lease: _Lease, hits: int, window_s: int) -> None:
         """Lease a window's first block, unless a hit in that window got to it first (kept until the window ends)."""
         with lease.lock:
-            if lease.next_block > 0 or time.monotonic() < self._unavailable_until:
+            if lease.next_block > 0 or self._resting():
                 return  # taken already, or the store does not answer: that window's hits lease for themselves
             lease.next_block = 1
             lease.written.clear()
@@ -138,7 +138,7 @@ class MongoRateLimiter:
         try:
             taken = self._lease(block_id, 3 * window_s)
         except PyMongoError:
-            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S  # that window's hits lease for themselves
+            pass  # noted by _lease: that window's hits lease for themselves
         finally:
             with lease.lock:
                 lease.left += hits if taken else 0
@@ -151,9 +151,17 @@ class MongoRateLimiter:
         except DuplicateKeyError:
             return False
         except PyMongoError:
-            self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
+            self._rest()
             raise
         return True
+
+    def _rest(self) -> None:
+        """Leave the store alone for UNAVAILABLE_PAUSE_S: it did not answer."""
+        self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE_S
+
+    def _resting(self) -> bool:
+        """Whether the store is being left alone, having not answered a moment ago."""
+        return time.monotonic() < self._unavailable_until
 
     def _housekeeping(self, window: int, window_s: int) -> None:
         """Forget finished windows; have the store drop them (a TTL index, or a sweep a minute where there is none)."""
