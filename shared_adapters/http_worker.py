@@ -137,6 +137,10 @@ def send_now_or_later(sock: socket.socket, data: bytes, submit: Callable, then: 
         then(False)
 
 
+# What a thread that served a request returns when its answer is written later (handle_now_or_later).
+_ANSWERED_LATER = object()
+
+
 class _Finished:
     """A request's handling, done: what gunicorn's finish_request reads of a future (whether to keep the connection)."""
 
@@ -224,8 +228,8 @@ class GuardedThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.arriving: dict[TConn, _Arriving] = {}  # in arrival order, so by deadline
-        # Requests whose thread returned without answering, by socket, until the main loop takes them: the request,
-        # what answers it, and whether its body was drained (so the connection may serve another).
+        # Requests whose view returned without answering, by socket, until their thread is done with them: the
+        # request, what answers it, and whether its body was drained (so the connection may serve another).
         self.answering_later: dict[socket.socket, tuple[object, _AnswerLater, bool]] = {}
 
     @classmethod
@@ -303,8 +307,25 @@ class GuardedThreadWorker(ThreadWorker):
         conn.parser.unreader.deadline = arriving.deadline
         conn.parser.unreader.unread(bytes(arriving.received))
         pool = self.stream_pool if arriving.received.startswith(self.stream_starts) else self.tpool
-        handled = pool.submit(self.handle, conn)
-        handled.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+        handled = pool.submit(self.handle_now_or_later, conn)
+        handled.add_done_callback(partial(self.handled, conn))
+
+    def handle_now_or_later(self, conn):
+        """Serve the request on this thread; one whose answer is deferred gets it written once its outcome is done,
+        by whichever thread learns it, and needs nothing more of the main loop until then."""
+        result = self.handle(conn)
+        later = self.answering_later.pop(conn.sock, None)  # put there by handle_request, on this thread
+        if later is None:
+            return result
+        req, answer_later, drained = later
+        # The connection stays counted (nr_conns) until answered, so a graceful stop waits for it.
+        answer_later.deferred.when_done(partial(self._answer, conn, req, answer_later, drained))
+        return _ANSWERED_LATER
+
+    def handled(self, conn, done):
+        """Have the main loop keep or close the connection of a request answered now."""
+        if done.cancelled() or done.exception() is not None or done.result() is not _ANSWERED_LATER:
+            self.method_queue.defer(self.finish_request, conn, done)
 
     def refuse(self, conn, status: int, code: str, message: str):
         """Answer a request still arriving with a JSON error and close its connection."""
@@ -331,22 +352,12 @@ class GuardedThreadWorker(ThreadWorker):
 
     def handle_request(self, req, conn):
         """As gunicorn does; a request whose answer is deferred has its unread body drained now, on its own thread,
-        and waits for its outcome without one (finish_request)."""
+        and waits for its outcome without one (handle_now_or_later)."""
         try:
             return super().handle_request(req, conn)
         except _AnswerLater as later:
             self.answering_later[conn.sock] = (req, later, self._keepalive_after(conn, True))
             return False
-
-    def finish_request(self, conn, fs):
-        """As gunicorn does, except for a request whose answer is deferred: it is written once its outcome is done."""
-        later = self.answering_later.pop(conn.sock, None)
-        if later is None:
-            super().finish_request(conn, fs)
-            return
-        req, answer_later, drained = later
-        # The connection stays counted (nr_conns) until answered, so a graceful stop waits for it.
-        answer_later.deferred.when_done(partial(self._answer, conn, req, answer_later, drained))
 
     def _answer(self, conn, req, later: _AnswerLater, drained: bool):
         """Write a deferred answer from the thread that learned its outcome, then have the main loop keep or close

@@ -14,11 +14,21 @@ def to_millis(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
+# The last moment formatted and its text: a batch's messages share one moment, and each is formatted twice (its
+# record and its answer). One tuple, swapped whole, so any thread reads a moment with its own text.
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
 def to_iso(moment: datetime) -> str:
     """Format a datetime as ISO 8601 UTC with a four-digit year, milliseconds and a trailing Z."""
-    if moment.tzinfo is not timezone.utc:
-        moment = as_utc(moment)
-    return moment.isoformat(timespec="milliseconds")[:-len("+00:00")] + "Z"
+    global _last_formatted
+    last, text = _last_formatted
+    if moment is last:
+        return text
+    utc = moment if moment.tzinfo is timezone.utc else as_utc(moment)
+    text = utc.isoformat(timespec="milliseconds")[:-len("+00:00")] + "Z"
+    _last_formatted = (moment, text)
+    return text
 
 
 def parse_iso(text: str) -> datetime:

@@ -5,9 +5,9 @@ import threading
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared_adapters.metrics import metrics_text
+from shared_adapters.metrics import Counter, Gauge, Histogram, metrics_text
 
 from ..application.handle_batch import BatchOutcome
 from ..application.records import IncomingRecord

@@ -4,6 +4,7 @@ worker process.
 A bad setting stops the server before any worker starts, with one line naming it (exit 2).
 """
 
+import gc
 import glob
 import logging
 import os
@@ -67,6 +68,11 @@ accesslog = "-" if server.access_log else None
 # Several producers may run on one machine (tests, local runs); none needs the control socket.
 control_socket_disable = True
 wsgi_app = "producer_service.entrypoints.app:create_app()"
+
+
+def post_worker_init(worker):
+    """Leave the loaded app out of the collector's full passes: they would walk every module's objects, per request."""
+    gc.freeze()
 
 
 def child_exit(server, worker):

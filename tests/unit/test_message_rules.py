@@ -102,3 +102,12 @@ def test_a_moment_is_written_in_utc_to_the_millisecond_with_a_z(moment):
     text = to_iso(moment)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
     assert parse_iso(text) == to_millis(moment)
+
+
+@given(st.lists(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=ZONES),
+                min_size=1, max_size=5), st.lists(st.integers(min_value=0, max_value=4), max_size=20))
+def test_each_moment_is_written_as_itself_whatever_was_written_before(moments, order):
+    # to_iso remembers the last moment it wrote: a moment written again, or after others, still gets its own text.
+    for index in order + list(range(len(moments))):
+        moment = moments[index % len(moments)]
+        assert parse_iso(to_iso(moment)) == to_millis(moment)

@@ -1,6 +1,9 @@
 """Request metrics: by route, method and status, with a bounded set of methods whatever callers send; and the
 consumer's count of unknown envelope fields, with a bounded set of field labels whatever producers send."""
 
+import subprocess
+import sys
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -91,3 +94,27 @@ def test_a_consumer_counts_the_unknown_fields_of_a_batch():
     before = count("other")
     record_batch("consumer[test]", [], BatchOutcome(stored=3, unknown_fields={"x" * 100: 2, "\n": 1}), 0.01)
     assert count("other") == before + 3
+
+
+FORKED_COUNTS = """
+import os, sys
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+from shared_adapters.metrics import Counter, metrics_text
+sends = Counter("forked_sends", "Sends counted in a parent and the child it forked.")
+sends.inc()
+child = os.fork()
+if child == 0:
+    sends.inc(10)
+    os._exit(0)
+os.waitpid(child, 0)
+sends.inc(100)
+print([line for line in metrics_text().decode().splitlines() if line.startswith("forked_sends_total")][0])
+"""
+
+
+def test_counts_made_before_and_after_a_fork_in_parent_and_child_all_add_up(tmp_path):
+    # The process id is read once per fork: a child that kept its parent's would write its counts over the parent's.
+    line = subprocess.run([sys.executable, "-c", FORKED_COUNTS, str(tmp_path)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+    assert line == "forked_sends_total 111.0"
+    assert len(list(tmp_path.glob("counter_*.db"))) == 2
