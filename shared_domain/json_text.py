@@ -29,7 +29,8 @@ def loads(data: bytes, max_depth: int = MAX_JSON_DEPTH):
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise MalformedJson(f"not UTF-8: {error}") from None
-    if nesting_depth(text) > max_depth:
+    # A document cannot nest deeper than it has opening brackets: most have too few to need measuring.
+    if text.count("{") + text.count("[") > max_depth and nesting_depth(text) > max_depth:
         raise MalformedJson(f"nested more than {max_depth} levels deep")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
