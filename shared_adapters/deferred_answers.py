@@ -69,7 +69,8 @@ def answer_when(outcome: Future, render: Callable[[Any], Answer]) -> Response | 
     if not request.environ.get(ANSWERS_LATER) or outcome.done():
         return rendered(outcome, render)
     request.environ[DEFERRED] = Deferred(outcome, render)
-    placeholder = Response(status=202)
+    # Its type named: werkzeug otherwise looks for one in the empty headers, by raising and catching a KeyError.
+    placeholder = Response(status=202, mimetype="application/json")
     placeholder.answered_later = True  # counted when answered, not now (metrics.observe_requests)
     return placeholder
 

@@ -32,7 +32,7 @@ def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: in
 class KafkaPublisher:
     """Publishes messages keyed by recipient; the futures of their acknowledgements are done by a poll thread.
 
-    A lone message goes through `producer` (no linger: acknowledged in about a millisecond);
+    A lone message goes through `producer` (a linger of a millisecond or none: acknowledged in a few);
     several at once through `batch_producer` when given, whose linger lets them leave in one
     request instead of dribbling out one by one as they are handed over.
     """
