@@ -98,6 +98,21 @@ def _http_answer(version: str, status: int, headers: list[tuple[str, str]], body
     return "\r\n".join(head).encode("latin-1") + HEAD_END + body
 
 
+# The Date header of the current second, and that second: formatting it costs more than the rest of an answer's head.
+_date_of_second: tuple[int, str] = (-1, "")
+
+
+def http_date() -> str:
+    """The Date header's value now, as gunicorn writes it, formatted once a second."""
+    global _date_of_second
+    now = int(time.time())
+    second, text = _date_of_second
+    if second != now:
+        text = util.http_date(now)
+        _date_of_second = (now, text)
+    return text
+
+
 def _error_of(exc: BaseException) -> tuple[int, str, str]:
     """Status, code and message for an exception gunicorn met while reading or serving a request."""
     server_fault = (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)
@@ -366,7 +381,7 @@ class GuardedThreadWorker(ThreadWorker):
                       and len(self.keepalived_conns) < self.max_keepalived)
         try:
             status, headers, body = later.deferred.answer()
-            connection = [("Server", wsgi.SERVER), ("Date", util.http_date()),
+            connection = [("Server", wsgi.SERVER), ("Date", http_date()),
                           ("Connection", "keep-alive" if keep_alive else "close")]
             answer = _http_answer(f"HTTP/{req.version[0]}.{req.version[1]}", status, connection + headers, body)
         except Exception:  # as gunicorn answers a view that fails: a 500, and the connection closes

@@ -5,8 +5,10 @@ import signal
 import threading
 
 import pytest
+from gunicorn import util
 from gunicorn.http import errors as http_errors
 
+from shared_adapters import http_worker
 from shared_adapters.http_worker import (COMPLETE, HEAD_TOO_LARGE, INCOMPLETE, _error_of, arrival, error_answer,
                                          guarded_worker, stream_request_starts)
 
@@ -95,3 +97,11 @@ def test_only_the_requests_the_app_names_go_to_the_stream_threads():
     for other in (b"GET /streams HTTP/1.1\r\n", b"POST /stream HTTP/1.1\r\n", b"GET /messages HTTP/1.1\r\n"):
         assert not other.startswith(producer.stream_starts)
     assert not b"GET /stream HTTP/1.1\r\n".startswith(guarded_worker(10.0, 65536, 1).stream_starts)
+
+
+def test_the_date_header_is_the_current_second_as_gunicorn_writes_it(monkeypatch):
+    seconds = iter([1_800_000_000.2, 1_800_000_000.9, 1_800_000_001.1])
+    monkeypatch.setattr(http_worker.time, "time", lambda: next(seconds))
+    first, same_second, next_second = http_worker.http_date(), http_worker.http_date(), http_worker.http_date()
+    assert first == same_second == util.http_date(1_800_000_000) == "Fri, 15 Jan 2027 08:00:00 GMT"
+    assert next_second == util.http_date(1_800_000_001)
