@@ -3,11 +3,13 @@
 Two kinds of caller share it. The producer service's requests share one producer whose delivery reports a poll
 thread of its own serves (produce_later): a full local queue refuses a record at once (the request answers 503), and
 a caller gets a future of its own records' reports, which no thread waits on. The consumer service's sinks each own
-a producer and serve its reports themselves (produce_and_wait): a full local queue is waited out, and the producer is
-flushed, which also sends at once what lingers.
+a producer and serve its reports themselves: a full local queue is waited out, and either the producer is flushed,
+which also sends at once what lingers (produce_and_wait), or the reports are served when the caller asks for them,
+after other work (produce_for_later).
 """
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -115,6 +117,26 @@ def produce_and_wait(producer: Producer, topic: str, records: Sequence[Producibl
     _produce(producer, topic, records, deliveries, wait_for_room=True)
     producer.flush(timeout)
     return deliveries.outcomes()
+
+
+def produce_for_later(producer: Producer, topic: str,
+                      records: Sequence[Producible]) -> Callable[[float], list[Delivery | None]]:
+    """Produce records now; the call that serves the producer's reports until theirs are all in, for up to `timeout`,
+    and returns each one's report in order, None if none came in time.
+
+    A full queue is waited out while serving reports. Until the call, the reports wait in the producer (or are served
+    by whoever else polls it): the caller does other work meanwhile.
+    """
+    deliveries = Deliveries(len(records))
+    _produce(producer, topic, records, deliveries, wait_for_room=True)
+
+    def reports(timeout: float) -> list[Delivery | None]:
+        deadline = time.monotonic() + timeout
+        while not deliveries.all_in.done() and (left := deadline - time.monotonic()) > 0:
+            producer.poll(min(left, 0.1))  # returns as soon as it served a report
+        return deliveries.outcomes()
+
+    return reports
 
 
 def _produce(producer: Producer, topic: str, records: Sequence[Producible], deliveries: Deliveries, *,

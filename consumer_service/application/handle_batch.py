@@ -45,6 +45,9 @@ class BatchOutcome:
     store_retries: int = 0
     resent: int = 0  # messages their sender sent again, stored before from another record
     unknown_fields: dict[str, int] = field(default_factory=dict)  # envelopes carrying each field this version ignores
+    # Waits until the broker has the batch's stored events, or raises StoredEventsUnavailable: the batch is committed
+    # only after it returned, which the loop lets happen while the next batch is stored (None: nothing to wait for).
+    acknowledged: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -80,14 +83,18 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
     """Store the batch's messages, announce them, and write its dead letters, those the store refused included.
 
     Stored events go out before dead letters: if the events fail, the batch is read again
-    without a dead letter written twice; a message stored again is announced again.
+    without a dead letter written twice; a message stored again is announced again. Without dead
+    letters, the events' acknowledgement is left to the outcome's `acknowledged`.
     """
     stored, unstored, resent, attempts = _store(prepared.to_store, handler)
+    acknowledged = None
     if stored:
-        handler.stored_events.publish_stored(stored)
+        acknowledged = handler.stored_events.publish_stored(stored)
         _log_stored(stored)
     letters = prepared.letters + unstored
     if letters:
+        if acknowledged is not None:
+            acknowledged()
         handler.dead_letters.send_all(letters)
         message_ids = {id(record): message.message_id for record, message in prepared.to_store}
         for letter in letters:
@@ -98,7 +105,8 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
                 "offset": record.offset})
     return BatchOutcome(stored=len(stored), skipped=prepared.skipped, dead_lettered=len(letters),
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
-                        store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields))
+                        store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields),
+                        acknowledged=acknowledged)
 
 
 # Messages named by one INFO line: about 8 KB of JSON at most, under what log shippers take as one line (Docker's

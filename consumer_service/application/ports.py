@@ -1,6 +1,6 @@
 """What the use cases need from the outside world."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,10 +40,11 @@ class DeadLetterSink(Protocol):
 
 
 class StoredEventSink(Protocol):
-    """Announces stored messages on the stored-events topic and waits for the broker's acknowledgement."""
+    """Announces stored messages on the stored-events topic; the broker's acknowledgement is waited for when asked."""
 
-    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
-        """Publish one event per stored message or raise StoredEventsUnavailable."""
+    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> Callable[[], None]:
+        """Publish one event per stored message; return the call that waits for the broker to have them all, or
+        raises StoredEventsUnavailable."""
 
 
 class FailedMessageStore(Protocol):

@@ -33,11 +33,12 @@ def run_loop(
     on_moved: Callable[[], None] = lambda: None,
 ) -> None:
     """Subscribe to `topic` (or read only `partition` of it) and consume batches until `stop` is set; commit a batch
-    only after `handle` returned.
+    only after `handle` returned, and after its outcome's `acknowledged` returned when it has one.
 
     A batch is read as soon as one record is there, with whatever else has arrived (up to
     `batch_size`), and goes through `prepare` (decoding, no I/O) on this thread while the previous
-    batch's `handle` (the writes) runs on another: the two overlap, the commits keep their order.
+    batch's `handle` (the writes) runs on another, and the one before's `acknowledged` (the broker's
+    acknowledgement of what it announced) is awaited: the three overlap, the commits keep their order.
     A consumer of one partition also stops, then raises PartitionsChanged, once the topic's
     partition count is no longer the one its partition was computed from. `on_moved` runs whenever
     the group takes partitions away from this consumer.
@@ -77,7 +78,11 @@ def run_loop(
 
 
 class _Pipeline:
-    """At most one batch being handled on a worker thread while the loop reads and prepares the next."""
+    """At most one batch being handled on a worker thread while the loop reads and prepares the next, and one handled
+    batch waiting for what it announced to be acknowledged (its outcome's `acknowledged`), which happens meanwhile.
+
+    A batch is committed once it was handled and acknowledged, in the order read.
+    """
 
     def __init__(self, name: str, consumer: Consumer, dependencies: Dependencies, backoff: Backoff,
                  commit_metadata: str | None = None):
@@ -86,18 +91,28 @@ class _Pipeline:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-writes")
         self._records: list[IncomingRecord] = []
         self._handled: Future | None = None
+        self._acknowledging: tuple[list[IncomingRecord], object, float] | None = None  # records, outcome, seconds
 
     @property
     def busy(self) -> bool:
-        """Whether a batch is being handled."""
-        return self._handled is not None
+        """Whether a batch is being handled or acknowledged."""
+        return self._handled is not None or self._acknowledging is not None
 
     def start(self, records: list[IncomingRecord], handle: Callable, prepared) -> None:
         """Hand a prepared batch to the worker."""
         self._records, self._handled = records, self._worker.submit(_timed, handle, prepared)
 
     def settle(self, also_unhandled: list[IncomingRecord] = (), synchronous: bool = False, wait: bool = True) -> bool:
-        """Wait for the batch in hand: commit it, or rewind it (and `also_unhandled`) to read again; False then."""
+        """Commit what was handled and acknowledged, waiting for it; or rewind what failed, the batches after it and
+        `also_unhandled`, to read again (False then). `synchronous`: the batch in hand is committed too."""
+        if self._acknowledging is not None:
+            records, outcome, seconds = self._acknowledging
+            self._acknowledging = None
+            try:
+                outcome.acknowledged()
+            except KafkaUnavailable as error:
+                return self._failed(error, records + self._left_in_hand() + list(also_unhandled), wait)
+            self._commit(records, outcome, seconds, synchronous)
         if self._handled is None:
             return True
         records, handled = self._records, self._handled
@@ -105,18 +120,13 @@ class _Pipeline:
         try:
             outcome, seconds = handled.result()
         except (KafkaUnavailable, StoreUnavailable) as error:
-            state = self._dependencies.kafka if isinstance(error, KafkaUnavailable) else self._dependencies.mongodb
-            state.down(error)
-            REWOUND.labels(self._name, state.name).inc()
-            rewind(self._consumer, records + list(also_unhandled))
-            if wait:
-                self._backoff.wait()
-            return False
+            return self._failed(error, records + list(also_unhandled), wait)
         self._backoff.reset()
-        commit(self._consumer, records, synchronous, self._commit_metadata)
-        record_batch(self._name, records, outcome, seconds)
-        record_lag(self._name, self._consumer, records)
-        return True
+        if getattr(outcome, "acknowledged", None) is None:
+            self._commit(records, outcome, seconds, synchronous)
+            return True
+        self._acknowledging = (records, outcome, seconds)  # acknowledged while the next batch is handled
+        return self.settle(also_unhandled, synchronous, wait) if synchronous else True
 
     def settle_before_revoke(self) -> None:
         """Finish and commit the batch in hand before partitions move to another consumer, which would read it again."""
@@ -125,6 +135,35 @@ class _Pipeline:
     def close(self) -> None:
         """Stop the worker thread once its batch, if any, is done."""
         self._worker.shutdown(wait=True)
+
+    def _commit(self, records: list[IncomingRecord], outcome, seconds: float, synchronous: bool) -> None:
+        """Commit a batch that was handled and acknowledged, and count it."""
+        commit(self._consumer, records, synchronous, self._commit_metadata)
+        record_batch(self._name, records, outcome, seconds)
+        record_lag(self._name, self._consumer, records)
+
+    def _left_in_hand(self) -> list[IncomingRecord]:
+        """The records of the batch in hand, once its handling is over (what came of it does not matter: it is read
+        again after a batch before it that failed)."""
+        if self._handled is None:
+            return []
+        records, handled = self._records, self._handled
+        self._records, self._handled = [], None
+        try:
+            handled.result()
+        except (KafkaUnavailable, StoreUnavailable):
+            pass
+        return records
+
+    def _failed(self, error: Exception, records: list[IncomingRecord], wait: bool) -> bool:
+        """Note the dependency down, rewind the records to read them again and back off (when `wait`); False."""
+        state = self._dependencies.kafka if isinstance(error, KafkaUnavailable) else self._dependencies.mongodb
+        state.down(error)
+        REWOUND.labels(self._name, state.name).inc()
+        rewind(self._consumer, records)
+        if wait:
+            self._backoff.wait()
+        return False
 
 
 def _timed(handle: Callable, prepared) -> tuple[object, float]:

@@ -13,7 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared_adapters.kafka_connection import KafkaConnection
-from shared_adapters.kafka_delivery import produce_and_wait
+from shared_adapters.kafka_delivery import Delivery, produce_and_wait, produce_for_later
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
@@ -269,9 +269,23 @@ class ReliableProducer:
 
     def send(self, topic: str, records: list[OutgoingRecord], timeout: float) -> list[KafkaError | None]:
         """Produce records and wait for their acknowledgements; return each one's error, None once acknowledged."""
+        producer = self._producer
+        return self._judged(producer, produce_and_wait(producer, topic, records, timeout), timeout)
+
+    def send_later(self, topic: str, records: list[OutgoingRecord],
+                   timeout: float) -> Callable[[], list[KafkaError | None]]:
+        """Produce records now; the call that waits for their acknowledgements (for up to `timeout`) and returns each
+        one's error, None once acknowledged."""
+        producer = self._producer
+        reports = produce_for_later(producer, topic, records)
+        return lambda: self._judged(producer, reports(timeout), timeout)
+
+    def _judged(self, producer: Producer, reports: list[Delivery | None], timeout: float) -> list[KafkaError | None]:
+        """Each record's error (a report that did not come: timed out); a record that never got through has the
+        producer made again, unless that was done since."""
         errors = [KafkaError(KafkaError._MSG_TIMED_OUT, f"not acknowledged within {timeout:.1f}s") if report is None
-                  else report.error for report in produce_and_wait(self._producer, topic, records, timeout)]
-        if any(error is not None and error.code() in RENEW_AFTER for error in errors):
+                  else report.error for report in reports]
+        if producer is self._producer and any(error is not None and error.code() in RENEW_AFTER for error in errors):
             self._renew()
         return errors
 
@@ -333,19 +347,26 @@ class KafkaDeadLetterSink:
 
 
 class KafkaStoredEventSink:
-    """Writes a stored event per message, keyed by recipient like the message, and waits until the broker has them."""
+    """Writes a stored event per message, keyed by recipient like the message; the broker's acknowledgement is
+    waited for when asked."""
 
     def __init__(self, producer: ReliableProducer, topic: str, timeout: float):
         self._producer, self._topic, self._timeout = producer, topic, timeout
 
-    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> None:
-        """Write every event or raise StoredEventsUnavailable."""
+    def publish_stored(self, stored: list[tuple[IncomingRecord, Message]]) -> Callable[[], None]:
+        """Write every event; return the call that waits until the broker has them all or raises
+        StoredEventsUnavailable."""
         events = [OutgoingRecord(key=message.recipient.encode(), value=encode_stored_event(message, record.position),
                                  headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), *_trace_of(record)])
                   for record, message in stored]
-        errors = [error for error in self._producer.send(self._topic, events, self._timeout) if error]
-        if errors:
-            raise StoredEventsUnavailable(f"topic {self._topic}: {errors[0].str()}")
+        errors_of = self._producer.send_later(self._topic, events, self._timeout)
+
+        def acknowledged() -> None:
+            errors = [error for error in errors_of() if error]
+            if errors:
+                raise StoredEventsUnavailable(f"topic {self._topic}: {errors[0].str()}")
+
+        return acknowledged
 
 
 def _trace_of(record: IncomingRecord) -> list[tuple[str, bytes]]:

@@ -13,8 +13,9 @@ def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchO
 class NoStoredEvents:
     """A StoredEventSink that announces nothing."""
 
-    def publish_stored(self, stored) -> None:
-        """Announce nothing."""
+    def publish_stored(self, stored):
+        """Announce nothing, acknowledged at once."""
+        return lambda: None
 
 
 class Unobserved:

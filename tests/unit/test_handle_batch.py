@@ -189,9 +189,13 @@ class FakeEvents:
         self.events, self.fail = [], fail
 
     def publish_stored(self, stored):
+        if not self.fail:
+            self.events += [(record.offset, message.message_id) for record, message in stored]
+        return self._acknowledged
+
+    def _acknowledged(self):
         if self.fail:
             raise StoredEventsUnavailable("broker down")
-        self.events += [(record.offset, message.message_id) for record, message in stored]
 
 
 def test_each_stored_message_is_announced_once_stored_and_nothing_else_is(database, waits):

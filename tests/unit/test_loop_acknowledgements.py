@@ -1,0 +1,128 @@
+"""The consume loop with batches whose announcements the broker acknowledges later: the next batch is handled while
+one is acknowledged, a batch is committed only once acknowledged, and a batch not acknowledged is read again with
+every batch after it."""
+
+import threading
+
+from confluent_kafka import TopicPartition
+
+from consumer_service.application.errors import StoredEventsUnavailable
+from consumer_service.entrypoints.dependencies import Dependencies
+from consumer_service.entrypoints.loop import run_loop
+
+TOPIC = "client-messages"
+
+
+class Record:
+    """A fetched record of partition 0, as much of confluent-kafka's Message as the loop reads."""
+
+    def __init__(self, offset: int):
+        self._offset = offset
+
+    def topic(self):
+        return TOPIC
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return self._offset
+
+    def key(self):
+        return b"clientB"
+
+    def value(self):
+        return b"{}"
+
+    def headers(self):
+        return None
+
+    def error(self):
+        return None
+
+
+class OneRecordAtATime:
+    """Hands out records 0 to `count - 1`, one per poll, then stops the loop; notes commits and seeks in `events`."""
+
+    def __init__(self, count: int, stop: threading.Event, events: list):
+        self.count, self.stop, self.events, self.next = count, stop, events, 0
+
+    def subscribe(self, topics, on_assign, on_revoke, on_lost):
+        on_assign(self, [TopicPartition(TOPIC, 0)])
+
+    def poll(self, timeout):
+        if self.next >= self.count:
+            self.stop.set()
+            return None
+        self.next += 1
+        return Record(self.next - 1)
+
+    def consume(self, num_messages, timeout):
+        return []
+
+    def assignment(self):
+        return [TopicPartition(TOPIC, 0)]
+
+    def commit(self, offsets, asynchronous):
+        self.events += [("commit", offset.offset) for offset in offsets]
+
+    def seek(self, partition):
+        self.events.append(("seek", partition.offset))
+        self.next = partition.offset
+
+    def get_watermark_offsets(self, partition, cached):
+        return -1, -1
+
+    def close(self):
+        pass
+
+
+class Outcome:
+    """A handled batch whose announcements are acknowledged when asked: noted in `events`, failing when told."""
+
+    def __init__(self, offset: int, events: list, acknowledging: dict[int, threading.Event], fails: bool):
+        self.offset, self.events, self.acknowledging, self.fails = offset, events, acknowledging, fails
+
+    def acknowledged(self):
+        self.events.append(("acknowledged", self.offset))
+        self.acknowledging.setdefault(self.offset, threading.Event()).set()
+        if self.fails:
+            raise StoredEventsUnavailable("not acknowledged")
+
+
+def run(count: int, failing: set[int] = frozenset()) -> tuple[list, list[int], list[bool]]:
+    """Run the loop over `count` records, one batch each; the events, the offsets handled, and for each batch after
+    the first whether the previous batch's acknowledgement was awaited while it was being handled."""
+    stop, events, handled, overlapped = threading.Event(), [], [], []
+    acknowledging: dict[int, threading.Event] = {}
+    consumer = OneRecordAtATime(count, stop, events)
+
+    def handle(records):
+        [record] = records
+        if record.offset > 0:
+            previous = acknowledging.setdefault(record.offset - 1, threading.Event())
+            overlapped.append(previous.wait(timeout=5))
+        handled.append(record.offset)
+        return Outcome(record.offset, events, acknowledging, record.offset in failing and handled.count(record.offset) == 1)
+
+    run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+    return events, handled, overlapped
+
+
+def test_a_batch_is_committed_once_acknowledged_while_the_next_is_handled():
+    events, handled, overlapped = run(4)
+    assert handled == [0, 1, 2, 3]
+    assert overlapped == [True, True, True], "each batch waited for the one before it to be acknowledged first"
+    commits = [offset for kind, offset in events if kind == "commit"]
+    assert commits == [1, 2, 3, 4], "every batch committed, in order"
+    for offset in range(4):
+        assert events.index(("acknowledged", offset)) < events.index(("commit", offset + 1)), \
+            f"batch {offset} was committed before its announcements were acknowledged"
+
+
+def test_a_batch_not_acknowledged_is_read_again_with_the_batch_handled_after_it():
+    events, handled, _ = run(4, failing={1})
+    assert ("commit", 2) not in events[:events.index(("seek", 1))], "the failed batch was committed"
+    assert ("commit", 3) not in events[:events.index(("seek", 1))], "the batch after it was committed"
+    assert handled == [0, 1, 2, 1, 2, 3], "both were read and handled again from the failed one on"
+    assert [offset for kind, offset in events if kind == "commit"] == [1, 2, 3, 4]
