@@ -14,7 +14,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
 
 from .access import protect
 
-__all__ = ["Counter", "Gauge", "Histogram"]  # every metric is made after the value class below is chosen
+# Every metric of the services is made from the Counter, Gauge and Histogram imported here, so that it is made after
+# the value class below is chosen (two value classes in one process would write to the same files).
 
 
 def _pid_known_per_fork():
