@@ -115,8 +115,7 @@ class _Pipeline:
             self._commit(records, outcome, seconds, synchronous)
         if self._handled is None:
             return True
-        records, handled = self._records, self._handled
-        self._records, self._handled = [], None
+        records, handled = self._take_in_hand()
         try:
             outcome, seconds = handled.result()
         except (KafkaUnavailable, StoreUnavailable) as error:
@@ -142,13 +141,18 @@ class _Pipeline:
         record_batch(self._name, records, outcome, seconds)
         record_lag(self._name, self._consumer, records)
 
+    def _take_in_hand(self) -> tuple[list[IncomingRecord], Future]:
+        """The batch in hand and its handling, which the pipeline no longer holds."""
+        records, handled = self._records, self._handled
+        self._records, self._handled = [], None
+        return records, handled
+
     def _left_in_hand(self) -> list[IncomingRecord]:
         """The records of the batch in hand, once its handling is over (what came of it does not matter: it is read
         again after a batch before it that failed)."""
         if self._handled is None:
             return []
-        records, handled = self._records, self._handled
-        self._records, self._handled = [], None
+        records, handled = self._take_in_hand()
         try:
             handled.result()
         except (KafkaUnavailable, StoreUnavailable):

@@ -10,35 +10,9 @@ from consumer_service.application.errors import StoredEventsUnavailable
 from consumer_service.entrypoints.dependencies import Dependencies
 from consumer_service.entrypoints.loop import run_loop
 
+from .fetched import Fetched
+
 TOPIC = "client-messages"
-
-
-class Record:
-    """A fetched record of partition 0, as much of confluent-kafka's Message as the loop reads."""
-
-    def __init__(self, offset: int):
-        self._offset = offset
-
-    def topic(self):
-        return TOPIC
-
-    def partition(self):
-        return 0
-
-    def offset(self):
-        return self._offset
-
-    def key(self):
-        return b"clientB"
-
-    def value(self):
-        return b"{}"
-
-    def headers(self):
-        return None
-
-    def error(self):
-        return None
 
 
 class OneRecordAtATime:
@@ -55,7 +29,7 @@ class OneRecordAtATime:
             self.stop.set()
             return None
         self.next += 1
-        return Record(self.next - 1)
+        return Fetched(TOPIC, 0, self.next - 1)
 
     def consume(self, num_messages, timeout):
         return []

@@ -7,35 +7,9 @@ from confluent_kafka import TopicPartition
 from consumer_service.entrypoints.dependencies import Dependencies
 from consumer_service.entrypoints.loop import run_loop
 
+from .fetched import Fetched
+
 TOPIC = "stored-events"
-
-
-class Record:
-    """A fetched record, as much of confluent-kafka's Message as the loop reads."""
-
-    def __init__(self, partition: int, offset: int):
-        self._partition, self._offset = partition, offset
-
-    def topic(self):
-        return TOPIC
-
-    def partition(self):
-        return self._partition
-
-    def offset(self):
-        return self._offset
-
-    def key(self):
-        return b"clientB"
-
-    def value(self):
-        return b"{}"
-
-    def headers(self):
-        return None
-
-    def error(self):
-        return None
 
 
 class RebalancingConsumer:
@@ -54,17 +28,17 @@ class RebalancingConsumer:
         self._polls += 1
         if self._polls == 1:
             self._hand_over("assign", {0, 1})
-            return Record(0, 0)
+            return Fetched(TOPIC, 0, 0)
         if self._polls == 2:
-            return Record(0, 2)
+            return Fetched(TOPIC, 0, 2)
         self.stop.set()
         return None
 
     def consume(self, num_messages, timeout):
         if self._polls == 1:
-            fetched_before = Record(1, 0)
+            fetched_before = Fetched(TOPIC, 1, 0)
             self._hand_over("revoke", {1})
-            return [fetched_before, Record(0, 1)]
+            return [fetched_before, Fetched(TOPIC, 0, 1)]
         return []
 
     def _hand_over(self, kind: str, partitions: set[int]) -> None:
