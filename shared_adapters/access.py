@@ -92,7 +92,7 @@ def authorized(role: str | tuple[str, ...]) -> Principal:
     """
     header = request.headers.get("Authorization")
     if header is not None:
-        caller = _bearer(header)
+        caller, g.token_hash = bearer_caller(header, access(), request.remote_addr)
     elif request.cookies.get(session_cookie()):
         session = _session()
         caller = _live_principal(session)
@@ -103,6 +103,11 @@ def authorized(role: str | tuple[str, ...]) -> Principal:
             raise ApiError(403, "csrf_failed", f"a write through a session needs its CSRF token in {CSRF_HEADER}")
     else:
         raise _unauthorized("send Authorization: Bearer <token>, or sign in", None)
+    return of_role(caller, role)
+
+
+def of_role(caller: Principal, role: str | tuple[str, ...]) -> Principal:
+    """The caller when of `role` (or of one of several); else a 403."""
     roles = (role,) if isinstance(role, str) else role
     if caller.role not in roles:
         allowed = f"{role}s" if isinstance(role, str) else f"the roles {', '.join(roles)}"
@@ -146,13 +151,13 @@ def _live_principal(session: Session, rules: "Access | None" = None) -> Principa
     return caller if caller == Principal(session.role, session.name) else None
 
 
-def spend(key: str, limit: int, count: int = 1) -> None:
-    """Raise 429 when `key` has used up `limit` per minute.
+def spend(key: str, limit: int, count: int = 1, rules: Access | None = None) -> None:
+    """Raise 429 when `key` has used up `limit` per minute (under the current app's `rules` unless given).
 
     While the store does not answer, each process counts on its own: the limit is then at most
     `limit` per process, bounded rather than lifted, and no request waits on the store.
     """
-    rules = access()
+    rules = rules or access()
     try:
         wait = rules.limiter.hit(key, limit, WINDOW_S, count)
     except StoreUnavailable as error:
@@ -181,10 +186,10 @@ def session_blueprint(role: str) -> Blueprint:
     def sign_in():
         """Check a name and its token; answer 201 with the session's CSRF token and set the session cookie."""
         name, token = _credentials(json_body())
-        _refuse_when_over_failure_limit()
+        _refuse_when_over_failure_limit(access(), request.remote_addr)
         caller = _principal_of(token)
         if caller is None or caller.role != role or caller.name != name:
-            _count_failed_authentication()
+            _count_failed_authentication(access(), request.remote_addr)
             raise ApiError(401, "sign_in_failed", f"no live {role} {name} with that token")
         session = Session(role, name, token_hash(token), new_secret(),
                           utc_now() + timedelta(seconds=access().session_ttl_s))
@@ -275,19 +280,20 @@ def _csrf_matches(session: Session) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), session.csrf_token.encode())
 
 
-def _bearer(header: str) -> Principal:
-    """The principal of an Authorization: Bearer header, or a 401 (counted against the caller's address)."""
+def bearer_caller(header: str, rules: Access, address: str | None) -> tuple[Principal, str]:
+    """The principal of an Authorization: Bearer header and its token's hash, or a 401 (counted against the
+    caller's `address`)."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send Authorization: Bearer <token>", None)
-    _refuse_when_over_failure_limit()
-    g.token_hash = token_hash(token)
-    caller = _principal_of_hash(g.token_hash)
+    _refuse_when_over_failure_limit(rules, address)
+    hashed = token_hash(token)
+    caller = _principal_of_hash(hashed, rules)
     if caller is None:
-        _count_failed_authentication()
+        _count_failed_authentication(rules, address)
         raise _unauthorized("the token is unknown or revoked", "invalid_token")
-    return caller
+    return caller, hashed
 
 
 def _principal_of(token: str) -> Principal | None:
@@ -306,20 +312,20 @@ def _principal_of_hash(hashed: str, rules: Access | None = None) -> Principal | 
         raise store_unavailable(rules.retry_after_s, error) from None
 
 
-def _refuse_when_over_failure_limit() -> None:
+def _refuse_when_over_failure_limit(rules: Access, address: str | None) -> None:
     """A 429, before any token is compared, for an address that failed to authenticate too often this minute.
 
     Counted in each process's memory: a dictionary lookup, the same whether or not the store
     answers; with W processes an address gets at most W x AUTH_FAILURE_LIMIT tries a minute.
     """
-    wait = access().local.over(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
+    wait = rules.local.over(f"auth-failure:{address}", rules.auth_failure_limit)
     if wait is not None:
-        raise _too_many(f"too many failed authentications; at most {access().auth_failure_limit} per minute", wait)
+        raise _too_many(f"too many failed authentications; at most {rules.auth_failure_limit} per minute", wait)
 
 
-def _count_failed_authentication() -> None:
+def _count_failed_authentication(rules: Access, address: str | None) -> None:
     """Count a failed authentication against the caller's address."""
-    access().local.hit(f"auth-failure:{request.remote_addr}", access().auth_failure_limit)
+    rules.local.hit(f"auth-failure:{address}", rules.auth_failure_limit)
 
 
 def _unauthorized(message: str, error: str | None) -> ApiError:

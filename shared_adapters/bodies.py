@@ -1,5 +1,7 @@
 """Reading a request's JSON body: one place that turns any bytes into a document or a 4xx."""
 
+from collections.abc import Callable
+
 from flask import request
 from marshmallow import Schema, ValidationError
 
@@ -17,10 +19,19 @@ def json_body():
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json",
                        {"Content-Type": [f"expected application/json, got {request.mimetype or 'nothing'}"]})
+    return json_document(read_body(lambda: request.get_data(cache=True)))
+
+
+def read_body(read: Callable[[], bytes]) -> bytes:
+    """The bytes `read` gives, or a 400 when the server could not read them (a timeout, malformed chunked encoding)."""
     try:
-        data = request.get_data(cache=True)
-    except OSError as error:  # the server could not read the body, e.g. malformed chunked encoding
+        return read()
+    except OSError as error:
         raise ApiError(400, "unreadable_body", f"the body could not be read: {error}") from None
+
+
+def json_document(data: bytes):
+    """The document a JSON body holds, or a 400: malformed, nested too deep, or holding text that cannot be stored."""
     try:
         body = loads(data)
     except MalformedJson as error:

@@ -35,12 +35,12 @@ _INTERNAL_ERROR = (error_body(*INTERNAL_ERROR), 500, {})
 class Deferred:
     """An answer to write once `outcome` is done: rendered then, with the headers the app gave its placeholder."""
 
-    def __init__(self, outcome: Future, render: Callable[[Any], Answer]):
+    def __init__(self, outcome: Future, render: Callable[[Any], Answer], labels: tuple[str, str], started: float,
+                 trace_id: str | None):
         self.outcome, self.render = outcome, render
         self.headers: list[tuple[str, str]] = []  # the placeholder's, set as the app answers it
-        self._labels = request_labels()
-        self.started = g.get("started", time.perf_counter())  # perf_counter, as the request metrics time it
-        self._trace_id = g.get("trace_id")
+        self._labels, self._trace_id = labels, trace_id
+        self.started = started  # perf_counter, as the request metrics time it
 
     def when_done(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the outcome is known, on the thread that learns it (at once if it is known)."""
@@ -53,11 +53,18 @@ class Deferred:
             body, status, extra = rendered(self.outcome, self.render)
         finally:
             current_trace_id.reset(token)
-        content = (json.dumps(body, separators=(",", ":")) + "\n").encode()  # as Flask's JSON answers are written
-        headers = [(name, value) for name, value in self.headers if name.lower() not in ("content-type", "content-length")]
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(content))), *extra.items()]
-        observe_answer(*self._labels, status, self.started)
-        return status, headers, content
+        return json_answer(body, status, extra, self.headers, self._labels, self.started)
+
+
+def json_answer(body: Any, status: int, extra: dict[str, str], headers: list[tuple[str, str]], labels: tuple[str, str],
+                started: float) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The status, `headers` with the JSON body's type and length and `extra`, and the body, as Flask writes a view's
+    JSON answer; the request counted and timed."""
+    content = (json.dumps(body, separators=(",", ":")) + "\n").encode()  # as Flask's JSON answers are written
+    headers = [(name, value) for name, value in headers if name.lower() not in ("content-type", "content-length")]
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(content))), *extra.items()]
+    observe_answer(*labels, status, started)
+    return status, headers, content
 
 
 def answer_when(outcome: Future, render: Callable[[Any], Answer]) -> Response | Answer:
@@ -68,7 +75,8 @@ def answer_when(outcome: Future, render: Callable[[Any], Answer]) -> Response | 
     """
     if not request.environ.get(ANSWERS_LATER) or outcome.done():
         return rendered(outcome, render)
-    request.environ[DEFERRED] = Deferred(outcome, render)
+    request.environ[DEFERRED] = Deferred(outcome, render, request_labels(), g.get("started", time.perf_counter()),
+                                         g.get("trace_id"))
     # Its type named: werkzeug otherwise looks for one in the empty headers, by raising and catching a KeyError.
     placeholder = Response(status=202, mimetype="application/json")
     placeholder.answered_later = True  # counted when answered, not now (metrics.observe_requests)

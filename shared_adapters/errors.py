@@ -57,6 +57,14 @@ def api_error_response(error: ApiError):
     return error_response(error.status, error.code, error.message, error.details, error.headers)
 
 
+def http_api_error(error: HTTPException) -> ApiError:
+    """A werkzeug HTTP error as the API answers it: its status, its name as the code, its description."""
+    code = (error.name or "error").lower().replace(" ", "_")
+    # Keep what the status needs, such as a 405's Allow (RFC 9110), but not its HTML content type.
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    return ApiError(error.code or 500, code, error.description or error.name, headers=headers)
+
+
 def init_app(app: Flask) -> None:
     """Register JSON handlers for API errors, HTTP errors and anything unexpected."""
 
@@ -69,12 +77,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        code = (error.name or "error").lower().replace(" ", "_")
-        # Keep what the status needs, such as a 405's Allow (RFC 9110), but not its HTML content type.
-        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
-        return error_response(error.code or 500, code, error.description or error.name, headers=headers)
+        return api_error_response(http_api_error(error))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unhandled error")
-        return error_response(500, *INTERNAL_ERROR)
+        return api_error_response(internal_error())
+
+
+def internal_error() -> ApiError:
+    """The 500 of a failure of the server's own, its stack logged (call it where the failure is caught)."""
+    log.exception("unhandled error")
+    return ApiError(500, *INTERNAL_ERROR)

@@ -13,6 +13,7 @@ from shared_domain.identity import CLIENT, METRICS, OPERATOR
 from ..config import ProducerSettings, settings_at_start
 from . import chat_page, clients_api, failures_api, health_api, query_api, send_api, stream_api
 from .openapi import producer_document
+from .quick_send import QuickSend
 from .services import EXTENSION, Services
 
 SESSION_COOKIE = "chat_session"
@@ -39,4 +40,5 @@ def create_app(settings: ProducerSettings | None = None, services: Services | No
                       session_blueprint(CLIENT), chat_page.bp, metrics_blueprint(OPERATOR, METRICS),
                       document_blueprint(lambda: producer_document(settings))):
         app.register_blueprint(blueprint)
+    app.wsgi_app = QuickSend(app.wsgi_app, services, access)
     return app

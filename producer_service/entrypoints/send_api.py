@@ -2,60 +2,68 @@
 
 import functools
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint
 from marshmallow import ValidationError
 
-from shared_adapters.access import principal, protect, spend
+from shared_adapters.access import Access, principal, protect, spend
 from shared_adapters.bodies import json_body
-from shared_adapters.deferred_answers import answer_when
+from shared_adapters.deferred_answers import Answer, answer_when
 from shared_adapters.errors import ApiError, error_body, store_unavailable, unavailable
 from shared_adapters.flask_app import trace_id
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
-from shared_domain.identity import CLIENT
+from shared_domain.identity import CLIENT, Principal
 from shared_domain.schemas import SendMessageSchema
 
 from ..application.ports import BrokerUnavailable
-from ..application.send import send_messages
+from ..application.send import Outcomes, send_messages
 from .metrics import count_published
-from .services import services
+from .services import Services, services
 
+SEND_PATH = "/send-message"
 bp = Blueprint("send", __name__)
 log = logging.getLogger(__name__)
 protect(bp, CLIENT)
 
 
-@bp.post("/send-message")
+@bp.post(SEND_PATH)
 def send():
     """Validate a message and publish it; 202 once the broker acknowledged it, written without a thread waiting."""
-    fields = _validated(json_body())
-    limit_sends()
-    [message], outcomes = send_messages([fields], services().publisher, services().settings.max_message_length,
-                                        trace_id=trace_id())
-    return answer_when(outcomes, functools.partial(_answer_one, message, trace_id(), services().settings.retry_after_s))
+    return answer_when(*send_one(json_body(), services(), principal(), trace_id()))
+
+
+def send_one(body, serving: Services, caller: Principal | None, trace: str,
+             rules: Access | None = None) -> tuple[Outcomes, Callable[[list], Answer]]:
+    """Validate a body, count it against the caller's rate limit (under the current app's access `rules` unless
+    given) and publish it: the outcome, and what renders the answer from it."""
+    fields = _validated(body, serving, caller)
+    limit_sends(serving, caller, rules=rules)
+    [message], outcomes = send_messages([fields], serving.publisher, serving.settings.max_message_length, trace_id=trace)
+    return outcomes, functools.partial(_answer_one, message, trace, serving.settings.retry_after_s)
 
 
 @bp.post("/send-messages")
 def send_batch():
     """Send a JSON array of messages together; 202 when all are accepted, else 207 with a result per item."""
-    body = json_body()
-    limit = services().settings.max_batch_size
+    body, serving, caller = json_body(), services(), principal()
+    limit = serving.settings.max_batch_size
     if not isinstance(body, list) or not 1 <= len(body) <= limit:
         raise ApiError(400, "validation_failed", f"the body must be a JSON array of 1 to {limit} messages",
                        {"_schema": [f"must be an array of 1 to {limit} messages"]})
     results: list[dict | None] = [None] * len(body)
     valid: list[tuple[int, dict]] = []
-    for index, loaded in enumerate(_validated_many(body)):
+    for index, loaded in enumerate(_validated_many(body, serving, caller)):
         if isinstance(loaded, ApiError):
             results[index] = {"index": index, "status": loaded.status, "error": loaded.code, "details": loaded.details}
         else:
             valid.append((index, loaded))
-    limit_sends(len(valid))
-    messages, outcomes = send_messages([fields for _, fields in valid], services().publisher,
-                                       services().settings.max_message_length, trace_id=trace_id())
+    limit_sends(serving, caller, len(valid))
+    messages, outcomes = send_messages([fields for _, fields in valid], serving.publisher,
+                                       serving.settings.max_message_length, trace_id=trace_id())
     sent = [(index, message) for (index, _), message in zip(valid, messages)]
-    return answer_when(outcomes, functools.partial(_answer_batch, results, sent, trace_id(), services().settings.retry_after_s))
+    return answer_when(outcomes, functools.partial(_answer_batch, results, sent, trace_id(), serving.settings.retry_after_s))
 
 
 def _answer_one(message, trace: str, retry_after_s: int, outcomes: list) -> tuple[dict, int, dict]:
@@ -95,11 +103,10 @@ def _answer_batch(results: list[dict | None], sent: list, trace: str, retry_afte
     return summary, (202 if accepted == len(results) else 207), headers
 
 
-def limit_sends(count: int = 1) -> None:
-    """Count `count` sends against the caller's rate limit; 429 with Retry-After once it is spent."""
-    caller = principal()
+def limit_sends(serving: Services, caller: Principal | None, count: int = 1, rules: Access | None = None) -> None:
+    """Count `count` sends against a client caller's rate limit; 429 with Retry-After once it is spent."""
     if caller is not None and caller.role == CLIENT:
-        spend(f"send:{caller.name}", services().settings.send_rate_limit, count)
+        spend(f"send:{caller.name}", serving.settings.send_rate_limit, count, rules)
 
 
 def _about(message, receipt, trace: str) -> dict:
@@ -124,22 +131,22 @@ def send_schema(max_length: int) -> SendMessageSchema:
     return SendMessageSchema(max_length=max_length)
 
 
-def _validated(body) -> dict:
+def _validated(body, serving: Services, caller: Principal | None) -> dict:
     """Load the body with the send schema, or raise a 400 naming each bad field."""
-    [loaded] = _validated_many([body])
+    [loaded] = _validated_many([body], serving, caller)
     if isinstance(loaded, ApiError):
         raise loaded
     return loaded
 
 
-def _validated_many(bodies: list) -> list[dict | ApiError]:
+def _validated_many(bodies: list, serving: Services, caller: Principal | None) -> list[dict | ApiError]:
     """Each body loaded with the send schema (in one pass: cheaper than one load each), or its 4xx."""
     objects = [index for index, body in enumerate(bodies) if isinstance(body, dict)]
     results: list[dict | ApiError] = [
         ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]})
         if not isinstance(body, dict) else None for body in bodies]
     try:
-        loaded, problems = send_schema(services().settings.max_message_length).load(
+        loaded, problems = send_schema(serving.settings.max_message_length).load(
             [bodies[index] for index in objects], many=True), {}
     except ValidationError as error:
         loaded, problems = error.valid_data, error.normalized_messages()
@@ -148,15 +155,14 @@ def _validated_many(bodies: list) -> list[dict | ApiError]:
             results[index] = ApiError(400, "validation_failed", "the message is invalid", problems[position])
             continue
         try:
-            results[index] = _addressed(loaded[position])
+            results[index] = _addressed(loaded[position], serving, caller)
         except ApiError as error:
             results[index] = error
     return results
 
 
-def _addressed(fields: dict) -> dict:
+def _addressed(fields: dict, serving: Services, caller: Principal | None) -> dict:
     """The fields sent as the caller, to a registered client; 403 for another sender, 400 for an unknown recipient."""
-    caller = principal()
     if caller is None:  # authentication off: the body names the sender
         if "sender" not in fields:
             raise ApiError(400, "validation_failed", "the message is invalid", {"from": ["Missing data for required field."]})
@@ -164,14 +170,14 @@ def _addressed(fields: dict) -> dict:
     if fields.setdefault("sender", caller.name) != caller.name:
         raise ApiError(403, "sender_mismatch", f"you send as {caller.name}",
                        {"from": [f"must be your own client id, {caller.name}, or left out"]})
-    if not services().settings.open_recipients and not _registered(fields["recipient"]):
+    if not serving.settings.open_recipients and not _registered(fields["recipient"], serving):
         raise ApiError(400, "validation_failed", "the message is invalid", {"to": ["is not a registered client"]})
     return fields
 
 
-def _registered(client_id: str) -> bool:
+def _registered(client_id: str, serving: Services) -> bool:
     """Tell whether the recipient is a registered client (503 when the store cannot say)."""
     try:
-        return services().identities.is_client(client_id)
+        return serving.identities.is_client(client_id)
     except StoreUnavailable as error:
-        raise store_unavailable(services().settings.retry_after_s, error) from None
+        raise store_unavailable(serving.settings.retry_after_s, error) from None

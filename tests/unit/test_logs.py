@@ -2,10 +2,14 @@
 
 import json
 import logging
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared_adapters.logs import JsonFormatter, TextFormatter, current_trace_id
+from shared_domain.clock import to_iso
 from shared_domain.config import ConfigError, read_log_format
 
 
@@ -21,6 +25,16 @@ def test_a_json_line_has_the_time_level_logger_message_and_the_given_fields():
     assert entry.pop("time").endswith("Z") and entry.pop("pid") > 0
     assert entry == {"level": "INFO", "logger": "consumer_service.x", "message": "message stored",
                      "messageId": "m-1", "traceId": "t-1", "offset": 7}
+
+
+@given(moments=st.lists(st.one_of(st.floats(0, 2**35), st.integers(0, 2**35).map(lambda second: second + 0.9999996)),
+                        min_size=1, max_size=5))
+def test_a_line_is_timed_as_the_api_writes_times_whatever_lines_came_before(moments):
+    for moment in moments:
+        record = _record("tick")
+        record.created = moment
+        expected = to_iso(datetime.fromtimestamp(moment, timezone.utc))
+        assert json.loads(JsonFormatter().format(record))["time"] == expected
 
 
 def test_a_line_written_during_a_request_carries_its_trace_id_unless_it_names_one():
