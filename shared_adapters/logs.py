@@ -8,7 +8,10 @@ are never logged.
 import contextvars
 import json
 import logging
+import os
 import sys
+import threading
+import weakref
 from datetime import datetime, timezone
 
 from gunicorn import glogging
@@ -95,6 +98,64 @@ def configure_logging(level: int | str, log_format: str) -> None:
     root.setLevel(level)
 
 
+class BatchedLines(logging.StreamHandler):
+    """Writes its lines to the stream together, at most `interval_s` after the first of them; a WARNING or worse at once.
+
+    A server writes a line per request: writing each on its own costs a system call, and the
+    interpreter lock handed to another thread and back, per request. Lines still waiting when the
+    process is killed (SIGKILL) are lost; logging's exit handler writes them on any other exit.
+    """
+
+    def __init__(self, stream=None, interval_s: float = 0.1, max_lines: int = 256):
+        super().__init__(stream)
+        self.interval_s, self.max_lines = interval_s, max_lines
+        self._lines: list[str] = []
+        self._flusher: threading.Thread | None = None  # this process's, started with its first line
+        self._stopped = threading.Event()
+        handler = weakref.ref(self)
+        # A child starts with none of the parent's lines (the parent writes them) and no flusher thread.
+        os.register_at_fork(after_in_child=lambda: (alive := handler()) and alive._forked())
+
+    def _forked(self) -> None:
+        """In a new child: nothing kept, no flusher yet."""
+        self._lines, self._flusher = [], None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the line for the next write (the caller holds the handler's lock)."""
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING or len(self._lines) >= self.max_lines:
+                self._write()
+            elif self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_every_interval, name="log-lines", daemon=True)
+                self._flusher.start()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Write the lines kept so far."""
+        with self.lock:
+            self._write()
+
+    def close(self) -> None:
+        """Write what is kept and stop the flusher."""
+        self._stopped.set()
+        self.flush()
+        super().close()
+
+    def _write(self) -> None:
+        """Write the kept lines in one call (the caller holds the lock)."""
+        if self._lines:
+            lines, self._lines = "".join(self._lines), []
+            self.stream.write(lines)
+        super().flush()
+
+    def _flush_every_interval(self) -> None:
+        """The flusher thread: write what is kept every interval until closed."""
+        while not self._stopped.wait(self.interval_s):
+            self.flush()
+
+
 class GunicornLogger(glogging.Logger):
     """gunicorn's logger, writing access lines only when an access log is asked for (`accesslog`).
 
@@ -118,7 +179,9 @@ def gunicorn_log_config(level: str, log_format: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"line": {"()": formatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
+        # A line per request: written in batches.
+        "handlers": {"stderr": {"class": f"{__name__}.{BatchedLines.__name__}", "formatter": "line",
+                                "stream": "ext://sys.stderr"}},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},

@@ -1,14 +1,17 @@
 """Log lines: one JSON object each (or a human line), with the fields given and the request's trace id."""
 
+import io
 import json
 import logging
+import os
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared_adapters.logs import JsonFormatter, TextFormatter, current_trace_id
+from infra.process import wait_until
+from shared_adapters.logs import BatchedLines, JsonFormatter, TextFormatter, current_trace_id
 from shared_domain.clock import to_iso
 from shared_domain.config import ConfigError, read_log_format
 
@@ -70,3 +73,56 @@ def test_log_format_reads_json_or_text(value, expected):
 def test_any_other_log_format_names_the_variable():
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
         read_log_format({"LOG_FORMAT": "xml"})
+
+
+def _batched(stream: io.StringIO, **options) -> tuple[logging.Logger, BatchedLines]:
+    """A logger writing to `stream` through a BatchedLines handler of its own."""
+    handler = BatchedLines(stream, **options)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"batched.{id(handler)}")
+    logger.handlers[:], logger.propagate, logger.level = [handler], False, logging.INFO
+    return logger, handler
+
+
+def test_batched_lines_are_written_together_within_the_interval_in_order():
+    stream = io.StringIO()
+    logger, handler = _batched(stream, interval_s=0.05)
+    for n in range(3):
+        logger.info("line %d", n)
+    assert stream.getvalue() == "", "kept for the next write"
+    wait_until(lambda: stream.getvalue() == "line 0\nline 1\nline 2\n", timeout=5, what="the lines written")
+    handler.close()
+
+
+def test_a_warning_is_written_at_once_after_the_lines_kept_before_it():
+    stream = io.StringIO()
+    logger, handler = _batched(stream, interval_s=60)
+    logger.info("accepted")
+    logger.warning("store did not answer")
+    assert stream.getvalue() == "accepted\nstore did not answer\n"
+    handler.close()
+
+
+def test_lines_are_written_once_as_many_as_a_batch_holds_are_kept_and_at_close():
+    stream = io.StringIO()
+    logger, handler = _batched(stream, interval_s=60, max_lines=3)
+    for n in range(4):
+        logger.info("%d", n)
+    assert stream.getvalue() == "0\n1\n2\n"
+    handler.close()
+    assert stream.getvalue() == "0\n1\n2\n3\n"
+
+
+def test_a_forked_child_writes_its_own_lines_and_not_its_parents(tmp_path):
+    path = tmp_path / "lines.log"
+    with open(path, "a") as stream:
+        logger, handler = _batched(stream, interval_s=60)
+        logger.info("parent, before the fork")
+        child = os.fork()
+        if child == 0:
+            logger.info("child")
+            handler.flush()
+            os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+        handler.close()
+    assert sorted(path.read_text().splitlines()) == ["child", "parent, before the fork"]
