@@ -154,9 +154,16 @@ def test_the_send_limit_is_shared_by_both_workers(stack):
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(lambda n: stack.api.post("/send-message", {"to": "clientA", "message": f"burst {n}"},
                                                           headers=headers).status, range(SEND_RATE_LIMIT * 2)))
-    log = (Path(stack.logs) / f"producer-{stack.api.base_url.rsplit(':', 1)[1]}.log").read_text()
-    access = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    workers = {line["pid"] for line in access if '"POST /send-message HTTP/1.1" 429' in line["message"]}
+    log = Path(stack.logs) / f"producer-{stack.api.base_url.rsplit(':', 1)[1]}.log"
+
+    def refusing_workers() -> set[int]:
+        access = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        return {line["pid"] for line in access if '"POST /send-message HTTP/1.1" 429' in line["message"]}
+
+    # Servers write their lines in batches, within 0.1 s: wait for both workers' refusals, for up to 2 s.
+    deadline = time.monotonic() + 2
+    while len(workers := refusing_workers()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     LEDGERS.append(f"ledger[identities]: {SEND_RATE_LIMIT * 2} sends in one minute from one client: "
                    f"202 x{statuses.count(202)}, 429 x{statuses.count(429)}, refused by {len(workers)} workers")
     # Never past the limit; at most one unspent block (a twentieth of it) short, which the other worker leased.

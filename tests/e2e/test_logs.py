@@ -42,6 +42,13 @@ def lines_with(stack, needle: str) -> list[dict]:
     return found
 
 
+def wait_for_lines(stack, needle: str, expected: list[tuple[str, str]], timeout: float) -> None:
+    """Wait until the stack's logs hold each expected (process, message) line naming `needle` (the HTTP servers
+    write their lines in batches, within 0.1 s)."""
+    wait_until(lambda: set(expected) <= set(messages_of(lines_with(stack, needle))), timeout=timeout,
+               what=f"the lines {expected}")
+
+
 def messages_of(lines: list[dict]) -> list[tuple[str, str]]:
     """(process, message) of each line."""
     return [(line["process"], line["message"]) for line in lines]
@@ -77,10 +84,9 @@ def in_order(lines: list[dict], expected: list[tuple[str, str]], message_id: str
 def test_a_stored_message_is_followed_from_http_to_the_store_by_its_trace_id(stack):
     trace_id = f"trace-{uuid.uuid4().hex}"
     accepted = send_traced(stack, trace_id, f"{SECRET_TEXT} stored")
-    wait_until(lambda: ("consumer-clientB", "messages stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
-               what="the consumer's line about the stored message")
-    lines = in_order(lines_with(stack, trace_id), [("producer", "message accepted"), ("consumer-clientB", "messages stored")],
-                     accepted["messageId"])
+    expected = [("producer", "message accepted"), ("consumer-clientB", "messages stored")]
+    wait_for_lines(stack, trace_id, expected, timeout=30)
+    lines = in_order(lines_with(stack, trace_id), expected, accepted["messageId"])
     assert {(line["messageId"], line["traceId"]) for line in lines} == {(accepted["messageId"], trace_id)}
     assert lines[0]["partition"] == lines[1]["partition"] == accepted["partition"]
     assert lines[0]["offset"] == lines[1]["offset"] == accepted["offset"]
@@ -103,12 +109,11 @@ def test_a_dead_lettered_message_is_followed_through_the_projection_and_a_replay
     replayed = stack.operator.post("/failed-messages/replay", {"ids": [failure["id"]]},
                                    headers=stack.operator.as_("ops"))
     assert replayed.body["done"] == [failure["id"]]
-    wait_until(lambda: ("consumer-clientB", "messages stored") in messages_of(lines_with(stack, trace_id)), timeout=30,
-               what="the replayed message stored")
-    lines = in_order(lines_with(stack, trace_id), [
-        ("producer", "message accepted"), ("consumer-clientB", "message dead-lettered"),
-        ("consumer-clientB", "failure recorded"), ("operator", "failure replayed"), ("consumer-clientB", "messages stored")],
-        accepted["messageId"], together=2)
+    expected = [("producer", "message accepted"), ("consumer-clientB", "message dead-lettered"),
+                ("consumer-clientB", "failure recorded"), ("operator", "failure replayed"),
+                ("consumer-clientB", "messages stored")]
+    wait_for_lines(stack, trace_id, expected, timeout=30)
+    lines = in_order(lines_with(stack, trace_id), expected, accepted["messageId"], together=2)
     assert {line["messageId"] for line in lines} == {accepted["messageId"]}
     assert lines[1]["errorType"] == "StoreUnavailable" and lines[3]["by"] == "ops"
 
