@@ -78,6 +78,9 @@ def test_a_broker_restart_gives_quick_503s_and_no_lost_202s(stack_factory, killa
     assert set(after.ids_with(202)) == set(after.outcomes), "sends after the restart must succeed"
     settle("broker stop/start", stack, load)
     settle("broker stop/start: sends after", stack, after, all_stored=True)
+    # The consumer tells of the recovery once the broker has answered for a while, which may be after the last store.
+    wait_until(lambda: "kafka recovered" in stack.processes[0].log_path.read_text(), timeout=30,
+               what="the consumer to log the broker's recovery")
     log = stack.processes[0].log_path.read_text()
     assert log.count("waiting for kafka") == 1 and log.count("kafka recovered") == 1, "one line down, one line up"
 
