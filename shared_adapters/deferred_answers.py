@@ -36,9 +36,9 @@ class Deferred:
     """An answer to write once `outcome` is done: rendered then, with the headers the app gave its placeholder."""
 
     def __init__(self, outcome: Future, render: Callable[[Any], Answer], labels: tuple[str, str], started: float,
-                 trace_id: str | None):
+                 trace_id: str | None, headers: list[tuple[str, str]] | None = None):
         self.outcome, self.render = outcome, render
-        self.headers: list[tuple[str, str]] = []  # the placeholder's, set as the app answers it
+        self.headers = headers or []  # the placeholder's, set as the app answers it
         self._labels, self._trace_id = labels, trace_id
         self.started = started  # perf_counter, as the request metrics time it
 

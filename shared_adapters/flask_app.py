@@ -87,9 +87,14 @@ def trace_id() -> str:
     return g.trace_id
 
 
+def trace_id_of(given: str | None) -> str:
+    """A request's trace id: the caller's X-Request-Id (`given`) when it is a sensible one, else a new one."""
+    return usable_trace_id(given) or uuid.uuid4().hex
+
+
 def _start_trace() -> None:
     """Give the request its trace id, which every log line written while handling it carries."""
-    g.trace_id = usable_trace_id(request.headers.get("X-Request-Id")) or uuid.uuid4().hex
+    g.trace_id = trace_id_of(request.headers.get("X-Request-Id"))
     g.trace_token = current_trace_id.set(g.trace_id)
 
 

@@ -19,7 +19,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from functools import partial
+from functools import lru_cache, partial
 from http import HTTPStatus
 from types import SimpleNamespace
 
@@ -98,19 +98,14 @@ def _http_answer(version: str, status: int, headers: list[tuple[str, str]], body
     return "\r\n".join(head).encode("latin-1") + HEAD_END + body
 
 
-# The Date header of the current second, and that second: formatting it costs more than the rest of an answer's head.
-_date_of_second: tuple[int, str] = (-1, "")
-
-
 def http_date() -> str:
     """The Date header's value now, as gunicorn writes it, formatted once a second."""
-    global _date_of_second
-    now = int(time.time())
-    second, text = _date_of_second
-    if second != now:
-        text = util.http_date(now)
-        _date_of_second = (now, text)
-    return text
+    return _http_date_of(int(time.time()))
+
+
+@lru_cache(maxsize=1)  # formatting the date costs more than the rest of an answer's head
+def _http_date_of(second: int) -> str:
+    return util.http_date(second)
 
 
 def _error_of(exc: BaseException) -> tuple[int, str, str]:

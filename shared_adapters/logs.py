@@ -6,6 +6,7 @@ are never logged.
 """
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -33,22 +34,19 @@ def fields_of(record: logging.LogRecord) -> dict:
     return fields
 
 
-# The current second as ISO 8601 UTC, and that second: every line of a second shares it.
-_second_text: tuple[int, str] = (-1, "")
-
-
 def _timestamp(record: logging.LogRecord) -> str:
     """The record's time as the API writes times (clock.to_iso): ISO 8601 UTC with milliseconds."""
-    global _second_text
     second = int(record.created)
     micros = round((record.created - second) * 1e6)  # rounded as datetime.fromtimestamp rounds
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    known, text = _second_text
-    if second != known:
-        text = to_iso(datetime.fromtimestamp(second, timezone.utc))[:-len(".000Z")]
-        _second_text = (second, text)
-    return f"{text}.{micros // 1000:03d}Z"
+    return f"{_iso_second(second)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1)  # every line of a second shares it
+def _iso_second(second: int) -> str:
+    """A whole second as to_iso writes it, without the milliseconds."""
+    return to_iso(datetime.fromtimestamp(second, timezone.utc))[:-len(".000Z")]
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,7 +10,6 @@ the request metrics. Any other request goes to Flask as it came. Both ways give 
 """
 
 import time
-import uuid
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -20,9 +19,8 @@ from shared_adapters.access import Access, bearer_caller, of_role
 from shared_adapters.bodies import json_document, read_body
 from shared_adapters.deferred_answers import ANSWERS_LATER, DEFERRED, Deferred, json_answer
 from shared_adapters.errors import ApiError, error_body, http_api_error, internal_error
-from shared_adapters.flask_app import PROTECTIVE_HEADERS
+from shared_adapters.flask_app import PROTECTIVE_HEADERS, trace_id_of
 from shared_adapters.logs import current_trace_id
-from shared_domain.envelope import usable_trace_id
 from shared_domain.identity import CLIENT
 
 from .send_api import SEND_PATH, send_one
@@ -43,7 +41,7 @@ class QuickSend:
         if not self._plain_send(environ):
             return self.flask_wsgi_app(environ, start_response)
         started = time.perf_counter()
-        trace = usable_trace_id(environ.get("HTTP_X_REQUEST_ID")) or uuid.uuid4().hex
+        trace = trace_id_of(environ.get("HTTP_X_REQUEST_ID"))
         token = current_trace_id.set(trace)
         try:
             return self._send(environ, start_response, started, trace)
@@ -76,8 +74,7 @@ class QuickSend:
             return self._error(start_response, error, headers, started)
         except Exception:
             return self._error(start_response, internal_error(), headers, started)
-        deferred = Deferred(outcomes, render, LABELS, started, trace)
-        deferred.headers = headers
+        deferred = Deferred(outcomes, render, LABELS, started, trace, headers)
         if environ.get(ANSWERS_LATER) and not outcomes.done():
             environ[DEFERRED] = deferred
             start_response("202 ACCEPTED", headers)  # the worker keeps these headers for the answer it writes later

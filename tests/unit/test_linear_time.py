@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,8 @@ from consumer_service.entrypoints.metrics import FieldLabels
 from consumer_service.infrastructure import mongo_failure_projection
 from producer_service.application.live import InvalidPosition, Position
 from producer_service.entrypoints import paging
+from producer_service.entrypoints.quick_send import QuickSend
+from producer_service.entrypoints.send_api import SEND_PATH
 from shared_adapters import http_worker
 from shared_domain import failed_messages, json_text, message
 from shared_domain.envelope import PoisonRecord, decode
@@ -58,6 +61,14 @@ def _head_judged(text: str) -> object:
     return http_worker.arrival(data + b"\r\n\r\n" + data, len(data) + 8, len(data) * 2 + 8)
 
 
+def _plain_send(text: str) -> bool:
+    """QuickSend's look at a request: whether its media type and declared length, both the given text, make it a plain
+    send."""
+    quick = QuickSend(None, SimpleNamespace(settings=SimpleNamespace(max_body_bytes=10**9)), SimpleNamespace(enabled=True))
+    return quick._plain_send({"PATH_INFO": SEND_PATH, "REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "Bearer x",
+                              "CONTENT_TYPE": text, "CONTENT_LENGTH": text})
+
+
 TARGETS = {
     "json_text.nesting_depth": Target(json_text.nesting_depth, '"\\[]{}a ', (('"', '\\"'), ('"', "\\"), ("", '"\\'),
                                                                           ("[", '"\\"['), ("", "["))),
@@ -84,6 +95,8 @@ TARGETS = {
     "http_worker stream request starts": Target(
         lambda text: text.encode("latin-1", "replace").startswith(http_worker.stream_request_starts("GET", ["/stream"])),
         "GET /stream?", (("GET /stream", "?"), ("", "GET /stream"))),
+    "quick_send plain send (media type, declared length)": Target(
+        _plain_send, "application/json; 9", (("application/json", " "), ("", ";"), ("", "9"))),
     "paging._PAGE_SIZE": Target(lambda text: paging._limit(text, 50, 1000, {}), "09a", (("", "9"),)),
     "metrics._SAFE_FIELD_NAME": Target(FieldLabels(limit=0), "aZ9_.-\n ", (("", "a"), ("", "a\n"))),
     "live.Position.decode": Target(_quietly(lambda data: Position.decode(data.decode()), InvalidPosition),
