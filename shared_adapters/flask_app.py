@@ -2,11 +2,11 @@
 
 import logging
 import sys
-import uuid
 
 from flask import Flask, Response, g, request
 
 from shared_domain.envelope import usable_trace_id
+from shared_domain.random_ids import random_hex
 
 from . import errors
 from .access import EXTENSION, Access
@@ -89,7 +89,7 @@ def trace_id() -> str:
 
 def trace_id_of(given: str | None) -> str:
     """A request's trace id: the caller's X-Request-Id (`given`) when it is a sensible one, else a new one."""
-    return usable_trace_id(given) or uuid.uuid4().hex
+    return usable_trace_id(given) or random_hex(16)
 
 
 def _start_trace() -> None:

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
+from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -368,6 +369,18 @@ class GuardedThreadWorker(ThreadWorker):
         except _AnswerLater as later:
             self.answering_later[conn.sock] = (req, later, self._keepalive_after(conn, True))
             return False
+
+    def _keepalive_after(self, conn, keepalive):
+        """Whether the connection may serve another request: at once when the app read the whole body, as gunicorn
+        judges it otherwise (draining what the app left unread, for a bounded time).
+
+        gunicorn's drain sets the socket's timeout and puts it back even when nothing is left: two system calls a
+        request, each letting go of the interpreter lock and waiting to take it back behind the busy threads.
+        """
+        body = getattr(conn.parser.mesg, "body", None) if keepalive else None
+        if body is not None and not body.failed and isinstance(body.reader, LengthReader) and body.reader.length == 0:
+            return True
+        return super()._keepalive_after(conn, keepalive)
 
     def _answer(self, conn, req, later: _AnswerLater, drained: bool):
         """Write a deferred answer from the thread that learned its outcome, then have the main loop keep or close

@@ -70,6 +70,7 @@ IMPORTED = [
     ("gunicorn.workers.gthread", "ThreadWorker", "its base class, the whole worker"),
     ("gunicorn.workers.gthread", "TConn", "the connections it reads requests from"),
     ("gunicorn.http.unreader", "SocketUnreader", "the deadline on a body left for a thread to read (408)"),
+    ("gunicorn.http.body", "LengthReader", "keeping a connection alive without a drain when the app read the body"),
     ("gunicorn.http.wsgi", "SERVER", "a Server header that does not name the software"),
     ("gunicorn.util", "write_nonblock", "writing JSON error answers without waiting on the client"),
     ("gunicorn.http.errors", "ParseException", "telling client errors (4xx) from server errors (500)"),
@@ -115,6 +116,8 @@ SIGNATURES = [
     ("gunicorn.workers.gthread:ThreadWorker.murder_pending", ["self"],
      "the 408 to requests not whole by their deadline"),
     ("gunicorn.workers.gthread:ThreadWorker.handle", ["self", "conn"], "serving a whole request on a thread"),
+    ("gunicorn.workers.gthread:ThreadWorker._keepalive_after", ["self", "conn", "keepalive"],
+     "keeping a connection alive without a drain when the app read the body"),
     ("gunicorn.workers.gthread:ThreadWorker.finish_request", ["self", "conn", "fs"],
      "keep-alive and the closing of connections after a thread served them"),
     ("gunicorn.workers.gthread:ThreadWorker.handle_error", ["self", "req", "client", "addr", "exc"],
@@ -418,3 +421,50 @@ def test_write_nonblock_writes_to_a_blocking_socket(pair):
     assert pair[1].recv(16) == b"answer", (
         "gunicorn.util.write_nonblock no longer writes to a blocking socket: http_worker.py would lose "
         "its JSON error answers")
+
+
+class _CountingSocket(socket.socket):
+    """A real socket that counts the timeouts set on it (each a system call)."""
+
+    __slots__ = ("timeouts_set",)
+
+    def settimeout(self, value):
+        self.timeouts_set += 1
+        super().settimeout(value)
+
+
+def _reading_app(read: bool):
+    """An app that answers 'ok', having read the request's body or not."""
+    def app(environ, start_response):
+        if read:
+            environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+    return app
+
+
+@pytest.mark.parametrize("read", [True, False], ids=["body read by the app", "body left unread"])
+def test_a_connection_is_kept_alive_after_a_body_and_serves_the_next_request(worker, pair, read):
+    from shared_adapters.http_worker import _DeadlineUnreader
+
+    sock = _CountingSocket(fileno=pair[0].detach())
+    sock.timeouts_set = 0
+    conn = _connection(sock)
+    conn.init()
+    conn.parser.unreader = _DeadlineUnreader(conn.sock)
+    conn.parser.unreader.deadline = time.monotonic() + 5
+    body = b"x" * 3000
+    following = b"GET /next HTTP/1.1\r\nHost: x" + HEAD_END
+    conn.parser.unreader.unread(b"POST /send HTTP/1.1\r\nHost: x\r\nContent-Length: 3000" + HEAD_END + body + following)
+    worker.wsgi = _reading_app(read)
+    try:
+        assert worker.handle(conn) is True, "the connection was not kept alive after a request with a body"
+        assert _answer(pair[1]).endswith(b"\r\n\r\nok")
+        if read:
+            assert sock.timeouts_set == 0, (
+                f"the socket's timeout was set {sock.timeouts_set} times although the app read the whole body")
+        # The next request on the connection is the one after the body, whether the app read the body or not.
+        assert worker.handle(conn) is True and _answer(pair[1]).endswith(b"\r\n\r\nok")
+        assert conn.parser.mesg.path == "/next", f"the next request read was {conn.parser.mesg.path!r}"
+    finally:
+        sock.close()
