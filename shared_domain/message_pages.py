@@ -125,13 +125,18 @@ def _key(low: dict | None) -> Key | None:
 
 def _index_of(lows: list, key: Key, strictly_below: bool = False) -> int:
     """The entry whose range holds `key` (or, with `strictly_below`, the keys just below it)."""
-    keys = [_key(low) for low in lows[1:]]  # the first entry's low is where its parent's range starts
-    return (bisect_left if strictly_below else bisect_right)(keys, key)
+    # The first entry's low is where its parent's range starts: only the others' lows are compared.
+    return (bisect_left if strictly_below else bisect_right)(lows, key, lo=1, key=_key) - 1
 
 
 def _clipped(entries: list, key: Callable, high: Key | None) -> list:
-    """The entries below the next sibling's low: those beyond are a split's leftover."""
-    return entries if high is None else [entry for entry in entries if (low := key(entry)) is None or low < high]
+    """The entries below the next sibling's low: those beyond are a split's leftover.
+
+    Entries are in key order, so when the last is below `high` all are, which is the usual case.
+    """
+    if high is None or not entries or (last := key(entries[-1])) is None or last < high:
+        return entries
+    return [entry for entry in entries if (low := key(entry)) is None or low < high]
 
 
 class PageWriter:
@@ -179,10 +184,9 @@ class PageWriter:
 
     def _insert(self, doc: dict, message: dict) -> int | None:
         """Insert a message in order among the document's; where it went, or None when it was there already."""
-        keys = [key_of(known) for known in doc["messages"]]
-        key = key_of(message)
-        at = bisect_left(keys, key)
-        if at < len(keys) and keys[at] == key:
+        messages, key = doc["messages"], key_of(message)
+        at = bisect_left(messages, key, key=key_of)
+        if at < len(messages) and key_of(messages[at]) == key:
             return None
         doc["messages"].insert(at, message)
         self._changed.add(doc["_id"])

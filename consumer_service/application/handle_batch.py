@@ -45,8 +45,9 @@ class BatchOutcome:
     store_retries: int = 0
     resent: int = 0  # messages their sender sent again, stored before from another record
     unknown_fields: dict[str, int] = field(default_factory=dict)  # envelopes carrying each field this version ignores
-    # Waits until the broker has the batch's stored events, or raises StoredEventsUnavailable: the batch is committed
-    # only after it returned, which the loop lets happen while the next batch is stored (None: nothing to wait for).
+    # Announces the batch's stored messages and waits until the broker has their events, or raises
+    # StoredEventsUnavailable: the batch is committed only after it returned, which the loop calls while the next batch
+    # is stored (None: nothing to announce).
     acknowledged: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
@@ -84,12 +85,12 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
 
     Stored events go out before dead letters: if the events fail, the batch is read again
     without a dead letter written twice; a message stored again is announced again. Without dead
-    letters, the events' acknowledgement is left to the outcome's `acknowledged`.
+    letters, the events are published and acknowledged when the loop calls the outcome's `acknowledged`.
     """
     stored, unstored, resent, attempts = _store(prepared.to_store, handler)
     acknowledged = None
     if stored:
-        acknowledged = handler.stored_events.publish_stored(stored)
+        acknowledged = _Announcement(handler.stored_events, stored)
         _log_stored(stored)
     letters = prepared.letters + unstored
     if letters:
@@ -107,6 +108,22 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
                         dead_letter_types=dict(Counter(letter.failure.error_type for letter in letters)),
                         store_retries=max(0, attempts - 1), resent=resent, unknown_fields=dict(prepared.unknown_fields),
                         acknowledged=acknowledged)
+
+
+class _Announcement:
+    """The stored events of a batch, published at the first call, whose every call waits for the broker to have them.
+
+    Left to the loop, which calls it once the next batch is being stored: the store does not wait for the events'
+    encoding and sending between two writes.
+    """
+
+    def __init__(self, sink: StoredEventSink, stored: list[tuple[IncomingRecord, Message]]):
+        self._sink, self._stored, self._acknowledged = sink, stored, None
+
+    def __call__(self) -> None:
+        if self._acknowledged is None:
+            self._acknowledged = self._sink.publish_stored(self._stored)
+        self._acknowledged()
 
 
 # Messages named by one INFO line: about 8 KB of JSON at most, under what log shippers take as one line (Docker's

@@ -50,6 +50,8 @@ def operations(settings: ConsumerSettings, operator: str, query_time_limit_ms: i
         mongo.close()
 
 
+# How long a consumer starting waits for its stored-events topic to be reachable before it reads (or goes on without).
+STARTUP_REACH_S = 5.0
 # What a broker answers to topic settings it can never satisfy (more replicas than brokers, say).
 REFUSED_TOPIC_SETTINGS = {KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.INVALID_CONFIG, KafkaError.POLICY_VIOLATION}
 
@@ -125,6 +127,8 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
     # Stored events are waited for before each commit and are what live delivery waits for: no linger.
     events_producer = kafka_io.new_reliable_producer(
         settings.kafka, f"{name}-events", int(settings.dead_letter_timeout * 1000), linger_ms=0)
+    # Else the first batch stored waits for it (half a second on a local broker) before it is committed.
+    events_producer.reach(settings.stored_events_topic, STARTUP_REACH_S)
     handler = BatchHandler(
         client=settings.client,
         store=MongoMessageStore(database),

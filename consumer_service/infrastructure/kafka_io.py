@@ -289,6 +289,14 @@ class ReliableProducer:
             self._renew()
         return errors
 
+    def reach(self, topic: str, timeout: float) -> None:
+        """Learn where `topic` lives and connect to it now, waiting up to `timeout`, so that the first records sent
+        do not wait for it (a broker not answering yet is left for those records to wait for)."""
+        try:
+            self._producer.list_topics(topic, timeout=timeout)
+        except KafkaException:
+            pass
+
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` for what is still queued; return how many records remain."""
         return self._producer.flush(timeout)

@@ -6,8 +6,12 @@ from consumer_service.application.records import IncomingRecord
 
 
 def handle_batch(records: list[IncomingRecord], handler: BatchHandler) -> BatchOutcome:
-    """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored."""
-    return complete_batch(prepare_batch(records, handler), handler)
+    """Store what is addressed to the client, skip the rest, dead-letter what cannot be stored; announce what was
+    stored and wait for the announcement, as the loop does before it commits."""
+    outcome = complete_batch(prepare_batch(records, handler), handler)
+    if outcome.acknowledged is not None:
+        outcome.acknowledged()
+    return outcome
 
 
 class NoStoredEvents:

@@ -9,7 +9,7 @@ import mongomock
 import pytest
 
 from consumer_service.application.errors import DeadLetterUnavailable, StoredEventsUnavailable, StoreUnavailable
-from consumer_service.application.handle_batch import BatchHandler
+from consumer_service.application.handle_batch import BatchHandler, complete_batch, prepare_batch
 from tests.unit.batches import NoStoredEvents, Unobserved, handle_batch
 from consumer_service.application.ports import Saved
 from consumer_service.application.records import IncomingRecord
@@ -289,3 +289,22 @@ def test_a_batch_stored_is_one_info_line_naming_each_message_trace_and_position_
         ("messages stored", ["m-1", "m-3"], ["t", "t"], ["0:1", "0:3"])]
     debug = [(line.getMessage(), line.messageId, line.offset) for line in caplog.records if line.levelname == "DEBUG"]
     assert debug == [("message stored", "m-1", 1), ("message stored", "m-3", 3)]
+
+
+def test_a_batch_is_announced_when_the_loop_asks_and_once_however_often_it_asks(database, waits):
+    events = FakeEvents()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), FakeSink(), waits), stored_events=events)
+    outcome = complete_batch(prepare_batch([record(1), record(2)], handler), handler)
+    assert outcome.stored == 2 and events.events == [], "announced before the loop asked: the store waits for it"
+    outcome.acknowledged()
+    outcome.acknowledged()
+    assert events.events == [(1, "m-1"), (2, "m-2")], "each stored message is announced once"
+
+
+def test_a_batch_with_dead_letters_is_announced_before_they_are_written(database, waits):
+    events, sink = FakeEvents(), FakeSink()
+    handler = replace(handler_for("clientB", MongoMessageStore(database), sink, waits), stored_events=events)
+    outcome = complete_batch(prepare_batch([record(1), record(2, value=b"garbage")], handler), handler)
+    assert events.events == [(1, "m-1")] and len(sink.letters) == 1
+    outcome.acknowledged()
+    assert events.events == [(1, "m-1")], "announced twice"
