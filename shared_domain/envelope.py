@@ -90,7 +90,7 @@ def read_envelope(value: bytes | None, max_length: int = DEFAULT_MAX_MESSAGE_LEN
     if _is_newer_major(document.get("schemaVersion")):
         raise UnsupportedSchemaVersion(recipient_hint=_recipient_hint(document))
     try:
-        fields = envelope_schema(max_length).load(document)
+        fields = envelope_schema(max_length).load_one(document)
     except ValidationError as error:
         raise SchemaViolation(error.normalized_messages(), recipient_hint=_recipient_hint(document)) from None
     message = Message(message_id=fields["message_id"], sender=fields["sender"], recipient=fields["recipient"],

@@ -6,13 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from bson.tz_util import utc as bson_utc
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from shared_domain.clock import parse_iso, to_iso, to_millis
 from shared_domain.message import message_id_problem, new_message_id
-from shared_domain.schemas import SendMessageSchema
+from shared_domain.schemas import EnvelopeSchema, SendMessageSchema
+from tests.unit.strategies import ANY_TEXT, JSON_VALUES, VALID_TEXT
 
 VALID = {"from": "clientA", "to": "clientB", "message": "hello"}
 
@@ -111,3 +112,34 @@ def test_each_moment_is_written_as_itself_whatever_was_written_before(moments, o
     for index in order + list(range(len(moments))):
         moment = moments[index % len(moments)]
         assert parse_iso(to_iso(moment)) == to_millis(moment)
+
+
+def _outcome(load, data):
+    """What a load returns, or the messages of the ValidationError it raises."""
+    try:
+        return "loaded", load(data)
+    except ValidationError as error:
+        return "refused", error.normalized_messages()
+
+
+ENVELOPE_KEYS = ("schemaVersion", "messageId", "from", "to", "message", "sentAt")
+
+
+@given(st.data())
+def test_loading_one_message_gives_what_marshmallows_load_gives(data):
+    schema = data.draw(st.sampled_from([SendMessageSchema(max_length=20), EnvelopeSchema(max_length=20)]))
+    keys = ENVELOPE_KEYS if isinstance(schema, EnvelopeSchema) else ("from", "to", "message", "messageId")
+    good = {"schemaVersion": st.just(1), "messageId": st.sampled_from(["m-1", "a:b.c"]),
+            "from": st.sampled_from(["clientA", "x" * 64]), "to": st.sampled_from(["clientB", "c.d_e-f"]),
+            "message": VALID_TEXT, "sentAt": st.sampled_from(["2026-01-31T12:00:00Z", "2026-01-31T12:00:00+01:00"])}
+    document = {}
+    for key in keys:  # each field as it should be, mostly; else missing, or any JSON, or any text
+        change = data.draw(st.sampled_from(["keep"] * 6 + ["drop", "any JSON", "any text"]), label=key)
+        if change != "drop":
+            document[key] = data.draw({"keep": good[key], "any JSON": JSON_VALUES, "any text": ANY_TEXT}[change])
+    if data.draw(st.integers(0, 3)) == 0:  # fields no version knows
+        document.update(data.draw(st.dictionaries(st.sampled_from(["extra", "v", "text"]), JSON_VALUES, min_size=1)))
+    whole = data.draw(st.one_of(st.just(document), st.just(document), st.just(document), JSON_VALUES))
+    outcome = _outcome(schema.load_one, whole)
+    event(f"{type(schema).__name__} {outcome[0]}")
+    assert outcome == _outcome(schema.load, whole)
