@@ -8,14 +8,11 @@ it in C. Nothing may query such a collection by any field but `_id`.
 
 import bson
 from bson.binary import Binary
-from pymongo import ReplaceOne
 from pymongo.collection import Collection
 
 from .mongo_client import DECODING
 
 BODY = "b"
-# FerretDB v1 on SQLite never answers one request replacing 100 or more documents that exist already.
-WRITES_PER_REQUEST = 50
 
 
 def pack(document: dict) -> dict:
@@ -44,16 +41,6 @@ class PackedDocuments:
     def put(self, document: dict) -> None:
         """Write the document whole, in place of any of its _id."""
         self._collection.replace_one({"_id": document["_id"]}, pack(document), upsert=True)
-
-    def put_all(self, documents: list[dict]) -> None:
-        """Write each document whole, in place of any of its _id, one after the other in this order, a request for
-        up to WRITES_PER_REQUEST of them.
-
-        The store applies them in order and stops at the first it cannot write: as many writes one by one would.
-        """
-        for start in range(0, len(documents), WRITES_PER_REQUEST):
-            self._collection.bulk_write([ReplaceOne({"_id": document["_id"]}, pack(document), upsert=True)
-                                         for document in documents[start:start + WRITES_PER_REQUEST]], ordered=True)
 
     def keep_only(self, doc_ids: list[str]) -> None:
         """Delete every document whose _id is not among `doc_ids`."""

@@ -39,7 +39,8 @@ class MongoConversationViews:
                 pages = PageWriter(lambda doc_id: self._lookup(known, doc_id), self._leaf, self._node)
                 place(pages, events)
                 written = [*pages.writes(), *written]  # in the order PageWriter gives: see its docstring
-                self._views.put_all(written)
+                for document in written:
+                    self._views.put(document)
         except BaseException:
             self.forget()  # some changes may be applied in memory and not in the store
             raise
@@ -52,14 +53,13 @@ class MongoConversationViews:
         known = self._known
         try:
             with any_error_as_unavailable():
-                marks = []
                 for partition, offset in read_up_to.items():
-                    current = self._lookup(known, applied_id(partition))
+                    doc_id = applied_id(partition)
+                    current = self._lookup(known, doc_id)
                     if current is None or current["next"] < offset:  # a batch read again says less: keep the most
-                        marks.append({"_id": applied_id(partition), "next": offset})
-                self._views.put_all(marks)
-                for document in marks:
-                    self._remember(known, document["_id"], document)
+                        document = {"_id": doc_id, "next": offset}
+                        self._views.put(document)
+                        self._remember(known, doc_id, document)
         except BaseException:
             self.forget()
             raise

@@ -12,7 +12,6 @@ from producer_service.application.ports import PageQuery
 from producer_service.infrastructure.mongo_readers import MongoReader
 from shared_adapters.mongo_client import connect
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
-from shared_adapters.mongo_packed import PackedDocuments
 from shared_domain.documents import message_view
 from shared_domain.failed_messages import Selection, failure_view
 from shared_domain.failures import SourcePosition
@@ -213,13 +212,3 @@ def test_messages_stored_under_their_id_alone_move_to_their_senders_key_once(dat
     assert migrate_message_ids(database) == 0
     moved = {d["_id"]: d["messageId"] for d in database.messages.find()}
     assert moved == {**{f"clientA/old-{n}": f"old-{n}" for n in range(7)}, "clientA/m-001": "m-001"}
-
-
-def test_packed_documents_written_together_replace_hundreds_that_exist_in_order(database):
-    packed = PackedDocuments(database["views"])
-    packed.put_all([{"_id": f"d{n:03d}", "version": 1} for n in range(250)])
-    # FerretDB v1 never answers a single request replacing 100 existing documents: put_all must not make one.
-    packed.put_all([{"_id": f"d{n:03d}", "version": 2, "n": n} for n in range(250)] + [{"_id": "d000", "version": 3}])
-    assert [packed.get(f"d{n:03d}") for n in (1, 149, 249)] == [
-        {"_id": f"d{n:03d}", "version": 2, "n": n} for n in (1, 149, 249)]
-    assert packed.get("d000") == {"_id": "d000", "version": 3}, "the later write of one _id is the one kept"

@@ -25,17 +25,6 @@ from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.documents import message_document, message_view
 from shared_domain.identity import CLIENT, OPERATOR
 
-_add_replace = mongomock.collection.BulkOperationBuilder.add_replace
-
-
-def _add_replace_taking_sort(self, selector, doc, upsert, collation=None, hint=None, sort=None):
-    """mongomock's bulk builder, taking the `sort` pymongo 4.x hands every ReplaceOne (None: the services sort none)."""
-    assert sort is None, "mongomock cannot sort a bulk replace"
-    return _add_replace(self, selector, doc, upsert, collation, hint)
-
-
-mongomock.collection.BulkOperationBuilder.add_replace = _add_replace_taking_sort
-
 
 class FakePublisher:
     """Records published messages; can be told the broker is down."""
