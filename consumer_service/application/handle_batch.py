@@ -111,18 +111,20 @@ def complete_batch(prepared: PreparedBatch, handler: BatchHandler) -> BatchOutco
 
 
 class _Announcement:
-    """The stored events of a batch, published at the first call, whose every call waits for the broker to have them.
-
-    Left to the loop, which calls it once the next batch is being stored: the store does not wait for the events'
-    encoding and sending between two writes.
-    """
+    """The stored events of a batch, published when the loop says (`publish`, once the next batch is being stored: the
+    store does not wait for their encoding and sending between two writes) or at the first call, which waits for the
+    broker to have them."""
 
     def __init__(self, sink: StoredEventSink, stored: list[tuple[IncomingRecord, Message]]):
         self._sink, self._stored, self._acknowledged = sink, stored, None
 
-    def __call__(self) -> None:
+    def publish(self) -> None:
+        """Hand the events to the broker, once, without waiting for it."""
         if self._acknowledged is None:
             self._acknowledged = self._sink.publish_stored(self._stored)
+
+    def __call__(self) -> None:
+        self.publish()
         self._acknowledged()
 
 

@@ -68,6 +68,7 @@ def run_loop(
                 continue
             if prepared is not None:
                 pipeline.start(records, handle, prepared)
+            pipeline.announce()
         pipeline.settle(synchronous=True)
     finally:
         pipeline.close()
@@ -101,6 +102,11 @@ class _Pipeline:
     def start(self, records: list[IncomingRecord], handle: Callable, prepared) -> None:
         """Hand a prepared batch to the worker."""
         self._records, self._handled = records, self._worker.submit(_timed, handle, prepared)
+
+    def announce(self) -> None:
+        """Let the handled batch's outcome start what it announces (its acknowledged's `publish`, when it has one)."""
+        if self._acknowledging is not None:
+            getattr(self._acknowledging[1].acknowledged, "publish", lambda: None)()
 
     def settle(self, also_unhandled: list[IncomingRecord] = (), synchronous: bool = False, wait: bool = True) -> bool:
         """Commit what was handled and acknowledged, waiting for it; or rewind what failed, the batches after it and
