@@ -3,6 +3,7 @@ one is acknowledged, a batch is committed only once acknowledged, and a batch no
 every batch after it."""
 
 import threading
+from types import SimpleNamespace
 
 from confluent_kafka import TopicPartition
 
@@ -100,3 +101,47 @@ def test_a_batch_not_acknowledged_is_read_again_with_the_batch_handled_after_it(
     assert ("commit", 3) not in events[:events.index(("seek", 1))], "the batch after it was committed"
     assert handled == [0, 1, 2, 1, 2, 3], "both were read and handled again from the failed one on"
     assert [offset for kind, offset in events if kind == "commit"] == [1, 2, 3, 4]
+
+
+class Announcement:
+    """A batch's announcement: published when the loop says, acknowledged when asked (which publishes it too)."""
+
+    def __init__(self, offset: int, events: list):
+        self.offset, self.events, self.published = offset, events, False
+
+    def publish(self):
+        if not self.published:
+            self.published = True
+            self.events.append(("published", self.offset))
+
+    def __call__(self):
+        self.publish()
+        self.events.append(("acknowledged", self.offset))
+
+
+class PolledRecords(OneRecordAtATime):
+    """OneRecordAtATime, noting each record it hands out."""
+
+    def poll(self, timeout):
+        record = super().poll(timeout)
+        if record is not None:
+            self.events.append(("read", record.offset()))
+        return record
+
+
+def test_a_batch_is_announced_once_the_next_is_being_handled_before_the_one_after_is_read():
+    stop, events = threading.Event(), []
+    consumer = PolledRecords(4, stop, events)
+
+    def handle(records):
+        [record] = records
+        return SimpleNamespace(acknowledged=Announcement(record.offset, events))
+
+    run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+    for offset in range(4):
+        assert events.count(("published", offset)) == 1, f"batch {offset} announced {events.count(('published', offset))} times"
+        assert events.index(("published", offset)) < events.index(("acknowledged", offset)) < events.index(
+            ("commit", offset + 1))
+    for offset in range(2):
+        assert events.index(("published", offset)) < events.index(("read", offset + 2)), (
+            f"batch {offset} was announced only after the batch after the next was read: {events}")
