@@ -5,8 +5,7 @@ import sys
 
 from flask import Flask, Response, g, request
 
-from shared_domain.envelope import usable_trace_id
-from shared_domain.random_ids import random_hex
+from shared_domain.envelope import new_trace_id, usable_trace_id
 
 from . import errors
 from .access import EXTENSION, Access
@@ -89,7 +88,7 @@ def trace_id() -> str:
 
 def trace_id_of(given: str | None) -> str:
     """A request's trace id: the caller's X-Request-Id (`given`) when it is a sensible one, else a new one."""
-    return usable_trace_id(given) or random_hex(16)
+    return usable_trace_id(given) or new_trace_id()
 
 
 def _start_trace() -> None:

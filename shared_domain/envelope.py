@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from .clock import to_iso
 from .json_text import MalformedJson, loads
 from .message import DEFAULT_MAX_MESSAGE_LENGTH, Message
+from .random_ids import random_hex
 from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
 
 CONTENT_TYPE = "application/json"
@@ -106,6 +107,11 @@ def _recipient_hint(document: dict) -> str | None:
 def _is_newer_major(version: object) -> bool:
     """Tell whether a schemaVersion names a major version after this reader's: an integer above it."""
     return type(version) is int and version > ENVELOPE_SCHEMA_VERSION
+
+
+def new_trace_id() -> str:
+    """A trace id for a request or record that came without a usable one: 32 random hexadecimal digits."""
+    return random_hex(16)
 
 
 def usable_trace_id(value: str | bytes | None) -> str | None:

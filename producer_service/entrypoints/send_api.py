@@ -144,7 +144,8 @@ def _validated_many(bodies: list, serving: Services, caller: Principal | None) -
     schema, results = send_schema(serving.settings.max_message_length), []
     for body in bodies:
         if not isinstance(body, dict):
-            results.append(ApiError(400, "validation_failed", "the body must be a JSON object", {"_schema": ["must be an object"]}))
+            results.append(ApiError(400, "validation_failed", "the body must be a JSON object",
+                                    {"_schema": ["must be an object"]}))
             continue
         try:
             results.append(_addressed(schema.load_one(body), serving, caller))

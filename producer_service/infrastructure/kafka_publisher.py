@@ -8,9 +8,8 @@ from confluent_kafka import KafkaException, Producer
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_delivery import Delivery, Record, produce_later
 from shared_adapters.kafka_partition_ends import partition_count
-from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode
+from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode, new_trace_id
 from shared_domain.message import Message
-from shared_domain.random_ids import random_hex
 from shared_domain.partitioning import PARTITIONER
 
 from ..application.ports import BrokerUnavailable, Receipt
@@ -52,7 +51,7 @@ class KafkaPublisher:
 
         librdkafka reports each record within the producer's message.timeout.ms, so the future is done by then.
         """
-        headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or random_hex(16)).encode())]
+        headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or new_trace_id()).encode())]
         records = [Record(message.recipient.encode(), encode(message), headers) for message in messages]
         producer = self._producer if len(messages) == 1 else self._batch_producer
         return produce_later(producer, self._topic, records, _outcome)
