@@ -16,6 +16,8 @@ from .dependencies import Backoff, Dependencies, DependencyState
 from .metrics import REWOUND, record_batch, record_lag
 
 log = logging.getLogger(__name__)
+# How long the loop waits at most for the worker, idle when handed a batch, to begin it.
+HANDOFF_TIMEOUT_S = 1.0
 
 
 def run_loop(
@@ -100,8 +102,12 @@ class _Pipeline:
         return self._handled is not None or self._acknowledging is not None
 
     def start(self, records: list[IncomingRecord], handle: Callable, prepared) -> None:
-        """Hand a prepared batch to the worker."""
-        self._records, self._handled = records, self._worker.submit(_timed, handle, prepared)
+        """Hand a prepared batch to the worker, and return once the worker has begun it."""
+        begun = threading.Event()
+        self._records, self._handled = records, self._worker.submit(_timed, handle, prepared, begun)
+        # The worker's first steps, up to sending the batch's writes, need the interpreter lock. Had this thread gone
+        # on to announce and decode, the worker would wait a switch interval (5 ms) or more for it, the store idle.
+        begun.wait(HANDOFF_TIMEOUT_S)
 
     def announce(self) -> None:
         """Let the handled batch's outcome start what it announces (its acknowledged's `publish`, when it has one)."""
@@ -176,8 +182,9 @@ class _Pipeline:
         return False
 
 
-def _timed(handle: Callable, prepared) -> tuple[object, float]:
-    """Handle a batch; return the outcome and how long it took."""
+def _timed(handle: Callable, prepared, begun: threading.Event) -> tuple[object, float]:
+    """Handle a batch (saying when it has begun); return the outcome and how long it took."""
+    begun.set()
     began = time.perf_counter()
     outcome = handle(prepared)
     return outcome, time.perf_counter() - began

@@ -2,6 +2,7 @@
 one is acknowledged, a batch is committed only once acknowledged, and a batch not acknowledged is read again with
 every batch after it."""
 
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -145,3 +146,24 @@ def test_a_batch_is_announced_once_the_next_is_being_handled_before_the_one_afte
     for offset in range(2):
         assert events.index(("published", offset)) < events.index(("read", offset + 2)), (
             f"batch {offset} was announced only after the batch after the next was read: {events}")
+
+
+def test_the_next_batch_is_begun_before_the_last_one_is_announced():
+    # A switch interval longer than the test: a thread holding the interpreter lock keeps it until it blocks, so the
+    # order below is the one the loop makes, not the scheduler's.
+    stop, events, interval = threading.Event(), [], sys.getswitchinterval()
+    consumer = PolledRecords(3, stop, events)
+
+    def handle(records):
+        [record] = records
+        events.append(("handling", record.offset))
+        return SimpleNamespace(acknowledged=Announcement(record.offset, events))
+
+    sys.setswitchinterval(30)
+    try:
+        run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+    finally:
+        sys.setswitchinterval(interval)
+    for offset in range(2):
+        assert events.index(("handling", offset + 1)) < events.index(("published", offset)), (
+            f"batch {offset} was announced before the worker began batch {offset + 1}, which then waited: {events}")
