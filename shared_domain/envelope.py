@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from marshmallow import ValidationError
 
 from .clock import to_iso
-from .json_text import MalformedJson, loads
+from .json_text import MalformedJson, compact_json, loads
 from .message import DEFAULT_MAX_MESSAGE_LENGTH, Message
 from .random_ids import random_hex
 from .schemas import ENVELOPE_SCHEMA_VERSION, EnvelopeSchema
@@ -64,7 +64,7 @@ def encode(message: Message) -> bytes:
         "message": message.text,
         "sentAt": to_iso(message.sent_at),
     }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return compact_json(envelope).encode("utf-8")
 
 
 @functools.cache

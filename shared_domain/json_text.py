@@ -1,4 +1,4 @@
-"""Parsing JSON from untrusted bytes: bounded nesting, UTF-8 only, and text every store can hold."""
+"""JSON text: parsing untrusted bytes (bounded nesting, UTF-8 only, text every store can hold), and writing it compact."""
 
 import json
 import re
@@ -33,7 +33,7 @@ def loads(data: bytes, max_depth: int = MAX_JSON_DEPTH):
     if text.count("{") + text.count("[") > max_depth and nesting_depth(text) > max_depth:
         raise MalformedJson(f"nested more than {max_depth} levels deep")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as error:
         raise MalformedJson(f"not JSON: {error}") from None
 
@@ -65,6 +65,16 @@ def unsafe_strings(document, path: str = "") -> dict[str, list[str]]:
     return problems
 
 
+def compact_json(value) -> str:
+    """JSON text of a value without spaces, with non-ASCII characters as they are."""
+    return _COMPACT.encode(value)
+
+
 def _refuse_constant(name: str):
     """NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+# Made once: json.loads and json.dumps given any argument make a new decoder or encoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))

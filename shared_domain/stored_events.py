@@ -1,11 +1,10 @@
 """The "stored" event: written by a consumer once a message is in the store, read by whatever pushes it live."""
 
-import json
 from dataclasses import dataclass
 
 from .clock import parse_iso, to_iso
 from .failures import SourcePosition
-from .json_text import loads
+from .json_text import compact_json, loads
 from .message import ClientId, Message, MessageId, MessageText
 
 STORED_EVENT_VERSION = 1
@@ -28,7 +27,7 @@ def stored_event(message_id: str, sender: str, recipient: str, text: str, sent_a
 
 def encode_stored_event(message: Message, source: SourcePosition) -> bytes:
     """The compact JSON value of a stored event."""
-    return json.dumps({
+    return compact_json({
         "v": STORED_EVENT_VERSION,
         "messageId": message.message_id,
         "from": message.sender,
@@ -36,7 +35,7 @@ def encode_stored_event(message: Message, source: SourcePosition) -> bytes:
         "message": message.text,
         "sentAt": to_iso(message.sent_at),
         "source": [source.topic, source.partition, source.offset],
-    }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    }).encode("utf-8")
 
 
 def decode_stored_event(value: bytes) -> StoredEvent:
