@@ -9,7 +9,6 @@ from shared_adapters.errors import ApiError, store_unavailable, unavailable
 from shared_domain.availability import StoreUnavailable
 from shared_domain.clock import to_iso
 from shared_domain.identity import CLIENT
-from shared_domain.json_text import compact_json
 
 from ..application.live import (InvalidPosition, Position, ResumeTooFar, StreamItem, TooManyStreams, ViewsBehind,
                                 open_stream)
@@ -113,7 +112,7 @@ def sse_text(item: StreamItem) -> str:
         message = item.event.message
         data = {"messageId": message.message_id, "from": message.sender, "to": message.recipient,
                 "message": message.text, "sentAt": to_iso(message.sent_at)}
-        return f"id: {item.position}\nevent: chat-message\ndata: {compact_json(data)}\n\n"
+        return f"id: {item.position}\nevent: chat-message\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
     if item.kind == "overflow":
         data = {"error": "too_slow", "message": "the stream fell too far behind; reconnect to resume"}
         return f"id: {item.position}\nevent: overflow\ndata: {json.dumps(data)}\n\n"
