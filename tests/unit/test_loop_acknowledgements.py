@@ -149,8 +149,8 @@ def test_a_batch_is_announced_once_the_next_is_being_handled_before_the_one_afte
 
 
 def test_the_next_batch_is_begun_before_the_last_one_is_announced():
-    # A switch interval longer than the test: a thread holding the interpreter lock keeps it until it blocks, so the
-    # order below is the one the loop makes, not the scheduler's.
+    # A switch interval far longer than any step here: a thread holding the interpreter lock keeps it until it blocks,
+    # so the order below is the one the loop makes, not the scheduler's.
     stop, events, interval = threading.Event(), [], sys.getswitchinterval()
     consumer = PolledRecords(3, stop, events)
 
@@ -159,7 +159,7 @@ def test_the_next_batch_is_begun_before_the_last_one_is_announced():
         events.append(("handling", record.offset))
         return SimpleNamespace(acknowledged=Announcement(record.offset, events))
 
-    sys.setswitchinterval(30)
+    sys.setswitchinterval(1.0)
     try:
         run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
     finally:
