@@ -41,12 +41,19 @@ COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD
 PARTITION_CHECK_INTERVAL_S = 30.0
 
 
+# What a held fetch waits for at most (a backlog fills it at once), and how long the views projector's are held: its
+# writes are the store's largest load, and a batch writes each view, page and read marker it changes once.
+GATHER_BYTES = 1024 * 1024
+VIEWS_GATHER_MS = 50
+
+
 def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_broker_down=None,
-                 on_broker_up=None) -> Consumer:
+                 on_broker_up=None, gather_ms: int = 0) -> Consumer:
     """A consumer that commits only when told to, starting from the earliest unread record.
 
     `on_broker_down(error)` is called when the client loses its brokers, `on_broker_up()` when a
-    commit succeeds.
+    commit succeeds. With `gather_ms`, the broker holds each fetch up to that long while less than
+    GATHER_BYTES are there: records arriving one by one come in batches of what that time brought.
     """
     def on_error(error: KafkaError) -> None:
         if error.code() in BROKER_DOWN_CODES and on_broker_down is not None:
@@ -75,6 +82,7 @@ def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_bro
         # A crashed consumer's partitions move to the others after 10 s rather than 45 s.
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 3000,
+        **({"fetch.wait.max.ms": gather_ms, "fetch.min.bytes": GATHER_BYTES} if gather_ms else {}),
     }))
 
 

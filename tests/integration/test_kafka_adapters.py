@@ -1,10 +1,11 @@
 """The confluent-kafka adapters against the real broker."""
 
+import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shared_adapters.kafka_connection import KafkaConnection
@@ -12,7 +13,7 @@ from consumer_service.application.errors import DeadLetterUnavailable, StoredEve
 from consumer_service.application.records import DeadLetter, IncomingRecord
 from consumer_service.infrastructure.kafka_io import (DEAD_LETTER_MAX_BYTES, KafkaDeadLetterSink, KafkaStoredEventSink,
                                                       Replication, dead_letter_topic_config, ensure_topics,
-                                                      new_reliable_producer, to_incoming)
+                                                      new_consumer, new_reliable_producer, to_incoming)
 from consumer_service.infrastructure.kafka_dead_letters import TRUNCATED_HEADER
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
@@ -189,3 +190,34 @@ def test_a_dead_letter_too_large_for_its_topic_is_written_truncated_and_says_so(
     headers = dict(record.headers())
     assert len(record.value()) == 64 * 1024 and record.value() == b"\xff" * 64 * 1024
     assert b"400000" in headers[TRUNCATED_HEADER] and headers["dlq.original-offset"] == b"42"
+
+
+def test_a_gathering_consumer_gets_records_sent_one_by_one_in_few_batches(kafka, topic):
+    consumer = new_consumer(KafkaConnection(kafka.address), f"gatherer-{topic}", "gatherer", gather_ms=1000)
+    assigned = []
+    consumer.subscribe([topic], on_assign=lambda _consumer, partitions: assigned.extend(partitions))
+    producer = Producer({"bootstrap.servers": kafka.address, "linger.ms": 0})
+    batches, end = [], time.monotonic() + 20
+    try:
+        producer.produce(topic, key=b"k", value=b"first")
+        producer.flush(5)
+        while consumer.poll(0.1) is None and time.monotonic() < end:
+            pass  # read once: from now on the consumer fetches at the end of the partition
+        assert assigned, "the consumer was given no partition"
+
+        def send_one_by_one():
+            for n in range(20):  # 10 ms apart: a fetch answered at the first record would bring one or two
+                producer.produce(topic, key=b"k", value=b"%d" % n)
+                producer.flush(5)
+                time.sleep(0.01)
+
+        sender = threading.Thread(target=send_one_by_one)
+        sender.start()
+        while sum(batches) < 20 and time.monotonic() < end:
+            first = consumer.poll(0.5)
+            if first is not None:
+                batches.append(1 + len(consumer.consume(num_messages=100, timeout=0)))
+        sender.join()
+    finally:
+        consumer.close()
+    assert sum(batches) == 20 and len(batches) <= 3, f"records came in batches of {batches}"
