@@ -86,6 +86,16 @@ def test_every_kind_of_stream_event_matches_the_document(app):
         document.check_event("typing", "e30", {})
 
 
+def test_a_chat_message_event_is_written_byte_for_byte_as_clients_already_read_it():
+    # Clients (and the fan-out bench) read this text as it is: its spacing and escaping are part of the API.
+    stored = stored_event("m-1", "clientA", "clientB", "h\u00e9llo\n\"B\"", datetime(2026, 12, 4, tzinfo=UTC),
+                          SourcePosition("client-messages", 2, 17))
+    assert sse_text(StreamItem("message", "eyJjbGllbnRCIjoxN30", stored)) == (
+        'id: eyJjbGllbnRCIjoxN30\nevent: chat-message\n'
+        'data: {"messageId": "m-1", "from": "clientA", "to": "clientB", "message": "h\u00e9llo\\n\\"B\\"", '
+        '"sentAt": "2026-12-04T00:00:00.000Z"}\n\n')
+
+
 def test_the_docs_page_lists_every_operation(served):
     app, document = served
     page = app.test_client().get("/docs").get_data(as_text=True)
