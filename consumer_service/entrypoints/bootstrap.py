@@ -168,8 +168,8 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
                          dependencies: Dependencies, failed: threading.Event) -> None:
     """Keep the conversation views from the stored-events topic until stopped."""
     name = "views-projector"
-    consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name,
-                                     dependencies.kafka.suspect, dependencies.kafka.up, gather_ms=kafka_io.VIEWS_GATHER_MS)
+    consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name, dependencies.kafka.suspect,
+                                     dependencies.kafka.up, gather_ms=kafka_io.VIEWS_GATHER_MS)
     partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
     views = MongoConversationViews(database)
     with _source_check(settings, name, settings.views_group_id) as sources:
