@@ -8,15 +8,11 @@ it in C. Nothing may query such a collection by any field but `_id`.
 
 import bson
 from bson.binary import Binary
-from pymongo import ReplaceOne
 from pymongo.collection import Collection
 
 from .mongo_client import DECODING
 
 BODY = "b"
-# Documents written per request: one request costs the store about what two writes do, and FerretDB v1 never
-# answers a request that replaces 100 or more existing documents.
-WRITES_PER_REQUEST = 50
 
 
 def pack(document: dict) -> dict:
@@ -42,11 +38,9 @@ class PackedDocuments:
         """The document of that _id, None when there is none."""
         return unpack(self._collection.find_one({"_id": doc_id}))
 
-    def put_all(self, documents: list[dict]) -> None:
-        """Write each document whole, in place of any of its _id, in their order (the first failure stops the rest)."""
-        for start in range(0, len(documents), WRITES_PER_REQUEST):
-            self._collection.bulk_write([ReplaceOne({"_id": document["_id"]}, pack(document), upsert=True)
-                                         for document in documents[start:start + WRITES_PER_REQUEST]])
+    def put(self, document: dict) -> None:
+        """Write the document whole, in place of any of its _id."""
+        self._collection.replace_one({"_id": document["_id"]}, pack(document), upsert=True)
 
     def keep_only(self, doc_ids: list[str]) -> None:
         """Delete every document whose _id is not among `doc_ids`."""

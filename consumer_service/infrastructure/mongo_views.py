@@ -39,7 +39,8 @@ class MongoConversationViews:
                 pages = PageWriter(lambda doc_id: self._lookup(known, doc_id), self._leaf, self._node)
                 place(pages, events)
                 written = [*pages.writes(), *written]  # in the order PageWriter gives: see its docstring
-                self._views.put_all(written)
+                for document in written:
+                    self._views.put(document)
         except BaseException:
             self.forget()  # some changes may be applied in memory and not in the store
             raise
@@ -52,14 +53,13 @@ class MongoConversationViews:
         known = self._known
         try:
             with any_error_as_unavailable():
-                written = []
                 for partition, offset in read_up_to.items():
-                    current = self._lookup(known, applied_id(partition))
+                    doc_id = applied_id(partition)
+                    current = self._lookup(known, doc_id)
                     if current is None or current["next"] < offset:  # a batch read again says less: keep the most
-                        written.append({"_id": applied_id(partition), "next": offset})
-                self._views.put_all(written)
-            for document in written:
-                self._remember(known, document["_id"], document)
+                        document = {"_id": doc_id, "next": offset}
+                        self._views.put(document)
+                        self._remember(known, doc_id, document)
         except BaseException:
             self.forget()
             raise
@@ -100,7 +100,8 @@ def rebuild_views(database: Database, partitions: int, batch: int = 1000) -> int
     views = rebuilt(_stored_events(database, batch), partitions)
     collection = PackedDocuments(database[VIEWS_COLLECTION])
     collection.keep_only(list(views))
-    collection.put_all(list(views.values()))
+    for view in views.values():
+        collection.put(view)
     markers = database[READ_MARKERS_COLLECTION]
     read_up_to = {(marker["client"], marker["with"]): as_utc(marker["upTo"]) for marker in markers.find({})}
     counts = dict.fromkeys(read_up_to, 0)

@@ -13,7 +13,7 @@ from producer_service.application.ports import PageQuery
 from producer_service.application.live import Position
 from producer_service.infrastructure.mongo_readers import MongoHistory, MongoReader, MongoViews, PagedMessages
 from shared_adapters.mongo_client import connect
-from shared_adapters.mongo_packed import WRITES_PER_REQUEST, PackedDocuments, unpack
+from shared_adapters.mongo_packed import unpack
 from shared_domain import conversation_views
 from shared_domain.conversation_views import VIEWS_COLLECTION
 from shared_domain.documents import MESSAGES_COLLECTION, message_document, message_view
@@ -77,16 +77,3 @@ def test_pages_from_the_streams_on_the_real_store_equal_the_history_pages(databa
             assert sorted(event.message.message_id for event in missed) == sorted(
                 event.message.message_id for event in expected), (caller, delivered)
             assert [event.source.offset for event in missed] == sorted(event.source.offset for event in expected)
-
-
-def test_more_writes_than_one_request_takes_all_reach_the_real_store_in_order(database):
-    # Beyond WRITES_PER_REQUEST replacing existing documents in one request, FerretDB v1 never answers.
-    documents = PackedDocuments(database[VIEWS_COLLECTION])
-    first = [{"_id": f"v{n}", "n": n} for n in range(WRITES_PER_REQUEST * 2 + 20)]
-    documents.put_all(first)
-    documents.put_all([{**document, "n": -document["n"]} for document in first]
-                      + [{"_id": "v0", "n": "last"}])  # the same _id twice in one call: the later one stays
-    assert [documents.get(f"v{n}")["n"] for n in (1, WRITES_PER_REQUEST, len(first) - 1)] == [
-        -1, -WRITES_PER_REQUEST, 1 - len(first)]
-    assert documents.get("v0")["n"] == "last"
-    assert database[VIEWS_COLLECTION].count_documents({}) == len(first)

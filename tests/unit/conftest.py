@@ -24,7 +24,6 @@ from shared_adapters.mongo_rate_limits import MongoRateLimiter
 from shared_adapters.mongo_sessions import MongoSessions
 from shared_domain.documents import message_document, message_view
 from shared_domain.identity import CLIENT, OPERATOR
-import tests.support.mongomock_bulk  # noqa: F401  (mongomock takes pymongo's bulk replaces)
 
 
 class FakePublisher:

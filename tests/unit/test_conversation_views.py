@@ -152,11 +152,11 @@ def test_a_projector_that_failed_to_write_looks_every_view_up_again(failure):
     database = mongomock.MongoClient(tz_aware=True)["db"]
     projector = MongoConversationViews(database)
     project_views(as_records(events[:1]), projector, all_plausible, PARTITIONS)
-    original = database[VIEWS_COLLECTION].bulk_write
-    database[VIEWS_COLLECTION].bulk_write = lambda *args, **kwargs: (_ for _ in ()).throw(failure)
+    original = database[VIEWS_COLLECTION].replace_one
+    database[VIEWS_COLLECTION].replace_one = lambda *args, **kwargs: (_ for _ in ()).throw(failure)
     with pytest.raises(StoreUnavailable):
         project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
-    database[VIEWS_COLLECTION].bulk_write = original
+    database[VIEWS_COLLECTION].replace_one = original
     project_views(as_records(events[1:]), projector, all_plausible, PARTITIONS)
     assert stored_views(database) == rebuilt(events, PARTITIONS), "nothing applied in memory only is taken as written"
 
