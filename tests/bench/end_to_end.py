@@ -65,6 +65,6 @@ def _print(connections: int, pipelines: list[Pipeline], baseline: list[Run]) -> 
     ratio = (per_part["producer"] + per_part["consumer"]) / bare
     parts = ", ".join(f"{name} {used:.0f} us" for name, used in per_part.items())
     print(f"end to end, {connections} conns:  {stored:6.0f} msg/s stored   CPU per message: {parts}; bare endpoint "
-          f"{bare:.0f} us per request; producer + consumer {ratio:.2f}x (target <= 2x: {'met' if ratio <= 2 else 'MISSED'})")
+          f"{bare:.0f} us per request; producer + consumer {ratio:.3f}x (target <= 2x: {'met' if ratio <= 2 else 'MISSED'})")
     print(f"{'':24} {pipelines[-1].bound}")
     return ratio

@@ -121,8 +121,10 @@ def _print_pair(label: str, ours: list[Run], baseline: list[Run]) -> float:
     ratio = rate / bare
     print(f"{label + ':':24} {rate:6.0f} req/s (p50 {_median(ours, 'p50_ms'):.1f} ms, p99 {_median(ours, 'p99_ms'):.1f} ms)"
           f"   bare {bare:6.0f} req/s (p50 {_median(baseline, 'p50_ms'):.1f} ms, p99 {_median(baseline, 'p99_ms'):.1f} ms)"
-          f"   ratio {ratio:.2f}x (target >= 0.6x: {'met' if ratio >= 0.6 else 'MISSED'})")
-    print(f"{'':24} CPU per request: ours {_cpu(ours)}; bare {_cpu(baseline)}")
+          f"   ratio {ratio:.3f}x (target >= 0.6x: {'met' if ratio >= 0.6 else 'MISSED'})")
+    cpu_ratio = cpu_of(ours, "server") / cpu_of(baseline, "server")
+    print(f"{'':24} CPU per request: ours {_cpu(ours)}; bare {_cpu(baseline)}; server ours/bare {cpu_ratio:.3f}x "
+          f"(target <= 1.5x: {'met' if cpu_ratio <= 1.5 else 'MISSED'})")
     print(f"{'':24} ours {ours[-1].bounds()}")
     return ratio
 

@@ -83,7 +83,7 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
                               *((kind, True) for kind in DEEP_KINDS), ("lookup by _id", False)):
             ratio = statistics.quantiles(large[kind][0], n=100)[98] / statistics.quantiles(small[kind][0], n=100)[98]
             target = f"target <= {GROWTH_TARGET}x: {'met' if ratio <= GROWTH_TARGET else 'MISSED'}" if bounded else "no target"
-            print(f"scale: {kind} p99 at {sizes[-1]} / at {sizes[0]}: {ratio:.2f}x ({target})")
+            print(f"scale: {kind} p99 at {sizes[-1]} / at {sizes[0]}: {ratio:.3f}x ({target})")
     finally:
         mongo.close()
         producer.stop()
