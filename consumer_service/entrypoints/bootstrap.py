@@ -2,7 +2,7 @@
 
 import logging
 import threading
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException
@@ -139,11 +139,11 @@ def _run_message_consumer(settings: ConsumerSettings, database, stop: threading.
         stored_events=kafka_io.KafkaStoredEventSink(events_producer, settings.stored_events_topic,
                                                     settings.dead_letter_timeout),
     )
-    consumer = kafka_io.new_consumer(settings.kafka, settings.group_id, name,
-                                     dependencies.kafka.suspect, dependencies.kafka.up)
+    connect = partial(kafka_io.new_consumer, settings.kafka, settings.group_id, name, dependencies.kafka.suspect,
+                      dependencies.kafka.up)
     log.info("%s: consuming %s as group %s", name, settings.messages_topic, settings.group_id)
     try:
-        run_loop(name, consumer, settings.messages_topic, partial(complete_batch, handler=handler), stop,
+        run_loop(name, connect, settings.messages_topic, partial(complete_batch, handler=handler), stop,
                  settings.batch_size, dependencies, prepare=partial(prepare_batch, handler=handler),
                  partition=partition, partition_check_s=settings.partition_check_s)
     finally:
@@ -155,11 +155,11 @@ def _run_dead_letter_projector(settings: ConsumerSettings, database, stop: threa
                                dependencies: Dependencies, failed: threading.Event) -> None:
     """Project the dead-letter topic into failed_messages until stopped."""
     name = "dlq-projector"
-    consumer = kafka_io.new_consumer(settings.kafka, settings.projector_group_id, name,
-                                     dependencies.kafka.suspect, dependencies.kafka.up)
+    connect = partial(kafka_io.new_consumer, settings.kafka, settings.projector_group_id, name,
+                      dependencies.kafka.suspect, dependencies.kafka.up)
     store = MongoFailedMessageStore(database)
     with _source_check(settings, name, settings.projector_group_id) as sources:
-        _run_projection(name, consumer, settings.dead_letter_topic, partial(project_dead_letters, store=store,
+        _run_projection(name, connect, settings.dead_letter_topic, partial(project_dead_letters, store=store,
                                                                              judge=sources.judge),
                         settings, stop, dependencies, failed)
 
@@ -168,13 +168,14 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
                          dependencies: Dependencies, failed: threading.Event) -> None:
     """Keep the conversation views from the stored-events topic until stopped."""
     name = "views-projector"
-    consumer = kafka_io.new_consumer(settings.kafka, settings.views_group_id, name, dependencies.kafka.suspect,
-                                     dependencies.kafka.up, gather_ms=kafka_io.VIEWS_GATHER_MS)
-    partitions = kafka_io.partition_count(consumer, settings.messages_topic, timeout=10.0) or settings.topic_partitions
+    connect = partial(kafka_io.new_consumer, settings.kafka, settings.views_group_id, name, dependencies.kafka.suspect,
+                      dependencies.kafka.up, gather_ms=kafka_io.VIEWS_GATHER_MS)
+    with closing(connect()) as asking:  # subscribes to nothing: closes at once
+        partitions = kafka_io.partition_count(asking, settings.messages_topic, timeout=10.0) or settings.topic_partitions
     views = MongoConversationViews(database)
     with _source_check(settings, name, settings.views_group_id) as sources:
         handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)
-        _run_projection(name, consumer, settings.stored_events_topic, handle, settings, stop, dependencies, failed,
+        _run_projection(name, connect, settings.stored_events_topic, handle, settings, stop, dependencies, failed,
                         on_moved=views.forget)
 
 
@@ -200,11 +201,11 @@ def _source_check(settings: ConsumerSettings, name: str, group_id: str):
         client.close()
 
 
-def _run_projection(name: str, consumer, topic: str, handle, settings: ConsumerSettings, stop: threading.Event,
+def _run_projection(name: str, connect, topic: str, handle, settings: ConsumerSettings, stop: threading.Event,
                     dependencies: Dependencies, failed: threading.Event, on_moved=lambda: None) -> None:
     """Run one projector's loop; on an unexpected error, stop the service (its supervisor starts it again)."""
     try:
-        run_loop(name, consumer, topic, handle, stop, settings.batch_size, dependencies, on_moved=on_moved)
+        run_loop(name, connect, topic, handle, stop, settings.batch_size, dependencies, on_moved=on_moved)
     except Exception:
         log.exception("%s stopped on an unexpected error; stopping the service", name)
         failed.set()

@@ -8,6 +8,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from confluent_kafka import Consumer, KafkaException
 
+from shared_adapters.kafka_orphans import WatchedConsumer, abandon
+
 from ..application.errors import KafkaUnavailable, StoreUnavailable
 from ..application.records import IncomingRecord
 from ..infrastructure.kafka_io import (BROKER_DOWN_CODES, PARTITION_CHECK_INTERVAL_S, PartitionWatch, ServedPartition,
@@ -22,7 +24,7 @@ HANDOFF_TIMEOUT_S = 1.0
 
 def run_loop(
     name: str,
-    consumer: Consumer,
+    connect: Callable[[], WatchedConsumer],
     topic: str,
     handle: Callable[[object], object],
     stop: threading.Event,
@@ -34,8 +36,9 @@ def run_loop(
     partition_check_s: float = PARTITION_CHECK_INTERVAL_S,
     on_moved: Callable[[], None] = lambda: None,
 ) -> None:
-    """Subscribe to `topic` (or read only `partition` of it) and consume batches until `stop` is set; commit a batch
-    only after `handle` returned, and after its outcome's `acknowledged` returned when it has one.
+    """Subscribe to `topic` (or read only `partition` of it) through a consumer from `connect` and consume batches until
+    `stop` is set; commit a batch only after `handle` returned, and after its outcome's `acknowledged` returned when
+    it has one.
 
     A batch is read as soon as one record is there, with whatever else has arrived (up to
     `batch_size`), and goes through `prepare` (decoding, no I/O) on this thread while the previous
@@ -43,10 +46,21 @@ def run_loop(
     acknowledgement of what it announced) is awaited: the three overlap, the commits keep their order.
     A consumer of one partition also stops, then raises PartitionsChanged, once the topic's
     partition count is no longer the one its partition was computed from. `on_moved` runs whenever
-    the group takes partitions away from this consumer.
+    the group takes partitions away from this consumer. A consumer librdkafka left with no broker
+    to reach is replaced by a new one from `connect`, which reads on from the last commit.
     """
+    while not _consume(name, connect(), topic, handle, stop, batch_size, dependencies, poll_timeout, prepare,
+                       partition, partition_check_s, on_moved):
+        on_moved()
+
+
+def _consume(name: str, consumer: WatchedConsumer, topic: str, handle: Callable[[object], object], stop: threading.Event,
+             batch_size: int, dependencies: Dependencies, poll_timeout: float,
+             prepare: Callable[[list[IncomingRecord]], object], partition: ServedPartition | None,
+             partition_check_s: float, on_moved: Callable[[], None]) -> bool:
+    """run_loop's work through one consumer: True once stopped, False when the consumer was orphaned (and abandoned)."""
     pipeline = _Pipeline(name, consumer, dependencies, Backoff(stop), None if partition is None else partition.commit_metadata)
-    watch, moved = None, []
+    watch, moved, orphaned = None, [], False
 
     def after_revoke() -> None:
         moved.append(True)
@@ -59,6 +73,9 @@ def run_loop(
         watch = PartitionWatch(consumer, partition, partition_check_s)
     try:
         while not stop.is_set() and (watch is None or watch.holds()):
+            if consumer.orphaned():
+                orphaned = True
+                break
             wait = 0.0 if pipeline.busy else poll_timeout
             records = _next_batch(name, consumer, batch_size, wait, dependencies.kafka)
             if moved:
@@ -71,13 +88,18 @@ def run_loop(
             if prepared is not None:
                 pipeline.start(records, handle, prepared)
             pipeline.announce()
-        pipeline.settle(synchronous=True)
+        # An orphan's commits never reach a broker: what it handled since its last one is read again by the next.
+        pipeline.settle(synchronous=not orphaned, wait=not orphaned)
     finally:
         pipeline.close()
-        consumer.close()
-        log.info("%s: consumer closed", name)
+        if orphaned:
+            abandon(consumer, name)
+        else:
+            consumer.close()
+            log.info("%s: consumer closed", name)
     if watch is not None:
         watch.raise_if_changed()
+    return not orphaned
 
 
 class _Pipeline:

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_delivery import Delivery, produce_and_wait, produce_for_later
+from shared_adapters.kafka_orphans import WatchedConsumer
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER
 from shared_domain.message import Message
@@ -48,8 +49,9 @@ VIEWS_GATHER_MS = 50
 
 
 def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_broker_down=None,
-                 on_broker_up=None, gather_ms: int = 0) -> Consumer:
-    """A consumer that commits only when told to, starting from the earliest unread record.
+                 on_broker_up=None, gather_ms: int = 0) -> WatchedConsumer:
+    """A consumer that commits only when told to, starting from the earliest unread record, and tells when it is
+    orphaned (shared_adapters.kafka_orphans).
 
     `on_broker_down(error)` is called when the client loses its brokers, `on_broker_up()` when a
     commit succeeds. With `gather_ms`, the broker holds each fetch up to that long while less than
@@ -69,7 +71,7 @@ def new_consumer(kafka: KafkaConnection, group_id: str, client_name: str, on_bro
         elif on_broker_up is not None:
             on_broker_up()
 
-    return Consumer(kafka.config(**{
+    return WatchedConsumer(kafka.config(**{
         "error_cb": on_error,
         "on_commit": on_commit,
         "group.id": group_id,

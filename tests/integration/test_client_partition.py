@@ -191,8 +191,9 @@ def test_a_consumer_of_one_partition_stops_once_the_partition_count_changes(kafk
 
     def serve():
         try:
-            run_loop("grow-test", new_consumer(KafkaConnection(kafka.address), group, "grow-test"), topic, handled.extend, stop, 500,
-                     Dependencies.fresh(), partition=ServedPartition(topic, own, 3), partition_check_s=0.5)
+            run_loop("grow-test", lambda: new_consumer(KafkaConnection(kafka.address), group, "grow-test"), topic,
+                     handled.extend, stop, 500, Dependencies.fresh(), partition=ServedPartition(topic, own, 3),
+                     partition_check_s=0.5)
         except PartitionsChanged as error:
             raised.append(str(error))
 

@@ -51,7 +51,8 @@ def test_a_batch_that_fails_is_read_again_from_its_start_and_committed_only_once
     group = f"loop-group-{unique}"
     consumer = new_consumer(KafkaConnection(kafka.address), group, "loop-test")
     handler, stop, dependencies = FlakyHandler(failures=3, error=error), threading.Event(), Dependencies.fresh()
-    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handler, stop, 500, dependencies))
+    loop = threading.Thread(target=run_loop,
+                            args=("loop-test", lambda: consumer, topic, handler, stop, 500, dependencies))
     loop.start()
     try:
         wait_until(lambda: handler.calls >= 2, timeout=30, what="the first failed batches")
@@ -79,8 +80,9 @@ def test_a_lone_record_is_handled_without_waiting_for_a_full_batch(kafka, topic,
     handled, stop = [], threading.Event()
     consumer = new_consumer(KafkaConnection(kafka.address), f"loop-lone-{unique}", "loop-test")
     # Batches of 10,000 and a poll timeout of 60 s: a loop that waited for either would not get there.
-    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, lambda records: handled.extend(records),
-                                                   stop, 10_000, Dependencies.fresh()), kwargs={"poll_timeout": 60})
+    loop = threading.Thread(target=run_loop, args=("loop-test", lambda: consumer, topic,
+                                                   lambda records: handled.extend(records), stop, 10_000,
+                                                   Dependencies.fresh()), kwargs={"poll_timeout": 60})
     loop.start()
     try:
         wait_until(lambda: len(handled) == RECORDS, timeout=20, what="the first records")
@@ -108,7 +110,8 @@ def test_the_next_batch_is_prepared_while_the_previous_one_is_handled_and_commit
         handled.extend(record.offset for record in records)
 
     consumer = new_consumer(KafkaConnection(kafka.address), group, "loop-test")
-    loop = threading.Thread(target=run_loop, args=("loop-test", consumer, topic, handle, stop, 1, Dependencies.fresh()),
+    loop = threading.Thread(target=run_loop,
+                            args=("loop-test", lambda: consumer, topic, handle, stop, 1, Dependencies.fresh()),
                             kwargs={"prepare": prepare})
     loop.start()
     try:
@@ -122,3 +125,45 @@ def test_the_next_batch_is_prepared_while_the_previous_one_is_handled_and_commit
         loop.join(20)
     assert not loop.is_alive()
     assert handled == list(range(RECORDS)), "batches are handled one at a time, in order"
+
+
+class ReportsOrphaned:
+    """A real consumer that reports itself orphaned once `when()` holds, as one librdkafka left with no broker does."""
+
+    def __init__(self, consumer, when):
+        self._consumer, self._when = consumer, when
+
+    def orphaned(self) -> bool:
+        return self._when()
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+
+def test_an_orphaned_consumer_is_replaced_and_its_successor_reads_on_from_the_last_commit(kafka, topic, unique):
+    group, stop, handled, clients, moved = f"loop-orphan-{unique}", threading.Event(), [], [], []
+
+    def connect():
+        clients.append(new_consumer(KafkaConnection(kafka.address), group, "loop-test"))
+        first = len(clients) == 1
+        return ReportsOrphaned(clients[-1], lambda: first and len(handled) >= RECORDS // 2)
+
+    def handle(records):
+        handled.extend((len(clients), record.offset) for record in records)
+
+    loop = threading.Thread(target=run_loop, args=("loop-test", connect, topic, handle, stop, 1, Dependencies.fresh()),
+                            kwargs={"on_moved": lambda: moved.append(len(clients))})
+    loop.start()
+    try:
+        wait_until(lambda: committed_offset(kafka.address, group, topic, 0) == RECORDS, timeout=60,
+                   what="every record committed by the consumer's successor")
+    finally:
+        stop.set()
+        loop.join(20)
+    assert not loop.is_alive()
+    assert len(clients) == 2 and moved[0] == 1, "the orphan was replaced once, and its partitions counted as moved"
+    first = [offset for client, offset in handled if client == 1]
+    second = [offset for client, offset in handled if client == 2]
+    assert first == list(range(len(first))) and RECORDS // 2 <= len(first) < RECORDS
+    assert second == list(range(second[0], RECORDS)), "the successor reads on, in order, to the end"
+    assert second[0] <= first[-1] + 1, "nothing between the orphan's last record and its successor's first is skipped"

@@ -49,6 +49,9 @@ class OneRecordAtATime:
     def get_watermark_offsets(self, partition, cached):
         return -1, -1
 
+    def orphaned(self):
+        return False
+
     def close(self):
         pass
 
@@ -81,7 +84,7 @@ def run(count: int, failing: set[int] = frozenset()) -> tuple[list, list[int], l
         handled.append(record.offset)
         return Outcome(record.offset, events, acknowledging, record.offset in failing and handled.count(record.offset) == 1)
 
-    run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+    run_loop("consumer[*]", lambda: consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
     return events, handled, overlapped
 
 
@@ -138,7 +141,7 @@ def test_a_batch_is_announced_once_the_next_is_being_handled_before_the_one_afte
         [record] = records
         return SimpleNamespace(acknowledged=Announcement(record.offset, events))
 
-    run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+    run_loop("consumer[*]", lambda: consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
     for offset in range(4):
         assert events.count(("published", offset)) == 1, f"batch {offset} announced {events.count(('published', offset))} times"
         assert events.index(("published", offset)) < events.index(("acknowledged", offset)) < events.index(
@@ -161,7 +164,7 @@ def test_the_next_batch_is_begun_before_the_last_one_is_announced():
 
     sys.setswitchinterval(1.0)
     try:
-        run_loop("consumer[*]", consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
+        run_loop("consumer[*]", lambda: consumer, TOPIC, handle, stop, 1, Dependencies.fresh(), poll_timeout=0)
     finally:
         sys.setswitchinterval(interval)
     for offset in range(2):

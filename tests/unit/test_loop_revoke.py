@@ -57,6 +57,9 @@ class RebalancingConsumer:
     def seek(self, partition):
         pass
 
+    def orphaned(self):
+        return False
+
     def close(self):
         pass
 
@@ -64,8 +67,9 @@ class RebalancingConsumer:
 def test_records_read_before_a_revoke_of_their_partition_are_left_to_its_new_owner():
     stop, handled, moved = threading.Event(), [], []
     consumer = RebalancingConsumer(stop)
-    run_loop("views-projector", consumer, TOPIC, lambda records: handled.extend((r.partition, r.offset) for r in records),
-             stop, 500, Dependencies.fresh(), poll_timeout=0, on_moved=lambda: moved.append(True))
+    run_loop("views-projector", lambda: consumer, TOPIC,
+             lambda records: handled.extend((r.partition, r.offset) for r in records), stop, 500, Dependencies.fresh(),
+             poll_timeout=0, on_moved=lambda: moved.append(True))
     assert moved, "the revoke was served"
     assert (1, 0) not in handled, "a record of a partition given up was handled by its old owner"
     assert handled == [(0, 0), (0, 1), (0, 2)]
