@@ -1,4 +1,4 @@
-"""Telling when librdkafka has left a consumer with no broker to reach, a state it never leaves on its own.
+"""Telling when librdkafka has left a client with no broker to reach, a state it never leaves on its own.
 
 librdkafka drops the brokers a metadata response leaves out. A broker in controlled shutdown, the
 only one a client knew, can answer with none at all: the client then knows no broker, sends no
@@ -11,8 +11,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 log = logging.getLogger(__name__)
 # How often a watched client reports its brokers.
@@ -47,8 +49,8 @@ class BrokerPresence:
         return self._none_since is not None and self._clock() - self._none_since >= self._after_s
 
 
-class WatchedConsumer(Consumer):
-    """A consumer that tells when librdkafka has left it no broker to reach; its statistics are served by poll()."""
+class _Watched:
+    """What makes a client watched: its statistics feed a BrokerPresence (served by its poll())."""
 
     def __init__(self, config: dict, presence: BrokerPresence | None = None):
         self._presence = presence or BrokerPresence()
@@ -59,7 +61,57 @@ class WatchedConsumer(Consumer):
         return self._presence.orphaned()
 
 
+class WatchedConsumer(_Watched, Consumer):
+    """A consumer that tells when librdkafka has left it no broker to reach."""
+
+
+class WatchedProducer(_Watched, Producer):
+    """A producer that tells when librdkafka has left it no broker to reach."""
+
+
+Client = TypeVar("Client", WatchedConsumer, WatchedProducer)
+
+
+class Renewing(Generic[Client]):
+    """The client `connect` made last (or the `client` it starts with), replaced by a new one when asked for once it is
+    orphaned (the old one goes to `retire`, by default closed in the background). It stands for that client: what it
+    is asked goes to current()."""
+
+    def __init__(self, connect: Callable[[], Client], name: str, retire: Callable[[Client, str], None] | None = None,
+                 client: Client | None = None):
+        self._connect, self._name, self._retire = connect, name, retire or abandon
+        self._client = connect() if client is None else client
+        self._lock = threading.Lock()
+
+    def current(self) -> Client:
+        """The client to use now (asking costs a clock read while it is not orphaned)."""
+        client = self._client
+        if not client.orphaned():
+            return client
+        with self._lock:
+            if self._client is client:
+                self._retire(client, self._name)
+                self._client = self._connect()
+            return self._client
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.current(), name)
+
+
 def abandon(consumer: Consumer, name: str) -> None:
     """Close an orphaned consumer on a thread of its own: its close waits for requests no broker will ever answer."""
+    _retire_in_background(name, consumer.close)
+
+
+def drain(producer: Producer, name: str, timeout_s: float) -> None:
+    """Serve an orphaned producer's last delivery reports (failures, within its message timeout) on a thread of its
+    own, so that whoever waits for one is answered."""
+    _retire_in_background(name, producer.flush, timeout_s)
+
+
+def _retire_in_background(name: str, retire: Callable, *args) -> None:
+    """Say that a client is being replaced, and let `retire(*args)` end it on a daemon thread."""
     log.error("%s: librdkafka left the client no broker to reach (confluentinc/librdkafka#5301); replacing it", name)
-    threading.Thread(target=consumer.close, name=f"{name}-abandoned", daemon=True).start()
+    threading.Thread(target=retire, args=args, name=f"{name}-retired", daemon=True).start()

@@ -8,11 +8,12 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 from shared_domain.plausibility import EndsLookup
 
 from .kafka_connection import KafkaConnection
+from .kafka_orphans import WatchedConsumer
 
 log = logging.getLogger(__name__)
 
 
-def lookup_client(kafka: KafkaConnection, client_name: str, group_id: str) -> Consumer:
+def lookup_client(kafka: KafkaConnection, client_name: str, group_id: str) -> WatchedConsumer:
     """A client that joins no group and reads nothing, for look-ups made beside the group consumer of `group_id`.
 
     A group consumer's own thread may be inside a rebalance callback waiting for the very batch whose
@@ -21,7 +22,7 @@ def lookup_client(kafka: KafkaConnection, client_name: str, group_id: str) -> Co
     """
     # A consumer must name a group. It names the one it stands beside, which the same ACLs allow, and never joins
     # it: it neither subscribes nor commits.
-    return Consumer(kafka.config(**{"group.id": group_id, "client.id": client_name, "enable.auto.commit": False}))
+    return WatchedConsumer(kafka.config(**{"group.id": group_id, "client.id": client_name, "enable.auto.commit": False}))
 
 
 def partition_ends(consumer: Consumer, topic: str, timeout_s: float) -> EndsLookup:

@@ -7,6 +7,7 @@ from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException
 
+from shared_adapters.kafka_orphans import Renewing
 from shared_adapters.kafka_partition_ends import lookup_client, partition_ends
 from shared_adapters.mongo_client import connect, is_reachable
 from shared_adapters.mongo_failed_messages import MongoFailureRepository
@@ -186,14 +187,14 @@ def _source_check(settings: ConsumerSettings, name: str, group_id: str):
     Not through the projector's consumer: that consumer's thread waits, in a rebalance callback, for
     the batch being judged.
     """
-    client = lookup_client(settings.kafka, f"{name}-ends", group_id)
+    client = Renewing(partial(lookup_client, settings.kafka, f"{name}-ends", group_id), f"{name}-ends")
     ends = partition_ends(client, settings.messages_topic, timeout_s=5.0)
 
     def look_up(partitions):
         try:
             return ends(partitions)
         finally:
-            client.poll(0)  # serves what librdkafka queued for it (log lines), or they pile up
+            client.poll(0)  # serves what librdkafka queued for it (log lines, statistics), or they pile up
 
     try:
         yield SourceCheck(settings.messages_topic, look_up, patience_s=PATIENCE_S)

@@ -11,7 +11,7 @@ from shared_domain.documents import MESSAGES_COLLECTION, READ_MARKERS_COLLECTION
 from ..application.failed_messages import FailurePages
 from ..application.live import Hub
 from ..config import ProducerSettings
-from ..infrastructure.kafka_publisher import KafkaPublisher, new_producer
+from ..infrastructure.kafka_publisher import KafkaPublisher, renewing_producer
 from ..infrastructure.kafka_stored_events import StoredEventFeed
 from ..infrastructure.mongo_readers import (MongoConversations, MongoHistory, MongoReader, MongoViews, PartitionCount,
                                             PagedMessages)
@@ -20,8 +20,8 @@ from .services import Live, Services
 
 def real_services(settings: ProducerSettings) -> Services:
     """One producer and one MongoDB client for this process; the identities loaded while the store answers."""
-    producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
-    batch_producer = new_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
+    producer = renewing_producer(settings.kafka, settings.delivery_timeout_ms, settings.linger_ms)
+    batch_producer = renewing_producer(settings.kafka, settings.delivery_timeout_ms, settings.batch_linger_ms)
     publisher = KafkaPublisher(producer, settings.messages_topic, batch_producer)
     mongo = connect(settings.mongodb_uri, settings.mongodb_timeout_ms)
     database = mongo[settings.mongodb_database]

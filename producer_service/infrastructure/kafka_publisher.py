@@ -7,6 +7,7 @@ from confluent_kafka import KafkaException, Producer
 
 from shared_adapters.kafka_connection import KafkaConnection
 from shared_adapters.kafka_delivery import Delivery, Record, produce_later
+from shared_adapters.kafka_orphans import Renewing, WatchedProducer, drain
 from shared_adapters.kafka_partition_ends import partition_count
 from shared_domain.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, TRACE_ID_HEADER, encode, new_trace_id
 from shared_domain.message import Message
@@ -15,9 +16,9 @@ from shared_domain.partitioning import PARTITIONER
 from ..application.ports import BrokerUnavailable, Receipt
 
 
-def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: int = 0) -> Producer:
+def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: int = 0) -> WatchedProducer:
     """An idempotent producer whose acknowledgement means every in-sync replica has the record."""
-    return Producer(kafka.config(**{
+    return WatchedProducer(kafka.config(**{
         "client.id": "producer-service",
         "acks": "all",
         "enable.idempotence": True,
@@ -26,6 +27,13 @@ def new_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: in
         "message.timeout.ms": delivery_timeout_ms,
         "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 10000),
     }))
+
+
+def renewing_producer(kafka: KafkaConnection, delivery_timeout_ms: int, linger_ms: int = 0) -> Renewing:
+    """A new_producer, replaced by another once librdkafka leaves it no broker to reach; what it held is reported
+    failed within its delivery timeout."""
+    return Renewing(lambda: new_producer(kafka, delivery_timeout_ms, linger_ms), "producer-service",
+                    retire=lambda producer, name: drain(producer, name, delivery_timeout_ms / 1000 + 1))
 
 
 class KafkaPublisher:

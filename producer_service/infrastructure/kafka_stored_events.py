@@ -9,6 +9,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from shared_adapters.kafka_connection import KafkaConnection
+from shared_adapters.kafka_orphans import Renewing, WatchedConsumer
 from shared_adapters.kafka_partition_ends import partition_count, partition_ends
 from shared_domain.plausibility import PATIENCE_S, RECHECK_S, Holdback, SourceCheck, misplaced
 from shared_domain.stored_events import StoredEvent, decode_stored_event
@@ -80,7 +81,7 @@ class StoredEventFeed:
         self._drops = DropReport()
         self._lock = threading.Lock()
         self._starting = threading.Lock()  # held by the one start under way
-        self._consumer: Consumer | None = None
+        self._consumer: Renewing | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._read: dict[int, int] = {}  # by partition, the offset read next
@@ -135,14 +136,14 @@ class StoredEventFeed:
 
     def _start(self) -> None:
         """Fix where each partition ends and start reading from there (Kafka's look-ups are made outside the lock)."""
-        consumer = Consumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                                                  "enable.auto.offset.store": False}))
+        first = self._new_consumer()
         try:
-            ends = self._ends(consumer)
-            consumer.assign(ends)
+            ends = self._ends(first)
+            first.assign(ends)
         except (KafkaException, KeyError) as error:
-            consumer.close()
+            first.close()
             raise FeedUnavailable(f"topic {self._topic}: {error}") from None
+        consumer = Renewing(self._resumed, "live-feed", client=first)
         check = Holdback(SourceCheck(self._messages_topic, partition_ends(consumer, self._messages_topic, self._timeout)),
                          lambda event: event.source, PATIENCE_S)
         partitions = partition_count(consumer, self._messages_topic, self._timeout)
@@ -155,6 +156,18 @@ class StoredEventFeed:
             self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
             self._thread.start()
         log.info("live feed reading %s from its end", self._topic)
+
+    def _new_consumer(self) -> WatchedConsumer:
+        """A client of a group of its own that commits nothing: every process reads every event."""
+        return WatchedConsumer(self._kafka.config(**{"group.id": f"live-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                                                     "enable.auto.offset.store": False}))
+
+    def _resumed(self) -> WatchedConsumer:
+        """A client reading on from where the feed has read, in place of one librdkafka left with no broker."""
+        consumer = self._new_consumer()
+        with self._lock:
+            consumer.assign([TopicPartition(self._topic, partition, offset) for partition, offset in self._read.items()])
+        return consumer
 
     def _ends(self, consumer: Consumer) -> list[TopicPartition]:
         """Every partition of the topic at its current end (the topic must exist)."""
@@ -169,8 +182,9 @@ class StoredEventFeed:
 
     def _run(self) -> None:
         """Hand what arrives to the hub, as soon as one event is there, until closed."""
-        consumer = self._consumer
+        clients = self._consumer
         while not self._stop.is_set():
+            consumer = clients.current()  # one client a batch: a new one reads again what the last had not handed on
             first = consumer.poll(RECHECK_S if self._check.holding else 0.5)
             if first is None:
                 if self._check.holding:
@@ -198,7 +212,7 @@ class StoredEventFeed:
                                 record.partition(), record.offset(), error)
             # Only what a stream would be given is judged: each judgement may ask Kafka where a partition ends.
             self._hub.publish(plausible(self._hub.of_interest(events), self._check, self._drops, self._partitions))
-        consumer.close()
+        clients.close()
 
     def close(self) -> None:
         """Stop reading."""

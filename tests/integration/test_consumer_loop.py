@@ -11,6 +11,7 @@ from consumer_service.entrypoints.dependencies import Dependencies
 from consumer_service.entrypoints.loop import run_loop
 from consumer_service.infrastructure.kafka_io import ensure_topics, new_consumer
 from infra.process import wait_until
+from tests.support.orphans import ReportsOrphaned
 from tests.support.stack import committed_offset
 
 RECORDS = 20
@@ -125,19 +126,6 @@ def test_the_next_batch_is_prepared_while_the_previous_one_is_handled_and_commit
         loop.join(20)
     assert not loop.is_alive()
     assert handled == list(range(RECORDS)), "batches are handled one at a time, in order"
-
-
-class ReportsOrphaned:
-    """A real consumer that reports itself orphaned once `when()` holds, as one librdkafka left with no broker does."""
-
-    def __init__(self, consumer, when):
-        self._consumer, self._when = consumer, when
-
-    def orphaned(self) -> bool:
-        return self._when()
-
-    def __getattr__(self, name):
-        return getattr(self._consumer, name)
 
 
 def test_an_orphaned_consumer_is_replaced_and_its_successor_reads_on_from_the_last_commit(kafka, topic, unique):

@@ -18,10 +18,12 @@ from consumer_service.infrastructure.kafka_dead_letters import TRUNCATED_HEADER
 from infra.process import free_ports
 from producer_service.application.ports import BrokerUnavailable
 from producer_service.infrastructure.kafka_publisher import KafkaPublisher, new_producer
+from shared_adapters.kafka_orphans import Renewing, drain
 from shared_domain.envelope import decode, encode
 from shared_domain.failures import Failure
 from shared_domain.message import Message
 from shared_domain.stored_events import decode_stored_event
+from tests.support.orphans import ReportsOrphaned
 from tests.support.raw_kafka import produce_with_raw_header_names
 
 NOW = datetime(2026, 4, 1, tzinfo=timezone.utc)
@@ -86,6 +88,27 @@ def test_a_published_message_is_acknowledged_keyed_by_recipient(kafka, topic):
     assert (record.partition(), record.offset()) == (receipt.partition, receipt.offset)
     assert record.key() == b"clientB" and decode(record.value()) == message
     assert dict(record.headers()) == {"content-type": b"application/json", "trace-id": b"trace-1"}
+
+
+def test_a_publisher_whose_producer_is_orphaned_publishes_on_through_a_new_one(kafka, topic):
+    producers, orphan = [], threading.Event()
+
+    def connect():
+        producers.append(new_producer(KafkaConnection(kafka.address), 5000))
+        first = len(producers) == 1
+        return ReportsOrphaned(producers[-1], lambda: first and orphan.is_set())
+
+    publisher = KafkaPublisher(Renewing(connect, "producer-test", retire=lambda producer, name: drain(producer, name, 6)),
+                               topic)
+    try:
+        [before] = publisher.publish([Message("m-before", "clientA", "clientB", "hello", NOW)]).result(timeout=10)
+        orphan.set()
+        [after] = publisher.publish([Message("m-after", "clientA", "clientB", "hello", NOW)]).result(timeout=10)
+    finally:
+        publisher.close()
+    assert len(producers) == 2, "the orphaned producer was replaced"
+    assert not isinstance(before, BrokerUnavailable) and not isinstance(after, BrokerUnavailable)
+    assert [decode(record.value()).message_id for record in read_all(kafka.address, topic, 2)] == ["m-before", "m-after"]
 
 
 def test_a_batch_goes_through_the_batch_producer_and_every_message_gets_its_own_receipt(kafka, topic):

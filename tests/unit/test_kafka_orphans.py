@@ -1,11 +1,12 @@
 """Telling an orphaned librdkafka client from its statistics: no configured or learned broker listed for long enough."""
 
 import json
+import threading
 
 import pytest
 
 from shared_adapters.kafka_connection import KafkaConnection
-from shared_adapters.kafka_orphans import ORPHANED_AFTER_S, BrokerPresence, WatchedConsumer
+from shared_adapters.kafka_orphans import ORPHANED_AFTER_S, BrokerPresence, Renewing, WatchedConsumer
 from infra.process import wait_until
 
 
@@ -86,3 +87,37 @@ def test_a_broker_listed_again_before_the_patience_ran_out_starts_it_over(report
     assert not presence.orphaned()
     clock.now += 1
     assert presence.orphaned()
+
+
+class Client:
+    """A client that is orphaned when told."""
+
+    def __init__(self):
+        self.is_orphaned = False
+
+    def orphaned(self) -> bool:
+        return self.is_orphaned
+
+    def name(self) -> str:
+        return f"client {id(self)}"
+
+
+def test_a_renewing_client_stays_the_same_until_orphaned_then_is_replaced_once_however_many_ask():
+    made, retired = [], []
+
+    def connect():
+        made.append(Client())
+        return made[-1]
+
+    renewing = Renewing(connect, "test", retire=lambda client, name: retired.append(client))
+    first = renewing.current()
+    assert renewing.current() is first and renewing.name() == first.name(), "what it is asked goes to its client"
+    first.is_orphaned = True
+    answers = []
+    askers = [threading.Thread(target=lambda: answers.append(renewing.current())) for _ in range(8)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    assert retired == [first] and len(made) == 2, "the orphan was retired once, and one client made in its place"
+    assert all(answer is made[1] for answer in answers)
