@@ -62,6 +62,8 @@ class KafkaPublisher:
         headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()), (TRACE_ID_HEADER, (trace_id or new_trace_id()).encode())]
         records = [Record(message.recipient.encode(), encode(message), headers) for message in messages]
         producer = self._producer if len(messages) == 1 else self._batch_producer
+        if isinstance(producer, Renewing):  # asked once a request, not once a record
+            producer = producer.current()
         return produce_later(producer, self._topic, records, _outcome)
 
     def is_reachable(self, timeout: float) -> bool:
