@@ -1,10 +1,11 @@
 """Telling when librdkafka has left a client with no broker to reach, a state it never leaves on its own.
 
-librdkafka drops the brokers a metadata response leaves out. A broker in controlled shutdown, the
-only one a client knew, can answer with none at all: the client then knows no broker, sends no
-request again and never bootstraps again (confluentinc/librdkafka#5301; seen with 2.16.0 when a
-single broker restarts). Its statistics tell it: none of the brokers they list is one it was
-configured with or learned. What is left is to replace the client.
+librdkafka drops the brokers a metadata response leaves out, and a lone broker in controlled
+shutdown answers "0 brokers, 1 topics". Most often the client then bootstraps again; sometimes it
+is left knowing no broker, and sends no request again (confluentinc/librdkafka#5301; with 2.16.0,
+after a single broker's restart, a consumer here found "no broker available" for minutes while the
+process's other clients were back). Its statistics tell it: none of the brokers they list is one
+it was configured with or learned. What is left is to replace the client.
 """
 
 import json
