@@ -22,6 +22,7 @@ from tests.support.services import start_consumer
 
 from .cpu import CpuSince, bounds, group_cpu_seconds
 from .progress import CommittedProgress
+from .verdict import verdict
 
 
 def run(env: dict, logs: Path, mongo_uri: str, rounds: int, count: int, mongo_pid: int, batch: int = 500) -> float:
@@ -42,7 +43,7 @@ def run(env: dict, logs: Path, mongo_uri: str, rounds: int, count: int, mongo_pi
     rate, baseline = statistics.median(run[0] for run in ours), statistics.median(run[0] for run in raw)
     ratio = rate / baseline
     print(f"consumer backlog ({count}):  {rate:6.0f} docs/s   raw insert_many ({batch}/batch, same indexes) "
-          f"{baseline:6.0f} docs/s   ratio {ratio:.3f}x (target >= 0.85x: {'met' if ratio >= 0.85 else 'MISSED'})")
+          f"{baseline:6.0f} docs/s   ratio {ratio:.3f}x (target >= 0.85x: {verdict(ratio >= 0.85)})")
     print(f"{'':24} CPU per document: consumer {statistics.median(run[1] for run in ours):.0f} us, store "
           f"{statistics.median(run[2] for run in ours):.0f} us; raw: inserting client "
           f"{statistics.median(run[1] for run in raw):.0f} us, store {statistics.median(run[2] for run in raw):.0f} us")

@@ -9,6 +9,7 @@ from tests.support.api import Api
 from .cpu import CpuSince, bounds
 from .http_load import SINGLE, Run, cpu_of, measured
 from .progress import CommittedProgress
+from .verdict import verdict
 from .wrk import post_script, run_wrk
 
 
@@ -65,6 +66,6 @@ def _print(connections: int, pipelines: list[Pipeline], baseline: list[Run]) -> 
     ratio = (per_part["producer"] + per_part["consumer"]) / bare
     parts = ", ".join(f"{name} {used:.0f} us" for name, used in per_part.items())
     print(f"end to end, {connections} conns:  {stored:6.0f} msg/s stored   CPU per message: {parts}; bare endpoint "
-          f"{bare:.0f} us per request; producer + consumer {ratio:.3f}x (target <= 2x: {'met' if ratio <= 2 else 'MISSED'})")
+          f"{bare:.0f} us per request; producer + consumer {ratio:.3f}x (target <= 2x: {verdict(ratio <= 2)})")
     print(f"{'':24} {pipelines[-1].bound}")
     return ratio

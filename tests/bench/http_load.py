@@ -14,6 +14,7 @@ from tests.support.api import Api
 from tests.support.services import BIN, start_producer
 
 from .cpu import CpuSince, bounds
+from .verdict import verdict
 from .wrk import WrkResult, post_script, run_wrk
 
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:producer_service.entrypoints.gunicorn_config"]
@@ -109,7 +110,7 @@ def _run_batches(api: Api, tokens: dict, rounds: int, seconds: float, groups: di
     rate = statistics.median(run.requests_per_s for run in runs) * size
     p99 = statistics.median(run.result.p99_ms for run in runs)
     print(f"batch send ({size}/request, {connections} conns): {rate:7.0f} msg/s accepted   p99 {p99:.1f} ms per request"
-          f"   target >= 30000 msg/s: {'met' if rate >= 30000 else 'MISSED'}   {_cpu(runs, per=size)} per message")
+          f"   target >= 30000 msg/s: {verdict(rate >= 30000)}   {_cpu(runs, per=size)} per message")
     print(f"{'':24} {runs[-1].bounds()}")
     return rate
 
@@ -121,10 +122,10 @@ def _print_pair(label: str, ours: list[Run], baseline: list[Run]) -> float:
     ratio = rate / bare
     print(f"{label + ':':24} {rate:6.0f} req/s (p50 {_median(ours, 'p50_ms'):.1f} ms, p99 {_median(ours, 'p99_ms'):.1f} ms)"
           f"   bare {bare:6.0f} req/s (p50 {_median(baseline, 'p50_ms'):.1f} ms, p99 {_median(baseline, 'p99_ms'):.1f} ms)"
-          f"   ratio {ratio:.3f}x (target >= 0.6x: {'met' if ratio >= 0.6 else 'MISSED'})")
+          f"   ratio {ratio:.3f}x (target >= 0.6x: {verdict(ratio >= 0.6)})")
     cpu_ratio = cpu_of(ours, "server") / cpu_of(baseline, "server")
     print(f"{'':24} CPU per request: ours {_cpu(ours)}; bare {_cpu(baseline)}; server ours/bare {cpu_ratio:.3f}x "
-          f"(target <= 1.5x: {'met' if cpu_ratio <= 1.5 else 'MISSED'})")
+          f"(target <= 1.5x: {verdict(cpu_ratio <= 1.5)})")
     print(f"{'':24} ours {ours[-1].bounds()}")
     return ratio
 

@@ -31,6 +31,7 @@ from tests.support.stack import register
 
 from .consumer_load import _produce
 from .progress import CommittedProgress
+from .verdict import verdict
 
 SAMPLED = 50  # clients measured (registered, so they can sign requests)
 # Each client talks with its two neighbours in a ring, and the first messages go round it once each way, so
@@ -82,7 +83,7 @@ def run(env: dict, logs: Path, mongo_uri: str, database: str, clients: int, size
         for kind, bounded in (("conversations", True), ("stream start", True), ("newest page", True),
                               *((kind, True) for kind in DEEP_KINDS), ("lookup by _id", False)):
             ratio = statistics.quantiles(large[kind][0], n=100)[98] / statistics.quantiles(small[kind][0], n=100)[98]
-            target = f"target <= {GROWTH_TARGET}x: {'met' if ratio <= GROWTH_TARGET else 'MISSED'}" if bounded else "no target"
+            target = f"target <= {GROWTH_TARGET}x: {verdict(ratio <= GROWTH_TARGET)}" if bounded else "no target"
             print(f"scale: {kind} p99 at {sizes[-1]} / at {sizes[0]}: {ratio:.3f}x ({target})")
     finally:
         mongo.close()
@@ -111,7 +112,7 @@ def _fetch_ratio(env: dict, logs: Path, client: str) -> None:
         consumer.stop()
     share = fetched / total
     print(f"scale: a consumer for {client} alone fetched {fetched:.0f} of the topic's {total} records ({share:.2f}; "
-          f"target <= 1.2/P = {1.2 / progress.partitions:.2f}: {'met' if share <= 1.2 / progress.partitions else 'MISSED'})")
+          f"target <= 1.2/P = {1.2 / progress.partitions:.2f}: {verdict(share <= 1.2 / progress.partitions)})")
 
 
 def _message(chooser: random.Random, names: list[str], peers: dict[str, list[str]], number: int) -> Message:
@@ -220,6 +221,6 @@ def _print(size: int, figures: dict[str, tuple[list[float], list[int]]]) -> None
         if len(milliseconds) < 2:
             continue
         p50, p99 = statistics.median(milliseconds), statistics.quantiles(milliseconds, n=100)[98]
-        target = f"target p99 < {P99_TARGET_MS:.0f} ms: {'met' if p99 < P99_TARGET_MS else 'MISSED'}"
+        target = f"target p99 < {P99_TARGET_MS:.0f} ms: {verdict(p99 < P99_TARGET_MS)}"
         print(f"scale: at {size}: {kind:14} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({target})  "
               f"items per request: median {statistics.median(items):.0f}, max {max(items)}")

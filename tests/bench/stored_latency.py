@@ -13,6 +13,7 @@ from tests.support.api import Api
 
 from .cpu import CpuSince
 from .progress import CommittedProgress
+from .verdict import verdict
 
 
 def run(api: Api, database, rate: float, seconds: float, progress: CommittedProgress,
@@ -52,7 +53,7 @@ def run(api: Api, database, rate: float, seconds: float, progress: CommittedProg
     p50, p99 = quantile(stored, 0.50), quantile(stored, 0.99)
     print(f"stored latency at {rate:.0f} msg/s: p50 {p50:.1f} ms  p99 {p99:.1f} ms  (202 after p50 "
           f"{quantile(accepted, 0.5):.1f} ms, p99 {quantile(accepted, 0.99):.1f} ms; {count} messages)"
-          f"   target p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
+          f"   target p99 < 50 ms: {verdict(p99 < 50)}")
     print(f"{'':24} {bound}")
     return p50, p99
 
