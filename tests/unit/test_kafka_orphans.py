@@ -21,11 +21,14 @@ class Clock:
 
 
 class Kept(BrokerPresence):
-    """A presence that keeps every report it takes."""
+    """A presence that keeps every report it takes, asking for one every 100 ms."""
 
     def __init__(self):
         super().__init__()
         self.reports = []
+
+    def config(self) -> dict:
+        return {**super().config(), "statistics.interval.ms": 100}
 
     def observe(self, statistics: str) -> None:
         self.reports.append(statistics)
