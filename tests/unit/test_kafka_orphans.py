@@ -67,6 +67,17 @@ def test_a_client_listing_its_configured_broker_is_never_orphaned_even_when_that
     assert not presence.orphaned()
 
 
+def test_a_report_laid_out_otherwise_is_read_all_the_same(report):
+    clock, spaced = Clock(), json.dumps(json.loads(report), indent=1)
+    presence = BrokerPresence(clock=clock)
+    assert '"source":"configured"' not in spaced
+    presence.observe(without_reachable_brokers(report))
+    clock.now += ORPHANED_AFTER_S - 1
+    presence.observe(spaced)
+    clock.now += ORPHANED_AFTER_S
+    assert not presence.orphaned(), "a broker listed in another layout was missed"
+
+
 def test_a_client_listing_no_reachable_broker_is_orphaned_once_that_lasted_long_enough(report):
     clock, orphan = Clock(), without_reachable_brokers(report)
     presence = BrokerPresence(clock=clock)
