@@ -4,15 +4,10 @@ import collections
 import json
 import os
 import threading
-from functools import partial
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
-from consumer_service.infrastructure.kafka_io import ensure_topics
 from infra.process import wait_until
-from shared_adapters.kafka_connection import KafkaConnection
-from shared_adapters.kafka_orphans import ORPHANED_AFTER_S, STATISTICS_INTERVAL_MS, Renewing, abandon
-from shared_adapters.kafka_partition_ends import lookup_client
 from shared_domain.partitioning import PARTITIONER
 from tests.support.services import start_consumer
 
@@ -20,9 +15,6 @@ from .ledger import LEDGERS, settle
 from .load import Load
 
 FAST_STORE_RETRIES = {"MONGODB_TIMEOUT_MS": 500, "STORE_RETRY_FIRST_WAIT_S": 0.2, "STORE_RETRY_ATTEMPTS": 3}
-# Clients asking for metadata through restarts of a lone broker, and how many restarts they get to be orphaned in.
-ORPHAN_CLIENTS = 16
-ORPHAN_RESTARTS = 8
 
 
 def when_stored(stack, load, fraction: float) -> None:
@@ -171,54 +163,3 @@ def test_a_flood_of_poison_goes_to_the_dead_letter_queue_while_valid_traffic_is_
     assert {item["errorType"] for item in failures} == {"UndecodableRecord", "SchemaViolation"}
     LEDGERS.append(f"ledger[poison flood]: poison produced={len(values)} poison dead-lettered={len(failures)}")
     assert consumer.alive
-
-
-def test_clients_a_restarting_lone_broker_leaves_with_no_broker_are_replaced_and_reach_it_again(killable_kafka, unique):
-    # A lone broker shutting down answers metadata with no brokers; librdkafka then drops every broker it knew and,
-    # some restarts in, no longer bootstraps again (confluentinc/librdkafka#5301). Clients asking for metadata all
-    # the time meet it within a few restarts.
-    connection, topic = KafkaConnection(killable_kafka.bootstrap_servers), f"orphans-{unique}"
-    ensure_topics(connection, [topic], partitions=3, timeout=10)
-    retired, stop = [], threading.Event()
-
-    def retire(client, name):
-        retired.append(name)
-        abandon(client, name)
-
-    clients = [Renewing(partial(lookup_client, connection, f"orphans-{n}", f"orphans-{unique}"), f"orphans-{n}", retire)
-               for n in range(ORPHAN_CLIENTS)]
-
-    def ask(client):
-        while not stop.is_set():
-            try:
-                client.list_topics(topic, timeout=0.2)
-            except KafkaException:
-                pass
-            client.poll(0)
-
-    askers = [threading.Thread(target=ask, args=(client,), daemon=True) for client in clients]
-    for asker in askers:
-        asker.start()
-    restarts = 0
-    try:
-        while not retired and restarts < ORPHAN_RESTARTS:
-            for _ in range(ORPHAN_RESTARTS // 2):  # an orphan stays one: one wait serves the restarts before it
-                killable_kafka.stop()
-                killable_kafka.start()
-                restarts += 1
-            try:
-                wait_until(lambda: retired, timeout=ORPHANED_AFTER_S + 3 * STATISTICS_INTERVAL_MS / 1000, interval=0.2,
-                           what="a client replaced")
-            except TimeoutError:
-                pass
-    finally:
-        stop.set()
-        for asker in askers:
-            asker.join(5)
-    LEDGERS.append(f"ledger[orphaned clients]: {len(retired)} of {len(clients)} clients replaced after {restarts} "
-                   f"restart(s) of a lone broker")
-    assert retired, f"no client was left with no broker in {restarts} restarts"
-    for client in clients:
-        assert topic in client.list_topics(topic, timeout=10).topics, "a replaced client reaches the broker"
-    for client in clients:
-        client.close()
