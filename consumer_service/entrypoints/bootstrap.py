@@ -2,7 +2,7 @@
 
 import logging
 import threading
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException
@@ -171,8 +171,7 @@ def _run_views_projector(settings: ConsumerSettings, database, stop: threading.E
     name = "views-projector"
     connect = partial(kafka_io.new_consumer, settings.kafka, settings.views_group_id, name, dependencies.kafka.suspect,
                       dependencies.kafka.up, gather_ms=kafka_io.VIEWS_GATHER_MS)
-    with closing(connect()) as asking:  # subscribes to nothing: closes at once
-        partitions = kafka_io.partition_count(asking, settings.messages_topic, timeout=10.0) or settings.topic_partitions
+    partitions = kafka_io.topic_partitions(settings.kafka, settings.messages_topic) or settings.topic_partitions
     views = MongoConversationViews(database)
     with _source_check(settings, name, settings.views_group_id) as sources:
         handle = partial(project_views, views=views, judge=sources.judge, partitions=partitions)
